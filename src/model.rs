@@ -1,0 +1,336 @@
+//! Domain records shared by the engine, the store and the API.
+//!
+//! These are plain data: no I/O, no terminal types. The wire format of the API
+//! is the serde form of these records (camelCase, RFC 3339 times).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::manifest::{BackendKind, Manifest};
+
+/// The identity of a deployment: its name within an environment.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct DeploymentKey {
+    pub name: String,
+    pub environment: String,
+}
+
+impl DeploymentKey {
+    pub fn new(name: impl Into<String>, environment: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            environment: environment.into(),
+        }
+    }
+}
+
+impl fmt::Display for DeploymentKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.name, self.environment)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeploymentStatus {
+    Pending,
+    Building,
+    Deploying,
+    Deployed,
+    Degraded,
+    Failed,
+    Undeploying,
+    Undeployed,
+}
+
+impl DeploymentStatus {
+    pub const ALL: [DeploymentStatus; 8] = [
+        Self::Pending,
+        Self::Building,
+        Self::Deploying,
+        Self::Deployed,
+        Self::Degraded,
+        Self::Failed,
+        Self::Undeploying,
+        Self::Undeployed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Building => "building",
+            Self::Deploying => "deploying",
+            Self::Deployed => "deployed",
+            Self::Degraded => "degraded",
+            Self::Failed => "failed",
+            Self::Undeploying => "undeploying",
+            Self::Undeployed => "undeployed",
+        }
+    }
+}
+
+impl fmt::Display for DeploymentStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for DeploymentStatus {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|status| status.as_str() == text)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Self::ALL.iter().map(|s| s.as_str()).collect();
+                format!("unknown status {text:?}; expected one of {}", known.join(", "))
+            })
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    Healthy,
+    Unhealthy,
+    #[default]
+    Unknown,
+}
+
+impl fmt::Display for Health {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Healthy => "healthy",
+            Self::Unhealthy => "unhealthy",
+            Self::Unknown => "unknown",
+        })
+    }
+}
+
+/// The stored record of a deployment. Runtime state (replicas, checks) is not
+/// stored here; the engine reports it alongside in [`DeploymentView`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deployment {
+    pub id: String,
+    pub name: String,
+    pub environment: String,
+    pub backend: BackendKind,
+    pub status: DeploymentStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    pub version: String,
+    /// The revision that is (or is being) rolled out.
+    pub revision: u64,
+    /// The last revision that became healthy; the target of an automatic revert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_healthy_revision: Option<u64>,
+    pub desired_replicas: u32,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl Deployment {
+    pub fn key(&self) -> DeploymentKey {
+        DeploymentKey::new(&self.name, &self.environment)
+    }
+
+    /// Whether the supervisor should keep replicas of this deployment running.
+    pub fn wants_replicas(&self) -> bool {
+        !matches!(
+            self.status,
+            DeploymentStatus::Undeploying | DeploymentStatus::Undeployed
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RevisionStatus {
+    Pending,
+    Building,
+    Deploying,
+    /// Became healthy and is serving.
+    Deployed,
+    /// Was serving and was replaced by a later revision.
+    Superseded,
+    Failed,
+}
+
+impl fmt::Display for RevisionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Pending => "pending",
+            Self::Building => "building",
+            Self::Deploying => "deploying",
+            Self::Deployed => "deployed",
+            Self::Superseded => "superseded",
+            Self::Failed => "failed",
+        })
+    }
+}
+
+/// One numbered revision with its full rendered spec; never rewritten except
+/// for its status and reason.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Revision {
+    pub deployment_id: String,
+    pub revision: u64,
+    pub version: String,
+    pub status: RevisionStatus,
+    /// Why this revision exists (`deploy`, `scale`, `rollback to 3` ...) and,
+    /// once it failed, why it failed.
+    pub reason: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub spec: Manifest,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventOutcome {
+    Ok,
+    Error,
+}
+
+/// An audit record: who did what to which deployment, when, and how it ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Event {
+    /// Monotonic sequence number assigned by the store.
+    pub seq: u64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub time: OffsetDateTime,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<DeploymentKey>,
+    /// OS user of the client that asked, or `agent` for the agent's own actions.
+    pub user: String,
+    pub action: String,
+    pub outcome: EventOutcome,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplicaState {
+    Starting,
+    Running,
+    Ready,
+    Stopping,
+    Exited,
+    Failed,
+}
+
+impl fmt::Display for ReplicaState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Starting => "starting",
+            Self::Running => "running",
+            Self::Ready => "ready",
+            Self::Stopping => "stopping",
+            Self::Exited => "exited",
+            Self::Failed => "failed",
+        })
+    }
+}
+
+/// Live state of one replica, as the supervisor last observed it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaView {
+    pub index: u32,
+    pub revision: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    pub state: ReplicaState,
+    pub ready: bool,
+    pub restarts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_exit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    pub started_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaCounts {
+    pub desired: u32,
+    pub ready: u32,
+}
+
+/// A deployment as the API shows it: the stored record joined with live state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentView {
+    pub id: String,
+    pub name: String,
+    pub environment: String,
+    pub backend: BackendKind,
+    pub status: DeploymentStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    pub health: Health,
+    pub version: String,
+    pub revision: u64,
+    pub replicas: ReplicaCounts,
+    pub endpoints: Vec<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub replica_details: Vec<ReplicaView>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthCheckView {
+    pub name: String,
+    pub status: Health,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthView {
+    pub status: Health,
+    pub checks: Vec<HealthCheckView>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    pub last_checked: Option<OffsetDateTime>,
+}
+
+/// One row of `history`, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    pub revision: u64,
+    pub version: String,
+    pub status: RevisionStatus,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub reason: String,
+}
+
+impl From<&Revision> for HistoryEntry {
+    fn from(revision: &Revision) -> Self {
+        Self {
+            revision: revision.revision,
+            version: revision.version.clone(),
+            status: revision.status,
+            created_at: revision.created_at,
+            reason: revision.reason.clone(),
+        }
+    }
+}
