@@ -1,2 +1,5 @@
+pub mod backend;
+pub mod home;
+pub mod logs;
 pub mod manifest;
 pub mod model;

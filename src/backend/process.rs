@@ -1,0 +1,366 @@
+//! The process backend: each replica is a child process group of the agent.
+//!
+//! Replicas die with the agent (`PR_SET_PDEATHSIG` on the group leader), and
+//! every replica carries a marker variable naming the agent's home, so an
+//! agent that starts after a crash finds and ends the rest of the group
+//! before it starts replicas again: no orphans and no duplicates.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fs;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+use super::{
+    Backend, BackendError, ExitReason, ReplicaEvent, ReplicaId, ReplicaLaunch, StartedReplica,
+};
+use crate::logs::{LogSink, Stream};
+use crate::manifest::StopSignal;
+
+/// Name of the variable that ties a replica to the agent home that started it.
+pub const HOME_MARKER_VAR: &str = "SHIPDECK_AGENT_HOME";
+
+/// Variables passed from the agent's environment to replicas. Everything
+/// else is left out so that the agent's own settings never leak into apps.
+const INHERITED_VARS: &[&str] = &["HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR"];
+
+pub struct ProcessBackend {
+    home_marker: String,
+    /// Directory of the running shipdeck binary, put first on replicas' PATH
+    /// so that the bundled sample workload resolves by name.
+    bin_dir: Option<PathBuf>,
+    next_id: AtomicU64,
+    logs: Arc<dyn LogSink>,
+}
+
+impl ProcessBackend {
+    pub fn new(home: &Path, logs: Arc<dyn LogSink>) -> Self {
+        let bin_dir = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(Path::to_path_buf));
+        Self {
+            home_marker: home.display().to_string(),
+            bin_dir,
+            next_id: AtomicU64::new(1),
+            logs,
+        }
+    }
+
+    /// The PATH replicas search, with shipdeck's own directory first.
+    fn search_path(&self) -> OsString {
+        let mut dirs: Vec<PathBuf> = self.bin_dir.iter().cloned().collect();
+        if let Some(path) = std::env::var_os("PATH") {
+            dirs.extend(std::env::split_paths(&path));
+        } else {
+            dirs.extend(["/usr/local/bin", "/usr/bin", "/bin"].map(PathBuf::from));
+        }
+        std::env::join_paths(dirs).unwrap_or_default()
+    }
+
+    /// Builds the replica environment: a few inherited variables, the
+    /// manifest's env, then shipdeck's own variables, which win.
+    fn replica_env(&self, launch: &ReplicaLaunch) -> BTreeMap<String, String> {
+        let mut env: BTreeMap<String, String> = INHERITED_VARS
+            .iter()
+            .filter_map(|name| Some((name.to_string(), std::env::var(name).ok()?)))
+            .collect();
+        env.insert(
+            "PATH".to_owned(),
+            self.search_path().to_string_lossy().into_owned(),
+        );
+        env.extend(launch.env.clone());
+        env.insert(HOME_MARKER_VAR.to_owned(), self.home_marker.clone());
+        env
+    }
+
+    /// Ends every process group left behind by an earlier agent of this home.
+    /// Returns how many groups were ended.
+    pub fn sweep_orphans(&self) -> usize {
+        let own = std::process::id();
+        let mut groups = std::collections::BTreeSet::new();
+        for pid in marked_processes(&self.home_marker) {
+            if pid == own {
+                continue;
+            }
+            if let Ok(pgid) = nix::unistd::getpgid(Some(Pid::from_raw(pid as i32))) {
+                groups.insert(pgid);
+            }
+        }
+        let own_group = nix::unistd::getpgrp();
+        groups.remove(&own_group);
+        for group in &groups {
+            tracing::warn!(pgid = group.as_raw(), "ending replica group left by an earlier agent");
+            let _ = killpg(*group, Signal::SIGKILL);
+        }
+        groups.len()
+    }
+}
+
+impl Backend for ProcessBackend {
+    async fn start(
+        &self,
+        launch: ReplicaLaunch,
+        events: mpsc::Sender<ReplicaEvent>,
+    ) -> Result<StartedReplica, BackendError> {
+        let env = self.replica_env(&launch);
+        let argv = expand_command(&launch.command, &env)?;
+        let program = resolve_program(&argv[0], &launch.workdir, &self.search_path())?;
+        if !launch.workdir.is_dir() {
+            return Err(BackendError::MissingWorkdir {
+                path: launch.workdir.clone(),
+            });
+        }
+
+        let mut command = Command::new(&program);
+        command
+            .args(&argv[1..])
+            .env_clear()
+            .envs(&env)
+            .current_dir(&launch.workdir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        die_with_parent(&mut command);
+
+        let mut child = command.spawn().map_err(|source| BackendError::Spawn {
+            command: argv[0].clone(),
+            source,
+        })?;
+        let id = ReplicaId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let pid = child.id();
+        let source = format!("{}-{}", launch.key.name, launch.index);
+        forward_output(child.stdout.take(), &self.logs, &launch, &source, Stream::Stdout);
+        forward_output(child.stderr.take(), &self.logs, &launch, &source, Stream::Stderr);
+        tokio::spawn(wait_for_exit(child, id, pid, events));
+        Ok(StartedReplica { id, pid })
+    }
+
+    fn request_stop(&self, replica: &StartedReplica, signal: StopSignal) {
+        if let Some(pid) = replica.pid {
+            let _ = killpg(Pid::from_raw(pid as i32), to_signal(signal));
+        }
+    }
+
+    fn kill(&self, replica: &StartedReplica) {
+        if let Some(pid) = replica.pid {
+            let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+    }
+}
+
+/// Asks the kernel to kill the replica when the agent thread that started
+/// it exits. Replicas are started from tokio worker threads, which live as
+/// long as the agent's runtime.
+#[allow(unsafe_code)]
+fn die_with_parent(command: &mut Command) {
+    // SAFETY: the closure runs between fork and exec and only makes the
+    // prctl system call, which is async-signal-safe; it allocates nothing.
+    unsafe {
+        command.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
+        });
+    }
+}
+
+async fn wait_for_exit(
+    mut child: Child,
+    id: ReplicaId,
+    pid: Option<u32>,
+    events: mpsc::Sender<ReplicaEvent>,
+) {
+    let reason = match child.wait().await {
+        Ok(status) => match (status.code(), status.signal()) {
+            (Some(code), _) => ExitReason::Code(code),
+            (None, Some(signal)) => ExitReason::Signal(signal),
+            (None, None) => ExitReason::Unknown,
+        },
+        Err(error) => {
+            tracing::error!(?id, %error, "waiting for a replica failed");
+            ExitReason::Unknown
+        }
+    };
+
+    // Whatever the leader started in its group goes with it, as in a
+    // container: a replica is the whole group.
+    if let Some(pid) = pid {
+        let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+    }
+    if events.send(ReplicaEvent::Exited { id, reason }).await.is_err() {
+        tracing::debug!(?id, "replica exited after its supervisor stopped");
+    }
+}
+
+fn forward_output<R>(
+    stream: Option<R>,
+    sink: &Arc<dyn LogSink>,
+    launch: &ReplicaLaunch,
+    source: &str,
+    kind: Stream,
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+{
+    let Some(stream) = stream else { return };
+    let sink = Arc::clone(sink);
+    let deployment = launch.deployment_id.clone();
+    let source = source.to_owned();
+    let revision = launch.revision;
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stream).split(b'\n');
+        while let Ok(Some(line)) = lines.next_segment().await {
+            sink.append(&deployment, &source, kind, revision, &line);
+        }
+    });
+}
+
+fn to_signal(signal: StopSignal) -> Signal {
+    match signal {
+        StopSignal::Term => Signal::SIGTERM,
+        StopSignal::Int => Signal::SIGINT,
+        StopSignal::Quit => Signal::SIGQUIT,
+        StopSignal::Hup => Signal::SIGHUP,
+        StopSignal::Usr1 => Signal::SIGUSR1,
+        StopSignal::Usr2 => Signal::SIGUSR2,
+        StopSignal::Kill => Signal::SIGKILL,
+    }
+}
+
+/// Expands `${NAME}` references from the replica's environment, without a
+/// shell. `$${` stands for a literal `${`.
+pub fn expand_command(
+    command: &[String],
+    env: &BTreeMap<String, String>,
+) -> Result<Vec<String>, BackendError> {
+    if command.is_empty() || command[0].is_empty() {
+        return Err(BackendError::EmptyCommand);
+    }
+    command.iter().map(|arg| expand_arg(arg, env)).collect()
+}
+
+fn expand_arg(arg: &str, env: &BTreeMap<String, String>) -> Result<String, BackendError> {
+    let mut out = String::with_capacity(arg.len());
+    let mut rest = arg;
+    while let Some(start) = rest.find("${") {
+        if rest[..start].ends_with('$') {
+            out.push_str(&rest[..start - 1]);
+            out.push_str("${");
+            rest = &rest[start + 2..];
+            continue;
+        }
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            return Ok(out);
+        };
+        let name = &after[..end];
+        let value = env.get(name).ok_or_else(|| BackendError::UnknownVariable {
+            name: name.to_owned(),
+        })?;
+        out.push_str(value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Finds the program to run: a path with a slash is taken relative to the
+/// working directory, a bare name is searched on `path`.
+pub fn resolve_program(name: &str, workdir: &Path, path: &OsString) -> Result<PathBuf, BackendError> {
+    if name.contains('/') {
+        let candidate = workdir.join(name);
+        if is_executable(&candidate) {
+            return Ok(candidate);
+        }
+        return Err(BackendError::CommandNotFound {
+            command: name.to_owned(),
+            searched: workdir.display().to_string(),
+        });
+    }
+    std::env::split_paths(path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| is_executable(candidate))
+        .ok_or_else(|| BackendError::CommandNotFound {
+            command: name.to_owned(),
+            searched: "PATH".to_owned(),
+        })
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(path)
+        .map(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// Process ids whose environment carries this home's marker.
+fn marked_processes(home_marker: &str) -> Vec<u32> {
+    let needle = format!("{HOME_MARKER_VAR}={home_marker}");
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/environ"))
+                .map(|environ| environ.split(|b| *b == 0).any(|var| var == needle.as_bytes()))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn expand_replaces_known_variables() {
+        let argv = vec!["serve".to_owned(), "--port=${PORT}".to_owned()];
+        let expanded = expand_command(&argv, &env(&[("PORT", "8080")])).unwrap();
+        assert_eq!(expanded, vec!["serve", "--port=8080"]);
+    }
+
+    #[test]
+    fn expand_rejects_unknown_variable() {
+        let argv = vec!["serve".to_owned(), "${NOPE}".to_owned()];
+        let error = expand_command(&argv, &env(&[])).unwrap_err();
+        assert!(error.to_string().contains("${NOPE}"), "{error}");
+    }
+
+    #[test]
+    fn expand_keeps_escaped_reference() {
+        let argv = vec!["echo".to_owned(), "$${PORT}".to_owned()];
+        let expanded = expand_command(&argv, &env(&[("PORT", "1")])).unwrap();
+        assert_eq!(expanded[1], "${PORT}");
+    }
+
+    #[test]
+    fn expand_does_not_reexpand_values() {
+        let argv = vec!["echo".to_owned(), "${A}".to_owned()];
+        let expanded = expand_command(&argv, &env(&[("A", "${B}"), ("B", "x")])).unwrap();
+        assert_eq!(expanded[1], "${B}");
+    }
+
+    #[test]
+    fn resolve_reports_missing_program() {
+        let path = OsString::from("/nonexistent");
+        let error = resolve_program("no-such-program", Path::new("/"), &path).unwrap_err();
+        assert!(error.to_string().contains("no-such-program"), "{error}");
+    }
+}

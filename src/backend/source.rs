@@ -1,0 +1,311 @@
+//! Fetching a revision's `source` and running its `build.command`.
+//!
+//! Each revision gets its own directory under the home's `builds/`, so a
+//! rollback finds the exact tree it ran before and never rebuilds.
+
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
+
+use crate::manifest::{Source, SourceKind};
+
+/// Longest a fetch or a build may take before it is ended as failed.
+const BUILD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// Name of the file, beside the tree, that marks a finished build.
+const DONE_MARKER: &str = "build.done";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("source {url}: only local paths and file:// URLs are supported; download the archive first and give its path")]
+    UnsupportedUrl { url: String },
+    #[error("source {url} does not exist; check source.url (relative paths are taken from the manifest's directory)")]
+    Missing { url: String },
+    #[error("cannot fetch source {url}: {detail}")]
+    Fetch { url: String, detail: String },
+    #[error("cannot read archive {url}: {source}")]
+    Archive {
+        url: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("build command {command:?} failed: {detail}; see `shipdeck logs NAME --build`")]
+    Build { command: String, detail: String },
+    #[error("{action} in {path} failed: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The directories of one revision's build.
+#[derive(Debug, Clone)]
+pub struct BuildDirs {
+    pub root: PathBuf,
+}
+
+impl BuildDirs {
+    pub fn new(builds_dir: &Path, deployment_id: &str, revision: u64) -> Self {
+        Self {
+            root: builds_dir.join(deployment_id).join(revision.to_string()),
+        }
+    }
+
+    /// The fetched tree, where the build runs and the app starts.
+    pub fn tree(&self) -> PathBuf {
+        self.root.join("src")
+    }
+
+    pub fn log(&self) -> PathBuf {
+        self.root.join("build.log")
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.root.join(DONE_MARKER).is_file()
+    }
+}
+
+/// Turns `source.url` into a local path: a plain path or a file:// URL.
+pub fn local_path(url: &str) -> Result<PathBuf, SourceError> {
+    if let Some(path) = url.strip_prefix("file://") {
+        return Ok(PathBuf::from(path));
+    }
+    if url.contains("://") {
+        return Err(SourceError::UnsupportedUrl {
+            url: url.to_owned(),
+        });
+    }
+    Ok(PathBuf::from(url))
+}
+
+/// Fetches the source and runs the build, writing all output to the build
+/// log. A revision that was built before is reused as it is.
+pub async fn fetch_and_build(
+    dirs: &BuildDirs,
+    source: &Source,
+    build_command: Option<&[String]>,
+    env: &[(String, String)],
+) -> Result<PathBuf, SourceError> {
+    if dirs.is_done() {
+        return Ok(dirs.tree());
+    }
+    reset_dir(&dirs.root)?;
+    let mut log = open_log(&dirs.log()).await?;
+
+    let fetched = tokio::time::timeout(BUILD_TIMEOUT, fetch(source, &dirs.tree(), &mut log)).await;
+    match fetched {
+        Ok(result) => result?,
+        Err(_) => {
+            return Err(SourceError::Fetch {
+                url: source.url.clone(),
+                detail: format!("timed out after {} s", BUILD_TIMEOUT.as_secs()),
+            })
+        }
+    }
+
+    if let Some(command) = build_command {
+        run_build(command, &dirs.tree(), env, &dirs.log()).await?;
+    }
+    fs::write(dirs.root.join(DONE_MARKER), b"").map_err(|source| SourceError::Io {
+        action: "marking the build done",
+        path: dirs.root.clone(),
+        source,
+    })?;
+    Ok(dirs.tree())
+}
+
+fn reset_dir(dir: &Path) -> Result<(), SourceError> {
+    if dir.exists() {
+        fs::remove_dir_all(dir).map_err(|source| SourceError::Io {
+            action: "removing an unfinished build",
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    fs::create_dir_all(dir).map_err(|source| SourceError::Io {
+        action: "creating the build directory",
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+async fn open_log(path: &Path) -> Result<tokio::fs::File, SourceError> {
+    tokio::fs::File::create(path)
+        .await
+        .map_err(|source| SourceError::Io {
+            action: "creating the build log",
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+async fn fetch(source: &Source, tree: &Path, log: &mut tokio::fs::File) -> Result<(), SourceError> {
+    let path = local_path(&source.url)?;
+    if !path.exists() {
+        return Err(SourceError::Missing {
+            url: source.url.clone(),
+        });
+    }
+    let note = format!("fetching {} ({:?})\n", source.url, source.kind);
+    let _ = log.write_all(note.as_bytes()).await;
+
+    match source.kind {
+        SourceKind::Git => clone_git(source, &path, tree, log).await,
+        SourceKind::Zip | SourceKind::Tar => {
+            let kind = source.kind;
+            let url = source.url.clone();
+            let tree = tree.to_path_buf();
+            tokio::task::spawn_blocking(move || unpack(kind, &path, &tree, &url))
+                .await
+                .map_err(|error| SourceError::Fetch {
+                    url: source.url.clone(),
+                    detail: error.to_string(),
+                })?
+        }
+    }
+}
+
+async fn clone_git(
+    source: &Source,
+    path: &Path,
+    tree: &Path,
+    log: &mut tokio::fs::File,
+) -> Result<(), SourceError> {
+    let mut command = Command::new("git");
+    command
+        .arg("clone")
+        .arg("--depth=1")
+        .arg("--quiet")
+        // A local path would otherwise be hard-linked; --no-local copies
+        // through the pack protocol, so --depth applies.
+        .arg("--no-local");
+    if let Some(reference) = source.branch.as_ref().or(source.tag.as_ref()) {
+        command.arg("--branch").arg(reference);
+    }
+    command
+        .arg("--")
+        .arg(path)
+        .arg(tree)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .stdin(Stdio::null());
+
+    let output = command.output().await.map_err(|error| SourceError::Fetch {
+        url: source.url.clone(),
+        detail: format!("cannot run git: {error}; install git"),
+    })?;
+    let _ = log.write_all(&output.stdout).await;
+    let _ = log.write_all(&output.stderr).await;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(SourceError::Fetch {
+        url: source.url.clone(),
+        detail: format!(
+            "git clone {}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ),
+    })
+}
+
+fn unpack(kind: SourceKind, archive: &Path, tree: &Path, url: &str) -> Result<(), SourceError> {
+    let archive_error = |source: io::Error| SourceError::Archive {
+        url: url.to_owned(),
+        source,
+    };
+    fs::create_dir_all(tree).map_err(archive_error)?;
+    let file = fs::File::open(archive).map_err(archive_error)?;
+
+    match kind {
+        SourceKind::Zip => {
+            let mut zip = zip::ZipArchive::new(file)
+                .map_err(|error| archive_error(io::Error::new(io::ErrorKind::InvalidData, error)))?;
+            // `extract` rejects entries whose paths leave the target directory.
+            zip.extract(tree)
+                .map_err(|error| archive_error(io::Error::new(io::ErrorKind::InvalidData, error)))
+        }
+        _ => {
+            let reader = open_maybe_gzip(file).map_err(archive_error)?;
+            // `unpack` skips entries with `..` or absolute paths.
+            tar::Archive::new(reader).unpack(tree).map_err(archive_error)
+        }
+    }
+}
+
+/// Wraps a reader in a gzip decoder when the file starts with gzip's magic.
+fn open_maybe_gzip(mut file: fs::File) -> io::Result<Box<dyn Read>> {
+    let mut magic = [0u8; 2];
+    let read = file.read(&mut magic)?;
+    let prefix = io::Cursor::new(magic[..read].to_vec());
+    let chained = prefix.chain(file);
+    if read == 2 && magic == [0x1f, 0x8b] {
+        return Ok(Box::new(flate2::read::GzDecoder::new(chained)));
+    }
+    Ok(Box::new(chained))
+}
+
+async fn run_build(
+    command: &[String],
+    tree: &Path,
+    env: &[(String, String)],
+    log_path: &Path,
+) -> Result<(), SourceError> {
+    let shown = command.join(" ");
+    let Some((program, args)) = command.split_first() else {
+        return Err(SourceError::Build {
+            command: shown,
+            detail: "build.command is empty".to_owned(),
+        });
+    };
+    let log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(log_path)
+        .map_err(|source| SourceError::Io {
+            action: "opening the build log",
+            path: log_path.to_path_buf(),
+            source,
+        })?;
+    let log_err = log.try_clone().map_err(|source| SourceError::Io {
+        action: "opening the build log",
+        path: log_path.to_path_buf(),
+        source,
+    })?;
+
+    let mut child = Command::new(program)
+        .args(args)
+        .current_dir(tree)
+        .envs(env.iter().cloned())
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|error| SourceError::Build {
+            command: shown.clone(),
+            detail: format!("cannot start {program:?}: {error}"),
+        })?;
+
+    match tokio::time::timeout(BUILD_TIMEOUT, child.wait()).await {
+        Ok(Ok(status)) if status.success() => Ok(()),
+        Ok(Ok(status)) => Err(SourceError::Build {
+            command: shown,
+            detail: status.to_string(),
+        }),
+        Ok(Err(error)) => Err(SourceError::Build {
+            command: shown,
+            detail: error.to_string(),
+        }),
+        Err(_) => Err(SourceError::Build {
+            command: shown,
+            detail: format!("timed out after {} s", BUILD_TIMEOUT.as_secs()),
+        }),
+    }
+}

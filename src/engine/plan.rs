@@ -1,0 +1,190 @@
+//! What the supervisor needs to run one revision: its spec with paths made
+//! absolute, and per-replica ports and probes derived from it.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::backend::{AssignedPort, BackendError, ReplicaLaunch};
+use crate::manifest::{Manifest, PortRef, ProbeKind};
+use crate::model::DeploymentKey;
+use crate::probe::ProbeTarget;
+
+/// One revision, ready to start replicas from.
+#[derive(Debug)]
+pub struct RevisionPlan {
+    pub revision: u64,
+    pub spec: Manifest,
+    /// Where replicas start: the build tree for a `source`, else `run.workdir`.
+    pub workdir: PathBuf,
+}
+
+pub type SharedPlan = Arc<RevisionPlan>;
+
+impl RevisionPlan {
+    /// Whether any port has a fixed host port, which forces replacing a
+    /// replica in place rather than starting its successor beside it.
+    pub fn has_host_ports(&self) -> bool {
+        self.spec.ports.iter().any(|port| port.host_port.is_some())
+    }
+
+    /// Picks the ports of replica `index`: `hostPort + index`, or a free port.
+    pub fn assign_ports(&self, index: u32) -> Result<Vec<AssignedPort>, BackendError> {
+        self.spec
+            .ports
+            .iter()
+            .enumerate()
+            .map(|(position, port)| {
+                let field = format!("ports[{position}].hostPort");
+                let actual = match port.host_port {
+                    Some(host) => fixed_port(host, index, &field)?,
+                    None => free_port(&field)?,
+                };
+                Ok(AssignedPort {
+                    name: port.name.clone(),
+                    container_port: port.container_port,
+                    port: actual,
+                })
+            })
+            .collect()
+    }
+
+    /// Builds the launch request for replica `index` with its ports.
+    pub fn launch(
+        &self,
+        deployment_id: &str,
+        key: &DeploymentKey,
+        index: u32,
+        ports: Vec<AssignedPort>,
+    ) -> ReplicaLaunch {
+        let mut env: BTreeMap<String, String> = self.spec.env.clone();
+        if let Some(first) = ports.first() {
+            env.insert("PORT".to_owned(), first.port.to_string());
+        }
+        for port in &ports {
+            if let Some(name) = &port.name {
+                env.insert(format!("PORT_{}", env_suffix(name)), port.port.to_string());
+            }
+        }
+        env.insert("SHIPDECK_REPLICA".to_owned(), index.to_string());
+        env.insert("SHIPDECK_DEPLOYMENT".to_owned(), key.name.clone());
+        env.insert("SHIPDECK_ENVIRONMENT".to_owned(), key.environment.clone());
+        env.insert("SHIPDECK_REVISION".to_owned(), self.revision.to_string());
+
+        ReplicaLaunch {
+            deployment_id: deployment_id.to_owned(),
+            key: key.clone(),
+            revision: self.revision,
+            index,
+            command: self
+                .spec
+                .run
+                .as_ref()
+                .map(|run| run.command.clone())
+                .unwrap_or_default(),
+            workdir: self.workdir.clone(),
+            env,
+            ports,
+        }
+    }
+
+    /// The readiness probe of a replica with these ports, if the manifest
+    /// has one; `None` means "ready once running".
+    pub fn readiness_target(&self, ports: &[AssignedPort]) -> Option<ProbeTarget> {
+        let check = self.spec.health_check.as_ref()?;
+        let resolve = || resolve_port(check.port.as_ref(), ports);
+        Some(match check.kind {
+            ProbeKind::Http => ProbeTarget::Http {
+                port: resolve()?,
+                path: check.path.clone().unwrap_or_else(|| "/".to_owned()),
+            },
+            ProbeKind::Tcp => ProbeTarget::Tcp { port: resolve()? },
+            ProbeKind::Exec => ProbeTarget::Exec {
+                command: check.command.clone().unwrap_or_default(),
+            },
+        })
+    }
+}
+
+/// Maps a probe's port (a `containerPort` or a port name) to the replica's
+/// actual port; without a port the first one is meant.
+fn resolve_port(port: Option<&PortRef>, ports: &[AssignedPort]) -> Option<u16> {
+    let found = match port {
+        None => ports.first(),
+        Some(PortRef::Number(number)) => ports.iter().find(|p| p.container_port == *number),
+        Some(PortRef::Name(name)) => ports.iter().find(|p| p.name.as_deref() == Some(name)),
+    };
+    found.map(|p| p.port)
+}
+
+/// `http-alt` → `HTTP_ALT`, for `PORT_<NAME>`.
+fn env_suffix(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+fn fixed_port(host: u16, index: u32, field: &str) -> Result<u16, BackendError> {
+    let port = u32::from(host) + index;
+    let port = u16::try_from(port).map_err(|_| BackendError::NoFreePort {
+        field: field.to_owned(),
+    })?;
+    if !port_is_free(port) {
+        return Err(BackendError::PortInUse {
+            port,
+            field: field.to_owned(),
+        });
+    }
+    Ok(port)
+}
+
+/// Whether nothing listens on `port`. std sets SO_REUSEADDR, so a port
+/// whose last user just closed (TIME_WAIT) counts as free.
+pub fn port_is_free(port: u16) -> bool {
+    TcpListener::bind(("0.0.0.0", port)).is_ok() && TcpListener::bind(("127.0.0.1", port)).is_ok()
+}
+
+fn free_port(field: &str) -> Result<u16, BackendError> {
+    TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .map_err(|_| BackendError::NoFreePort {
+            field: field.to_owned(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_suffix_uppercases_and_replaces() {
+        assert_eq!(env_suffix("http-alt"), "HTTP_ALT");
+    }
+
+    #[test]
+    fn probe_port_resolves_by_name_and_number() {
+        let ports = vec![
+            AssignedPort {
+                name: Some("http".into()),
+                container_port: 8080,
+                port: 18080,
+            },
+            AssignedPort {
+                name: Some("admin".into()),
+                container_port: 9090,
+                port: 40000,
+            },
+        ];
+        assert_eq!(resolve_port(Some(&PortRef::Number(9090)), &ports), Some(40000));
+        assert_eq!(resolve_port(Some(&PortRef::Name("http".into())), &ports), Some(18080));
+        assert_eq!(resolve_port(None, &ports), Some(18080));
+    }
+}

@@ -1,0 +1,175 @@
+//! Replica output: capture into a bounded in-memory tail per deployment, and
+//! sanitising before anything reaches an operator's terminal.
+//!
+//! NOTE: lines are kept in memory only (the newest few hundred per
+//! deployment) and are lost when the agent restarts; persistent storage,
+//! levels and search are not built yet.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// Lines kept per deployment. Bounded so that 200 chatty replicas cost a
+/// few megabytes at most.
+const LINES_PER_DEPLOYMENT: usize = 500;
+
+/// Longest line kept; the rest is cut and the cut is marked.
+const MAX_LINE_BYTES: usize = 16 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogLine {
+    #[serde(with = "time::serde::rfc3339")]
+    pub time: OffsetDateTime,
+    pub source: String,
+    pub stream: Stream,
+    pub revision: u64,
+    pub text: String,
+}
+
+/// Where backends send captured output.
+pub trait LogSink: Send + Sync {
+    fn append(&self, deployment_id: &str, source: &str, stream: Stream, revision: u64, line: &[u8]);
+}
+
+/// The newest lines of every deployment.
+#[derive(Default)]
+pub struct RecentLogs {
+    lines: Mutex<HashMap<String, VecDeque<LogLine>>>,
+}
+
+impl RecentLogs {
+    /// Returns up to `limit` newest lines of a deployment, oldest first.
+    pub fn tail(&self, deployment_id: &str, limit: usize) -> Vec<LogLine> {
+        let lines = self.lines.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some(buffer) = lines.get(deployment_id) else {
+            return Vec::new();
+        };
+        let skip = buffer.len().saturating_sub(limit);
+        buffer.iter().skip(skip).cloned().collect()
+    }
+}
+
+impl LogSink for RecentLogs {
+    fn append(&self, deployment_id: &str, source: &str, stream: Stream, revision: u64, line: &[u8]) {
+        let entry = LogLine {
+            time: OffsetDateTime::now_utc(),
+            source: source.to_owned(),
+            stream,
+            revision,
+            text: decode_line(line),
+        };
+        let mut lines = self.lines.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let buffer = lines.entry(deployment_id.to_owned()).or_default();
+        if buffer.len() == LINES_PER_DEPLOYMENT {
+            buffer.pop_front();
+        }
+        buffer.push_back(entry);
+    }
+}
+
+/// Turns raw bytes into text: invalid UTF-8 becomes U+FFFD, a trailing `\r`
+/// goes, and an overlong line is cut with a marker.
+fn decode_line(line: &[u8]) -> String {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.len() <= MAX_LINE_BYTES {
+        return String::from_utf8_lossy(line).into_owned();
+    }
+    let mut text = String::from_utf8_lossy(&line[..MAX_LINE_BYTES]).into_owned();
+    text.push_str(&format!(" [cut {} bytes]", line.len() - MAX_LINE_BYTES));
+    text
+}
+
+/// Removes everything that could drive a terminal: escape sequences (CSI,
+/// OSC, and the rest), C0 and C1 control characters. Tabs stay.
+pub fn sanitize_for_terminal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => skip_escape(&mut chars),
+            '\t' => out.push(c),
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn skip_escape(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+    match chars.next() {
+        // CSI: parameters and intermediates, then one final byte.
+        Some('[') => {
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        }
+        // OSC, DCS, SOS, PM, APC: up to BEL or ST (ESC \).
+        Some(']' | 'P' | 'X' | '^' | '_') => {
+            while let Some(c) = chars.next() {
+                if c == '\u{7}' {
+                    break;
+                }
+                if c == '\u{1b}' && chars.peek() == Some(&'\\') {
+                    chars.next();
+                    break;
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_removes_cursor_movement() {
+        assert_eq!(sanitize_for_terminal("a\u{1b}[2Jb\u{1b}[10;5Hc"), "abc");
+    }
+
+    #[test]
+    fn sanitize_removes_osc_title() {
+        assert_eq!(sanitize_for_terminal("x\u{1b}]0;pwned\u{7}y"), "xy");
+        assert_eq!(sanitize_for_terminal("x\u{1b}]8;;http://a\u{1b}\\y"), "xy");
+    }
+
+    #[test]
+    fn sanitize_removes_c1_and_c0_controls() {
+        assert_eq!(sanitize_for_terminal("a\u{9b}b\u{7}c\rd"), "abcd");
+    }
+
+    #[test]
+    fn decode_replaces_invalid_utf8() {
+        assert_eq!(decode_line(b"a\xffb\r"), "a\u{fffd}b");
+    }
+
+    #[test]
+    fn decode_cuts_long_line() {
+        let long = vec![b'x'; MAX_LINE_BYTES + 10];
+        assert!(decode_line(&long).ends_with("[cut 10 bytes]"));
+    }
+
+    #[test]
+    fn tail_keeps_newest_lines() {
+        let logs = RecentLogs::default();
+        for i in 0..(LINES_PER_DEPLOYMENT + 5) {
+            logs.append("d", "web-0", Stream::Stdout, 1, format!("{i}").as_bytes());
+        }
+        let tail = logs.tail("d", 2);
+        assert_eq!(tail.len(), 2);
+        assert_eq!(tail[1].text, format!("{}", LINES_PER_DEPLOYMENT + 4));
+    }
+}
