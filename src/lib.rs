@@ -1,2 +1,3 @@
 pub mod manifest;
 pub mod model;
+pub mod store;
