@@ -28,11 +28,11 @@ pub(super) fn deployment_index(key: &DeploymentKey) -> Vec<u8> {
     join(key.name.as_bytes(), key.environment.as_bytes())
 }
 
-/// Prefix of all keys that start with `component`: a deployment's
+/// Prefix of the keys whose first component is `component`: a deployment's
 /// `revisions` and `events_by_deployment` keys, or a name's `deployment_keys`.
-pub(super) fn prefix(id: &str) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(id.len() + 1);
-    bytes.extend_from_slice(id.as_bytes());
+pub(super) fn prefix(component: &str) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(component.len() + 1);
+    bytes.extend_from_slice(component.as_bytes());
     bytes.push(SEPARATOR);
     bytes
 }

@@ -1,6 +1,6 @@
 //! Persistent records of the agent: deployments, revisions and events in sled.
 //!
-//! The store has its own small interface, and the engine never sees sled
+//! The store has its own small interface, and the engine never uses sled
 //! types. So the engine can be tested without a database, and sled can be
 //! replaced without touching it. One process owns the store, the agent, and
 //! sled's file lock makes a second opener fail with [`StoreError::Locked`].
