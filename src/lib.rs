@@ -3,3 +3,4 @@ pub mod home;
 pub mod logs;
 pub mod manifest;
 pub mod model;
+pub mod store;

@@ -1,0 +1,202 @@
+//! Persistent records of the agent: deployments, revisions and events in sled.
+//!
+//! The store has its own small interface, and the engine never uses sled
+//! types. So the engine can be tested without a database, and sled can be
+//! replaced without touching it. One process owns the store, the agent, and
+//! sled's file lock makes a second opener fail with [`StoreError::Locked`].
+//!
+//! Values are JSON, because records are small and JSON keeps a store
+//! directory inspectable. Keys are laid out in [`keys`] so that prefix scans
+//! list one deployment's revisions and events in order.
+//!
+//! # Durability
+//!
+//! sled writes to disk in the background. Every writer that acknowledges a
+//! user action must call [`Store::flush`] (or [`Store::flush_async`]) before
+//! it answers, so that an acknowledged action survives a crash.
+//!
+//! # Deleting
+//!
+//! An undeployed deployment keeps its record with status `undeployed`, so its
+//! revision numbers continue when it is deployed again.
+//! [`Store::delete_deployment`] removes only the record and its name index,
+//! and it keeps the revisions and events for the audit trail.
+
+mod deployments;
+mod error;
+mod events;
+mod keys;
+mod revisions;
+mod schema;
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    reason = "a failed unwrap fails the test with the error"
+)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+use serde::{de::DeserializeOwned, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+pub use error::StoreError;
+pub use events::NewEvent;
+pub use schema::CURRENT_VERSION;
+
+const DEPLOYMENTS: &str = "deployments";
+const DEPLOYMENT_KEYS: &str = "deployment_keys";
+const REVISIONS: &str = "revisions";
+const EVENTS: &str = "events";
+const EVENTS_BY_DEPLOYMENT: &str = "events_by_deployment";
+const META: &str = "meta";
+
+/// Text that sled 0.34 puts in the I/O error when another open file
+/// description holds the lock on the `db` file. sled has no error variant
+/// for it, so the message is the only signal.
+const SLED_LOCK_MESSAGE: &str = "could not acquire lock";
+
+/// A handle to the open store. Clones share the same database.
+#[derive(Clone)]
+pub struct Store {
+    path: PathBuf,
+    db: sled::Db,
+    deployments: sled::Tree,
+    deployment_keys: sled::Tree,
+    revisions: sled::Tree,
+    events: sled::Tree,
+    events_by_deployment: sled::Tree,
+    meta: sled::Tree,
+}
+
+/// The records that a scan decoded, and an error for each entry that it
+/// could not decode. One invalid value does not hide the other records.
+#[derive(Debug)]
+pub struct Scan<T> {
+    pub records: Vec<T>,
+    pub unreadable: Vec<StoreError>,
+}
+
+impl<T> Default for Scan<T> {
+    fn default() -> Self {
+        Self {
+            records: Vec::new(),
+            unreadable: Vec::new(),
+        }
+    }
+}
+
+impl<T> Scan<T> {
+    fn push(&mut self, result: Result<T, StoreError>) {
+        match result {
+            Ok(record) => self.records.push(record),
+            Err(error) => self.unreadable.push(error),
+        }
+    }
+}
+
+impl Store {
+    /// Opens or creates the store in `dir`, then checks or migrates its schema.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let db = sled::open(dir).map_err(|source| open_error(dir, source))?;
+        schema::prepare(&db, dir)?;
+
+        let tree = |name: &'static str| db.open_tree(name).map_err(storage(name));
+        Ok(Store {
+            path: dir.to_owned(),
+            deployments: tree(DEPLOYMENTS)?,
+            deployment_keys: tree(DEPLOYMENT_KEYS)?,
+            revisions: tree(REVISIONS)?,
+            events: tree(EVENTS)?,
+            events_by_deployment: tree(EVENTS_BY_DEPLOYMENT)?,
+            meta: tree(META)?,
+            db,
+        })
+    }
+
+    /// Directory the store was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes all pending changes to disk and waits for the write to finish.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map_err(|source| self.flush_error(source))?;
+        Ok(())
+    }
+
+    /// Writes all pending changes to disk without blocking the async runtime.
+    pub async fn flush_async(&self) -> Result<(), StoreError> {
+        let flushed = self.db.flush_async().await;
+        flushed.map_err(|source| self.flush_error(source))?;
+        Ok(())
+    }
+
+    fn flush_error(&self, source: sled::Error) -> StoreError {
+        StoreError::Flush {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+fn open_error(dir: &Path, source: sled::Error) -> StoreError {
+    let locked = matches!(
+        &source,
+        sled::Error::Io(io) if io.to_string().contains(SLED_LOCK_MESSAGE)
+    );
+
+    if locked {
+        StoreError::Locked {
+            path: dir.to_owned(),
+            source,
+        }
+    } else {
+        StoreError::Open {
+            path: dir.to_owned(),
+            source,
+        }
+    }
+}
+
+/// Returns a mapper from a sled error to [`StoreError::Storage`] for `tree`.
+fn storage(tree: &'static str) -> impl Fn(sled::Error) -> StoreError {
+    move |source| StoreError::Storage { tree, source }
+}
+
+/// Converts a failed transaction over `trees` into a [`StoreError`].
+fn transaction_error(trees: &'static str) -> impl Fn(TransactionError<StoreError>) -> StoreError {
+    move |error| match error {
+        TransactionError::Abort(error) => error,
+        TransactionError::Storage(source) => StoreError::Storage {
+            tree: trees,
+            source,
+        },
+    }
+}
+
+/// Aborts a transaction with `error`.
+fn abort<T>(error: StoreError) -> Result<T, ConflictableTransactionError<StoreError>> {
+    Err(ConflictableTransactionError::Abort(error))
+}
+
+fn decode<T: DeserializeOwned>(
+    tree: &'static str,
+    key: &[u8],
+    value: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(value).map_err(|source| StoreError::Decode {
+        tree,
+        key: keys::describe(tree, key),
+        source,
+    })
+}
+
+fn encode<T: Serialize>(tree: &'static str, key: &[u8], record: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(record).map_err(|source| StoreError::Encode {
+        tree,
+        key: keys::describe(tree, key),
+        source,
+    })
+}
