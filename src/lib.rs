@@ -1,6 +1,9 @@
+pub mod api;
 pub mod backend;
+pub mod engine;
 pub mod home;
 pub mod logs;
 pub mod manifest;
 pub mod model;
+pub mod probe;
 pub mod store;

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::plan::{RevisionPlan, SharedPlan};
+pub use super::plan::SharedPlan;
+use super::plan::RevisionPlan;
 use super::recorder::Recorder;
 use super::replica::{ReadinessProbe, Replica};
 use crate::backend::source::{fetch_and_build, BuildDirs};
@@ -932,7 +933,10 @@ impl<B: Backend> Supervisor<B> {
     fn start_due_probes(&mut self) {
         let now = Instant::now();
         for replica in &mut self.replicas {
-            let (Some(probe), Some(id)) = (replica.probe.as_mut(), replica.id()) else {
+            let Some(id) = replica.id() else {
+                continue;
+            };
+            let Some(probe) = replica.probe.as_mut() else {
                 continue;
             };
             if probe.in_flight || probe.next_at > now || !matches!(replica.state, ReplicaState::Starting | ReplicaState::Running | ReplicaState::Ready) {

@@ -1,0 +1,151 @@
+//! The client of the agent's API, used by the CLI (and later the TUI).
+//!
+//! One HTTP/1.1 connection per request over the Unix socket: requests are
+//! few and short, and a fresh connection never finds a half-closed one.
+
+use std::path::{Path, PathBuf};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::net::UnixStream;
+
+use super::wire::ErrorBody;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot reach the agent at {path}: {source}")]
+    Unreachable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The agent answered with an error; `message` is its one-line reason.
+    #[error("{message}")]
+    Api { status: u16, message: String },
+    #[error("the agent's answer to {what} could not be read: {detail}; the agent and this client may be different versions")]
+    Protocol { what: String, detail: String },
+}
+
+impl ClientError {
+    /// Whether no agent listens (as opposed to one that answered badly).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, ClientError::Unreachable { .. })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    socket: PathBuf,
+}
+
+impl Client {
+    pub fn new(socket: &Path) -> Self {
+        Self {
+            socket: socket.to_path_buf(),
+        }
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let body = self.send(Method::GET, path, None).await?;
+        decode(path, &body)
+    }
+
+    pub async fn get_text(&self, path: &str) -> Result<String, ClientError> {
+        let body = self.send(Method::GET, path, None).await?;
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
+    pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ClientError> {
+        let json = serde_json::to_vec(body).map_err(|error| ClientError::Protocol {
+            what: path.to_owned(),
+            detail: error.to_string(),
+        })?;
+        let body = self.send(Method::POST, path, Some(json)).await?;
+        decode(path, &body)
+    }
+
+    /// Sends a POST whose answer has no body worth reading.
+    pub async fn post_empty(&self, path: &str) -> Result<(), ClientError> {
+        self.send(Method::POST, path, Some(b"{}".to_vec())).await.map(|_| ())
+    }
+
+    async fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<Bytes, ClientError> {
+        let stream = UnixStream::connect(&self.socket)
+            .await
+            .map_err(|source| ClientError::Unreachable {
+                path: self.socket.clone(),
+                source,
+            })?;
+        let protocol = |detail: String| ClientError::Protocol {
+            what: path.to_owned(),
+            detail,
+        };
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|error| protocol(error.to_string()))?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "agent connection ended with an error");
+            }
+        });
+
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", "shipdeck")
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|error| protocol(error.to_string()))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|error| protocol(error.to_string()))?;
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|error| protocol(error.to_string()))?
+            .to_bytes();
+        if status.is_success() {
+            return Ok(bytes);
+        }
+        Err(api_error(status, &bytes))
+    }
+}
+
+fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
+    let message = serde_json::from_slice::<ErrorBody>(body)
+        .map(|error| error.error)
+        .unwrap_or_else(|_| {
+            let text = String::from_utf8_lossy(body);
+            format!("the agent answered {status}: {}", text.trim())
+        });
+    ClientError::Api {
+        status: status.as_u16(),
+        message,
+    }
+}
+
+fn decode<T: DeserializeOwned>(path: &str, body: &[u8]) -> Result<T, ClientError> {
+    serde_json::from_slice(body).map_err(|error| ClientError::Protocol {
+        what: path.to_owned(),
+        detail: error.to_string(),
+    })
+}
+
+/// Percent-encodes one query or path component.
+pub fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(byte as char),
+            other => out.push_str(&format!("%{other:02X}")),
+        }
+    }
+    out
+}

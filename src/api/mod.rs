@@ -1,0 +1,7 @@
+//! The agent's API: REST with JSON bodies under `/v1`, served on a private
+//! Unix socket (and, when asked, on TCP behind a bearer token), and the
+//! client the CLI uses.
+
+pub mod client;
+pub mod server;
+pub mod wire;

@@ -1,0 +1,402 @@
+//! The agent's HTTP server.
+//!
+//! Handlers translate between the wire types and the engine; they hold no
+//! state of their own. Every answer that reports a change is sent after the
+//! engine flushed the store.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::connect_info::{ConnectInfo, Connected};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::serve::IncomingStream;
+use axum::{Json, Router};
+use serde::Serialize;
+use tokio::net::UnixListener;
+use tokio::sync::Notify;
+
+use super::wire::{
+    ActionResult, AgentStatus, DeployBody, ErrorBody, ListParams, ManifestBody, RedeployBody,
+    RollbackBody, ScaleBody, TargetParams, UndeployBody,
+};
+use crate::engine::supervisor::Outcome;
+use crate::engine::{
+    Accepted, Caller, DeployRequest, Engine, EngineError, ListQuery, ManifestInput, RedeployRequest,
+    SortKey,
+};
+use crate::model::DeploymentStatus;
+
+/// How long `wait` waits when the client gives no timeout.
+const DEFAULT_WAIT: Duration = Duration::from_secs(300);
+
+/// Events returned when the client gives no limit.
+const DEFAULT_EVENT_LIMIT: usize = 100;
+
+pub struct AgentState {
+    pub engine: Arc<Engine>,
+    pub started: Instant,
+    pub home: String,
+    /// Notified when a client asks the agent to stop.
+    pub stop: Arc<Notify>,
+}
+
+type Shared = Arc<AgentState>;
+
+/// The connecting process's user, from the socket's peer credentials.
+#[derive(Debug, Clone)]
+pub struct PeerUser(pub String);
+
+impl Connected<IncomingStream<'_, UnixListener>> for PeerUser {
+    fn connect_info(stream: IncomingStream<'_, UnixListener>) -> Self {
+        let user = stream
+            .io()
+            .peer_cred()
+            .map(|cred| user_name(cred.uid()))
+            .unwrap_or_else(|_| "unknown".to_owned());
+        PeerUser(user)
+    }
+}
+
+impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for PeerUser {
+    fn connect_info(stream: IncomingStream<'_, tokio::net::TcpListener>) -> Self {
+        PeerUser(format!("token@{}", stream.remote_addr()))
+    }
+}
+
+fn user_name(uid: u32) -> String {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|user| user.name)
+        .unwrap_or_else(|| format!("uid {uid}"))
+}
+
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/v1/agent", get(agent_status))
+        .route("/v1/agent/stop", post(agent_stop))
+        .route("/v1/deployments", get(list).post(deploy))
+        .route("/v1/deployments/{name}", get(get_one))
+        .route("/v1/deployments/{name}/history", get(history))
+        .route("/v1/deployments/{name}/health", get(health))
+        .route("/v1/deployments/{name}/logs", get(logs))
+        .route("/v1/deployments/{name}/build-log", get(build_log))
+        .route("/v1/deployments/{name}/redeploy", post(redeploy))
+        .route("/v1/deployments/{name}/rollback", post(rollback))
+        .route("/v1/deployments/{name}/scale", post(scale))
+        .route("/v1/deployments/{name}/undeploy", post(undeploy))
+        .route("/v1/events", get(events))
+        .with_state(state)
+}
+
+/// An error answer: a status code and a one-line message.
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> Self {
+        let status = match &error {
+            EngineError::NotFound { .. } | EngineError::RevisionNotFound { .. } => StatusCode::NOT_FOUND,
+            EngineError::Ambiguous { .. } | EngineError::Undeployed { .. } => StatusCode::CONFLICT,
+            EngineError::Backend(crate::backend::BackendError::PortInUse { .. }) => StatusCode::CONFLICT,
+            EngineError::Store(_) | EngineError::SupervisorGone { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(%error, "request failed");
+        }
+        Self {
+            status,
+            message: error.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(ErrorBody { error: self.message })).into_response()
+    }
+}
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
+
+fn caller(peer: &PeerUser) -> Caller {
+    Caller {
+        user: peer.0.clone(),
+    }
+}
+
+async fn agent_status(State(state): State<Shared>) -> Json<AgentStatus> {
+    let (deployments, replicas) = state.engine.counts();
+    Json(AgentStatus {
+        pid: std::process::id(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        home: state.home.clone(),
+        uptime_seconds: state.started.elapsed().as_secs(),
+        deployments,
+        replicas,
+    })
+}
+
+async fn agent_stop(State(state): State<Shared>) -> StatusCode {
+    state.stop.notify_one();
+    StatusCode::ACCEPTED
+}
+
+async fn deploy(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<PeerUser>,
+    Json(body): Json<DeployBody>,
+) -> ApiResult<ActionResult> {
+    let request = DeployRequest {
+        manifest: manifest_input(body.manifest),
+        environment: body.environment,
+        sets: body.set,
+    };
+    let accepted = state.engine.deploy(request, &caller(&peer)).await?;
+    finish(accepted, body.wait, body.timeout_ms).await
+}
+
+async fn redeploy(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<PeerUser>,
+    Path(name): Path<String>,
+    Json(body): Json<RedeployBody>,
+) -> ApiResult<ActionResult> {
+    let request = RedeployRequest {
+        manifest: body.manifest.map(manifest_input),
+        sets: body.set,
+    };
+    let accepted = state
+        .engine
+        .redeploy(&name, body.environment.as_deref(), request, &caller(&peer))
+        .await?;
+    finish(accepted, body.wait, body.timeout_ms).await
+}
+
+async fn rollback(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<PeerUser>,
+    Path(name): Path<String>,
+    Json(body): Json<RollbackBody>,
+) -> ApiResult<ActionResult> {
+    let accepted = state
+        .engine
+        .rollback(&name, body.environment.as_deref(), body.to_revision, &caller(&peer))
+        .await?;
+    finish(accepted, body.wait, body.timeout_ms).await
+}
+
+async fn scale(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<PeerUser>,
+    Path(name): Path<String>,
+    Json(body): Json<ScaleBody>,
+) -> ApiResult<ActionResult> {
+    let accepted = state
+        .engine
+        .scale(&name, body.environment.as_deref(), body.replicas, &caller(&peer))
+        .await?;
+    finish(accepted, body.wait, body.timeout_ms).await
+}
+
+async fn undeploy(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<PeerUser>,
+    Path(name): Path<String>,
+    Json(body): Json<UndeployBody>,
+) -> ApiResult<ActionResult> {
+    let accepted = state
+        .engine
+        .undeploy(&name, body.environment.as_deref(), &caller(&peer))
+        .await?;
+    finish(accepted, body.wait, body.timeout_ms).await
+}
+
+/// Answers a verb, first waiting for it to finish when the client asked.
+/// A change that ended badly is an error answer, so the CLI exits non-zero.
+async fn finish(accepted: Accepted, wait: bool, timeout_ms: Option<u64>) -> ApiResult<ActionResult> {
+    let Accepted {
+        deployment,
+        revision,
+        completion,
+    } = accepted;
+    let outcome = match (wait, completion) {
+        (true, Some(completion)) => {
+            let limit = timeout_ms.map_or(DEFAULT_WAIT, Duration::from_millis);
+            match tokio::time::timeout(limit, completion).await {
+                Ok(Ok(Outcome::Done(message))) => Some(message),
+                Ok(Ok(Outcome::Failed(reason))) => {
+                    return Err(ApiError {
+                        status: StatusCode::UNPROCESSABLE_ENTITY,
+                        message: format!("{}: {reason}", deployment.name),
+                    })
+                }
+                Ok(Err(_)) => {
+                    return Err(ApiError {
+                        status: StatusCode::INTERNAL_SERVER_ERROR,
+                        message: format!("{}: the supervisor stopped before the change finished", deployment.name),
+                    })
+                }
+                Err(_) => {
+                    return Err(ApiError {
+                        status: StatusCode::GATEWAY_TIMEOUT,
+                        message: format!(
+                            "{}: not finished after {} ms; it goes on in the agent, follow it with `shipdeck get {}`",
+                            deployment.name,
+                            limit.as_millis(),
+                            deployment.name
+                        ),
+                    })
+                }
+            }
+        }
+        _ => None,
+    };
+    Ok(Json(ActionResult {
+        deployment,
+        revision,
+        outcome,
+    }))
+}
+
+fn manifest_input(body: ManifestBody) -> ManifestInput {
+    ManifestInput {
+        text: body.text,
+        origin: if body.origin.is_empty() {
+            "manifest".to_owned()
+        } else {
+            body.origin
+        },
+        base_dir: body.base_dir.map(Into::into),
+    }
+}
+
+async fn list(State(state): State<Shared>, Query(params): Query<ListParams>) -> Result<Response, ApiError> {
+    let query = list_query(params)?;
+    Ok(json(state.engine.list(&query)?))
+}
+
+fn list_query(params: ListParams) -> Result<ListQuery, ApiError> {
+    let statuses = split_list(params.status.as_deref())
+        .map(|status| status.parse::<DeploymentStatus>().map_err(ApiError::bad_request))
+        .collect::<Result<Vec<_>, _>>()?;
+    let sort = match params.sort.as_deref() {
+        None | Some("name") => SortKey::Name,
+        Some("createdAt") => SortKey::CreatedAt,
+        Some("updatedAt") => SortKey::UpdatedAt,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "invalid sort {other:?}: use createdAt, updatedAt or name"
+            )))
+        }
+    };
+    Ok(ListQuery {
+        environment: params.env,
+        statuses,
+        name: params.name,
+        tags: split_list(params.tags.as_deref()).map(str::to_owned).collect(),
+        sort,
+        descending: params.desc,
+        limit: params.limit,
+        offset: params.offset,
+    })
+}
+
+fn split_list(text: Option<&str>) -> impl Iterator<Item = &str> {
+    text.unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+}
+
+fn json<T: Serialize>(value: T) -> Response {
+    Json(value).into_response()
+}
+
+async fn get_one(
+    State(state): State<Shared>,
+    Path(name): Path<String>,
+    Query(params): Query<TargetParams>,
+) -> Result<Response, ApiError> {
+    Ok(json(state.engine.get(&name, params.env.as_deref())?))
+}
+
+async fn history(
+    State(state): State<Shared>,
+    Path(name): Path<String>,
+    Query(params): Query<TargetParams>,
+) -> Result<Response, ApiError> {
+    Ok(json(state.engine.history(&name, params.env.as_deref())?))
+}
+
+async fn health(
+    State(state): State<Shared>,
+    Path(name): Path<String>,
+    Query(params): Query<TargetParams>,
+) -> Result<Response, ApiError> {
+    Ok(json(state.engine.health(&name, params.env.as_deref())?))
+}
+
+async fn logs(
+    State(state): State<Shared>,
+    Path(name): Path<String>,
+    Query(params): Query<TargetParams>,
+) -> Result<Response, ApiError> {
+    let limit = params.limit.unwrap_or(200);
+    Ok(json(state.engine.logs(&name, params.env.as_deref(), limit)?))
+}
+
+async fn build_log(
+    State(state): State<Shared>,
+    Path(name): Path<String>,
+    Query(params): Query<TargetParams>,
+) -> Result<Response, ApiError> {
+    let log = state
+        .engine
+        .build_log(&name, params.env.as_deref(), params.revision)?;
+    match log {
+        Some(text) => Ok(text.into_response()),
+        None => Err(ApiError {
+            status: StatusCode::NOT_FOUND,
+            message: format!("{name} has no build output for this revision; only revisions with a source are built"),
+        }),
+    }
+}
+
+async fn events(State(state): State<Shared>, Query(params): Query<TargetParams>) -> Result<Response, ApiError> {
+    let limit = params.limit.unwrap_or(DEFAULT_EVENT_LIMIT);
+    Ok(json(state.engine.events(
+        params.deployment.as_deref(),
+        params.env.as_deref(),
+        limit,
+    )?))
+}
+
+/// Checks the bearer token of a TCP request in constant time.
+pub fn token_matches(headers: &HeaderMap, token: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
+        return false;
+    };
+    let Some(presented) = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")) else {
+        return false;
+    };
+    presented.as_bytes().ct_eq(token.as_bytes()).into()
+}

@@ -1,0 +1,836 @@
+//! The deployment manager: the verbs of the API (deploy, redeploy, rollback,
+//! scale, undeploy) and the queries (list, get, history, health, events).
+//!
+//! The engine stores revisions and hands them to one supervisor task per
+//! deployment, which owns the replicas from then on. Mutating verbs are
+//! serialised by one lock so that revision numbers are assigned in order;
+//! waiting for a rollout happens outside it.
+
+mod plan;
+mod recorder;
+mod replica;
+pub mod supervisor;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::sync::oneshot;
+
+use crate::backend::process::{resolve_program, ProcessBackend};
+use crate::backend::source::{local_path, BuildDirs};
+use crate::backend::BackendError;
+use crate::home::Home;
+use crate::logs::{LogLine, RecentLogs};
+use crate::manifest::{self, Manifest, ManifestError, Override};
+use crate::model::{
+    Deployment, DeploymentKey, DeploymentStatus, DeploymentView, Event, EventOutcome, Health,
+    HealthView, HistoryEntry, ReplicaCounts, Revision, RevisionStatus,
+};
+use crate::store::{NewEvent, Store, StoreError};
+use recorder::Recorder;
+use supervisor::{Command, Outcome, Snapshot, Supervisor, SupervisorHandle};
+
+/// Largest replica count accepted by `scale`, matching the manifest's limit.
+pub const MAX_REPLICAS: u32 = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("invalid --set {value:?}: {message}")]
+    InvalidOverride { value: String, message: String },
+    #[error("deployment {name:?} not found{}; list deployments with `shipdeck ls`", in_environment(.environment))]
+    NotFound {
+        name: String,
+        environment: Option<String>,
+    },
+    #[error("deployment {name:?} exists in several environments ({}); choose one with --env", .environments.join(", "))]
+    Ambiguous {
+        name: String,
+        environments: Vec<String>,
+    },
+    #[error("revision {revision} of {name:?} not found; see `shipdeck history {name}`")]
+    RevisionNotFound { name: String, revision: u64 },
+    #[error("{name:?} has no earlier healthy revision to roll back to; choose one with --to-revision (see `shipdeck history {name}`)")]
+    NoRollbackTarget { name: String },
+    #[error("{name:?} is undeployed; deploy it again with `shipdeck deploy`")]
+    Undeployed { name: String },
+    #[error("invalid replica count {value}: must be between 0 and {MAX_REPLICAS}")]
+    InvalidReplicas { value: i64 },
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the supervisor of {key} is not running; restart the agent with `shipdeck agent stop` and try again")]
+    SupervisorGone { key: DeploymentKey },
+}
+
+fn in_environment(environment: &Option<String>) -> String {
+    environment
+        .as_ref()
+        .map(|env| format!(" in environment {env:?}"))
+        .unwrap_or_default()
+}
+
+/// Who asked: the OS user behind the client connection.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: String,
+}
+
+/// A manifest sent by a client.
+#[derive(Debug, Clone, Default)]
+pub struct ManifestInput {
+    pub text: String,
+    /// File name for error messages.
+    pub origin: String,
+    /// Directory relative paths in the manifest are taken from.
+    pub base_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DeployRequest {
+    pub manifest: ManifestInput,
+    pub environment: Option<String>,
+    pub sets: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RedeployRequest {
+    pub manifest: Option<ManifestInput>,
+    pub sets: Vec<String>,
+}
+
+/// Filters and order of `list`.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub environment: Option<String>,
+    pub statuses: Vec<DeploymentStatus>,
+    pub name: Option<String>,
+    pub tags: Vec<String>,
+    pub sort: SortKey,
+    pub descending: bool,
+    pub limit: Option<usize>,
+    pub offset: usize,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SortKey {
+    #[default]
+    Name,
+    CreatedAt,
+    UpdatedAt,
+}
+
+/// What a verb returns at once; `completion` ends when the change does.
+pub struct Accepted {
+    pub deployment: DeploymentView,
+    pub revision: Option<u64>,
+    pub completion: Option<oneshot::Receiver<Outcome>>,
+}
+
+pub struct Engine {
+    store: Store,
+    home: Home,
+    backend: Arc<ProcessBackend>,
+    logs: Arc<RecentLogs>,
+    recorder: Recorder,
+    supervisors: Mutex<HashMap<String, SupervisorHandle>>,
+    changes: tokio::sync::Mutex<()>,
+}
+
+impl Engine {
+    /// Creates the engine and starts supervising every deployment that
+    /// should run, after ending replicas a crashed agent left behind.
+    pub fn start(home: Home, store: Store) -> Result<Arc<Self>, EngineError> {
+        let logs = Arc::new(RecentLogs::default());
+        let backend = Arc::new(ProcessBackend::new(home.root(), logs.clone()));
+        let swept = backend.sweep_orphans();
+        if swept > 0 {
+            tracing::warn!(groups = swept, "ended replicas left by an earlier agent");
+        }
+        let engine = Arc::new(Self {
+            recorder: Recorder::new(store.clone()),
+            store,
+            home,
+            backend,
+            logs,
+            supervisors: Mutex::new(HashMap::new()),
+            changes: tokio::sync::Mutex::new(()),
+        });
+        engine.resume_all()?;
+        Ok(engine)
+    }
+
+    fn resume_all(&self) -> Result<(), EngineError> {
+        let scan = self.store.list_deployments()?;
+        for error in &scan.unreadable {
+            tracing::error!(%error, "skipping an unreadable deployment record");
+        }
+        for deployment in scan.records {
+            if !deployment.wants_replicas() || deployment.status == DeploymentStatus::Failed {
+                continue;
+            }
+            if let Err(error) = self.resume(deployment.clone()) {
+                tracing::error!(deployment = %deployment.key(), %error, "cannot resume deployment");
+            }
+        }
+        Ok(())
+    }
+
+    fn resume(&self, deployment: Deployment) -> Result<(), EngineError> {
+        let builds = self.home.builds_dir();
+        let stable = match deployment.last_healthy_revision {
+            Some(number) => self
+                .store
+                .get_revision(&deployment.id, number)?
+                .map(|revision| supervisor::plan_for_restart(&revision, &builds)),
+            None => None,
+        };
+        let resume = if Some(deployment.revision) != deployment.last_healthy_revision {
+            self.store
+                .get_revision(&deployment.id, deployment.revision)?
+                .filter(|revision| revision.status != RevisionStatus::Failed)
+        } else {
+            None
+        };
+        tracing::info!(deployment = %deployment.key(), revision = deployment.revision, "resuming");
+        self.spawn_supervisor(deployment, stable, resume);
+        Ok(())
+    }
+
+    fn spawn_supervisor(
+        &self,
+        deployment: Deployment,
+        stable: Option<supervisor::SharedPlan>,
+        resume: Option<Revision>,
+    ) -> SupervisorHandle {
+        let id = deployment.id.clone();
+        let handle = Supervisor::spawn(
+            self.backend.clone(),
+            self.recorder.clone(),
+            self.home.builds_dir(),
+            deployment,
+            stable,
+            resume,
+        );
+        self.supervisors_guard().insert(id, handle.clone());
+        handle
+    }
+
+    fn supervisors_guard(&self) -> std::sync::MutexGuard<'_, HashMap<String, SupervisorHandle>> {
+        self.supervisors
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The running supervisor of a deployment, started if it has none.
+    fn supervisor_for(&self, deployment: &Deployment) -> SupervisorHandle {
+        if let Some(handle) = self.supervisors_guard().get(&deployment.id) {
+            if !handle.commands.is_closed() {
+                return handle.clone();
+            }
+        }
+        self.spawn_supervisor(deployment.clone(), None, None)
+    }
+
+    fn snapshot(&self, deployment_id: &str) -> Option<Snapshot> {
+        let guard = self.supervisors_guard();
+        let snapshot = guard.get(deployment_id)?.snapshot.borrow().clone();
+        Some(snapshot)
+    }
+
+    pub async fn deploy(&self, request: DeployRequest, caller: &Caller) -> Result<Accepted, EngineError> {
+        let mut overrides = parse_overrides(&request.sets)?;
+        if let Some(environment) = &request.environment {
+            overrides.push(Override {
+                path: "environment".to_owned(),
+                value: environment.clone(),
+            });
+        }
+        let spec = parse_manifest(&request.manifest, &overrides)?;
+        let _guard = self.changes.lock().await;
+        let existing = self
+            .store
+            .find_deployment(&DeploymentKey::new(&spec.name, &spec.environment))?;
+        self.roll_out(existing, spec, "deploy".to_owned(), caller, "deploy").await
+    }
+
+    pub async fn redeploy(
+        &self,
+        name: &str,
+        environment: Option<&str>,
+        request: RedeployRequest,
+        caller: &Caller,
+    ) -> Result<Accepted, EngineError> {
+        let _guard = self.changes.lock().await;
+        let deployment = self.resolve(name, environment)?;
+        let overrides = parse_overrides(&request.sets)?;
+        let spec = match &request.manifest {
+            Some(input) => {
+                let mut overrides = overrides;
+                overrides.push(Override {
+                    path: "environment".to_owned(),
+                    value: deployment.environment.clone(),
+                });
+                parse_manifest(input, &overrides)?
+            }
+            None => {
+                let current = self.revision(&deployment, deployment.revision)?;
+                if overrides.is_empty() {
+                    current.spec
+                } else {
+                    let text = manifest::to_yaml(&current.spec);
+                    manifest::parse(&text, "current revision", &overrides)?
+                }
+            }
+        };
+        if spec.name != deployment.name {
+            return Err(EngineError::Manifest(ManifestError {
+                origin: "redeploy".to_owned(),
+                path: "name".to_owned(),
+                line: 1,
+                column: 1,
+                message: format!(
+                    "the manifest is for {:?}, not {:?}; use `shipdeck deploy` for another deployment",
+                    spec.name, deployment.name
+                ),
+            }));
+        }
+        self.roll_out(Some(deployment), spec, "redeploy".to_owned(), caller, "redeploy")
+            .await
+    }
+
+    pub async fn rollback(
+        &self,
+        name: &str,
+        environment: Option<&str>,
+        to_revision: Option<u64>,
+        caller: &Caller,
+    ) -> Result<Accepted, EngineError> {
+        let _guard = self.changes.lock().await;
+        let deployment = self.resolve(name, environment)?;
+        let target = match to_revision {
+            Some(number) => self.revision(&deployment, number)?,
+            None => self.previous_healthy(&deployment)?,
+        };
+        let mut spec = target.spec.clone();
+        // Like `kubectl rollout undo`, a rollback keeps the current scale.
+        spec.replicas = deployment.desired_replicas;
+        let reason = format!("rollback to revision {}", target.revision);
+        self.roll_out(Some(deployment), spec, reason, caller, "rollback").await
+    }
+
+    /// The newest revision before the current one that was healthy.
+    fn previous_healthy(&self, deployment: &Deployment) -> Result<Revision, EngineError> {
+        let scan = self.store.revisions(&deployment.id)?;
+        let current_spec = self
+            .store
+            .get_revision(&deployment.id, deployment.revision)?
+            .map(|revision| revision.spec);
+        scan.records
+            .into_iter()
+            .rev()
+            .filter(|r| r.revision < deployment.revision)
+            .filter(|r| matches!(r.status, RevisionStatus::Deployed | RevisionStatus::Superseded))
+            .find(|r| Some(&r.spec) != current_spec.as_ref())
+            .ok_or_else(|| EngineError::NoRollbackTarget {
+                name: deployment.name.clone(),
+            })
+    }
+
+    fn revision(&self, deployment: &Deployment, number: u64) -> Result<Revision, EngineError> {
+        self.store
+            .get_revision(&deployment.id, number)?
+            .ok_or_else(|| EngineError::RevisionNotFound {
+                name: deployment.name.clone(),
+                revision: number,
+            })
+    }
+
+    /// Stores the next revision of a deployment (creating the deployment if
+    /// needed) and hands it to the supervisor.
+    async fn roll_out(
+        &self,
+        existing: Option<Deployment>,
+        spec: Manifest,
+        reason: String,
+        caller: &Caller,
+        action: &str,
+    ) -> Result<Accepted, EngineError> {
+        self.check_startable(&spec, existing.as_ref())?;
+
+        let now = OffsetDateTime::now_utc();
+        let mut deployment = existing.unwrap_or_else(|| new_deployment(&spec, now));
+        let number = self.store.latest_revision_number(&deployment.id)?.unwrap_or(0) + 1;
+        let revision = Revision {
+            deployment_id: deployment.id.clone(),
+            revision: number,
+            version: spec.version.clone(),
+            status: RevisionStatus::Pending,
+            reason,
+            created_at: now,
+            spec,
+        };
+        deployment.status = DeploymentStatus::Pending;
+        deployment.status_reason = None;
+        deployment.revision = number;
+        deployment.version = revision.version.clone();
+        deployment.desired_replicas = revision.spec.replicas;
+        deployment.tags = revision.spec.tags.clone();
+        deployment.updated_at = now;
+        self.store.put_deployment_and_revision(&deployment, &revision)?;
+
+        let message = format!("revision {number} ({})", revision.reason);
+        let supervisor = self.supervisor_for(&deployment);
+        let (ack, acked) = oneshot::channel();
+        let (done, completion) = oneshot::channel();
+        let desired = deployment.desired_replicas;
+        let command = Command::Rollout {
+            revision: Box::new(revision),
+            desired,
+            ack,
+            done: Some(done),
+        };
+        self.send(&deployment, &supervisor, command, acked).await?;
+        self.record(caller, &deployment, action, EventOutcome::Ok, &message).await?;
+        Ok(Accepted {
+            deployment: self.view(&deployment),
+            revision: Some(number),
+            completion: Some(completion),
+        })
+    }
+
+    /// Rejects a spec that cannot start at all before anything is stored:
+    /// a missing program, a missing working directory, a taken host port.
+    fn check_startable(&self, spec: &Manifest, existing: Option<&Deployment>) -> Result<(), EngineError> {
+        if spec.source.is_none() {
+            if let Some(run) = &spec.run {
+                let workdir = Path::new(run.workdir.as_deref().unwrap_or("."));
+                if !workdir.is_dir() {
+                    return Err(BackendError::MissingWorkdir {
+                        path: workdir.to_path_buf(),
+                    }
+                    .into());
+                }
+                if let Some(program) = run.command.first().filter(|p| !p.contains("${")) {
+                    let path = std::env::var_os("PATH").unwrap_or_default();
+                    let mut search = std::env::current_exe()
+                        .ok()
+                        .and_then(|exe| exe.parent().map(|d| d.as_os_str().to_owned()))
+                        .unwrap_or_default();
+                    search.push(":");
+                    search.push(path);
+                    resolve_program(program, workdir, &search)?;
+                }
+            }
+        }
+        let own_ports = existing
+            .and_then(|d| self.snapshot(&d.id))
+            .map(|snapshot| ports_of(&snapshot.endpoints))
+            .unwrap_or_default();
+        for (position, port) in spec.ports.iter().enumerate() {
+            let Some(host) = port.host_port else { continue };
+            for index in 0..spec.replicas {
+                let Ok(actual) = u16::try_from(u32::from(host) + index) else {
+                    continue;
+                };
+                if !own_ports.contains(&actual) && !plan::port_is_free(actual) {
+                    return Err(BackendError::PortInUse {
+                        port: actual,
+                        field: format!("ports[{position}].hostPort"),
+                    }
+                    .into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn scale(
+        &self,
+        name: &str,
+        environment: Option<&str>,
+        replicas: i64,
+        caller: &Caller,
+    ) -> Result<Accepted, EngineError> {
+        let count = u32::try_from(replicas)
+            .ok()
+            .filter(|count| *count <= MAX_REPLICAS)
+            .ok_or(EngineError::InvalidReplicas { value: replicas })?;
+        let _guard = self.changes.lock().await;
+        let deployment = self.resolve(name, environment)?;
+        if !deployment.wants_replicas() {
+            return Err(EngineError::Undeployed {
+                name: deployment.name,
+            });
+        }
+        let previous = deployment.desired_replicas;
+        let supervisor = self.supervisor_for(&deployment);
+        let (ack, acked) = oneshot::channel();
+        let (done, completion) = oneshot::channel();
+        let command = Command::Scale {
+            replicas: count,
+            ack,
+            done: Some(done),
+        };
+        self.send(&deployment, &supervisor, command, acked).await?;
+        let message = format!("replicas {previous} -> {count}");
+        self.record(caller, &deployment, "scale", EventOutcome::Ok, &message).await?;
+        Ok(Accepted {
+            deployment: self.view(&deployment),
+            revision: None,
+            completion: Some(completion),
+        })
+    }
+
+    pub async fn undeploy(
+        &self,
+        name: &str,
+        environment: Option<&str>,
+        caller: &Caller,
+    ) -> Result<Accepted, EngineError> {
+        let _guard = self.changes.lock().await;
+        let deployment = self.resolve(name, environment)?;
+        let supervisor = self.supervisor_for(&deployment);
+        let (ack, acked) = oneshot::channel();
+        let (done, completion) = oneshot::channel();
+        let command = Command::Undeploy {
+            ack,
+            done: Some(done),
+        };
+        self.send(&deployment, &supervisor, command, acked).await?;
+        self.record(caller, &deployment, "undeploy", EventOutcome::Ok, "stopping all replicas")
+            .await?;
+        Ok(Accepted {
+            deployment: self.view(&deployment),
+            revision: None,
+            completion: Some(completion),
+        })
+    }
+
+    async fn send(
+        &self,
+        deployment: &Deployment,
+        supervisor: &SupervisorHandle,
+        command: Command,
+        acked: oneshot::Receiver<()>,
+    ) -> Result<(), EngineError> {
+        let gone = || EngineError::SupervisorGone {
+            key: deployment.key(),
+        };
+        supervisor.commands.send(command).await.map_err(|_| gone())?;
+        acked.await.map_err(|_| gone())
+    }
+
+    /// Writes an event for a client's action and flushes, so that what the
+    /// client is told has happened is on disk.
+    async fn record(
+        &self,
+        caller: &Caller,
+        deployment: &Deployment,
+        action: &str,
+        outcome: EventOutcome,
+        message: &str,
+    ) -> Result<(), EngineError> {
+        self.store.append_event(NewEvent {
+            time: OffsetDateTime::now_utc(),
+            deployment: Some(deployment.key()),
+            deployment_id: Some(deployment.id.clone()),
+            user: caller.user.clone(),
+            action: action.to_owned(),
+            outcome,
+            message: message.to_owned(),
+        })?;
+        self.store.flush_async().await?;
+        Ok(())
+    }
+
+    /// Finds a deployment by name, and by environment when given.
+    pub fn resolve(&self, name: &str, environment: Option<&str>) -> Result<Deployment, EngineError> {
+        if let Some(environment) = environment {
+            return self
+                .store
+                .find_deployment(&DeploymentKey::new(name, environment))?
+                .ok_or_else(|| EngineError::NotFound {
+                    name: name.to_owned(),
+                    environment: Some(environment.to_owned()),
+                });
+        }
+        let mut found = self.store.deployments_named(name)?.records;
+        match found.len() {
+            0 => Err(EngineError::NotFound {
+                name: name.to_owned(),
+                environment: None,
+            }),
+            1 => Ok(found.remove(0)),
+            _ => Err(EngineError::Ambiguous {
+                name: name.to_owned(),
+                environments: found.into_iter().map(|d| d.environment).collect(),
+            }),
+        }
+    }
+
+    pub fn get(&self, name: &str, environment: Option<&str>) -> Result<DeploymentView, EngineError> {
+        let deployment = self.resolve(name, environment)?;
+        Ok(self.view(&deployment))
+    }
+
+    /// Joins a stored deployment with its supervisor's live state.
+    fn view(&self, stored: &Deployment) -> DeploymentView {
+        let snapshot = self.snapshot(&stored.id);
+        let deployment = snapshot
+            .as_ref()
+            .map(|s| s.deployment.clone())
+            .filter(|live| live.updated_at >= stored.updated_at)
+            .unwrap_or_else(|| stored.clone());
+        let ready = snapshot.as_ref().map_or(0, |s| {
+            s.replicas
+                .iter()
+                .filter(|r| r.ready && r.revision == deployment.revision)
+                .count()
+        });
+        DeploymentView {
+            id: deployment.id.clone(),
+            name: deployment.name.clone(),
+            environment: deployment.environment.clone(),
+            backend: deployment.backend,
+            status: deployment.status,
+            status_reason: deployment.status_reason.clone(),
+            health: snapshot.as_ref().map_or(Health::Unknown, |s| s.health),
+            version: deployment.version.clone(),
+            revision: deployment.revision,
+            replicas: ReplicaCounts {
+                desired: deployment.desired_replicas,
+                ready: u32::try_from(ready).unwrap_or(u32::MAX),
+            },
+            endpoints: snapshot.as_ref().map(|s| s.endpoints.clone()).unwrap_or_default(),
+            tags: deployment.tags.clone(),
+            replica_details: snapshot.map(|s| s.replicas).unwrap_or_default(),
+            created_at: deployment.created_at,
+            updated_at: deployment.updated_at,
+        }
+    }
+
+    pub fn list(&self, query: &ListQuery) -> Result<Vec<DeploymentView>, EngineError> {
+        let scan = self.store.list_deployments()?;
+        for error in &scan.unreadable {
+            tracing::error!(%error, "skipping an unreadable deployment record");
+        }
+        let mut views: Vec<DeploymentView> = scan
+            .records
+            .iter()
+            .map(|deployment| self.view(deployment))
+            .filter(|view| matches_query(view, query))
+            .collect();
+        match query.sort {
+            SortKey::Name => views.sort_by(|a, b| (&a.name, &a.environment).cmp(&(&b.name, &b.environment))),
+            SortKey::CreatedAt => views.sort_by_key(|v| v.created_at),
+            SortKey::UpdatedAt => views.sort_by_key(|v| v.updated_at),
+        }
+        if query.descending {
+            views.reverse();
+        }
+        let limit = query.limit.unwrap_or(usize::MAX);
+        Ok(views.into_iter().skip(query.offset).take(limit).collect())
+    }
+
+    pub fn history(&self, name: &str, environment: Option<&str>) -> Result<Vec<HistoryEntry>, EngineError> {
+        let deployment = self.resolve(name, environment)?;
+        Ok(self.store.history(&deployment.id)?.records)
+    }
+
+    pub fn health(&self, name: &str, environment: Option<&str>) -> Result<HealthView, EngineError> {
+        let deployment = self.resolve(name, environment)?;
+        Ok(match self.snapshot(&deployment.id) {
+            Some(snapshot) => HealthView {
+                status: snapshot.health,
+                checks: snapshot.checks,
+                last_checked: snapshot.last_checked,
+            },
+            None => HealthView {
+                status: Health::Unknown,
+                checks: Vec::new(),
+                last_checked: None,
+            },
+        })
+    }
+
+    pub fn events(
+        &self,
+        name: Option<&str>,
+        environment: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Event>, EngineError> {
+        let id = match name {
+            Some(name) => Some(self.resolve(name, environment)?.id),
+            None => None,
+        };
+        Ok(self.store.events(id.as_deref(), limit)?.records)
+    }
+
+    /// The newest captured output lines of a deployment.
+    pub fn logs(&self, name: &str, environment: Option<&str>, limit: usize) -> Result<Vec<LogLine>, EngineError> {
+        let deployment = self.resolve(name, environment)?;
+        Ok(self.logs.tail(&deployment.id, limit))
+    }
+
+    /// The build output of a revision (the current one by default).
+    pub fn build_log(
+        &self,
+        name: &str,
+        environment: Option<&str>,
+        revision: Option<u64>,
+    ) -> Result<Option<String>, EngineError> {
+        let deployment = self.resolve(name, environment)?;
+        let number = revision.unwrap_or(deployment.revision);
+        let dirs = BuildDirs::new(&self.home.builds_dir(), &deployment.id, number);
+        Ok(std::fs::read(dirs.log())
+            .ok()
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    /// Counts for `agent status`: deployments that run and their replicas.
+    pub fn counts(&self) -> (usize, usize) {
+        let guard = self.supervisors_guard();
+        let running = guard.values().filter(|h| !h.commands.is_closed());
+        running.fold((0, 0), |(deployments, replicas), handle| {
+            let live = handle.snapshot.borrow().replicas.len();
+            (deployments + 1, replicas + live)
+        })
+    }
+
+    /// Stops every replica (each within its grace period) and flushes the store.
+    pub async fn shutdown(&self, timeout: Duration) {
+        let handles: Vec<SupervisorHandle> = self.supervisors_guard().values().cloned().collect();
+        let mut pending = Vec::new();
+        for handle in handles {
+            let (done, finished) = oneshot::channel();
+            if handle.commands.send(Command::Shutdown { done }).await.is_ok() {
+                pending.push(finished);
+            }
+        }
+        let all = futures_join(pending);
+        if tokio::time::timeout(timeout, all).await.is_err() {
+            tracing::warn!("replicas did not stop in time; they are killed with the agent");
+        }
+        if let Err(error) = self.store.flush_async().await {
+            tracing::error!(%error, "flushing the store at shutdown failed");
+        }
+    }
+}
+
+async fn futures_join(receivers: Vec<oneshot::Receiver<()>>) {
+    for receiver in receivers {
+        let _ = receiver.await;
+    }
+}
+
+fn ports_of(endpoints: &[String]) -> BTreeSet<u16> {
+    endpoints
+        .iter()
+        .filter_map(|endpoint| endpoint.rsplit(':').next()?.parse().ok())
+        .collect()
+}
+
+fn matches_query(view: &DeploymentView, query: &ListQuery) -> bool {
+    let status_ok = if query.statuses.is_empty() {
+        view.status != DeploymentStatus::Undeployed
+    } else {
+        query.statuses.contains(&view.status)
+    };
+    status_ok
+        && query.environment.as_ref().is_none_or(|env| &view.environment == env)
+        && query.name.as_ref().is_none_or(|text| view.name.contains(text.as_str()))
+        && query.tags.iter().all(|tag| view.tags.contains(tag))
+}
+
+fn parse_overrides(sets: &[String]) -> Result<Vec<Override>, EngineError> {
+    sets.iter()
+        .map(|set| {
+            set.parse::<Override>()
+                .map_err(|message| EngineError::InvalidOverride {
+                    value: set.clone(),
+                    message,
+                })
+        })
+        .collect()
+}
+
+/// Parses a manifest and renders it for this host: relative paths become
+/// absolute against the manifest's directory.
+fn parse_manifest(input: &ManifestInput, overrides: &[Override]) -> Result<Manifest, EngineError> {
+    let mut spec = manifest::parse(&input.text, &input.origin, overrides)?;
+    let base = input.base_dir.clone().unwrap_or_else(|| PathBuf::from("/"));
+    if let Some(run) = spec.run.as_mut() {
+        let workdir = base.join(run.workdir.as_deref().unwrap_or("."));
+        run.workdir = Some(normalize(&workdir).display().to_string());
+        if spec.source.is_some() {
+            // In a built revision the workdir is relative to the build tree.
+            run.workdir = input_workdir(input, overrides);
+        }
+    }
+    if let Some(source) = spec.source.as_mut() {
+        if let Ok(path) = local_path(&source.url) {
+            if path.is_relative() {
+                source.url = normalize(&base.join(path)).display().to_string();
+            }
+        }
+    }
+    Ok(spec)
+}
+
+/// `run.workdir` as the manifest wrote it, for revisions built from source.
+fn input_workdir(input: &ManifestInput, overrides: &[Override]) -> Option<String> {
+    manifest::parse(&input.text, &input.origin, overrides)
+        .ok()
+        .and_then(|spec| spec.run.and_then(|run| run.workdir))
+}
+
+/// Removes `.` and `..` components without touching the filesystem.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn new_deployment(spec: &Manifest, now: OffsetDateTime) -> Deployment {
+    Deployment {
+        id: new_id(),
+        name: spec.name.clone(),
+        environment: spec.environment.clone(),
+        backend: spec.backend,
+        status: DeploymentStatus::Pending,
+        status_reason: None,
+        version: spec.version.clone(),
+        revision: 0,
+        last_healthy_revision: None,
+        desired_replicas: spec.replicas,
+        tags: spec.tags.clone(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// A random 128-bit id in hex.
+fn new_id() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // The OS generator failing is next to impossible; time and pid still
+        // give an id that is unique on this host.
+        let nanos = OffsetDateTime::now_utc().unix_timestamp_nanos();
+        bytes = (nanos ^ i128::from(std::process::id())).to_be_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
