@@ -71,7 +71,7 @@ fn pid_note(pid: &Option<u32>) -> String {
     pid.map(|pid| format!(" (pid {pid})")).unwrap_or_default()
 }
 
-fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> AgentError + '_ {
+fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> AgentError + 'a {
     move |source| AgentError::Io {
         action,
         path: path.to_path_buf(),

@@ -1,5 +1,7 @@
+pub mod agent;
 pub mod api;
 pub mod backend;
+pub mod cli;
 pub mod engine;
 pub mod home;
 pub mod logs;

@@ -1,1 +1,90 @@
-fn main() {}
+//! The `shipdeck` binary: parses arguments, then runs the agent or a client
+//! command. Errors end here as one line on standard error and exit code 1.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use shipdeck::agent::{self, AgentOptions};
+use shipdeck::cli::{self, Cli, Command};
+use shipdeck::home::Home;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let home = match Home::resolve(cli.home.as_deref()) {
+        Ok(home) => home,
+        Err(error) => return fail(&error.to_string()),
+    };
+
+    let result = match cli.command {
+        Command::Agent(args) if args.action.is_none() && !args.detach => run_agent(home, args.listen),
+        command => run_client(home, command),
+    };
+    match result {
+        Ok(text) => {
+            let mut stdout = std::io::stdout().lock();
+            // A closed pipe (`shipdeck ls | head`) is not an error worth reporting.
+            let _ = stdout.write_all(text.as_bytes());
+            ExitCode::SUCCESS
+        }
+        Err(message) => fail(&message),
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("shipdeck: {message}");
+    ExitCode::FAILURE
+}
+
+/// Runs the agent in the foreground with its log on standard error (the
+/// agent log file when a client started it).
+fn run_agent(home: Home, listen: Option<std::net::SocketAddr>) -> Result<String, String> {
+    init_agent_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|error| format!("cannot start the async runtime: {error}"))?;
+    runtime
+        .block_on(agent::run(home, AgentOptions { listen }))
+        .map(|()| String::new())
+        .map_err(|error| error.to_string())
+}
+
+fn run_client(home: Home, command: Command) -> Result<String, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| format!("cannot start the async runtime: {error}"))?;
+    runtime.block_on(async {
+        if let Command::Agent(args) = &command {
+            if args.detach && args.action.is_none() {
+                return detach(&home).await;
+            }
+        }
+        cli::run(&home, command).await.map_err(|error| error.to_string())
+    })
+}
+
+async fn detach(home: &Home) -> Result<String, String> {
+    let client = shipdeck::api::client::Client::new(&home.socket_path());
+    if let Ok(status) = client
+        .get::<shipdeck::api::wire::AgentStatus>("/v1/agent")
+        .await
+    {
+        return Ok(format!("agent already running (pid {})\n", status.pid));
+    }
+    let pid = agent::start_detached(home).await.map_err(|e| e.to_string())?;
+    Ok(format!("agent started (pid {pid})\n"))
+}
+
+/// Logs to standard error; the level comes from `SHIPDECK_LOG` (default info).
+fn init_agent_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SHIPDECK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+}

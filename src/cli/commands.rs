@@ -1,0 +1,390 @@
+//! One function per client subcommand.
+
+use std::io::Read;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::output::{structured, Format, Table};
+use super::{
+    AgentAction, CliError, Command, DeployArgs, EventsArgs, FormatArgs, ListArgs, LogsArgs,
+    RedeployArgs, RollbackArgs, ScaleArgs, TargetArgs, UndeployArgs, WaitArgs,
+};
+use crate::agent;
+use crate::api::client::{encode, Client};
+use crate::api::wire::{
+    ActionResult, AgentStatus, DeployBody, ListParams, ManifestBody, RedeployBody, RollbackBody,
+    ScaleBody, UndeployBody,
+};
+use crate::home::Home;
+use crate::logs::{sanitize_for_terminal, LogLine};
+use crate::manifest::ManifestDuration;
+use crate::model::{DeploymentView, Event, HealthView, HistoryEntry};
+
+/// Runs a client subcommand and returns what to print on standard output.
+pub async fn run(home: &Home, command: Command) -> Result<String, CliError> {
+    match command {
+        Command::Agent(args) => match args.action {
+            Some(AgentAction::Status(format)) => agent_status(home, format).await,
+            Some(AgentAction::Stop) => agent_stop(home).await,
+            // `agent` and `agent --detach` are handled before a client starts.
+            None => Err(CliError::Message("internal: agent run reached the client".to_owned())),
+        },
+        Command::Deploy(args) => deploy(home, args).await,
+        Command::Ls(args) => list(home, args).await,
+        Command::Get(args) => get(home, args).await,
+        Command::History(args) => history(home, args).await,
+        Command::Redeploy(args) => redeploy(home, args).await,
+        Command::Rollback(args) => rollback(home, args).await,
+        Command::Scale(args) => scale(home, args).await,
+        Command::Health(args) => health(home, args).await,
+        Command::Undeploy(args) => undeploy(home, args).await,
+        Command::Events(args) => events(home, args).await,
+        Command::Logs(args) => logs(home, args).await,
+    }
+}
+
+async fn client(home: &Home) -> Result<Client, CliError> {
+    agent::connect_or_start(home).await
+}
+
+fn render<T: Serialize>(value: &T, format: Format, table: impl FnOnce(&T) -> String) -> Result<String, CliError> {
+    match format {
+        Format::Table => Ok(table(value)),
+        other => structured(value, other).map_err(|error| CliError::Message(error.to_string())),
+    }
+}
+
+async fn agent_status(home: &Home, format: FormatArgs) -> Result<String, CliError> {
+    let client = Client::new(&home.socket_path());
+    match client.get::<AgentStatus>("/v1/agent").await {
+        Ok(status) => render(&status, format.format, |s| {
+            format!(
+                "agent running: pid {}, version {}, home {}, up {} s, {} deployments, {} replicas\n",
+                s.pid, s.version, s.home, s.uptime_seconds, s.deployments, s.replicas
+            )
+        }),
+        Err(error) if error.is_unreachable() => Err(CliError::Message(format!(
+            "no agent is running for {}; start one with `shipdeck agent --detach`",
+            home.root().display()
+        ))),
+        Err(error) => Err(error.into()),
+    }
+}
+
+async fn agent_stop(home: &Home) -> Result<String, CliError> {
+    if agent::stop(home).await? {
+        Ok("agent stopped\n".to_owned())
+    } else {
+        Ok(format!("no agent was running for {}\n", home.root().display()))
+    }
+}
+
+fn timeout_ms(wait: &WaitArgs) -> Result<Option<u64>, CliError> {
+    if !wait.wait {
+        return Ok(None);
+    }
+    let duration = ManifestDuration::try_from(wait.timeout.clone())
+        .map_err(|message| CliError::Message(format!("invalid --timeout {:?}: {message}", wait.timeout)))?;
+    Ok(Some(u64::try_from(duration.as_std().as_millis()).unwrap_or(u64::MAX)))
+}
+
+/// Reads a manifest file (or standard input for `-`) for sending to the agent.
+fn read_manifest(path: &Path) -> Result<ManifestBody, CliError> {
+    let (text, origin, base) = if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|error| CliError::Message(format!("cannot read the manifest from standard input: {error}")))?;
+        (text, "<stdin>".to_owned(), std::env::current_dir().ok())
+    } else {
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            CliError::Message(format!(
+                "cannot read manifest {}: {error}; check the path given to -f",
+                path.display()
+            ))
+        })?;
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let base = absolute.parent().map(Path::to_path_buf);
+        (text, path.display().to_string(), base)
+    };
+    Ok(ManifestBody {
+        text,
+        origin,
+        base_dir: base.map(|dir| dir.display().to_string()),
+    })
+}
+
+fn env_query(env: &Option<String>) -> String {
+    env.as_ref()
+        .map(|env| format!("?env={}", encode(env)))
+        .unwrap_or_default()
+}
+
+fn action_output(result: &ActionResult, format: Format, verb: &str) -> Result<String, CliError> {
+    render(result, format, |r| {
+        let d = &r.deployment;
+        let revision = r.revision.map(|n| format!(" revision {n}")).unwrap_or_default();
+        let outcome = r
+            .outcome
+            .as_ref()
+            .map(|o| format!(": {o}"))
+            .unwrap_or_default();
+        sanitize_for_terminal(&format!(
+            "{} ({}) {verb}{revision}{outcome}\n",
+            d.name, d.environment
+        )) + "\n"
+    })
+    .map(|text| text.trim_end().to_owned() + "\n")
+}
+
+async fn deploy(home: &Home, args: DeployArgs) -> Result<String, CliError> {
+    let body = DeployBody {
+        manifest: read_manifest(&args.file)?,
+        environment: args.env,
+        set: args.set,
+        wait: args.wait.wait,
+        timeout_ms: timeout_ms(&args.wait)?,
+    };
+    let client = client(home).await?;
+    let result: ActionResult = client.post("/v1/deployments", &body).await?;
+    let verb = if args.wait.wait { "deployed" } else { "deploying" };
+    action_output(&result, args.format.format, verb)
+}
+
+async fn redeploy(home: &Home, args: RedeployArgs) -> Result<String, CliError> {
+    let body = RedeployBody {
+        environment: args.env,
+        manifest: args.file.as_deref().map(read_manifest).transpose()?,
+        set: args.set,
+        wait: args.wait.wait,
+        timeout_ms: timeout_ms(&args.wait)?,
+    };
+    let client = client(home).await?;
+    let path = format!("/v1/deployments/{}/redeploy", encode(&args.name));
+    let result: ActionResult = client.post(&path, &body).await?;
+    let verb = if args.wait.wait { "redeployed" } else { "redeploying" };
+    action_output(&result, args.format.format, verb)
+}
+
+async fn rollback(home: &Home, args: RollbackArgs) -> Result<String, CliError> {
+    let body = RollbackBody {
+        environment: args.env,
+        to_revision: args.to_revision,
+        wait: args.wait.wait,
+        timeout_ms: timeout_ms(&args.wait)?,
+    };
+    let client = client(home).await?;
+    let path = format!("/v1/deployments/{}/rollback", encode(&args.name));
+    let result: ActionResult = client.post(&path, &body).await?;
+    let verb = if args.wait.wait { "rolled back" } else { "rolling back" };
+    action_output(&result, args.format.format, verb)
+}
+
+async fn scale(home: &Home, args: ScaleArgs) -> Result<String, CliError> {
+    if !(0..=i64::from(crate::engine::MAX_REPLICAS)).contains(&args.replicas) {
+        return Err(CliError::Message(format!(
+            "invalid --replicas {}: must be between 0 and {}",
+            args.replicas,
+            crate::engine::MAX_REPLICAS
+        )));
+    }
+    let body = ScaleBody {
+        environment: args.env,
+        replicas: args.replicas,
+        wait: args.wait.wait,
+        timeout_ms: timeout_ms(&args.wait)?,
+    };
+    let client = client(home).await?;
+    let path = format!("/v1/deployments/{}/scale", encode(&args.name));
+    let result: ActionResult = client.post(&path, &body).await?;
+    let verb = format!("scaled to {}", args.replicas);
+    action_output(&result, args.format.format, &verb)
+}
+
+async fn undeploy(home: &Home, args: UndeployArgs) -> Result<String, CliError> {
+    let body = UndeployBody {
+        environment: args.env,
+        wait: args.wait.wait,
+        timeout_ms: timeout_ms(&args.wait)?,
+    };
+    let client = client(home).await?;
+    let path = format!("/v1/deployments/{}/undeploy", encode(&args.name));
+    let result: ActionResult = client.post(&path, &body).await?;
+    let verb = if args.wait.wait { "undeployed" } else { "undeploying" };
+    action_output(&result, args.format.format, verb)
+}
+
+async fn list(home: &Home, args: ListArgs) -> Result<String, CliError> {
+    let params = ListParams {
+        env: args.env,
+        status: args.status,
+        name: args.name,
+        tags: (!args.tags.is_empty()).then(|| args.tags.join(",")),
+        sort: args.sort,
+        desc: args.desc,
+        limit: args.limit,
+        offset: args.offset,
+    };
+    let query = serde_json::to_value(&params)
+        .ok()
+        .and_then(|value| value.as_object().cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(key, value)| {
+            let text = match value {
+                serde_json::Value::String(text) => text,
+                other => other.to_string(),
+            };
+            format!("{key}={}", encode(&text))
+        })
+        .collect::<Vec<_>>()
+        .join("&");
+    let client = client(home).await?;
+    let deployments: Vec<DeploymentView> = client.get(&format!("/v1/deployments?{query}")).await?;
+    render(&deployments, args.format.format, |list| deployment_table(list))
+}
+
+fn deployment_table(list: &[DeploymentView]) -> String {
+    let mut table = Table::new(vec![
+        "NAME", "ENVIRONMENT", "STATUS", "HEALTH", "READY", "REVISION", "VERSION", "ENDPOINTS",
+    ]);
+    for d in list {
+        table.row(vec![
+            d.name.clone(),
+            d.environment.clone(),
+            d.status.to_string(),
+            d.health.to_string(),
+            format!("{}/{}", d.replicas.ready, d.replicas.desired),
+            d.revision.to_string(),
+            d.version.clone(),
+            d.endpoints.join(","),
+        ]);
+    }
+    table.render()
+}
+
+async fn get(home: &Home, args: TargetArgs) -> Result<String, CliError> {
+    let client = client(home).await?;
+    let path = format!("/v1/deployments/{}{}", encode(&args.name), env_query(&args.env));
+    let deployment: DeploymentView = client.get(&path).await?;
+    render(&deployment, args.format.format, describe)
+}
+
+/// The human form of `get`: the summary, then one line per replica.
+fn describe(d: &DeploymentView) -> String {
+    let mut out = deployment_table(std::slice::from_ref(d));
+    if let Some(reason) = &d.status_reason {
+        out.push_str(&format!("\nreason: {}\n", sanitize_for_terminal(reason)));
+    }
+    if !d.replica_details.is_empty() {
+        let mut table = Table::new(vec!["REPLICA", "REVISION", "PID", "PORT", "STATE", "READY", "RESTARTS", "LAST EXIT"]);
+        for r in &d.replica_details {
+            table.row(vec![
+                r.index.to_string(),
+                r.revision.to_string(),
+                r.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                r.port.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                r.state.to_string(),
+                r.ready.to_string(),
+                r.restarts.to_string(),
+                r.last_exit.clone().unwrap_or_else(|| "-".into()),
+            ]);
+        }
+        out.push('\n');
+        out.push_str(&table.render());
+    }
+    out
+}
+
+async fn history(home: &Home, args: TargetArgs) -> Result<String, CliError> {
+    let client = client(home).await?;
+    let path = format!("/v1/deployments/{}/history{}", encode(&args.name), env_query(&args.env));
+    let entries: Vec<HistoryEntry> = client.get(&path).await?;
+    render(&entries, args.format.format, |entries| {
+        let mut table = Table::new(vec!["REVISION", "VERSION", "STATUS", "CREATED", "REASON"]);
+        for e in entries {
+            table.row(vec![
+                e.revision.to_string(),
+                e.version.clone(),
+                e.status.to_string(),
+                rfc3339(e.created_at),
+                e.reason.clone(),
+            ]);
+        }
+        table.render()
+    })
+}
+
+async fn health(home: &Home, args: TargetArgs) -> Result<String, CliError> {
+    let client = client(home).await?;
+    let path = format!("/v1/deployments/{}/health{}", encode(&args.name), env_query(&args.env));
+    let health: HealthView = client.get(&path).await?;
+    render(&health, args.format.format, |h| {
+        let mut table = Table::new(vec!["CHECK", "STATUS", "MESSAGE"]);
+        for check in &h.checks {
+            table.row(vec![check.name.clone(), check.status.to_string(), check.message.clone()]);
+        }
+        let checked = h.last_checked.map(rfc3339).unwrap_or_else(|| "never".into());
+        format!("health: {} (last checked {checked})\n\n{}", h.status, table.render())
+    })
+}
+
+async fn events(home: &Home, args: EventsArgs) -> Result<String, CliError> {
+    let client = client(home).await?;
+    let mut path = format!("/v1/events?limit={}", args.limit);
+    if let Some(name) = &args.name {
+        path.push_str(&format!("&deployment={}", encode(name)));
+    }
+    if let Some(env) = &args.env {
+        path.push_str(&format!("&env={}", encode(env)));
+    }
+    let events: Vec<Event> = client.get(&path).await?;
+    render(&events, args.format.format, |events| {
+        let mut table = Table::new(vec!["TIME", "DEPLOYMENT", "USER", "ACTION", "RESULT", "MESSAGE"]);
+        for e in events {
+            table.row(vec![
+                rfc3339(e.time),
+                e.deployment.as_ref().map(|k| format!("{}/{}", k.environment, k.name)).unwrap_or_default(),
+                e.user.clone(),
+                e.action.clone(),
+                format!("{:?}", e.outcome).to_lowercase(),
+                e.message.clone(),
+            ]);
+        }
+        table.render()
+    })
+}
+
+async fn logs(home: &Home, args: LogsArgs) -> Result<String, CliError> {
+    let client = client(home).await?;
+    let name = encode(&args.name);
+    if args.build {
+        let mut path = format!("/v1/deployments/{name}/build-log?");
+        if let Some(env) = &args.env {
+            path.push_str(&format!("env={}&", encode(env)));
+        }
+        if let Some(revision) = args.revision {
+            path.push_str(&format!("revision={revision}"));
+        }
+        let text = client.get_text(&path).await?;
+        let lines: Vec<String> = text.lines().map(sanitize_for_terminal).collect();
+        return Ok(lines.join("\n") + "\n");
+    }
+    let mut path = format!("/v1/deployments/{name}/logs?limit={}", args.tail);
+    if let Some(env) = &args.env {
+        path.push_str(&format!("&env={}", encode(env)));
+    }
+    let lines: Vec<LogLine> = client.get(&path).await?;
+    render(&lines, args.format.format, |lines| {
+        lines
+            .iter()
+            .map(|line| format!("{} {} {}\n", rfc3339(line.time), line.source, sanitize_for_terminal(&line.text)))
+            .collect()
+    })
+}
+
+fn rfc3339(time: time::OffsetDateTime) -> String {
+    time.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| time.to_string())
+}

@@ -1,0 +1,294 @@
+//! The `shipdeck` command line: argument definitions and one function per
+//! subcommand. Every command except `agent` is a client of the agent.
+
+mod commands;
+pub mod output;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+pub use commands::run;
+use output::Format;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Client(#[from] crate::api::client::ClientError),
+    #[error(transparent)]
+    Agent(#[from] crate::agent::AgentError),
+    #[error(transparent)]
+    Home(#[from] crate::home::HomeError),
+    #[error("{0}")]
+    Message(String),
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "shipdeck",
+    version,
+    about = "Deploy applications, keep them running, and watch them",
+    long_about = None,
+)]
+pub struct Cli {
+    /// Directory of the agent's state, socket and logs [default: $XDG_DATA_HOME/shipdeck]
+    #[arg(long, global = true, env = "SHIPDECK_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the agent in the foreground, or manage the running one
+    Agent(AgentArgs),
+    /// Deploy a manifest: create a deployment or roll out a new revision
+    Deploy(DeployArgs),
+    /// List deployments
+    #[command(alias = "list")]
+    Ls(ListArgs),
+    /// Show one deployment
+    Get(TargetArgs),
+    /// Show the revisions of a deployment, newest first
+    History(TargetArgs),
+    /// Roll out a new revision from a changed manifest, or restart the current one
+    Redeploy(RedeployArgs),
+    /// Roll back to the previous healthy revision, or to a given one, as a new revision
+    Rollback(RollbackArgs),
+    /// Change the number of replicas
+    Scale(ScaleArgs),
+    /// Show the health checks of every replica
+    Health(TargetArgs),
+    /// Stop every replica and mark the deployment undeployed; its history stays
+    Undeploy(UndeployArgs),
+    /// Show the audit events, of one deployment or of all
+    Events(EventsArgs),
+    /// Show the newest output lines of a deployment, or its build output
+    Logs(LogsArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct AgentArgs {
+    #[command(subcommand)]
+    pub action: Option<AgentAction>,
+
+    /// Start the agent in the background and return once it answers
+    #[arg(long)]
+    pub detach: bool,
+
+    /// Also serve the API on this TCP address (for example 127.0.0.1:7070), behind the bearer token in $SHIPDECK_HOME/token
+    #[arg(long, value_name = "ADDRESS")]
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentAction {
+    /// Show whether the agent runs, its pid and what it supervises
+    Status(FormatArgs),
+    /// Stop the agent gracefully: replicas get their grace period, the store is flushed
+    Stop,
+}
+
+#[derive(Debug, Args)]
+pub struct FormatArgs {
+    /// Output format
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// Wait until the change has finished (ready, reverted or failed)
+    #[arg(long)]
+    pub wait: bool,
+
+    /// How long --wait waits, such as 90s or 5m
+    #[arg(long, value_name = "DURATION", default_value = "5m")]
+    pub timeout: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Manifest file (YAML); `-` reads standard input
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// Environment to deploy to, overriding the manifest's
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+
+    /// Override a manifest field, such as replicas=3 or env.GREETING=hi
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+
+    #[command(flatten)]
+    pub wait: WaitArgs,
+
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only deployments of this environment
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+
+    /// Only these statuses, comma-separated (undeployed ones show only when named)
+    #[arg(long, value_name = "S1,S2")]
+    pub status: Option<String>,
+
+    /// Only names containing this text
+    #[arg(long, value_name = "TEXT")]
+    pub name: Option<String>,
+
+    /// Only deployments with this tag; repeat to require several
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+
+    /// Sort key
+    #[arg(long, value_name = "KEY", value_parser = ["createdAt", "updatedAt", "name"])]
+    pub sort: Option<String>,
+
+    /// Sort in descending order
+    #[arg(long)]
+    pub desc: bool,
+
+    /// Show at most N deployments
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+
+    /// Skip the first N deployments
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub offset: usize,
+
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// Deployment name
+    pub name: String,
+
+    /// Environment, needed when the name exists in several
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RedeployArgs {
+    pub name: String,
+
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+
+    /// Changed manifest; without it the current revision's spec is used
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// Override a manifest field, such as replicas=3 or env.GREETING=hi
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+
+    #[command(flatten)]
+    pub wait: WaitArgs,
+
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    pub name: String,
+
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+
+    /// Revision to return to; default: the previous healthy one
+    #[arg(long, value_name = "N")]
+    pub to_revision: Option<u64>,
+
+    #[command(flatten)]
+    pub wait: WaitArgs,
+
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    pub name: String,
+
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+
+    /// Number of replicas (0 to 1000)
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub replicas: i64,
+
+    #[command(flatten)]
+    pub wait: WaitArgs,
+
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UndeployArgs {
+    pub name: String,
+
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+
+    #[command(flatten)]
+    pub wait: WaitArgs,
+
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Only events of this deployment
+    pub name: Option<String>,
+
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+
+    /// Show at most N events, the newest
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub limit: usize,
+
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    pub name: String,
+
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+
+    /// Show the build output instead of the replicas' output
+    #[arg(long)]
+    pub build: bool,
+
+    /// Revision whose build output to show; default: the current one
+    #[arg(long, value_name = "N", requires = "build")]
+    pub revision: Option<u64>,
+
+    /// Show at most N lines, the newest
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub tail: usize,
+
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
