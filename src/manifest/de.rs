@@ -265,7 +265,11 @@ impl<'de, 'a> de::Deserializer<'de> for NodeDeserializer<'a> {
         }
     }
 
-    fn deserialize_tuple<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, DeError> {
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
         self.deserialize_seq(visitor)
     }
 
@@ -409,7 +413,10 @@ impl<'a> MapReader<'a> {
 impl<'de, 'a> de::MapAccess<'de> for MapReader<'a> {
     type Error = DeError;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, DeError> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, DeError> {
         let Some(entry) = self.entries.next() else {
             return Ok(None);
         };
@@ -424,7 +431,9 @@ impl<'de, 'a> de::MapAccess<'de> for MapReader<'a> {
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, DeError> {
         let Some(entry) = self.current.take() else {
-            return Err(DeError::new("a mapping value was requested before its key".to_owned()));
+            return Err(DeError::new(
+                "a mapping value was requested before its key".to_owned(),
+            ));
         };
 
         let path = child_path(self.path, &entry.key);

@@ -27,12 +27,7 @@ impl ManifestDuration {
     }
 }
 
-const MILLIS_PER_UNIT: &[(&str, u64)] = &[
-    ("h", 3_600_000),
-    ("m", 60_000),
-    ("s", 1_000),
-    ("ms", 1),
-];
+const MILLIS_PER_UNIT: &[(&str, u64)] = &[("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)];
 
 impl TryFrom<String> for ManifestDuration {
     type Error = String;
@@ -73,10 +68,14 @@ fn parse_duration(text: &str) -> Result<u64, String> {
         return Err("empty duration; write a number with a unit such as 30s".to_owned());
     }
     if text.starts_with('-') {
-        return Err(format!("negative duration `{text}`; write zero or more, such as 0s"));
+        return Err(format!(
+            "negative duration `{text}`; write zero or more, such as 0s"
+        ));
     }
     if is_number(text) {
-        return Err(format!("duration `{text}` has no unit; write {text}s (or ms, m, h)"));
+        return Err(format!(
+            "duration `{text}` has no unit; write {text}s (or ms, m, h)"
+        ));
     }
 
     let mut total: u64 = 0;
@@ -158,7 +157,9 @@ fn exact_millis(text: &str, number: &str, unit_millis: u64) -> Result<u64, Strin
     }
 
     let fraction_millis = u64::try_from(numerator / scale).map_err(|_| too_large())?;
-    whole_millis.checked_add(fraction_millis).ok_or_else(too_large)
+    whole_millis
+        .checked_add(fraction_millis)
+        .ok_or_else(too_large)
 }
 
 fn is_number(text: &str) -> bool {
@@ -208,9 +209,14 @@ mod tests {
 
     #[test]
     fn invalid_durations_are_rejected() {
-        for text in ["", "s", "1d", "1.2.3s", "1 s", "1h-", "-5s", "1.0001s", "5us", "5ns", "1hm"] {
+        for text in [
+            "", "s", "1d", "1.2.3s", "1 s", "1h-", "-5s", "1.0001s", "5us", "5ns", "1hm",
+        ] {
             let message = millis(text).expect_err(text);
-            assert!(message.contains(&format!("`{text}`")) || text.is_empty(), "{text}: {message}");
+            assert!(
+                message.contains(&format!("`{text}`")) || text.is_empty(),
+                "{text}: {message}"
+            );
         }
     }
 
@@ -222,7 +228,17 @@ mod tests {
 
     #[test]
     fn canonical_text_round_trips() {
-        for value in [0, 1, 999, 1_000, 1_500, 60_000, 5_400_000, 3_723_004, u64::MAX] {
+        for value in [
+            0,
+            1,
+            999,
+            1_000,
+            1_500,
+            60_000,
+            5_400_000,
+            3_723_004,
+            u64::MAX,
+        ] {
             let text = String::from(ManifestDuration::from_millis(value));
             assert_eq!(millis(&text), Ok(value), "{text}");
         }
@@ -230,7 +246,13 @@ mod tests {
 
     #[test]
     fn canonical_text_is_compact() {
-        assert_eq!(String::from(ManifestDuration::from_millis(5_400_000)), "1h30m");
-        assert_eq!(String::from(ManifestDuration::from_millis(1_500)), "1s500ms");
+        assert_eq!(
+            String::from(ManifestDuration::from_millis(5_400_000)),
+            "1h30m"
+        );
+        assert_eq!(
+            String::from(ManifestDuration::from_millis(1_500)),
+            "1s500ms"
+        );
     }
 }

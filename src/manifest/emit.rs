@@ -25,12 +25,30 @@ pub fn to_yaml(manifest: &Manifest) -> String {
     out
 }
 
+/// Top-level keys written first, so a reader sees which deployment this is before its details.
+const LEADING_KEYS: &[&str] = &["name", "version", "environment", "backend"];
+
 fn write_mapping(map: &Map<String, Value>, indent: usize, out: &mut String) {
     let pad = " ".repeat(indent);
-    for (key, value) in map {
+    for (key, value) in ordered_entries(map, indent == 0) {
         out.push_str(&format!("{pad}{}:", key_text(key)));
         write_value_after_key(value, indent, out);
     }
+}
+
+/// Returns the entries in key order, with [`LEADING_KEYS`] first at the top level.
+fn ordered_entries(map: &Map<String, Value>, top_level: bool) -> Vec<(&String, &Value)> {
+    let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+    if top_level {
+        let rank = |key: &str| {
+            LEADING_KEYS
+                .iter()
+                .position(|leading| *leading == key)
+                .unwrap_or(LEADING_KEYS.len())
+        };
+        entries.sort_by_key(|(key, _)| rank(key));
+    }
+    entries
 }
 
 fn write_value_after_key(value: &Value, indent: usize, out: &mut String) {

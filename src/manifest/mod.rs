@@ -40,8 +40,11 @@ pub const OVERRIDE_ORIGIN: &str = "--set";
 ///
 /// For a value that came from a `--set` override, `origin` is `--set`, `line` is 1,
 /// `column` points at the value inside `KEY=VALUE`, and the message names the override.
+///
+/// Displayed as `origin:line:column: path: message`, leaving out `path: ` when the
+/// problem is with the document as a whole.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{origin}:{line}:{column}: {path}: {message}")]
+#[error("{origin}:{line}:{column}: {}{message}", path_prefix(path))]
 pub struct ManifestError {
     /// Where the text came from: a file name, `--set`, or `stored revision`.
     pub origin: String,
@@ -50,6 +53,14 @@ pub struct ManifestError {
     pub line: usize,
     pub column: usize,
     pub message: String,
+}
+
+fn path_prefix(path: &str) -> String {
+    if path.is_empty() {
+        String::new()
+    } else {
+        format!("{path}: ")
+    }
 }
 
 impl ManifestError {

@@ -83,7 +83,13 @@ fn set(
     match segment {
         Segment::Key(key) => {
             let child = mapping_child(node, key, site, walked)?;
-            set(child, rest, value, site, &super::de::child_path(walked, key))
+            set(
+                child,
+                rest,
+                value,
+                site,
+                &super::de::child_path(walked, key),
+            )
         }
         Segment::Index(index) => {
             let child = sequence_child(node, *index, site, walked)?;
@@ -163,7 +169,11 @@ mod tests {
         for segment in path {
             node = match (segment, &node.value) {
                 (Segment::Key(key), Value::Mapping(entries)) => {
-                    &entries.iter().find(|entry| &entry.key == key).expect("key").value
+                    &entries
+                        .iter()
+                        .find(|entry| &entry.key == key)
+                        .expect("key")
+                        .value
                 }
                 (Segment::Index(index), Value::Sequence(items)) => &items[*index],
                 _ => panic!("path does not match the tree"),
@@ -198,14 +208,20 @@ mod tests {
     fn existing_value_is_replaced() {
         let mut root = parse_document("replicas: 1\n").expect("valid");
         apply(&mut root, "replicas", "3").expect("applies");
-        assert_eq!(scalar_at(&root, &parse_path("replicas").expect("path")), "3");
+        assert_eq!(
+            scalar_at(&root, &parse_path("replicas").expect("path")),
+            "3"
+        );
     }
 
     #[test]
     fn missing_mappings_are_created() {
         let mut root = parse_document("name: web\n").expect("valid");
         apply(&mut root, "env.GREETING", "no").expect("applies");
-        assert_eq!(scalar_at(&root, &parse_path("env.GREETING").expect("path")), "no");
+        assert_eq!(
+            scalar_at(&root, &parse_path("env.GREETING").expect("path")),
+            "no"
+        );
     }
 
     #[test]
@@ -243,6 +259,12 @@ mod tests {
                 column: 10
             }
         );
-        assert!(matches!(node.value, Value::Scalar { style: Style::Plain, .. }));
+        assert!(matches!(
+            node.value,
+            Value::Scalar {
+                style: Style::Plain,
+                ..
+            }
+        ));
     }
 }

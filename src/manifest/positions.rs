@@ -59,11 +59,15 @@ mod tests {
 
     #[test]
     fn nested_path_is_found() {
-        let root = parse_document("ports:\n  - name: http\n    containerPort: 80\n").expect("valid");
+        let root =
+            parse_document("ports:\n  - name: http\n    containerPort: 80\n").expect("valid");
         let positions = Positions::from_tree(&root);
         assert_eq!(
             positions.site_of("ports[0].containerPort"),
-            Site::Text { line: 3, column: 20 }
+            Site::Text {
+                line: 3,
+                column: 20
+            }
         );
     }
 

@@ -22,7 +22,9 @@ impl TryFrom<String> for CpuQuantity {
     fn try_from(text: String) -> Result<Self, String> {
         let parsed = parse(&text)?;
         if parsed.negative && parsed.mantissa != 0 {
-            return Err(format!("negative CPU quantity `{text}`; write zero or more"));
+            return Err(format!(
+                "negative CPU quantity `{text}`; write zero or more"
+            ));
         }
 
         let (millicores, exact) = parsed.scaled(3).ok_or_else(|| too_large(&text))?;
@@ -55,7 +57,9 @@ impl TryFrom<String> for MemoryQuantity {
     fn try_from(text: String) -> Result<Self, String> {
         let parsed = parse(&text)?;
         if parsed.negative && parsed.mantissa != 0 {
-            return Err(format!("negative memory quantity `{text}`; write zero or more"));
+            return Err(format!(
+                "negative memory quantity `{text}`; write zero or more"
+            ));
         }
 
         let (bytes, exact) = parsed.scaled(0).ok_or_else(|| too_large(&text))?;
@@ -344,7 +348,10 @@ mod tests {
     #[test]
     fn overflow_is_rejected() {
         for text in ["16Ei", "1e20", "99999999999999999999", "1e1000000000000"] {
-            assert!(memory(text).expect_err(text).contains("too large"), "{text}");
+            assert!(
+                memory(text).expect_err(text).contains("too large"),
+                "{text}"
+            );
         }
         assert!(cpu("1e17").expect_err("1e17").contains("too large"));
     }

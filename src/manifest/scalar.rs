@@ -18,7 +18,9 @@ pub fn parse_bool(text: &str) -> Result<bool, String> {
 
     let lower = text.to_ascii_lowercase();
     if lower == "true" || lower == "false" {
-        return Err(format!("expected true or false, found `{text}`; write {lower} in lower case"));
+        return Err(format!(
+            "expected true or false, found `{text}`; write {lower} in lower case"
+        ));
     }
     if YAML11_BOOLEANS.contains(&lower.as_str()) {
         return Err(format!(
@@ -64,7 +66,9 @@ pub fn parse_float(text: &str) -> Result<f64, String> {
     };
 
     if !is_decimal_mantissa(mantissa) || !exponent.is_none_or(is_signed_digits) {
-        return Err(format!("expected a number such as 80 or 0.5, found `{text}`"));
+        return Err(format!(
+            "expected a number such as 80 or 0.5, found `{text}`"
+        ));
     }
     let integer_part = mantissa.split('.').next().unwrap_or_default();
     if integer_part.len() > 1 && integer_part.starts_with('0') {

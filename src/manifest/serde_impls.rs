@@ -79,9 +79,12 @@ impl Visitor<'_> for IntOrPercentVisitor {
     }
 
     fn visit_u64<E: de::Error>(self, value: u64) -> Result<IntOrPercent, E> {
-        u32::try_from(value)
-            .map(IntOrPercent::Int)
-            .map_err(|_| E::custom(format!("{value} is too large; expected at most {}", u32::MAX)))
+        u32::try_from(value).map(IntOrPercent::Int).map_err(|_| {
+            E::custom(format!(
+                "{value} is too large; expected at most {}",
+                u32::MAX
+            ))
+        })
     }
 
     fn visit_i64<E: de::Error>(self, value: i64) -> Result<IntOrPercent, E> {
@@ -100,6 +103,9 @@ impl Visitor<'_> for IntOrPercentVisitor {
         if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
             return Err(invalid());
         }
-        digits.parse().map(IntOrPercent::Percent).map_err(|_| invalid())
+        digits
+            .parse()
+            .map(IntOrPercent::Percent)
+            .map_err(|_| invalid())
     }
 }

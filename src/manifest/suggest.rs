@@ -21,7 +21,12 @@ pub fn closest<'a>(name: &str, valid: &[&'a str]) -> Option<&'a str> {
     let lower = name.to_lowercase();
     let (distance, best) = valid
         .iter()
-        .map(|candidate| (strsim::levenshtein(&lower, &candidate.to_lowercase()), *candidate))
+        .map(|candidate| {
+            (
+                strsim::levenshtein(&lower, &candidate.to_lowercase()),
+                *candidate,
+            )
+        })
         .min_by_key(|(distance, _)| *distance)?;
 
     // Two edits, or a third of the name for long names, still reads as a typo.

@@ -428,7 +428,11 @@ pub struct AutoScaling {
     pub enabled: bool,
     pub min_replicas: u32,
     pub max_replicas: u32,
-    #[serde(rename = "targetCPUUtilization", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "targetCPUUtilization",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub target_cpu_utilization: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_memory_utilization: Option<u32>,

@@ -62,7 +62,9 @@ fn first_problem(problems: Vec<Problem>) -> Result<(), Problem> {
     if count > 1 {
         let others = count - 1;
         let noun = if others == 1 { "problem" } else { "problems" };
-        first.message.push_str(&format!(" ({others} more {noun} after this one)"));
+        first
+            .message
+            .push_str(&format!(" ({others} more {noun} after this one)"));
     }
     Err(first)
 }
@@ -78,7 +80,10 @@ pub fn dns_label_problem(value: &str) -> Option<String> {
         return Some("must not be empty".to_owned());
     }
     if value.len() > 63 {
-        return Some(format!("`{value}` is {} characters; at most 63 are allowed", value.len()));
+        return Some(format!(
+            "`{value}` is {} characters; at most 63 are allowed",
+            value.len()
+        ));
     }
     if !valid_chars || !alnum_ends {
         return Some(format!(
@@ -96,12 +101,26 @@ fn check_identity(manifest: &Manifest, problems: &mut Problems) {
     if let Some(problem) = dns_label_problem(&manifest.environment) {
         problems.add("environment", format!("invalid environment: {problem}"));
     }
-    if manifest.template.as_deref().is_some_and(|name| name.trim().is_empty()) {
-        problems.add("template", "template name is empty; name a template or remove the field".to_owned());
+    if manifest
+        .template
+        .as_deref()
+        .is_some_and(|name| name.trim().is_empty())
+    {
+        problems.add(
+            "template",
+            "template name is empty; name a template or remove the field".to_owned(),
+        );
     }
-    if let Some(namespace) = manifest.kubernetes.as_ref().and_then(|k| k.namespace.as_deref()) {
+    if let Some(namespace) = manifest
+        .kubernetes
+        .as_ref()
+        .and_then(|k| k.namespace.as_deref())
+    {
         if let Some(problem) = dns_label_problem(namespace) {
-            problems.add("kubernetes.namespace", format!("invalid namespace: {problem}"));
+            problems.add(
+                "kubernetes.namespace",
+                format!("invalid namespace: {problem}"),
+            );
         }
     }
 }
@@ -124,8 +143,15 @@ fn check_workload(manifest: &Manifest, problems: &mut Problems) {
         }
     }
 
-    if manifest.image.as_deref().is_some_and(|image| image.trim().is_empty()) {
-        problems.add("image", "image is empty; name an image such as nginx:1.27".to_owned());
+    if manifest
+        .image
+        .as_deref()
+        .is_some_and(|image| image.trim().is_empty())
+    {
+        problems.add(
+            "image",
+            "image is empty; name an image such as nginx:1.27".to_owned(),
+        );
     }
     if let Some(build) = &manifest.build {
         check_command(&build.command, "build.command", problems);
@@ -164,13 +190,23 @@ fn check_command(command: &[String], path: &str, problems: &mut Problems) {
 
 fn check_source(source: &Source, problems: &mut Problems) {
     if source.url.trim().is_empty() {
-        problems.add("source.url", "source url is empty; write a path, file://, http:// or https:// URL".to_owned());
+        problems.add(
+            "source.url",
+            "source url is empty; write a path, file://, http:// or https:// URL".to_owned(),
+        );
     }
     if source.branch.is_some() && source.tag.is_some() {
-        problems.add("source.tag", "set either `branch` or `tag`, not both".to_owned());
+        problems.add(
+            "source.tag",
+            "set either `branch` or `tag`, not both".to_owned(),
+        );
     }
     if source.kind != SourceKind::Git && (source.branch.is_some() || source.tag.is_some()) {
-        let field = if source.branch.is_some() { "branch" } else { "tag" };
+        let field = if source.branch.is_some() {
+            "branch"
+        } else {
+            "tag"
+        };
         problems.add(
             format!("source.{field}"),
             format!("`{field}` only applies to git sources; remove it or set `type: git`"),
@@ -178,7 +214,10 @@ fn check_source(source: &Source, problems: &mut Problems) {
     }
     if let Some(credentials) = &source.credentials {
         if credentials.username.trim().is_empty() {
-            problems.add("source.credentials.username", "username is empty".to_owned());
+            problems.add(
+                "source.credentials.username",
+                "username is empty".to_owned(),
+            );
         }
         if credentials.password_secret.trim().is_empty() {
             problems.add(
@@ -249,10 +288,16 @@ fn check_ports(ports: &[Port], problems: &mut Problems) {
     for (index, port) in ports.iter().enumerate() {
         let path = format!("ports[{index}]");
         if port.container_port == 0 {
-            problems.add(format!("{path}.containerPort"), "containerPort 0 is out of range; expected 1 to 65535".to_owned());
+            problems.add(
+                format!("{path}.containerPort"),
+                "containerPort 0 is out of range; expected 1 to 65535".to_owned(),
+            );
         }
         if port.host_port == Some(0) {
-            problems.add(format!("{path}.hostPort"), "hostPort 0 is out of range; expected 1 to 65535".to_owned());
+            problems.add(
+                format!("{path}.hostPort"),
+                "hostPort 0 is out of range; expected 1 to 65535".to_owned(),
+            );
         }
         if !numbers.insert((port.container_port, port.protocol)) {
             problems.add(
@@ -262,7 +307,10 @@ fn check_ports(ports: &[Port], problems: &mut Problems) {
         }
         if let Some(host_port) = port.host_port {
             if !host_ports.insert((host_port, port.protocol)) {
-                problems.add(format!("{path}.hostPort"), format!("hostPort {host_port} is used twice; give each port its own hostPort"));
+                problems.add(
+                    format!("{path}.hostPort"),
+                    format!("hostPort {host_port} is used twice; give each port its own hostPort"),
+                );
             }
         }
         if let Some(name) = &port.name {
@@ -276,7 +324,10 @@ fn check_port_name(name: &str, path: &str, names: &mut HashSet<String>, problems
         problems.add(format!("{path}.name"), problem);
     }
     if !names.insert(name.to_owned()) {
-        problems.add(format!("{path}.name"), format!("port name `{name}` is used twice; port names must be unique"));
+        problems.add(
+            format!("{path}.name"),
+            format!("port name `{name}` is used twice; port names must be unique"),
+        );
     }
 }
 
@@ -287,19 +338,41 @@ fn check_volumes(volumes: &[Volume], problems: &mut Problems) {
     for (index, volume) in volumes.iter().enumerate() {
         let path = format!("volumes[{index}]");
         if let Some(problem) = dns_label_problem(&volume.name) {
-            problems.add(format!("{path}.name"), format!("invalid volume name: {problem}"));
+            problems.add(
+                format!("{path}.name"),
+                format!("invalid volume name: {problem}"),
+            );
         }
         if !names.insert(volume.name.as_str()) {
-            problems.add(format!("{path}.name"), format!("volume name `{}` is used twice; volume names must be unique", volume.name));
+            problems.add(
+                format!("{path}.name"),
+                format!(
+                    "volume name `{}` is used twice; volume names must be unique",
+                    volume.name
+                ),
+            );
         }
         if !volume.mount_path.starts_with('/') {
-            problems.add(format!("{path}.mountPath"), format!("mountPath `{}` is not absolute; write a path starting with /", volume.mount_path));
+            problems.add(
+                format!("{path}.mountPath"),
+                format!(
+                    "mountPath `{}` is not absolute; write a path starting with /",
+                    volume.mount_path
+                ),
+            );
         }
         if !mount_paths.insert(volume.mount_path.as_str()) {
-            problems.add(format!("{path}.mountPath"), format!("mountPath `{}` is used by two volumes", volume.mount_path));
+            problems.add(
+                format!("{path}.mountPath"),
+                format!("mountPath `{}` is used by two volumes", volume.mount_path),
+            );
         }
-        if volume.kind == VolumeKind::HostPath && volume.source.as_deref().is_none_or(str::is_empty) {
-            problems.add(format!("{path}.source"), "a hostPath volume needs `source`, the directory on the host".to_owned());
+        if volume.kind == VolumeKind::HostPath && volume.source.as_deref().is_none_or(str::is_empty)
+        {
+            problems.add(
+                format!("{path}.source"),
+                "a hostPath volume needs `source`, the directory on the host".to_owned(),
+            );
         }
     }
 }
@@ -335,7 +408,10 @@ fn check_probes(manifest: &Manifest, problems: &mut Problems) {
         if probe.success_threshold != 1 {
             problems.add(
                 "livenessCheck.successThreshold",
-                format!("successThreshold is {}, but a liveness check must use 1", probe.success_threshold),
+                format!(
+                    "successThreshold is {}, but a liveness check must use 1",
+                    probe.success_threshold
+                ),
             );
         }
     }
@@ -343,7 +419,9 @@ fn check_probes(manifest: &Manifest, problems: &mut Problems) {
 
 fn check_probe(probe: &Probe, path: &str, ports: &[Port], problems: &mut Problems) {
     match probe.kind {
-        ProbeKind::Http | ProbeKind::Tcp => check_probe_port(probe.port.as_ref(), path, ports, problems),
+        ProbeKind::Http | ProbeKind::Tcp => {
+            check_probe_port(probe.port.as_ref(), path, ports, problems)
+        }
         ProbeKind::Exec => {
             let command = probe.command.as_deref().unwrap_or_default();
             check_command(command, &format!("{path}.command"), problems);
@@ -362,10 +440,26 @@ fn check_probe(probe: &Probe, path: &str, ports: &[Port], problems: &mut Problem
         _ => {}
     }
 
-    check_at_least_one(probe.period_seconds, &format!("{path}.periodSeconds"), problems);
-    check_at_least_one(probe.timeout_seconds, &format!("{path}.timeoutSeconds"), problems);
-    check_at_least_one(probe.success_threshold, &format!("{path}.successThreshold"), problems);
-    check_at_least_one(probe.failure_threshold, &format!("{path}.failureThreshold"), problems);
+    check_at_least_one(
+        probe.period_seconds,
+        &format!("{path}.periodSeconds"),
+        problems,
+    );
+    check_at_least_one(
+        probe.timeout_seconds,
+        &format!("{path}.timeoutSeconds"),
+        problems,
+    );
+    check_at_least_one(
+        probe.success_threshold,
+        &format!("{path}.successThreshold"),
+        problems,
+    );
+    check_at_least_one(
+        probe.failure_threshold,
+        &format!("{path}.failureThreshold"),
+        problems,
+    );
 }
 
 fn check_at_least_one(value: u32, path: &str, problems: &mut Problems) {
@@ -426,11 +520,18 @@ fn declared_ports(ports: &[Port]) -> String {
 fn check_strategy(strategy: &Strategy, problems: &mut Problems) {
     if let IntOrPercent::Percent(percent) = strategy.max_unavailable {
         if percent > 100 {
-            problems.add("strategy.maxUnavailable", format!("maxUnavailable is {percent}%; it can be at most 100%"));
+            problems.add(
+                "strategy.maxUnavailable",
+                format!("maxUnavailable is {percent}%; it can be at most 100%"),
+            );
         }
     }
-    let is_zero = |value: IntOrPercent| matches!(value, IntOrPercent::Int(0) | IntOrPercent::Percent(0));
-    if strategy.kind == StrategyKind::RollingUpdate && is_zero(strategy.max_surge) && is_zero(strategy.max_unavailable) {
+    let is_zero =
+        |value: IntOrPercent| matches!(value, IntOrPercent::Int(0) | IntOrPercent::Percent(0));
+    if strategy.kind == StrategyKind::RollingUpdate
+        && is_zero(strategy.max_surge)
+        && is_zero(strategy.max_unavailable)
+    {
         problems.add(
             "strategy.maxSurge",
             "maxSurge and maxUnavailable are both 0, so a rolling update could never make progress; \
@@ -438,12 +539,19 @@ fn check_strategy(strategy: &Strategy, problems: &mut Problems) {
                 .to_owned(),
         );
     }
-    check_at_least_one(strategy.progress_deadline_seconds, "strategy.progressDeadlineSeconds", problems);
+    check_at_least_one(
+        strategy.progress_deadline_seconds,
+        "strategy.progressDeadlineSeconds",
+        problems,
+    );
 }
 
 fn check_restart_policy(policy: &RestartPolicy, problems: &mut Problems) {
     if policy.backoff_initial.as_millis() == 0 {
-        problems.add("restartPolicy.backoffInitial", "backoffInitial is 0s; write a positive duration such as 1s".to_owned());
+        problems.add(
+            "restartPolicy.backoffInitial",
+            "backoffInitial is 0s; write a positive duration such as 1s".to_owned(),
+        );
     }
     if policy.backoff_max < policy.backoff_initial {
         problems.add(
@@ -461,11 +569,17 @@ fn check_monitoring(manifest: &Manifest, problems: &mut Problems) {
         return;
     };
     if monitoring.interval.as_millis() == 0 {
-        problems.add("monitoring.interval", "interval is 0s; write a positive duration such as 10s".to_owned());
+        problems.add(
+            "monitoring.interval",
+            "interval is 0s; write a positive duration such as 10s".to_owned(),
+        );
     }
     for (index, metric) in monitoring.metrics.iter().enumerate() {
         if metric.trim().is_empty() {
-            problems.add(format!("monitoring.metrics[{index}]"), "metric name is empty".to_owned());
+            problems.add(
+                format!("monitoring.metrics[{index}]"),
+                "metric name is empty".to_owned(),
+            );
         }
     }
     if let Some(scrape) = &monitoring.scrape {
@@ -476,7 +590,10 @@ fn check_monitoring(manifest: &Manifest, problems: &mut Problems) {
 
 fn check_scrape(scrape: &Scrape, ports: &[Port], problems: &mut Problems) {
     if !scrape.path.starts_with('/') {
-        problems.add("monitoring.scrape.path", format!("path `{}` must start with /, such as /metrics", scrape.path));
+        problems.add(
+            "monitoring.scrape.path",
+            format!("path `{}` must start with /, such as /metrics", scrape.path),
+        );
     }
     check_port_ref(&scrape.port, "monitoring.scrape.port", ports, problems);
 }
@@ -489,13 +606,25 @@ fn check_alerts(alerts: &[AlertRuleSpec], problems: &mut Problems) {
             problems.add(format!("{path}.name"), "alert name is empty".to_owned());
         }
         if !names.insert(alert.name.as_str()) {
-            problems.add(format!("{path}.name"), format!("alert name `{}` is used twice; alert names must be unique", alert.name));
+            problems.add(
+                format!("{path}.name"),
+                format!(
+                    "alert name `{}` is used twice; alert names must be unique",
+                    alert.name
+                ),
+            );
         }
         if alert.metric.trim().is_empty() {
-            problems.add(format!("{path}.metric"), "metric is empty; name the metric to watch, such as cpu_percentage".to_owned());
+            problems.add(
+                format!("{path}.metric"),
+                "metric is empty; name the metric to watch, such as cpu_percentage".to_owned(),
+            );
         }
         if !alert.threshold.is_finite() {
-            problems.add(format!("{path}.threshold"), format!("threshold {} is not a finite number", alert.threshold));
+            problems.add(
+                format!("{path}.threshold"),
+                format!("threshold {} is not a finite number", alert.threshold),
+            );
         }
     }
 }
@@ -505,26 +634,41 @@ fn check_auto_scaling(auto_scaling: Option<&AutoScaling>, problems: &mut Problem
         return;
     };
     if scaling.min_replicas < 1 {
-        problems.add("autoScaling.minReplicas", "minReplicas is 0; it must be at least 1".to_owned());
+        problems.add(
+            "autoScaling.minReplicas",
+            "minReplicas is 0; it must be at least 1".to_owned(),
+        );
     }
     if scaling.min_replicas > scaling.max_replicas {
         problems.add(
             "autoScaling.maxReplicas",
-            format!("maxReplicas {} is less than minReplicas {}", scaling.max_replicas, scaling.min_replicas),
+            format!(
+                "maxReplicas {} is less than minReplicas {}",
+                scaling.max_replicas, scaling.min_replicas
+            ),
         );
     }
     if scaling.max_replicas > MAX_REPLICAS {
-        problems.add("autoScaling.maxReplicas", too_many_replicas(scaling.max_replicas));
+        problems.add(
+            "autoScaling.maxReplicas",
+            too_many_replicas(scaling.max_replicas),
+        );
     }
     for (field, target) in [
         ("targetCPUUtilization", scaling.target_cpu_utilization),
         ("targetMemoryUtilization", scaling.target_memory_utilization),
     ] {
         if target == Some(0) {
-            problems.add(format!("autoScaling.{field}"), format!("{field} is 0; write a percentage of at least 1"));
+            problems.add(
+                format!("autoScaling.{field}"),
+                format!("{field} is 0; write a percentage of at least 1"),
+            );
         }
     }
-    for (name, policy) in [("scaleUpPolicy", &scaling.scale_up_policy), ("scaleDownPolicy", &scaling.scale_down_policy)] {
+    for (name, policy) in [
+        ("scaleUpPolicy", &scaling.scale_up_policy),
+        ("scaleDownPolicy", &scaling.scale_down_policy),
+    ] {
         if let Some(policy) = policy {
             check_scaling_policy(policy, &format!("autoScaling.{name}"), problems);
         }
@@ -533,7 +677,10 @@ fn check_auto_scaling(auto_scaling: Option<&AutoScaling>, problems: &mut Problem
 
 /// Kubernetes' limits for HPA behavior: a window of at most one hour, and rule periods of 1 to 1800 seconds.
 fn check_scaling_policy(policy: &ScalingPolicy, path: &str, problems: &mut Problems) {
-    if policy.stabilization_window_seconds.is_some_and(|seconds| seconds > 3600) {
+    if policy
+        .stabilization_window_seconds
+        .is_some_and(|seconds| seconds > 3600)
+    {
         problems.add(
             format!("{path}.stabilizationWindowSeconds"),
             "stabilizationWindowSeconds can be at most 3600 (one hour)".to_owned(),
@@ -545,7 +692,10 @@ fn check_scaling_policy(policy: &ScalingPolicy, path: &str, problems: &mut Probl
         if rule.period_seconds < 1 || rule.period_seconds > 1800 {
             problems.add(
                 format!("{rule_path}.periodSeconds"),
-                format!("periodSeconds is {}; it must be from 1 to 1800", rule.period_seconds),
+                format!(
+                    "periodSeconds is {}; it must be from 1 to 1800",
+                    rule.period_seconds
+                ),
             );
         }
     }
@@ -554,7 +704,10 @@ fn check_scaling_policy(policy: &ScalingPolicy, path: &str, problems: &mut Probl
 fn check_tags(tags: &[String], problems: &mut Problems) {
     for (index, tag) in tags.iter().enumerate() {
         if tag.trim().is_empty() {
-            problems.add(format!("tags[{index}]"), "tag is empty; remove it or write a tag".to_owned());
+            problems.add(
+                format!("tags[{index}]"),
+                "tag is empty; remove it or write a tag".to_owned(),
+            );
         }
     }
 }
@@ -572,7 +725,15 @@ mod tests {
 
     #[test]
     fn dns_label_rejects_invalid_names() {
-        for name in ["", "Web", "-web", "web-", "web_1", "web.app", &"a".repeat(64)] {
+        for name in [
+            "",
+            "Web",
+            "-web",
+            "web-",
+            "web_1",
+            "web.app",
+            &"a".repeat(64),
+        ] {
             assert!(dns_label_problem(name).is_some(), "{name}");
         }
     }
@@ -598,8 +759,14 @@ mod tests {
     #[test]
     fn extra_problems_are_counted() {
         let problems = vec![
-            Problem { path: "a".to_owned(), message: "first".to_owned() },
-            Problem { path: "b".to_owned(), message: "second".to_owned() },
+            Problem {
+                path: "a".to_owned(),
+                message: "first".to_owned(),
+            },
+            Problem {
+                path: "b".to_owned(),
+                message: "second".to_owned(),
+            },
         ];
         let first = first_problem(problems).expect_err("has problems");
         assert_eq!(first.path, "a");

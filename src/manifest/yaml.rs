@@ -257,10 +257,7 @@ fn key_text(node: Node) -> Result<(String, Site), SyntaxError> {
         Value::Scalar { text, .. } => Ok((text, node.site)),
         _ => Err(error_at(
             &node.site,
-            format!(
-                "mapping keys must be plain text, found {}",
-                node.describe()
-            ),
+            format!("mapping keys must be plain text, found {}", node.describe()),
         )),
     }
 }
