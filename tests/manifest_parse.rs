@@ -172,6 +172,7 @@ fn integer_rejects_quoted_number() {
 #[test]
 fn duplicate_key_names_both_lines() {
     let error = parse_err("name: web\nreplicas: 1\nrun: { command: [app] }\nreplicas: 2\n");
+    assert_eq!(error.path, "replicas");
     assert_eq!((error.line, error.column), (4, 1));
     assert_mentions(&error, "line 4");
     assert_mentions(&error, "line 2");

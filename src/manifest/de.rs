@@ -1,10 +1,10 @@
 //! A serde `Deserializer` over the YAML node tree.
 //!
-//! The field type decides how a scalar is read, which is how the YAML 1.1
-//! surprises are avoided: a `String` field gets the text exactly as written
-//! (`010`, `no`, `2122:22` stay strings), a `bool` accepts only `true` and
-//! `false`, and integers accept only plain decimal numbers. Every error is tagged
-//! with the field path and the site of the node it came from.
+//! The field type decides how a scalar is read, and this avoids the YAML 1.1
+//! surprises. A `String` field gets the text exactly as written, so `010`, `no`
+//! and `2122:22` stay strings. A `bool` accepts only `true` and `false`, and
+//! integers accept only plain decimal numbers. Every error is tagged with the
+//! field path and the site of the node it came from.
 
 use std::fmt::Display;
 
@@ -14,7 +14,7 @@ use serde::de::{self, DeserializeSeed, IntoDeserializer, Visitor};
 use super::suggest::unknown_name_message;
 use super::yaml::{Entry, Node, Site, Style, Value};
 
-/// A typing error; `path` and `site` are filled in by the innermost node that sees it.
+/// A typing error. The innermost node that the error passes through fills in `path` and `site`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeError {
     pub message: String,

@@ -10,8 +10,8 @@ use serde_json::{Map, Value};
 use super::types::Manifest;
 
 pub fn to_yaml(manifest: &Manifest) -> String {
-    // Serializing these types cannot fail: every map key is a string. A failure
-    // would write `null`, which `parse` rejects with a clear error.
+    // `to_value` fails only for maps with non-string keys, and every map in
+    // `Manifest` has `String` keys. A failure would write `null`, which `parse` rejects.
     let value = serde_json::to_value(manifest).unwrap_or(Value::Null);
 
     let mut out = String::new();

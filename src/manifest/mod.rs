@@ -118,7 +118,7 @@ impl std::str::FromStr for Override {
 pub fn parse(text: &str, origin: &str, overrides: &[Override]) -> Result<Manifest, ManifestError> {
     let mut root = yaml::parse_document(text).map_err(|error| ManifestError {
         origin: origin.to_owned(),
-        path: String::new(),
+        path: error.path,
         line: error.line,
         column: error.column,
         message: error.message,

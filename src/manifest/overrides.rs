@@ -1,9 +1,9 @@
 //! `--set KEY=VALUE` overrides, applied to the node tree before it is typed.
 //!
-//! Working on the tree instead of the typed manifest means an override value is
-//! read exactly like the same text in the file (`replicas=3` is a number for an
-//! integer field, `env.X=no` stays the string "no"), and goes through the same
-//! type checks and validation.
+//! Overrides change the tree instead of the typed manifest, so an override value
+//! is read exactly like the same text in the file. For example, `replicas=3` is a
+//! number for an integer field and `env.X=no` stays the string "no". The value
+//! then goes through the same type checks and validation.
 
 use super::yaml::{Entry, Node, Site, Value};
 

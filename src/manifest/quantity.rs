@@ -215,8 +215,8 @@ fn parse_exponent(suffix: &str) -> Option<i64> {
     if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
         return None;
     }
-    // Exponents beyond this are out of range for any quantity; they are clamped
-    // so that a long exponent is reported as too large or rounded, not as invalid.
+    // Exponents beyond ±10^6 are out of range for any quantity. They are clamped,
+    // so a long exponent is reported as too large (or rounded up), not as invalid.
     let value: i64 = exponent.parse().unwrap_or(if exponent.starts_with('-') {
         -1_000_000
     } else {

@@ -1,8 +1,8 @@
 //! Rules that serde types cannot express: ranges, cross-field references and names.
 //!
-//! Every rule is checked and all problems are collected, but [`validate`]
-//! returns the first one (in document order of the checks) and counts the rest
-//! in its message, because `parse` returns a single error.
+//! Every rule is checked and all problems are collected. [`validate`] returns
+//! the first one (in the order the checks run, which roughly follows the field
+//! order) and counts the rest in its message, because `parse` returns one error.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -127,8 +127,8 @@ fn check_identity(manifest: &Manifest, problems: &mut Problems) {
 
 /// Checks that the backend has something to run.
 ///
-/// The process backend always needs `run.command`, even with `source`: the build
-/// produces files, and the command says how to start them.
+/// The process backend always needs `run.command`, even with `source`, because
+/// the build only produces files and the command starts the built app.
 fn check_workload(manifest: &Manifest, problems: &mut Problems) {
     match manifest.backend {
         BackendKind::Process => check_process_command(manifest, problems),
@@ -489,14 +489,14 @@ fn check_port_ref(port: &PortRef, path: &str, ports: &[Port], problems: &mut Pro
         return;
     }
 
-    let shown = match port {
+    let port_text = match port {
         PortRef::Number(number) => number.to_string(),
         PortRef::Name(name) => format!("`{name}`"),
     };
     problems.add(
         path,
         format!(
-            "port {shown} is not declared in `ports`; use a containerPort number or port name \
+            "port {port_text} is not declared in `ports`; use a containerPort number or port name \
              from `ports` ({}), or declare it there",
             declared_ports(ports)
         ),

@@ -1,14 +1,16 @@
 //! A small YAML node tree with source positions, built from `saphyr-parser` events.
 //!
-//! The typed manifest is read from this tree instead of from a generic YAML value
-//! so that every scalar keeps the exact text the user wrote (the target type
-//! decides how to read it) and every node keeps the line and column it came from.
+//! The typed manifest is read from this tree instead of from a generic YAML value.
+//! That way every scalar keeps the exact text the user wrote, and the target
+//! type decides how to read it. Every node also keeps its line and column.
 //! Anchors, aliases and tags are rejected: a deployment manifest has no need for
 //! them, and rejecting them rules out alias expansion bombs.
 
 use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span};
 
-/// Where a node came from: a position in the manifest text or a `--set` override.
+use super::de::child_path;
+
+/// Source of a node: a position in the manifest text or a `--set` override.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Site {
     /// 1-based line and column in the manifest text.
@@ -58,10 +60,28 @@ pub struct Entry {
 /// A YAML syntax or structure problem, before any field is typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyntaxError {
+    /// Field path of the innermost node being read, empty at the top level.
+    pub path: String,
     pub line: usize,
     pub column: usize,
     pub message: String,
 }
+
+impl SyntaxError {
+    /// Sets the field path unless a deeper node already set it.
+    fn at_path(mut self, path: &str) -> Self {
+        if self.path.is_empty() {
+            self.path = path.to_owned();
+        }
+        self
+    }
+}
+
+/// Maximum nesting of mappings and lists.
+///
+/// A manifest needs fewer than ten levels, and the limit keeps deeply nested
+/// input from overflowing the stack of the recursive reader.
+const MAX_DEPTH: usize = 64;
 
 impl Node {
     pub fn scalar(text: &str, site: Site) -> Node {
@@ -130,6 +150,7 @@ impl<'a> EventReader<'a> {
             Some(Ok(event)) => Ok(event),
             Some(Err(error)) => Err(scan_error(self.text, &error)),
             None => Err(SyntaxError {
+                path: String::new(),
                 line: 1,
                 column: 1,
                 message: "unexpected end of the YAML event stream".to_owned(),
@@ -159,7 +180,7 @@ impl<'a> EventReader<'a> {
         }
 
         let (event, span) = self.next()?;
-        let root = self.read_node(event, span)?;
+        let root = self.read_node(event, span, "", 0)?;
 
         let (event, span) = self.next()?;
         match event {
@@ -182,7 +203,32 @@ impl<'a> EventReader<'a> {
         }
     }
 
-    fn read_node(&mut self, event: Event<'a>, span: Span) -> Result<Node, SyntaxError> {
+    fn read_node(
+        &mut self,
+        event: Event<'a>,
+        span: Span,
+        path: &str,
+        depth: usize,
+    ) -> Result<Node, SyntaxError> {
+        let site = Site::from_span(&span);
+        if depth > MAX_DEPTH {
+            return Err(error_at(
+                &site,
+                format!("mappings and lists are nested more than {MAX_DEPTH} levels deep; flatten the document"),
+            )
+            .at_path(path));
+        }
+        self.read_node_at_depth(event, span, path, depth)
+            .map_err(|error| error.at_path(path))
+    }
+
+    fn read_node_at_depth(
+        &mut self,
+        event: Event<'a>,
+        span: Span,
+        path: &str,
+        depth: usize,
+    ) -> Result<Node, SyntaxError> {
         let site = Site::from_span(&span);
         match event {
             Event::Scalar(text, style, anchor, tag) => {
@@ -195,7 +241,7 @@ impl<'a> EventReader<'a> {
             }
             Event::SequenceStart(anchor, tag) => {
                 reject_anchor_and_tag(anchor, tag.is_some(), &site)?;
-                let items = self.read_sequence()?;
+                let items = self.read_sequence(path, depth)?;
                 Ok(Node {
                     value: Value::Sequence(items),
                     site,
@@ -203,7 +249,7 @@ impl<'a> EventReader<'a> {
             }
             Event::MappingStart(anchor, tag) => {
                 reject_anchor_and_tag(anchor, tag.is_some(), &site)?;
-                let entries = self.read_mapping()?;
+                let entries = self.read_mapping(path, depth)?;
                 Ok(Node {
                     value: Value::Mapping(entries),
                     site,
@@ -218,18 +264,19 @@ impl<'a> EventReader<'a> {
         }
     }
 
-    fn read_sequence(&mut self) -> Result<Vec<Node>, SyntaxError> {
+    fn read_sequence(&mut self, path: &str, depth: usize) -> Result<Vec<Node>, SyntaxError> {
         let mut items = Vec::new();
         loop {
             let (event, span) = self.next()?;
             if matches!(event, Event::SequenceEnd) {
                 return Ok(items);
             }
-            items.push(self.read_node(event, span)?);
+            let item_path = format!("{path}[{}]", items.len());
+            items.push(self.read_node(event, span, &item_path, depth + 1)?);
         }
     }
 
-    fn read_mapping(&mut self) -> Result<Vec<Entry>, SyntaxError> {
+    fn read_mapping(&mut self, path: &str, depth: usize) -> Result<Vec<Entry>, SyntaxError> {
         let mut entries: Vec<Entry> = Vec::new();
         loop {
             let (event, span) = self.next()?;
@@ -237,12 +284,14 @@ impl<'a> EventReader<'a> {
                 return Ok(entries);
             }
 
-            let key_node = self.read_node(event, span)?;
+            let key_node = self.read_node(event, span, path, depth + 1)?;
             let (key, key_site) = key_text(key_node)?;
-            reject_duplicate(&entries, &key, &key_site)?;
+            let value_path = child_path(path, &key);
+            reject_duplicate(&entries, &key, &key_site)
+                .map_err(|error| error.at_path(&value_path))?;
 
-            let (event, span) = self.next()?;
-            let value = self.read_node(event, span)?;
+            let (event, span) = self.next().map_err(|error| error.at_path(&value_path))?;
+            let value = self.read_node(event, span, &value_path, depth + 1)?;
             entries.push(Entry {
                 key,
                 key_site,
@@ -316,6 +365,7 @@ fn error_at(site: &Site, message: String) -> SyntaxError {
         Site::Override { column, .. } => (1, *column),
     };
     SyntaxError {
+        path: String::new(),
         line,
         column,
         message,
@@ -331,13 +381,14 @@ fn unexpected(event: &Event<'_>, span: &Span) -> SyntaxError {
 
 /// Converts a parser error, reporting a tab in indentation as such.
 ///
-/// The parser reports tabs with several messages and sometimes at a position
-/// before the tab (for example at the end of the previous line), so the lines up
-/// to one past the error are searched for a tab in their leading whitespace.
+/// The parser reports tabs with several messages, and sometimes at a position
+/// before the tab, such as the end of the previous line. So the lines up to one
+/// past the error are searched for a tab in their leading whitespace.
 fn scan_error(text: &str, error: &ScanError) -> SyntaxError {
     let marker = error.marker();
     if let Some((line, column)) = find_indent_tab(text, marker.line() + 1) {
         return SyntaxError {
+            path: String::new(),
             line,
             column,
             message: "tab character used for indentation; YAML does not allow tabs there, \
@@ -346,6 +397,7 @@ fn scan_error(text: &str, error: &ScanError) -> SyntaxError {
         };
     }
     SyntaxError {
+        path: String::new(),
         line: marker.line(),
         column: marker.col() + 1,
         message: format!("invalid YAML: {}", error.info()),
@@ -454,6 +506,18 @@ mod tests {
     #[test]
     fn scalar_root_is_rejected() {
         assert!(parse_error("hello\n").message.contains("top level"));
+    }
+
+    #[test]
+    fn duplicate_key_has_path() {
+        let error = parse_error("a:\n  b: 1\n  b: 2\n");
+        assert_eq!(error.path, "a.b");
+    }
+
+    #[test]
+    fn deep_nesting_is_rejected() {
+        let text = format!("a: {}{}\n", "[".repeat(100), "]".repeat(100));
+        assert!(parse_error(&text).message.contains("nested"));
     }
 
     #[test]
