@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::quantity::{CpuQuantity, MemoryQuantity};
 use super::duration::ManifestDuration;
+use super::quantity::{CpuQuantity, MemoryQuantity};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -166,7 +166,7 @@ pub struct Port {
     pub app_protocol: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum PortProtocol {
     #[default]
     #[serde(rename = "TCP")]
@@ -243,8 +243,8 @@ pub enum ProbeKind {
     Exec,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
+/// Serialized as a YAML number or string; see `serde_impls.rs`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PortRef {
     Number(u16),
     Name(String),
@@ -314,8 +314,9 @@ pub enum StrategyKind {
 }
 
 /// An absolute count or a percentage such as `25%`, as in Kubernetes' `IntOrString`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
+///
+/// Serialized as a YAML number or a `N%` string; see `serde_impls.rs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IntOrPercent {
     Int(u32),
     Percent(u32),
@@ -427,7 +428,11 @@ pub struct AutoScaling {
     pub enabled: bool,
     pub min_replicas: u32,
     pub max_replicas: u32,
-    #[serde(rename = "targetCPUUtilization", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "targetCPUUtilization",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub target_cpu_utilization: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_memory_utilization: Option<u32>,

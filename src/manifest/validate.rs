@@ -1,0 +1,775 @@
+//! Rules that serde types cannot express: ranges, cross-field references and names.
+//!
+//! Every rule is checked and all problems are collected. [`validate`] returns
+//! the first one (in the order the checks run, which roughly follows the field
+//! order) and counts the rest in its message, because `parse` returns one error.
+
+use std::collections::{BTreeMap, HashSet};
+
+use super::types::*;
+
+/// Upper bound on `replicas` and `autoScaling.maxReplicas`.
+///
+/// No shipdeck backend is meant for more replicas than this on one deployment,
+/// so a larger number is almost always a typo such as an extra zero.
+pub const MAX_REPLICAS: u32 = 1000;
+
+/// One validation failure at a field path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+#[derive(Default)]
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, path: impl Into<String>, message: String) {
+        self.0.push(Problem {
+            path: path.into(),
+            message,
+        });
+    }
+}
+
+/// Checks every rule and returns the first problem, counting the others in its message.
+pub fn validate(manifest: &Manifest) -> Result<(), Problem> {
+    let mut problems = Problems::default();
+
+    check_identity(manifest, &mut problems);
+    check_workload(manifest, &mut problems);
+    check_replicas(manifest, &mut problems);
+    check_resources(&manifest.resources, &mut problems);
+    check_ports(&manifest.ports, &mut problems);
+    check_volumes(&manifest.volumes, &mut problems);
+    check_env(&manifest.env, &mut problems);
+    check_probes(manifest, &mut problems);
+    check_strategy(&manifest.strategy, &mut problems);
+    check_restart_policy(&manifest.restart_policy, &mut problems);
+    check_monitoring(manifest, &mut problems);
+    check_auto_scaling(manifest.auto_scaling.as_ref(), &mut problems);
+    check_tags(&manifest.tags, &mut problems);
+
+    first_problem(problems.0)
+}
+
+fn first_problem(problems: Vec<Problem>) -> Result<(), Problem> {
+    let count = problems.len();
+    let Some(mut first) = problems.into_iter().next() else {
+        return Ok(());
+    };
+    if count > 1 {
+        let others = count - 1;
+        let noun = if others == 1 { "problem" } else { "problems" };
+        first
+            .message
+            .push_str(&format!(" ({others} more {noun} after this one)"));
+    }
+    Err(first)
+}
+
+/// Returns why `value` is not a DNS-1123 label, or `None` if it is one.
+pub fn dns_label_problem(value: &str) -> Option<String> {
+    let valid_chars = value
+        .bytes()
+        .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-');
+    let alnum_ends = !value.starts_with('-') && !value.ends_with('-');
+
+    if value.is_empty() {
+        return Some("must not be empty".to_owned());
+    }
+    if value.len() > 63 {
+        return Some(format!(
+            "`{value}` is {} characters; at most 63 are allowed",
+            value.len()
+        ));
+    }
+    if !valid_chars || !alnum_ends {
+        return Some(format!(
+            "`{value}` is not a DNS-1123 label; use lowercase letters, digits and `-`, \
+             starting and ending with a letter or digit"
+        ));
+    }
+    None
+}
+
+fn check_identity(manifest: &Manifest, problems: &mut Problems) {
+    if let Some(problem) = dns_label_problem(&manifest.name) {
+        problems.add("name", format!("invalid deployment name: {problem}"));
+    }
+    if let Some(problem) = dns_label_problem(&manifest.environment) {
+        problems.add("environment", format!("invalid environment: {problem}"));
+    }
+    if manifest
+        .template
+        .as_deref()
+        .is_some_and(|name| name.trim().is_empty())
+    {
+        problems.add(
+            "template",
+            "template name is empty; name a template or remove the field".to_owned(),
+        );
+    }
+    if let Some(namespace) = manifest
+        .kubernetes
+        .as_ref()
+        .and_then(|k| k.namespace.as_deref())
+    {
+        if let Some(problem) = dns_label_problem(namespace) {
+            problems.add(
+                "kubernetes.namespace",
+                format!("invalid namespace: {problem}"),
+            );
+        }
+    }
+}
+
+/// Checks that the backend has something to run.
+///
+/// The process backend always needs `run.command`, even with `source`, because
+/// the build only produces files and the command starts the built app.
+fn check_workload(manifest: &Manifest, problems: &mut Problems) {
+    match manifest.backend {
+        BackendKind::Process => check_process_command(manifest, problems),
+        BackendKind::Docker | BackendKind::Kubernetes => {
+            if manifest.image.is_none() && manifest.source.is_none() {
+                problems.add(
+                    "image",
+                    "the docker and kubernetes backends need `image` or `source`; set one of them"
+                        .to_owned(),
+                );
+            }
+        }
+    }
+
+    if manifest
+        .image
+        .as_deref()
+        .is_some_and(|image| image.trim().is_empty())
+    {
+        problems.add(
+            "image",
+            "image is empty; name an image such as nginx:1.27".to_owned(),
+        );
+    }
+    if let Some(build) = &manifest.build {
+        check_command(&build.command, "build.command", problems);
+    }
+    if let Some(source) = &manifest.source {
+        check_source(source, problems);
+    }
+}
+
+fn check_process_command(manifest: &Manifest, problems: &mut Problems) {
+    match &manifest.run {
+        Some(run) => check_command(&run.command, "run.command", problems),
+        None => problems.add(
+            "run.command",
+            "the process backend needs `run.command`, the program and arguments to start \
+             (also with `source`, to start the built app)"
+                .to_owned(),
+        ),
+    }
+}
+
+fn check_command(command: &[String], path: &str, problems: &mut Problems) {
+    match command.first() {
+        None => problems.add(
+            path,
+            "command is empty; write the program and its arguments, such as [\"python3\", \"app.py\"]"
+                .to_owned(),
+        ),
+        Some(program) if program.trim().is_empty() => problems.add(
+            format!("{path}[0]"),
+            "the program name is empty; write the program to run".to_owned(),
+        ),
+        Some(_) => {}
+    }
+}
+
+fn check_source(source: &Source, problems: &mut Problems) {
+    if source.url.trim().is_empty() {
+        problems.add(
+            "source.url",
+            "source url is empty; write a path, file://, http:// or https:// URL".to_owned(),
+        );
+    }
+    if source.branch.is_some() && source.tag.is_some() {
+        problems.add(
+            "source.tag",
+            "set either `branch` or `tag`, not both".to_owned(),
+        );
+    }
+    if source.kind != SourceKind::Git && (source.branch.is_some() || source.tag.is_some()) {
+        let field = if source.branch.is_some() {
+            "branch"
+        } else {
+            "tag"
+        };
+        problems.add(
+            format!("source.{field}"),
+            format!("`{field}` only applies to git sources; remove it or set `type: git`"),
+        );
+    }
+    if let Some(credentials) = &source.credentials {
+        if credentials.username.trim().is_empty() {
+            problems.add(
+                "source.credentials.username",
+                "username is empty".to_owned(),
+            );
+        }
+        if credentials.password_secret.trim().is_empty() {
+            problems.add(
+                "source.credentials.passwordSecret",
+                "passwordSecret is empty; name the secret that holds the password".to_owned(),
+            );
+        }
+    }
+}
+
+fn check_replicas(manifest: &Manifest, problems: &mut Problems) {
+    if manifest.replicas > MAX_REPLICAS {
+        problems.add("replicas", too_many_replicas(manifest.replicas));
+    }
+}
+
+fn too_many_replicas(value: u32) -> String {
+    format!(
+        "{value} replicas is more than the limit of {MAX_REPLICAS}, which guards against typos \
+         such as an extra zero; write {MAX_REPLICAS} or fewer"
+    )
+}
+
+fn check_resources(resources: &Resources, problems: &mut Problems) {
+    let (Some(requests), Some(limits)) = (&resources.requests, &resources.limits) else {
+        return;
+    };
+    if let (Some(request), Some(limit)) = (&requests.cpu, &limits.cpu) {
+        if limit.millicores < request.millicores {
+            problems.add(
+                "resources.limits.cpu",
+                format!("cpu limit {} is less than the request {}; raise the limit or lower the request", limit.text, request.text),
+            );
+        }
+    }
+    if let (Some(request), Some(limit)) = (&requests.memory, &limits.memory) {
+        if limit.bytes < request.bytes {
+            problems.add(
+                "resources.limits.memory",
+                format!("memory limit {} is less than the request {}; raise the limit or lower the request", limit.text, request.text),
+            );
+        }
+    }
+}
+
+/// Returns why `name` is not an IANA service name as Kubernetes requires for port names.
+fn port_name_problem(name: &str) -> Option<String> {
+    let valid_chars = name
+        .bytes()
+        .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-');
+    let has_letter = name.bytes().any(|byte| byte.is_ascii_lowercase());
+    let well_formed = !name.starts_with('-') && !name.ends_with('-') && !name.contains("--");
+
+    if name.is_empty() || name.len() > 15 || !valid_chars || !has_letter || !well_formed {
+        return Some(format!(
+            "invalid port name `{name}`; use 1 to 15 lowercase letters, digits and single `-` \
+             (not at either end), with at least one letter"
+        ));
+    }
+    None
+}
+
+fn check_ports(ports: &[Port], problems: &mut Problems) {
+    let mut names = HashSet::new();
+    let mut numbers = HashSet::new();
+    let mut host_ports = HashSet::new();
+
+    for (index, port) in ports.iter().enumerate() {
+        let path = format!("ports[{index}]");
+        if port.container_port == 0 {
+            problems.add(
+                format!("{path}.containerPort"),
+                "containerPort 0 is out of range; expected 1 to 65535".to_owned(),
+            );
+        }
+        if port.host_port == Some(0) {
+            problems.add(
+                format!("{path}.hostPort"),
+                "hostPort 0 is out of range; expected 1 to 65535".to_owned(),
+            );
+        }
+        if !numbers.insert((port.container_port, port.protocol)) {
+            problems.add(
+                format!("{path}.containerPort"),
+                format!("containerPort {} is declared twice; each port number (per protocol) must be unique", port.container_port),
+            );
+        }
+        if let Some(host_port) = port.host_port {
+            if !host_ports.insert((host_port, port.protocol)) {
+                problems.add(
+                    format!("{path}.hostPort"),
+                    format!("hostPort {host_port} is used twice; give each port its own hostPort"),
+                );
+            }
+        }
+        if let Some(name) = &port.name {
+            check_port_name(name, &path, &mut names, problems);
+        }
+    }
+}
+
+fn check_port_name(name: &str, path: &str, names: &mut HashSet<String>, problems: &mut Problems) {
+    if let Some(problem) = port_name_problem(name) {
+        problems.add(format!("{path}.name"), problem);
+    }
+    if !names.insert(name.to_owned()) {
+        problems.add(
+            format!("{path}.name"),
+            format!("port name `{name}` is used twice; port names must be unique"),
+        );
+    }
+}
+
+fn check_volumes(volumes: &[Volume], problems: &mut Problems) {
+    let mut names = HashSet::new();
+    let mut mount_paths = HashSet::new();
+
+    for (index, volume) in volumes.iter().enumerate() {
+        let path = format!("volumes[{index}]");
+        if let Some(problem) = dns_label_problem(&volume.name) {
+            problems.add(
+                format!("{path}.name"),
+                format!("invalid volume name: {problem}"),
+            );
+        }
+        if !names.insert(volume.name.as_str()) {
+            problems.add(
+                format!("{path}.name"),
+                format!(
+                    "volume name `{}` is used twice; volume names must be unique",
+                    volume.name
+                ),
+            );
+        }
+        if !volume.mount_path.starts_with('/') {
+            problems.add(
+                format!("{path}.mountPath"),
+                format!(
+                    "mountPath `{}` is not absolute; write a path starting with /",
+                    volume.mount_path
+                ),
+            );
+        }
+        if !mount_paths.insert(volume.mount_path.as_str()) {
+            problems.add(
+                format!("{path}.mountPath"),
+                format!("mountPath `{}` is used by two volumes", volume.mount_path),
+            );
+        }
+        if volume.kind == VolumeKind::HostPath && volume.source.as_deref().is_none_or(str::is_empty)
+        {
+            problems.add(
+                format!("{path}.source"),
+                "a hostPath volume needs `source`, the directory on the host".to_owned(),
+            );
+        }
+    }
+}
+
+fn is_env_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    let first_ok = bytes
+        .next()
+        .is_some_and(|byte| byte.is_ascii_alphabetic() || byte == b'_');
+    first_ok && bytes.all(|byte| byte.is_ascii_alphanumeric() || byte == b'_')
+}
+
+fn check_env(env: &BTreeMap<String, String>, problems: &mut Problems) {
+    for name in env.keys() {
+        if !is_env_name(name) {
+            problems.add(
+                format!("env.{name}"),
+                format!(
+                    "invalid environment variable name `{name}`; use letters, digits and `_`, \
+                     not starting with a digit"
+                ),
+            );
+        }
+    }
+}
+
+fn check_probes(manifest: &Manifest, problems: &mut Problems) {
+    if let Some(probe) = &manifest.health_check {
+        check_probe(probe, "healthCheck", &manifest.ports, problems);
+    }
+    if let Some(probe) = &manifest.liveness_check {
+        check_probe(probe, "livenessCheck", &manifest.ports, problems);
+        if probe.success_threshold != 1 {
+            problems.add(
+                "livenessCheck.successThreshold",
+                format!(
+                    "successThreshold is {}, but a liveness check must use 1",
+                    probe.success_threshold
+                ),
+            );
+        }
+    }
+}
+
+fn check_probe(probe: &Probe, path: &str, ports: &[Port], problems: &mut Problems) {
+    match probe.kind {
+        ProbeKind::Http | ProbeKind::Tcp => {
+            check_probe_port(probe.port.as_ref(), path, ports, problems)
+        }
+        ProbeKind::Exec => {
+            let command = probe.command.as_deref().unwrap_or_default();
+            check_command(command, &format!("{path}.command"), problems);
+        }
+    }
+
+    match (&probe.path, probe.kind) {
+        (Some(http_path), ProbeKind::Http) if !http_path.starts_with('/') => problems.add(
+            format!("{path}.path"),
+            format!("path `{http_path}` must start with /, such as /healthz"),
+        ),
+        (Some(_), ProbeKind::Tcp | ProbeKind::Exec) => problems.add(
+            format!("{path}.path"),
+            "path is only used by http checks; remove it or set `type: http`".to_owned(),
+        ),
+        _ => {}
+    }
+
+    check_at_least_one(
+        probe.period_seconds,
+        &format!("{path}.periodSeconds"),
+        problems,
+    );
+    check_at_least_one(
+        probe.timeout_seconds,
+        &format!("{path}.timeoutSeconds"),
+        problems,
+    );
+    check_at_least_one(
+        probe.success_threshold,
+        &format!("{path}.successThreshold"),
+        problems,
+    );
+    check_at_least_one(
+        probe.failure_threshold,
+        &format!("{path}.failureThreshold"),
+        problems,
+    );
+}
+
+fn check_at_least_one(value: u32, path: &str, problems: &mut Problems) {
+    if value < 1 {
+        let field = path.rsplit('.').next().unwrap_or(path);
+        problems.add(path, format!("{field} is {value}; it must be at least 1"));
+    }
+}
+
+fn check_probe_port(port: Option<&PortRef>, path: &str, ports: &[Port], problems: &mut Problems) {
+    let Some(port) = port else {
+        problems.add(
+            format!("{path}.port"),
+            "http and tcp checks need `port`, a containerPort number or port name".to_owned(),
+        );
+        return;
+    };
+    check_port_ref(port, &format!("{path}.port"), ports, problems);
+}
+
+fn check_port_ref(port: &PortRef, path: &str, ports: &[Port], problems: &mut Problems) {
+    let declared = ports.iter().any(|declared| match port {
+        PortRef::Number(number) => declared.container_port == *number,
+        PortRef::Name(name) => declared.name.as_deref() == Some(name.as_str()),
+    });
+    if declared {
+        return;
+    }
+
+    let port_text = match port {
+        PortRef::Number(number) => number.to_string(),
+        PortRef::Name(name) => format!("`{name}`"),
+    };
+    problems.add(
+        path,
+        format!(
+            "port {port_text} is not declared in `ports`; use a containerPort number or port name \
+             from `ports` ({}), or declare it there",
+            declared_ports(ports)
+        ),
+    );
+}
+
+fn declared_ports(ports: &[Port]) -> String {
+    if ports.is_empty() {
+        return "none are declared".to_owned();
+    }
+    let list: Vec<String> = ports
+        .iter()
+        .map(|port| match &port.name {
+            Some(name) => format!("{} `{name}`", port.container_port),
+            None => port.container_port.to_string(),
+        })
+        .collect();
+    format!("declared: {}", list.join(", "))
+}
+
+fn check_strategy(strategy: &Strategy, problems: &mut Problems) {
+    if let IntOrPercent::Percent(percent) = strategy.max_unavailable {
+        if percent > 100 {
+            problems.add(
+                "strategy.maxUnavailable",
+                format!("maxUnavailable is {percent}%; it can be at most 100%"),
+            );
+        }
+    }
+    let is_zero =
+        |value: IntOrPercent| matches!(value, IntOrPercent::Int(0) | IntOrPercent::Percent(0));
+    if strategy.kind == StrategyKind::RollingUpdate
+        && is_zero(strategy.max_surge)
+        && is_zero(strategy.max_unavailable)
+    {
+        problems.add(
+            "strategy.maxSurge",
+            "maxSurge and maxUnavailable are both 0, so a rolling update could never make progress; \
+             set one of them above 0"
+                .to_owned(),
+        );
+    }
+    check_at_least_one(
+        strategy.progress_deadline_seconds,
+        "strategy.progressDeadlineSeconds",
+        problems,
+    );
+}
+
+fn check_restart_policy(policy: &RestartPolicy, problems: &mut Problems) {
+    if policy.backoff_initial.as_millis() == 0 {
+        problems.add(
+            "restartPolicy.backoffInitial",
+            "backoffInitial is 0s; write a positive duration such as 1s".to_owned(),
+        );
+    }
+    if policy.backoff_max < policy.backoff_initial {
+        problems.add(
+            "restartPolicy.backoffMax",
+            format!(
+                "backoffMax {} is shorter than backoffInitial {}; raise backoffMax",
+                policy.backoff_max, policy.backoff_initial
+            ),
+        );
+    }
+}
+
+fn check_monitoring(manifest: &Manifest, problems: &mut Problems) {
+    let Some(monitoring) = &manifest.monitoring else {
+        return;
+    };
+    if monitoring.interval.as_millis() == 0 {
+        problems.add(
+            "monitoring.interval",
+            "interval is 0s; write a positive duration such as 10s".to_owned(),
+        );
+    }
+    for (index, metric) in monitoring.metrics.iter().enumerate() {
+        if metric.trim().is_empty() {
+            problems.add(
+                format!("monitoring.metrics[{index}]"),
+                "metric name is empty".to_owned(),
+            );
+        }
+    }
+    if let Some(scrape) = &monitoring.scrape {
+        check_scrape(scrape, &manifest.ports, problems);
+    }
+    check_alerts(&monitoring.alerts, problems);
+}
+
+fn check_scrape(scrape: &Scrape, ports: &[Port], problems: &mut Problems) {
+    if !scrape.path.starts_with('/') {
+        problems.add(
+            "monitoring.scrape.path",
+            format!("path `{}` must start with /, such as /metrics", scrape.path),
+        );
+    }
+    check_port_ref(&scrape.port, "monitoring.scrape.port", ports, problems);
+}
+
+fn check_alerts(alerts: &[AlertRuleSpec], problems: &mut Problems) {
+    let mut names = HashSet::new();
+    for (index, alert) in alerts.iter().enumerate() {
+        let path = format!("monitoring.alerts[{index}]");
+        if alert.name.trim().is_empty() {
+            problems.add(format!("{path}.name"), "alert name is empty".to_owned());
+        }
+        if !names.insert(alert.name.as_str()) {
+            problems.add(
+                format!("{path}.name"),
+                format!(
+                    "alert name `{}` is used twice; alert names must be unique",
+                    alert.name
+                ),
+            );
+        }
+        if alert.metric.trim().is_empty() {
+            problems.add(
+                format!("{path}.metric"),
+                "metric is empty; name the metric to watch, such as cpu_percentage".to_owned(),
+            );
+        }
+        if !alert.threshold.is_finite() {
+            problems.add(
+                format!("{path}.threshold"),
+                format!("threshold {} is not a finite number", alert.threshold),
+            );
+        }
+    }
+}
+
+fn check_auto_scaling(auto_scaling: Option<&AutoScaling>, problems: &mut Problems) {
+    let Some(scaling) = auto_scaling else {
+        return;
+    };
+    if scaling.min_replicas < 1 {
+        problems.add(
+            "autoScaling.minReplicas",
+            "minReplicas is 0; it must be at least 1".to_owned(),
+        );
+    }
+    if scaling.min_replicas > scaling.max_replicas {
+        problems.add(
+            "autoScaling.maxReplicas",
+            format!(
+                "maxReplicas {} is less than minReplicas {}",
+                scaling.max_replicas, scaling.min_replicas
+            ),
+        );
+    }
+    if scaling.max_replicas > MAX_REPLICAS {
+        problems.add(
+            "autoScaling.maxReplicas",
+            too_many_replicas(scaling.max_replicas),
+        );
+    }
+    for (field, target) in [
+        ("targetCPUUtilization", scaling.target_cpu_utilization),
+        ("targetMemoryUtilization", scaling.target_memory_utilization),
+    ] {
+        if target == Some(0) {
+            problems.add(
+                format!("autoScaling.{field}"),
+                format!("{field} is 0; write a percentage of at least 1"),
+            );
+        }
+    }
+    for (name, policy) in [
+        ("scaleUpPolicy", &scaling.scale_up_policy),
+        ("scaleDownPolicy", &scaling.scale_down_policy),
+    ] {
+        if let Some(policy) = policy {
+            check_scaling_policy(policy, &format!("autoScaling.{name}"), problems);
+        }
+    }
+}
+
+/// Kubernetes' limits for HPA behavior: a window of at most one hour, and rule periods of 1 to 1800 seconds.
+fn check_scaling_policy(policy: &ScalingPolicy, path: &str, problems: &mut Problems) {
+    if policy
+        .stabilization_window_seconds
+        .is_some_and(|seconds| seconds > 3600)
+    {
+        problems.add(
+            format!("{path}.stabilizationWindowSeconds"),
+            "stabilizationWindowSeconds can be at most 3600 (one hour)".to_owned(),
+        );
+    }
+    for (index, rule) in policy.policies.iter().enumerate() {
+        let rule_path = format!("{path}.policies[{index}]");
+        check_at_least_one(rule.value, &format!("{rule_path}.value"), problems);
+        if rule.period_seconds < 1 || rule.period_seconds > 1800 {
+            problems.add(
+                format!("{rule_path}.periodSeconds"),
+                format!(
+                    "periodSeconds is {}; it must be from 1 to 1800",
+                    rule.period_seconds
+                ),
+            );
+        }
+    }
+}
+
+fn check_tags(tags: &[String], problems: &mut Problems) {
+    for (index, tag) in tags.iter().enumerate() {
+        if tag.trim().is_empty() {
+            problems.add(
+                format!("tags[{index}]"),
+                "tag is empty; remove it or write a tag".to_owned(),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_label_accepts_valid_names() {
+        for name in ["web", "a", "web-2", "0abc", &"a".repeat(63)] {
+            assert_eq!(dns_label_problem(name), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn dns_label_rejects_invalid_names() {
+        for name in [
+            "",
+            "Web",
+            "-web",
+            "web-",
+            "web_1",
+            "web.app",
+            &"a".repeat(64),
+        ] {
+            assert!(dns_label_problem(name).is_some(), "{name}");
+        }
+    }
+
+    #[test]
+    fn port_name_rules() {
+        assert_eq!(port_name_problem("http"), None);
+        assert_eq!(port_name_problem("metrics-2"), None);
+        for name in ["HTTP", "8080", "a--b", "-a", "a-", "abcdefghijklmnop", ""] {
+            assert!(port_name_problem(name).is_some(), "{name}");
+        }
+    }
+
+    #[test]
+    fn env_name_rules() {
+        assert!(is_env_name("GREETING"));
+        assert!(is_env_name("_x1"));
+        assert!(!is_env_name("1X"));
+        assert!(!is_env_name("MY-VAR"));
+        assert!(!is_env_name(""));
+    }
+
+    #[test]
+    fn extra_problems_are_counted() {
+        let problems = vec![
+            Problem {
+                path: "a".to_owned(),
+                message: "first".to_owned(),
+            },
+            Problem {
+                path: "b".to_owned(),
+                message: "second".to_owned(),
+            },
+        ];
+        let first = first_problem(problems).expect_err("has problems");
+        assert_eq!(first.path, "a");
+        assert!(first.message.ends_with("(1 more problem after this one)"));
+    }
+}
