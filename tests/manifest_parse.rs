@@ -436,6 +436,19 @@ fn probe_port_name_must_be_declared() {
 }
 
 #[test]
+fn quoted_probe_port_gets_hint() {
+    let error =
+        base_err("ports: [{ containerPort: 80 }]\nhealthCheck: { type: tcp, port: \"80\" }\n");
+    assert_mentions(&error, "without quotes");
+}
+
+#[test]
+fn quoted_surge_number_gets_hint() {
+    let error = base_err("strategy: { maxSurge: \"1\" }\n");
+    assert_mentions(&error, "write 1 without quotes");
+}
+
+#[test]
 fn probe_port_by_name_is_accepted() {
     let manifest = parse_ok(&format!(
         "{BASE}ports: [{{ name: http, containerPort: 80 }}]\nhealthCheck: {{ type: http, port: http }}\n"

@@ -115,6 +115,14 @@ fn full_manifest_keeps_tricky_strings() {
 }
 
 #[test]
+fn json_round_trip_keeps_manifest() {
+    let manifest = parse_ok(FULL, "full");
+    let json = serde_json::to_string(&manifest).expect("serializes");
+    let reread: Manifest = serde_json::from_str(&json).expect("deserializes");
+    assert_eq!(reread, manifest);
+}
+
+#[test]
 fn written_yaml_starts_with_name() {
     let written = to_yaml(&parse_ok(DESIGN_EXAMPLE, "design"));
     assert!(written.starts_with("name: \"web\"\n"), "{written}");

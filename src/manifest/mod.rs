@@ -116,29 +116,9 @@ impl std::str::FromStr for Override {
 ///
 /// `origin` names the text in error messages, usually the file name.
 pub fn parse(text: &str, origin: &str, overrides: &[Override]) -> Result<Manifest, ManifestError> {
-    let mut root = yaml::parse_document(text).map_err(|error| ManifestError {
-        origin: origin.to_owned(),
-        path: error.path,
-        line: error.line,
-        column: error.column,
-        message: error.message,
-    })?;
-
-    for item in overrides {
-        overrides::apply(&mut root, &item.path, &item.value).map_err(|message| ManifestError {
-            origin: OVERRIDE_ORIGIN.to_owned(),
-            path: item.path.clone(),
-            line: 1,
-            column: 1,
-            message: format!("{message} (from `--set {}={}`)", item.path, item.value),
-        })?;
-    }
-
-    let manifest: Manifest = de::from_node(&root).map_err(|error| {
-        let path = error.path.clone().unwrap_or_default();
-        let site = error.site.clone().unwrap_or_else(|| root.site.clone());
-        ManifestError::at_site(origin, &path, &site, &error.message)
-    })?;
+    let mut root = read_tree(text, origin)?;
+    apply_overrides(&mut root, overrides)?;
+    let manifest = type_tree(&root, origin)?;
 
     let positions = Positions::from_tree(&root);
     validate::validate(&manifest).map_err(|problem| {
@@ -146,6 +126,37 @@ pub fn parse(text: &str, origin: &str, overrides: &[Override]) -> Result<Manifes
         ManifestError::at_site(origin, &problem.path, &site, &problem.message)
     })?;
     Ok(manifest)
+}
+
+fn read_tree(text: &str, origin: &str) -> Result<yaml::Node, ManifestError> {
+    yaml::parse_document(text).map_err(|error| ManifestError {
+        origin: origin.to_owned(),
+        path: error.path,
+        line: error.line,
+        column: error.column,
+        message: error.message,
+    })
+}
+
+fn apply_overrides(root: &mut yaml::Node, overrides: &[Override]) -> Result<(), ManifestError> {
+    for item in overrides {
+        overrides::apply(root, &item.path, &item.value).map_err(|message| ManifestError {
+            origin: OVERRIDE_ORIGIN.to_owned(),
+            path: item.path.clone(),
+            line: 1,
+            column: 1,
+            message: format!("{message} (from `--set {}={}`)", item.path, item.value),
+        })?;
+    }
+    Ok(())
+}
+
+fn type_tree(root: &yaml::Node, origin: &str) -> Result<Manifest, ManifestError> {
+    de::from_node(root).map_err(|error| {
+        let path = error.path.clone().unwrap_or_default();
+        let site = error.site.clone().unwrap_or_else(|| root.site.clone());
+        ManifestError::at_site(origin, &path, &site, &error.message)
+    })
 }
 
 /// Writes a manifest back as YAML that [`parse`] reads to an equal value.

@@ -8,7 +8,7 @@
 /// Words that YAML 1.1 reads as booleans but that are not `true`/`false`.
 const YAML11_BOOLEANS: &[&str] = &["yes", "no", "on", "off", "y", "n"];
 
-/// Parses `true` or `false`. For any other word, the error message tells what to write instead.
+/// Parses `true` or `false`. For any other word, the error message names the form to write instead.
 pub fn parse_bool(text: &str) -> Result<bool, String> {
     match text {
         "true" => return Ok(true),

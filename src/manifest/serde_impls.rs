@@ -99,6 +99,12 @@ impl Visitor<'_> for IntOrPercentVisitor {
                 "invalid value `{value}`; expected a whole number such as 1 or a percentage such as 25%"
             ))
         };
+        if !value.is_empty() && value.bytes().all(|byte| byte.is_ascii_digit()) {
+            return Err(E::custom(format!(
+                "expected a whole number or a percentage, found the quoted string \"{value}\"; \
+                 write {value} without quotes"
+            )));
+        }
         let digits = value.strip_suffix('%').ok_or_else(invalid)?;
         if digits.is_empty() || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
             return Err(invalid());

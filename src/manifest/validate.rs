@@ -111,17 +111,15 @@ fn check_identity(manifest: &Manifest, problems: &mut Problems) {
             "template name is empty; name a template or remove the field".to_owned(),
         );
     }
-    if let Some(namespace) = manifest
+    let namespace = manifest
         .kubernetes
         .as_ref()
-        .and_then(|k| k.namespace.as_deref())
-    {
-        if let Some(problem) = dns_label_problem(namespace) {
-            problems.add(
-                "kubernetes.namespace",
-                format!("invalid namespace: {problem}"),
-            );
-        }
+        .and_then(|target| target.namespace.as_deref());
+    if let Some(problem) = namespace.and_then(dns_label_problem) {
+        problems.add(
+            "kubernetes.namespace",
+            format!("invalid namespace: {problem}"),
+        );
     }
 }
 
@@ -213,18 +211,22 @@ fn check_source(source: &Source, problems: &mut Problems) {
         );
     }
     if let Some(credentials) = &source.credentials {
-        if credentials.username.trim().is_empty() {
-            problems.add(
-                "source.credentials.username",
-                "username is empty".to_owned(),
-            );
-        }
-        if credentials.password_secret.trim().is_empty() {
-            problems.add(
-                "source.credentials.passwordSecret",
-                "passwordSecret is empty; name the secret that holds the password".to_owned(),
-            );
-        }
+        check_credentials(credentials, problems);
+    }
+}
+
+fn check_credentials(credentials: &Credentials, problems: &mut Problems) {
+    if credentials.username.trim().is_empty() {
+        problems.add(
+            "source.credentials.username",
+            "username is empty".to_owned(),
+        );
+    }
+    if credentials.password_secret.trim().is_empty() {
+        problems.add(
+            "source.credentials.passwordSecret",
+            "passwordSecret is empty; name the secret that holds the password".to_owned(),
+        );
     }
 }
 
@@ -287,18 +289,8 @@ fn check_ports(ports: &[Port], problems: &mut Problems) {
 
     for (index, port) in ports.iter().enumerate() {
         let path = format!("ports[{index}]");
-        if port.container_port == 0 {
-            problems.add(
-                format!("{path}.containerPort"),
-                "containerPort 0 is out of range; expected 1 to 65535".to_owned(),
-            );
-        }
-        if port.host_port == Some(0) {
-            problems.add(
-                format!("{path}.hostPort"),
-                "hostPort 0 is out of range; expected 1 to 65535".to_owned(),
-            );
-        }
+        check_port_ranges(port, &path, problems);
+
         if !numbers.insert((port.container_port, port.protocol)) {
             problems.add(
                 format!("{path}.containerPort"),
@@ -316,6 +308,21 @@ fn check_ports(ports: &[Port], problems: &mut Problems) {
         if let Some(name) = &port.name {
             check_port_name(name, &path, &mut names, problems);
         }
+    }
+}
+
+fn check_port_ranges(port: &Port, path: &str, problems: &mut Problems) {
+    if port.container_port == 0 {
+        problems.add(
+            format!("{path}.containerPort"),
+            "containerPort 0 is out of range; expected 1 to 65535".to_owned(),
+        );
+    }
+    if port.host_port == Some(0) {
+        problems.add(
+            format!("{path}.hostPort"),
+            "hostPort 0 is out of range; expected 1 to 65535".to_owned(),
+        );
     }
 }
 
@@ -337,12 +344,8 @@ fn check_volumes(volumes: &[Volume], problems: &mut Problems) {
 
     for (index, volume) in volumes.iter().enumerate() {
         let path = format!("volumes[{index}]");
-        if let Some(problem) = dns_label_problem(&volume.name) {
-            problems.add(
-                format!("{path}.name"),
-                format!("invalid volume name: {problem}"),
-            );
-        }
+        check_volume(volume, &path, problems);
+
         if !names.insert(volume.name.as_str()) {
             problems.add(
                 format!("{path}.name"),
@@ -352,28 +355,36 @@ fn check_volumes(volumes: &[Volume], problems: &mut Problems) {
                 ),
             );
         }
-        if !volume.mount_path.starts_with('/') {
-            problems.add(
-                format!("{path}.mountPath"),
-                format!(
-                    "mountPath `{}` is not absolute; write a path starting with /",
-                    volume.mount_path
-                ),
-            );
-        }
         if !mount_paths.insert(volume.mount_path.as_str()) {
             problems.add(
                 format!("{path}.mountPath"),
                 format!("mountPath `{}` is used by two volumes", volume.mount_path),
             );
         }
-        if volume.kind == VolumeKind::HostPath && volume.source.as_deref().is_none_or(str::is_empty)
-        {
-            problems.add(
-                format!("{path}.source"),
-                "a hostPath volume needs `source`, the directory on the host".to_owned(),
-            );
-        }
+    }
+}
+
+fn check_volume(volume: &Volume, path: &str, problems: &mut Problems) {
+    if let Some(problem) = dns_label_problem(&volume.name) {
+        problems.add(
+            format!("{path}.name"),
+            format!("invalid volume name: {problem}"),
+        );
+    }
+    if volume.kind == VolumeKind::HostPath && volume.source.as_deref().is_none_or(str::is_empty) {
+        problems.add(
+            format!("{path}.source"),
+            "a hostPath volume needs `source`, the directory on the host".to_owned(),
+        );
+    }
+    if !volume.mount_path.starts_with('/') {
+        problems.add(
+            format!("{path}.mountPath"),
+            format!(
+                "mountPath `{}` is not absolute; write a path starting with /",
+                volume.mount_path
+            ),
+        );
     }
 }
 
@@ -440,6 +451,10 @@ fn check_probe(probe: &Probe, path: &str, ports: &[Port], problems: &mut Problem
         _ => {}
     }
 
+    check_probe_timing(probe, path, problems);
+}
+
+fn check_probe_timing(probe: &Probe, path: &str, problems: &mut Problems) {
     check_at_least_one(
         probe.period_seconds,
         &format!("{path}.periodSeconds"),
@@ -487,6 +502,16 @@ fn check_port_ref(port: &PortRef, path: &str, ports: &[Port], problems: &mut Pro
     });
     if declared {
         return;
+    }
+    if let PortRef::Name(name) = port {
+        if name.bytes().all(|byte| byte.is_ascii_digit()) {
+            let message = format!(
+                "port \"{name}\" is quoted, so it is read as a port name, and no port has that name; \
+                 write {name} without quotes"
+            );
+            problems.add(path, message);
+            return;
+        }
     }
 
     let port_text = match port {
@@ -654,6 +679,10 @@ fn check_auto_scaling(auto_scaling: Option<&AutoScaling>, problems: &mut Problem
             too_many_replicas(scaling.max_replicas),
         );
     }
+    check_scaling_targets(scaling, problems);
+}
+
+fn check_scaling_targets(scaling: &AutoScaling, problems: &mut Problems) {
     for (field, target) in [
         ("targetCPUUtilization", scaling.target_cpu_utilization),
         ("targetMemoryUtilization", scaling.target_memory_utilization),
