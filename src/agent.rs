@@ -160,7 +160,11 @@ fn lock_home(home: &Home) -> Result<Flock<File>, AgentError> {
 }
 
 fn read_pid(home: &Home) -> Option<u32> {
-    fs::read_to_string(home.pid_path()).ok()?.trim().parse().ok()
+    fs::read_to_string(home.pid_path())
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn write_pid(home: &Home) -> Result<(), AgentError> {
@@ -182,7 +186,11 @@ fn bind_socket(path: &Path) -> Result<UnixListener, AgentError> {
     Ok(listener)
 }
 
-async fn serve_tcp(home: &Home, address: SocketAddr, router: axum::Router) -> Result<(), AgentError> {
+async fn serve_tcp(
+    home: &Home,
+    address: SocketAddr,
+    router: axum::Router,
+) -> Result<(), AgentError> {
     let token = Arc::new(load_or_create_token(&home.token_path())?);
     let listener = TcpListener::bind(address)
         .await
@@ -265,8 +273,13 @@ pub async fn start_detached(home: &Home) -> Result<u32, AgentError> {
         .mode(0o600)
         .open(&log_path)
         .map_err(io_error("opening the agent log", &log_path))?;
-    let log_err = log.try_clone().map_err(io_error("opening the agent log", &log_path))?;
-    let exe = std::env::current_exe().map_err(io_error("finding the shipdeck binary", Path::new("/proc/self/exe")))?;
+    let log_err = log
+        .try_clone()
+        .map_err(io_error("opening the agent log", &log_path))?;
+    let exe = std::env::current_exe().map_err(io_error(
+        "finding the shipdeck binary",
+        Path::new("/proc/self/exe"),
+    ))?;
     let log_size = fs::metadata(&log_path).map(|m| m.len()).unwrap_or(0);
 
     let mut command = std::process::Command::new(exe);
@@ -316,7 +329,11 @@ fn log_tail(path: &Path, offset: u64) -> String {
     let text = fs::read(path).unwrap_or_default();
     let start = usize::try_from(offset).unwrap_or(0).min(text.len());
     let fresh = String::from_utf8_lossy(&text[start..]);
-    let last = fresh.lines().rev().find(|line| !line.trim().is_empty()).unwrap_or("");
+    let last = fresh
+        .lines()
+        .rev()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or("");
     crate::logs::sanitize_for_terminal(last.trim())
 }
 

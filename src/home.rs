@@ -112,7 +112,11 @@ impl Home {
 }
 
 fn create_private_dir(path: &Path) -> Result<(), HomeError> {
-    match fs::DirBuilder::new().recursive(true).mode(0o700).create(path) {
+    match fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+    {
         Ok(()) => Ok(()),
         Err(source) => Err(HomeError::Create {
             path: path.to_path_buf(),
@@ -133,10 +137,8 @@ fn ensure_private(path: &Path) -> Result<(), HomeError> {
     if mode & 0o077 == 0 {
         return Ok(());
     }
-    fs::set_permissions(path, fs::Permissions::from_mode(0o700)).map_err(|_| {
-        HomeError::TooOpen {
-            path: path.to_path_buf(),
-            mode: mode & 0o777,
-        }
+    fs::set_permissions(path, fs::Permissions::from_mode(0o700)).map_err(|_| HomeError::TooOpen {
+        path: path.to_path_buf(),
+        mode: mode & 0o777,
     })
 }

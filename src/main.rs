@@ -17,7 +17,9 @@ fn main() -> ExitCode {
     };
 
     let result = match cli.command {
-        Command::Agent(args) if args.action.is_none() && !args.detach => run_agent(home, args.listen),
+        Command::Agent(args) if args.action.is_none() && !args.detach => {
+            run_agent(home, args.listen)
+        }
         command => run_client(home, command),
     };
     match result {
@@ -62,7 +64,9 @@ fn run_client(home: Home, command: Command) -> Result<String, String> {
                 return detach(&home).await;
             }
         }
-        cli::run(&home, command).await.map_err(|error| error.to_string())
+        cli::run(&home, command)
+            .await
+            .map_err(|error| error.to_string())
     })
 }
 
@@ -74,7 +78,9 @@ async fn detach(home: &Home) -> Result<String, String> {
     {
         return Ok(format!("agent already running (pid {})\n", status.pid));
     }
-    let pid = agent::start_detached(home).await.map_err(|e| e.to_string())?;
+    let pid = agent::start_detached(home)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(format!("agent started (pid {pid})\n"))
 }
 

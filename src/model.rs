@@ -86,7 +86,10 @@ impl std::str::FromStr for DeploymentStatus {
             .find(|status| status.as_str() == text)
             .ok_or_else(|| {
                 let known: Vec<&str> = Self::ALL.iter().map(|s| s.as_str()).collect();
-                format!("unknown status {text:?}; expected one of {}", known.join(", "))
+                format!(
+                    "unknown status {text:?}; expected one of {}",
+                    known.join(", ")
+                )
             })
     }
 }
@@ -257,7 +260,11 @@ pub struct ReplicaView {
     pub restarts: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_exit: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
     pub started_at: Option<OffsetDateTime>,
 }
 
@@ -307,7 +314,11 @@ pub struct HealthCheckView {
 pub struct HealthView {
     pub status: Health,
     pub checks: Vec<HealthCheckView>,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "time::serde::rfc3339::option")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
     pub last_checked: Option<OffsetDateTime>,
 }
 

@@ -59,7 +59,11 @@ impl Client {
         Ok(String::from_utf8_lossy(&body).into_owned())
     }
 
-    pub async fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ClientError> {
+    pub async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
         let json = serde_json::to_vec(body).map_err(|error| ClientError::Protocol {
             what: path.to_owned(),
             detail: error.to_string(),
@@ -70,16 +74,24 @@ impl Client {
 
     /// Sends a POST whose answer has no body worth reading.
     pub async fn post_empty(&self, path: &str) -> Result<(), ClientError> {
-        self.send(Method::POST, path, Some(b"{}".to_vec())).await.map(|_| ())
+        self.send(Method::POST, path, Some(b"{}".to_vec()))
+            .await
+            .map(|_| ())
     }
 
-    async fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<Bytes, ClientError> {
-        let stream = UnixStream::connect(&self.socket)
-            .await
-            .map_err(|source| ClientError::Unreachable {
-                path: self.socket.clone(),
-                source,
-            })?;
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Bytes, ClientError> {
+        let stream =
+            UnixStream::connect(&self.socket)
+                .await
+                .map_err(|source| ClientError::Unreachable {
+                    path: self.socket.clone(),
+                    source,
+                })?;
         let protocol = |detail: String| ClientError::Protocol {
             what: path.to_owned(),
             detail,
@@ -143,7 +155,9 @@ pub fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for byte in text.bytes() {
         match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(byte as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(byte as char)
+            }
             other => out.push_str(&format!("%{other:02X}")),
         }
     }

@@ -24,8 +24,8 @@ use super::wire::{
 };
 use crate::engine::supervisor::Outcome;
 use crate::engine::{
-    Accepted, Caller, DeployRequest, Engine, EngineError, ListQuery, ManifestInput, RedeployRequest,
-    SortKey,
+    Accepted, Caller, DeployRequest, Engine, EngineError, ListQuery, ManifestInput,
+    RedeployRequest, SortKey,
 };
 use crate::model::DeploymentStatus;
 
@@ -110,9 +110,13 @@ impl ApiError {
 impl From<EngineError> for ApiError {
     fn from(error: EngineError) -> Self {
         let status = match &error {
-            EngineError::NotFound { .. } | EngineError::RevisionNotFound { .. } => StatusCode::NOT_FOUND,
+            EngineError::NotFound { .. } | EngineError::RevisionNotFound { .. } => {
+                StatusCode::NOT_FOUND
+            }
             EngineError::Ambiguous { .. } | EngineError::Undeployed { .. } => StatusCode::CONFLICT,
-            EngineError::Backend(crate::backend::BackendError::PortInUse { .. }) => StatusCode::CONFLICT,
+            EngineError::Backend(crate::backend::BackendError::PortInUse { .. }) => {
+                StatusCode::CONFLICT
+            }
             EngineError::Store(_) | EngineError::SupervisorGone { .. } => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -130,7 +134,13 @@ impl From<EngineError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(ErrorBody { error: self.message })).into_response()
+        (
+            self.status,
+            Json(ErrorBody {
+                error: self.message,
+            }),
+        )
+            .into_response()
     }
 }
 
@@ -198,7 +208,12 @@ async fn rollback(
 ) -> ApiResult<ActionResult> {
     let accepted = state
         .engine
-        .rollback(&name, body.environment.as_deref(), body.to_revision, &caller(&peer))
+        .rollback(
+            &name,
+            body.environment.as_deref(),
+            body.to_revision,
+            &caller(&peer),
+        )
         .await?;
     finish(accepted, body.wait, body.timeout_ms).await
 }
@@ -211,7 +226,12 @@ async fn scale(
 ) -> ApiResult<ActionResult> {
     let accepted = state
         .engine
-        .scale(&name, body.environment.as_deref(), body.replicas, &caller(&peer))
+        .scale(
+            &name,
+            body.environment.as_deref(),
+            body.replicas,
+            &caller(&peer),
+        )
         .await?;
     finish(accepted, body.wait, body.timeout_ms).await
 }
@@ -231,7 +251,11 @@ async fn undeploy(
 
 /// Answers a verb, first waiting for it to finish when the client asked.
 /// A change that ended badly is an error answer, so the CLI exits non-zero.
-async fn finish(accepted: Accepted, wait: bool, timeout_ms: Option<u64>) -> ApiResult<ActionResult> {
+async fn finish(
+    accepted: Accepted,
+    wait: bool,
+    timeout_ms: Option<u64>,
+) -> ApiResult<ActionResult> {
     let Accepted {
         deployment,
         revision,
@@ -288,14 +312,21 @@ fn manifest_input(body: ManifestBody) -> ManifestInput {
     }
 }
 
-async fn list(State(state): State<Shared>, Query(params): Query<ListParams>) -> Result<Response, ApiError> {
+async fn list(
+    State(state): State<Shared>,
+    Query(params): Query<ListParams>,
+) -> Result<Response, ApiError> {
     let query = list_query(params)?;
     Ok(json(state.engine.list(&query)?))
 }
 
 fn list_query(params: ListParams) -> Result<ListQuery, ApiError> {
     let statuses = split_list(params.status.as_deref())
-        .map(|status| status.parse::<DeploymentStatus>().map_err(ApiError::bad_request))
+        .map(|status| {
+            status
+                .parse::<DeploymentStatus>()
+                .map_err(ApiError::bad_request)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let sort = match params.sort.as_deref() {
         None | Some("name") => SortKey::Name,
@@ -311,7 +342,9 @@ fn list_query(params: ListParams) -> Result<ListQuery, ApiError> {
         environment: params.env,
         statuses,
         name: params.name,
-        tags: split_list(params.tags.as_deref()).map(str::to_owned).collect(),
+        tags: split_list(params.tags.as_deref())
+            .map(str::to_owned)
+            .collect(),
         sort,
         descending: params.desc,
         limit: params.limit,
@@ -360,7 +393,11 @@ async fn logs(
     Query(params): Query<TargetParams>,
 ) -> Result<Response, ApiError> {
     let limit = params.limit.unwrap_or(200);
-    Ok(json(state.engine.logs(&name, params.env.as_deref(), limit)?))
+    Ok(json(state.engine.logs(
+        &name,
+        params.env.as_deref(),
+        limit,
+    )?))
 }
 
 async fn build_log(
@@ -380,7 +417,10 @@ async fn build_log(
     }
 }
 
-async fn events(State(state): State<Shared>, Query(params): Query<TargetParams>) -> Result<Response, ApiError> {
+async fn events(
+    State(state): State<Shared>,
+    Query(params): Query<TargetParams>,
+) -> Result<Response, ApiError> {
     let limit = params.limit.unwrap_or(DEFAULT_EVENT_LIMIT);
     Ok(json(state.engine.events(
         params.deployment.as_deref(),

@@ -98,7 +98,10 @@ impl ProcessBackend {
         let own_group = nix::unistd::getpgrp();
         groups.remove(&own_group);
         for group in &groups {
-            tracing::warn!(pgid = group.as_raw(), "ending replica group left by an earlier agent");
+            tracing::warn!(
+                pgid = group.as_raw(),
+                "ending replica group left by an earlier agent"
+            );
             let _ = killpg(*group, Signal::SIGKILL);
         }
         groups.len()
@@ -139,8 +142,20 @@ impl Backend for ProcessBackend {
         let id = ReplicaId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let pid = child.id();
         let source = format!("{}-{}", launch.key.name, launch.index);
-        forward_output(child.stdout.take(), &self.logs, &launch, &source, Stream::Stdout);
-        forward_output(child.stderr.take(), &self.logs, &launch, &source, Stream::Stderr);
+        forward_output(
+            child.stdout.take(),
+            &self.logs,
+            &launch,
+            &source,
+            Stream::Stdout,
+        );
+        forward_output(
+            child.stderr.take(),
+            &self.logs,
+            &launch,
+            &source,
+            Stream::Stderr,
+        );
         tokio::spawn(wait_for_exit(child, id, pid, events));
         Ok(StartedReplica { id, pid })
     }
@@ -195,7 +210,11 @@ async fn wait_for_exit(
     if let Some(pid) = pid {
         let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
     }
-    if events.send(ReplicaEvent::Exited { id, reason }).await.is_err() {
+    if events
+        .send(ReplicaEvent::Exited { id, reason })
+        .await
+        .is_err()
+    {
         tracing::debug!(?id, "replica exited after its supervisor stopped");
     }
 }
@@ -275,7 +294,11 @@ fn expand_arg(arg: &str, env: &BTreeMap<String, String>) -> Result<String, Backe
 
 /// Finds the program to run: a path with a slash is taken relative to the
 /// working directory, a bare name is searched on `path`.
-pub fn resolve_program(name: &str, workdir: &Path, path: &OsString) -> Result<PathBuf, BackendError> {
+pub fn resolve_program(
+    name: &str,
+    workdir: &Path,
+    path: &OsString,
+) -> Result<PathBuf, BackendError> {
     if name.contains('/') {
         let candidate = workdir.join(name);
         if is_executable(&candidate) {
@@ -312,7 +335,11 @@ fn marked_processes(home_marker: &str) -> Vec<u32> {
         .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
             fs::read(format!("/proc/{pid}/environ"))
-                .map(|environ| environ.split(|b| *b == 0).any(|var| var == needle.as_bytes()))
+                .map(|environ| {
+                    environ
+                        .split(|b| *b == 0)
+                        .any(|var| var == needle.as_bytes())
+                })
                 .unwrap_or(false)
         })
         .collect()

@@ -225,8 +225,9 @@ fn unpack(kind: SourceKind, archive: &Path, tree: &Path, url: &str) -> Result<()
 
     match kind {
         SourceKind::Zip => {
-            let mut zip = zip::ZipArchive::new(file)
-                .map_err(|error| archive_error(io::Error::new(io::ErrorKind::InvalidData, error)))?;
+            let mut zip = zip::ZipArchive::new(file).map_err(|error| {
+                archive_error(io::Error::new(io::ErrorKind::InvalidData, error))
+            })?;
             // `extract` rejects entries whose paths leave the target directory.
             zip.extract(tree)
                 .map_err(|error| archive_error(io::Error::new(io::ErrorKind::InvalidData, error)))
@@ -234,7 +235,9 @@ fn unpack(kind: SourceKind, archive: &Path, tree: &Path, url: &str) -> Result<()
         _ => {
             let reader = open_maybe_gzip(file).map_err(archive_error)?;
             // `unpack` skips entries with `..` or absolute paths.
-            tar::Archive::new(reader).unpack(tree).map_err(archive_error)
+            tar::Archive::new(reader)
+                .unpack(tree)
+                .map_err(archive_error)
         }
     }
 }

@@ -28,7 +28,9 @@ pub async fn run(home: &Home, command: Command) -> Result<String, CliError> {
             Some(AgentAction::Status(format)) => agent_status(home, format).await,
             Some(AgentAction::Stop) => agent_stop(home).await,
             // `agent` and `agent --detach` are handled before a client starts.
-            None => Err(CliError::Message("internal: agent run reached the client".to_owned())),
+            None => Err(CliError::Message(
+                "internal: agent run reached the client".to_owned(),
+            )),
         },
         Command::Deploy(args) => deploy(home, args).await,
         Command::Ls(args) => list(home, args).await,
@@ -48,7 +50,11 @@ async fn client(home: &Home) -> Result<Client, CliError> {
     agent::connect_or_start(home).await
 }
 
-fn render<T: Serialize>(value: &T, format: Format, table: impl FnOnce(&T) -> String) -> Result<String, CliError> {
+fn render<T: Serialize>(
+    value: &T,
+    format: Format,
+    table: impl FnOnce(&T) -> String,
+) -> Result<String, CliError> {
     match format {
         Format::Table => Ok(table(value)),
         other => structured(value, other).map_err(|error| CliError::Message(error.to_string())),
@@ -76,7 +82,10 @@ async fn agent_stop(home: &Home) -> Result<String, CliError> {
     if agent::stop(home).await? {
         Ok("agent stopped\n".to_owned())
     } else {
-        Ok(format!("no agent was running for {}\n", home.root().display()))
+        Ok(format!(
+            "no agent was running for {}\n",
+            home.root().display()
+        ))
     }
 }
 
@@ -84,9 +93,12 @@ fn timeout_ms(wait: &WaitArgs) -> Result<Option<u64>, CliError> {
     if !wait.wait {
         return Ok(None);
     }
-    let duration = ManifestDuration::try_from(wait.timeout.clone())
-        .map_err(|message| CliError::Message(format!("invalid --timeout {:?}: {message}", wait.timeout)))?;
-    Ok(Some(u64::try_from(duration.as_std().as_millis()).unwrap_or(u64::MAX)))
+    let duration = ManifestDuration::try_from(wait.timeout.clone()).map_err(|message| {
+        CliError::Message(format!("invalid --timeout {:?}: {message}", wait.timeout))
+    })?;
+    Ok(Some(
+        u64::try_from(duration.as_std().as_millis()).unwrap_or(u64::MAX),
+    ))
 }
 
 /// Reads a manifest file (or standard input for `-`) for sending to the agent.
@@ -95,7 +107,11 @@ fn read_manifest(path: &Path) -> Result<ManifestBody, CliError> {
         let mut text = String::new();
         std::io::stdin()
             .read_to_string(&mut text)
-            .map_err(|error| CliError::Message(format!("cannot read the manifest from standard input: {error}")))?;
+            .map_err(|error| {
+                CliError::Message(format!(
+                    "cannot read the manifest from standard input: {error}"
+                ))
+            })?;
         (text, "<stdin>".to_owned(), std::env::current_dir().ok())
     } else {
         let text = std::fs::read_to_string(path).map_err(|error| {
@@ -124,7 +140,10 @@ fn env_query(env: &Option<String>) -> String {
 fn action_output(result: &ActionResult, format: Format, verb: &str) -> Result<String, CliError> {
     render(result, format, |r| {
         let d = &r.deployment;
-        let revision = r.revision.map(|n| format!(" revision {n}")).unwrap_or_default();
+        let revision = r
+            .revision
+            .map(|n| format!(" revision {n}"))
+            .unwrap_or_default();
         let outcome = r
             .outcome
             .as_ref()
@@ -148,7 +167,11 @@ async fn deploy(home: &Home, args: DeployArgs) -> Result<String, CliError> {
     };
     let client = client(home).await?;
     let result: ActionResult = client.post("/v1/deployments", &body).await?;
-    let verb = if args.wait.wait { "deployed" } else { "deploying" };
+    let verb = if args.wait.wait {
+        "deployed"
+    } else {
+        "deploying"
+    };
     action_output(&result, args.format.format, verb)
 }
 
@@ -163,7 +186,11 @@ async fn redeploy(home: &Home, args: RedeployArgs) -> Result<String, CliError> {
     let client = client(home).await?;
     let path = format!("/v1/deployments/{}/redeploy", encode(&args.name));
     let result: ActionResult = client.post(&path, &body).await?;
-    let verb = if args.wait.wait { "redeployed" } else { "redeploying" };
+    let verb = if args.wait.wait {
+        "redeployed"
+    } else {
+        "redeploying"
+    };
     action_output(&result, args.format.format, verb)
 }
 
@@ -177,7 +204,11 @@ async fn rollback(home: &Home, args: RollbackArgs) -> Result<String, CliError> {
     let client = client(home).await?;
     let path = format!("/v1/deployments/{}/rollback", encode(&args.name));
     let result: ActionResult = client.post(&path, &body).await?;
-    let verb = if args.wait.wait { "rolled back" } else { "rolling back" };
+    let verb = if args.wait.wait {
+        "rolled back"
+    } else {
+        "rolling back"
+    };
     action_output(&result, args.format.format, verb)
 }
 
@@ -211,7 +242,11 @@ async fn undeploy(home: &Home, args: UndeployArgs) -> Result<String, CliError> {
     let client = client(home).await?;
     let path = format!("/v1/deployments/{}/undeploy", encode(&args.name));
     let result: ActionResult = client.post(&path, &body).await?;
-    let verb = if args.wait.wait { "undeployed" } else { "undeploying" };
+    let verb = if args.wait.wait {
+        "undeployed"
+    } else {
+        "undeploying"
+    };
     action_output(&result, args.format.format, verb)
 }
 
@@ -242,12 +277,21 @@ async fn list(home: &Home, args: ListArgs) -> Result<String, CliError> {
         .join("&");
     let client = client(home).await?;
     let deployments: Vec<DeploymentView> = client.get(&format!("/v1/deployments?{query}")).await?;
-    render(&deployments, args.format.format, |list| deployment_table(list))
+    render(&deployments, args.format.format, |list| {
+        deployment_table(list)
+    })
 }
 
 fn deployment_table(list: &[DeploymentView]) -> String {
     let mut table = Table::new(vec![
-        "NAME", "ENVIRONMENT", "STATUS", "HEALTH", "READY", "REVISION", "VERSION", "ENDPOINTS",
+        "NAME",
+        "ENVIRONMENT",
+        "STATUS",
+        "HEALTH",
+        "READY",
+        "REVISION",
+        "VERSION",
+        "ENDPOINTS",
     ]);
     for d in list {
         table.row(vec![
@@ -266,7 +310,11 @@ fn deployment_table(list: &[DeploymentView]) -> String {
 
 async fn get(home: &Home, args: TargetArgs) -> Result<String, CliError> {
     let client = client(home).await?;
-    let path = format!("/v1/deployments/{}{}", encode(&args.name), env_query(&args.env));
+    let path = format!(
+        "/v1/deployments/{}{}",
+        encode(&args.name),
+        env_query(&args.env)
+    );
     let deployment: DeploymentView = client.get(&path).await?;
     render(&deployment, args.format.format, describe)
 }
@@ -278,7 +326,16 @@ fn describe(d: &DeploymentView) -> String {
         out.push_str(&format!("\nreason: {}\n", sanitize_for_terminal(reason)));
     }
     if !d.replica_details.is_empty() {
-        let mut table = Table::new(vec!["REPLICA", "REVISION", "PID", "PORT", "STATE", "READY", "RESTARTS", "LAST EXIT"]);
+        let mut table = Table::new(vec![
+            "REPLICA",
+            "REVISION",
+            "PID",
+            "PORT",
+            "STATE",
+            "READY",
+            "RESTARTS",
+            "LAST EXIT",
+        ]);
         for r in &d.replica_details {
             table.row(vec![
                 r.index.to_string(),
@@ -299,7 +356,11 @@ fn describe(d: &DeploymentView) -> String {
 
 async fn history(home: &Home, args: TargetArgs) -> Result<String, CliError> {
     let client = client(home).await?;
-    let path = format!("/v1/deployments/{}/history{}", encode(&args.name), env_query(&args.env));
+    let path = format!(
+        "/v1/deployments/{}/history{}",
+        encode(&args.name),
+        env_query(&args.env)
+    );
     let entries: Vec<HistoryEntry> = client.get(&path).await?;
     render(&entries, args.format.format, |entries| {
         let mut table = Table::new(vec!["REVISION", "VERSION", "STATUS", "CREATED", "REASON"]);
@@ -318,15 +379,30 @@ async fn history(home: &Home, args: TargetArgs) -> Result<String, CliError> {
 
 async fn health(home: &Home, args: TargetArgs) -> Result<String, CliError> {
     let client = client(home).await?;
-    let path = format!("/v1/deployments/{}/health{}", encode(&args.name), env_query(&args.env));
+    let path = format!(
+        "/v1/deployments/{}/health{}",
+        encode(&args.name),
+        env_query(&args.env)
+    );
     let health: HealthView = client.get(&path).await?;
     render(&health, args.format.format, |h| {
         let mut table = Table::new(vec!["CHECK", "STATUS", "MESSAGE"]);
         for check in &h.checks {
-            table.row(vec![check.name.clone(), check.status.to_string(), check.message.clone()]);
+            table.row(vec![
+                check.name.clone(),
+                check.status.to_string(),
+                check.message.clone(),
+            ]);
         }
-        let checked = h.last_checked.map(rfc3339).unwrap_or_else(|| "never".into());
-        format!("health: {} (last checked {checked})\n\n{}", h.status, table.render())
+        let checked = h
+            .last_checked
+            .map(rfc3339)
+            .unwrap_or_else(|| "never".into());
+        format!(
+            "health: {} (last checked {checked})\n\n{}",
+            h.status,
+            table.render()
+        )
     })
 }
 
@@ -341,11 +417,21 @@ async fn events(home: &Home, args: EventsArgs) -> Result<String, CliError> {
     }
     let events: Vec<Event> = client.get(&path).await?;
     render(&events, args.format.format, |events| {
-        let mut table = Table::new(vec!["TIME", "DEPLOYMENT", "USER", "ACTION", "RESULT", "MESSAGE"]);
+        let mut table = Table::new(vec![
+            "TIME",
+            "DEPLOYMENT",
+            "USER",
+            "ACTION",
+            "RESULT",
+            "MESSAGE",
+        ]);
         for e in events {
             table.row(vec![
                 rfc3339(e.time),
-                e.deployment.as_ref().map(|k| format!("{}/{}", k.environment, k.name)).unwrap_or_default(),
+                e.deployment
+                    .as_ref()
+                    .map(|k| format!("{}/{}", k.environment, k.name))
+                    .unwrap_or_default(),
                 e.user.clone(),
                 e.action.clone(),
                 format!("{:?}", e.outcome).to_lowercase(),
@@ -379,7 +465,14 @@ async fn logs(home: &Home, args: LogsArgs) -> Result<String, CliError> {
     render(&lines, args.format.format, |lines| {
         lines
             .iter()
-            .map(|line| format!("{} {} {}\n", rfc3339(line.time), line.source, sanitize_for_terminal(&line.text)))
+            .map(|line| {
+                format!(
+                    "{} {} {}\n",
+                    rfc3339(line.time),
+                    line.source,
+                    sanitize_for_terminal(&line.text)
+                )
+            })
             .collect()
     })
 }

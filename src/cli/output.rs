@@ -103,7 +103,12 @@ impl Table {
     }
 
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells.iter().map(|cell| sanitize_for_terminal(cell)).collect());
+        self.rows.push(
+            cells
+                .iter()
+                .map(|cell| sanitize_for_terminal(cell))
+                .collect(),
+        );
     }
 
     pub fn render(&self) -> String {

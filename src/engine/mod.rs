@@ -243,7 +243,11 @@ impl Engine {
         Some(snapshot)
     }
 
-    pub async fn deploy(&self, request: DeployRequest, caller: &Caller) -> Result<Accepted, EngineError> {
+    pub async fn deploy(
+        &self,
+        request: DeployRequest,
+        caller: &Caller,
+    ) -> Result<Accepted, EngineError> {
         let mut overrides = parse_overrides(&request.sets)?;
         if let Some(environment) = &request.environment {
             overrides.push(Override {
@@ -256,7 +260,8 @@ impl Engine {
         let existing = self
             .store
             .find_deployment(&DeploymentKey::new(&spec.name, &spec.environment))?;
-        self.roll_out(existing, spec, "deploy".to_owned(), caller, "deploy").await
+        self.roll_out(existing, spec, "deploy".to_owned(), caller, "deploy")
+            .await
     }
 
     pub async fn redeploy(
@@ -300,8 +305,14 @@ impl Engine {
                 ),
             }));
         }
-        self.roll_out(Some(deployment), spec, "redeploy".to_owned(), caller, "redeploy")
-            .await
+        self.roll_out(
+            Some(deployment),
+            spec,
+            "redeploy".to_owned(),
+            caller,
+            "redeploy",
+        )
+        .await
     }
 
     pub async fn rollback(
@@ -321,7 +332,8 @@ impl Engine {
         // Like `kubectl rollout undo`, a rollback keeps the current scale.
         spec.replicas = deployment.desired_replicas;
         let reason = format!("rollback to revision {}", target.revision);
-        self.roll_out(Some(deployment), spec, reason, caller, "rollback").await
+        self.roll_out(Some(deployment), spec, reason, caller, "rollback")
+            .await
     }
 
     /// The newest revision before the current one that was healthy.
@@ -335,7 +347,12 @@ impl Engine {
             .into_iter()
             .rev()
             .filter(|r| r.revision < deployment.revision)
-            .filter(|r| matches!(r.status, RevisionStatus::Deployed | RevisionStatus::Superseded))
+            .filter(|r| {
+                matches!(
+                    r.status,
+                    RevisionStatus::Deployed | RevisionStatus::Superseded
+                )
+            })
             .find(|r| Some(&r.spec) != current_spec.as_ref())
             .ok_or_else(|| EngineError::NoRollbackTarget {
                 name: deployment.name.clone(),
@@ -365,7 +382,11 @@ impl Engine {
 
         let now = OffsetDateTime::now_utc();
         let mut deployment = existing.unwrap_or_else(|| new_deployment(&spec, now));
-        let number = self.store.latest_revision_number(&deployment.id)?.unwrap_or(0) + 1;
+        let number = self
+            .store
+            .latest_revision_number(&deployment.id)?
+            .unwrap_or(0)
+            + 1;
         let revision = Revision {
             deployment_id: deployment.id.clone(),
             revision: number,
@@ -382,7 +403,8 @@ impl Engine {
         deployment.desired_replicas = revision.spec.replicas;
         deployment.tags = revision.spec.tags.clone();
         deployment.updated_at = now;
-        self.store.put_deployment_and_revision(&deployment, &revision)?;
+        self.store
+            .put_deployment_and_revision(&deployment, &revision)?;
 
         let message = format!("revision {number} ({})", revision.reason);
         let supervisor = self.supervisor_for(&deployment);
@@ -396,7 +418,8 @@ impl Engine {
             done: Some(done),
         };
         self.send(&deployment, &supervisor, command, acked).await?;
-        self.record(caller, &deployment, action, EventOutcome::Ok, &message).await?;
+        self.record(caller, &deployment, action, EventOutcome::Ok, &message)
+            .await?;
         Ok(Accepted {
             deployment: self.view(&deployment),
             revision: Some(number),
@@ -406,7 +429,11 @@ impl Engine {
 
     /// Rejects a spec that cannot start at all before anything is stored:
     /// a missing program, a missing working directory, a taken host port.
-    fn check_startable(&self, spec: &Manifest, existing: Option<&Deployment>) -> Result<(), EngineError> {
+    fn check_startable(
+        &self,
+        spec: &Manifest,
+        existing: Option<&Deployment>,
+    ) -> Result<(), EngineError> {
         if spec.source.is_none() {
             if let Some(run) = &spec.run {
                 let workdir = Path::new(run.workdir.as_deref().unwrap_or("."));
@@ -479,7 +506,8 @@ impl Engine {
         };
         self.send(&deployment, &supervisor, command, acked).await?;
         let message = format!("replicas {previous} -> {count}");
-        self.record(caller, &deployment, "scale", EventOutcome::Ok, &message).await?;
+        self.record(caller, &deployment, "scale", EventOutcome::Ok, &message)
+            .await?;
         Ok(Accepted {
             deployment: self.view(&deployment),
             revision: None,
@@ -503,8 +531,14 @@ impl Engine {
             done: Some(done),
         };
         self.send(&deployment, &supervisor, command, acked).await?;
-        self.record(caller, &deployment, "undeploy", EventOutcome::Ok, "stopping all replicas")
-            .await?;
+        self.record(
+            caller,
+            &deployment,
+            "undeploy",
+            EventOutcome::Ok,
+            "stopping all replicas",
+        )
+        .await?;
         Ok(Accepted {
             deployment: self.view(&deployment),
             revision: None,
@@ -522,7 +556,11 @@ impl Engine {
         let gone = || EngineError::SupervisorGone {
             key: deployment.key(),
         };
-        supervisor.commands.send(command).await.map_err(|_| gone())?;
+        supervisor
+            .commands
+            .send(command)
+            .await
+            .map_err(|_| gone())?;
         acked.await.map_err(|_| gone())
     }
 
@@ -550,7 +588,11 @@ impl Engine {
     }
 
     /// Finds a deployment by name, and by environment when given.
-    pub fn resolve(&self, name: &str, environment: Option<&str>) -> Result<Deployment, EngineError> {
+    pub fn resolve(
+        &self,
+        name: &str,
+        environment: Option<&str>,
+    ) -> Result<Deployment, EngineError> {
         if let Some(environment) = environment {
             return self
                 .store
@@ -574,7 +616,11 @@ impl Engine {
         }
     }
 
-    pub fn get(&self, name: &str, environment: Option<&str>) -> Result<DeploymentView, EngineError> {
+    pub fn get(
+        &self,
+        name: &str,
+        environment: Option<&str>,
+    ) -> Result<DeploymentView, EngineError> {
         let deployment = self.resolve(name, environment)?;
         Ok(self.view(&deployment))
     }
@@ -607,7 +653,10 @@ impl Engine {
                 desired: deployment.desired_replicas,
                 ready: u32::try_from(ready).unwrap_or(u32::MAX),
             },
-            endpoints: snapshot.as_ref().map(|s| s.endpoints.clone()).unwrap_or_default(),
+            endpoints: snapshot
+                .as_ref()
+                .map(|s| s.endpoints.clone())
+                .unwrap_or_default(),
             tags: deployment.tags.clone(),
             replica_details: snapshot.map(|s| s.replicas).unwrap_or_default(),
             created_at: deployment.created_at,
@@ -627,7 +676,9 @@ impl Engine {
             .filter(|view| matches_query(view, query))
             .collect();
         match query.sort {
-            SortKey::Name => views.sort_by(|a, b| (&a.name, &a.environment).cmp(&(&b.name, &b.environment))),
+            SortKey::Name => {
+                views.sort_by(|a, b| (&a.name, &a.environment).cmp(&(&b.name, &b.environment)))
+            }
             SortKey::CreatedAt => views.sort_by_key(|v| v.created_at),
             SortKey::UpdatedAt => views.sort_by_key(|v| v.updated_at),
         }
@@ -638,7 +689,11 @@ impl Engine {
         Ok(views.into_iter().skip(query.offset).take(limit).collect())
     }
 
-    pub fn history(&self, name: &str, environment: Option<&str>) -> Result<Vec<HistoryEntry>, EngineError> {
+    pub fn history(
+        &self,
+        name: &str,
+        environment: Option<&str>,
+    ) -> Result<Vec<HistoryEntry>, EngineError> {
         let deployment = self.resolve(name, environment)?;
         Ok(self.store.history(&deployment.id)?.records)
     }
@@ -673,7 +728,12 @@ impl Engine {
     }
 
     /// The newest captured output lines of a deployment.
-    pub fn logs(&self, name: &str, environment: Option<&str>, limit: usize) -> Result<Vec<LogLine>, EngineError> {
+    pub fn logs(
+        &self,
+        name: &str,
+        environment: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<LogLine>, EngineError> {
         let deployment = self.resolve(name, environment)?;
         Ok(self.logs.tail(&deployment.id, limit))
     }
@@ -709,7 +769,12 @@ impl Engine {
         let mut pending = Vec::new();
         for handle in handles {
             let (done, finished) = oneshot::channel();
-            if handle.commands.send(Command::Shutdown { done }).await.is_ok() {
+            if handle
+                .commands
+                .send(Command::Shutdown { done })
+                .await
+                .is_ok()
+            {
                 pending.push(finished);
             }
         }
@@ -743,8 +808,14 @@ fn matches_query(view: &DeploymentView, query: &ListQuery) -> bool {
         query.statuses.contains(&view.status)
     };
     status_ok
-        && query.environment.as_ref().is_none_or(|env| &view.environment == env)
-        && query.name.as_ref().is_none_or(|text| view.name.contains(text.as_str()))
+        && query
+            .environment
+            .as_ref()
+            .is_none_or(|env| &view.environment == env)
+        && query
+            .name
+            .as_ref()
+            .is_none_or(|text| view.name.contains(text.as_str()))
         && query.tags.iter().all(|tag| view.tags.contains(tag))
 }
 

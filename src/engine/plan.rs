@@ -183,8 +183,14 @@ mod tests {
                 port: 40000,
             },
         ];
-        assert_eq!(resolve_port(Some(&PortRef::Number(9090)), &ports), Some(40000));
-        assert_eq!(resolve_port(Some(&PortRef::Name("http".into())), &ports), Some(18080));
+        assert_eq!(
+            resolve_port(Some(&PortRef::Number(9090)), &ports),
+            Some(40000)
+        );
+        assert_eq!(
+            resolve_port(Some(&PortRef::Name("http".into())), &ports),
+            Some(18080)
+        );
         assert_eq!(resolve_port(None, &ports), Some(18080));
     }
 }

@@ -31,16 +31,19 @@ impl Recorder {
         status: RevisionStatus,
         reason: Option<&str>,
     ) {
-        let result = self.store.get_revision(deployment_id, number).and_then(|found| {
-            let Some(mut revision) = found else {
-                return Ok(());
-            };
-            revision.status = status;
-            if let Some(reason) = reason {
-                revision.reason = format!("{}: {reason}", revision.reason);
-            }
-            self.store.put_revision(&revision)
-        });
+        let result = self
+            .store
+            .get_revision(deployment_id, number)
+            .and_then(|found| {
+                let Some(mut revision) = found else {
+                    return Ok(());
+                };
+                revision.status = status;
+                if let Some(reason) = reason {
+                    revision.reason = format!("{}: {reason}", revision.reason);
+                }
+                self.store.put_revision(&revision)
+            });
         if let Err(error) = result {
             tracing::error!(deployment_id, revision = number, %error, "saving the revision status failed");
         }

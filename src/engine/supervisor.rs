@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot, watch};
 
-pub use super::plan::SharedPlan;
 use super::plan::RevisionPlan;
+pub use super::plan::SharedPlan;
 use super::recorder::Recorder;
 use super::replica::{ReadinessProbe, Replica};
 use crate::backend::source::{fetch_and_build, BuildDirs};
@@ -74,8 +74,14 @@ pub struct Snapshot {
 }
 
 enum Internal {
-    Probe { id: ReplicaId, outcome: ProbeOutcome },
-    Built { revision: u64, result: Result<PathBuf, String> },
+    Probe {
+        id: ReplicaId,
+        outcome: ProbeOutcome,
+    },
+    Built {
+        revision: u64,
+        result: Result<PathBuf, String>,
+    },
 }
 
 /// A rollout in progress.
@@ -257,7 +263,11 @@ impl<B: Backend> Supervisor<B> {
             return;
         }
         let workdir = run_workdir(&revision, None);
-        self.start_rollout(plan_of(&revision, workdir), None, done.into_iter().collect());
+        self.start_rollout(
+            plan_of(&revision, workdir),
+            None,
+            done.into_iter().collect(),
+        );
     }
 
     fn start_build(&mut self, revision: Revision, done: Option<Waiter>) {
@@ -272,8 +282,11 @@ impl<B: Backend> Supervisor<B> {
                 return;
             };
             let build = spec.build.as_ref().map(|build| build.command.as_slice());
-            let env: Vec<(String, String)> =
-                spec.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let env: Vec<(String, String)> = spec
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
             let result = fetch_and_build(&dirs, source, build, &env)
                 .await
                 .map_err(|error| error.to_string());
@@ -291,7 +304,12 @@ impl<B: Backend> Supervisor<B> {
         self.set_status(DeploymentStatus::Building, None);
     }
 
-    fn start_rollout(&mut self, plan: SharedPlan, revert_reason: Option<String>, waiters: Vec<Waiter>) {
+    fn start_rollout(
+        &mut self,
+        plan: SharedPlan,
+        revert_reason: Option<String>,
+        waiters: Vec<Waiter>,
+    ) {
         let deadline = Instant::now() + progress_deadline(&plan);
         if revert_reason.is_none() {
             self.recorder.revision_status(
@@ -349,12 +367,22 @@ impl<B: Backend> Supervisor<B> {
         waiters: Vec<Waiter>,
         shutdown: Option<oneshot::Sender<()>>,
     ) {
-        let reason = if undeploy { "undeployed" } else { "agent stopped" };
+        let reason = if undeploy {
+            "undeployed"
+        } else {
+            "agent stopped"
+        };
         if let Some(rollout) = self.rollout.take() {
-            notify(rollout.waiters, Outcome::Failed(format!("rollout cut short: {reason}")));
+            notify(
+                rollout.waiters,
+                Outcome::Failed(format!("rollout cut short: {reason}")),
+            );
         }
         if let Phase::Building { waiters, .. } = std::mem::replace(&mut self.phase, Phase::Idle) {
-            notify(waiters, Outcome::Failed(format!("build cut short: {reason}")));
+            notify(
+                waiters,
+                Outcome::Failed(format!("build cut short: {reason}")),
+            );
         }
         if undeploy {
             self.stable = None;
@@ -400,7 +428,8 @@ impl<B: Backend> Supervisor<B> {
                     RevisionStatus::Failed,
                     Some(&reason),
                 );
-                self.recorder.agent_event(&self.deployment, "build", false, &reason);
+                self.recorder
+                    .agent_event(&self.deployment, "build", false, &reason);
                 self.after_failed_rollout(reason, waiters);
             }
         }
@@ -410,9 +439,12 @@ impl<B: Backend> Supervisor<B> {
     /// revision if there is one, else stop.
     fn after_failed_rollout(&mut self, reason: String, waiters: Vec<Waiter>) {
         match self.stable.clone() {
-            Some(stable) if stable.revision != self.deployment.revision || self.rollout_was_running() => {
+            Some(stable)
+                if stable.revision != self.deployment.revision || self.rollout_was_running() =>
+            {
                 let message = format!("{reason}; reverting to revision {}", stable.revision);
-                self.recorder.agent_event(&self.deployment, "revert", true, &message);
+                self.recorder
+                    .agent_event(&self.deployment, "revert", true, &message);
                 self.deployment.revision = stable.revision;
                 self.deployment.version = stable.spec.version.clone();
                 self.start_rollout(stable, Some(reason), waiters);
@@ -490,10 +522,21 @@ impl<B: Backend> Supervisor<B> {
         let success_threshold = check.map_or(1, |c| c.success_threshold.max(1));
         let failure_threshold = check.map_or(1, |c| c.failure_threshold.max(1));
         let period = match check {
-            Some(check) if !probe.implicit => Duration::from_secs(u64::from(check.period_seconds.max(1))),
+            Some(check) if !probe.implicit => {
+                Duration::from_secs(u64::from(check.period_seconds.max(1)))
+            }
             _ => IMPLICIT_PROBE_PERIOD,
         };
-        probe.next_at = Instant::now() + period;
+        // Until a replica first passes, a refused connection only means it
+        // has not opened its port yet: look again soon rather than a whole
+        // period later, so a rollout is not held up by the probe schedule.
+        let starting = outcome.refused && !replica.was_ready;
+        probe.next_at = Instant::now()
+            + if starting {
+                IMPLICIT_PROBE_PERIOD
+            } else {
+                period
+            };
 
         if outcome.success {
             probe.failures = 0;
@@ -555,7 +598,8 @@ impl<B: Backend> Supervisor<B> {
         for index in extra {
             self.stop_replica(index);
         }
-        self.replicas.retain(|replica| replica.is_stopping() || replica.slot < desired);
+        self.replicas
+            .retain(|replica| replica.is_stopping() || replica.slot < desired);
     }
 
     async fn keep_stable_running(&mut self) {
@@ -564,12 +608,15 @@ impl<B: Backend> Supervisor<B> {
         };
         // Replicas of another revision left from an interrupted rollout go.
         let stray: Vec<usize> = (0..self.replicas.len())
-            .filter(|&i| self.replicas[i].revision() != stable.revision && !self.replicas[i].is_stopping())
+            .filter(|&i| {
+                self.replicas[i].revision() != stable.revision && !self.replicas[i].is_stopping()
+            })
             .collect();
         for index in stray {
             self.stop_replica(index);
         }
-        self.replicas.retain(|r| r.is_stopping() || r.revision() == stable.revision);
+        self.replicas
+            .retain(|r| r.is_stopping() || r.revision() == stable.revision);
 
         for slot in 0..self.deployment.desired_replicas {
             self.ensure_slot(slot, &stable).await;
@@ -622,9 +669,18 @@ impl<B: Backend> Supervisor<B> {
                 .any(|r| r.slot == slot && (r.is_stopping() || r.is_live()))
     }
 
-    async fn start_replica(&mut self, slot: u32, plan: SharedPlan) -> Result<usize, crate::backend::BackendError> {
+    async fn start_replica(
+        &mut self,
+        slot: u32,
+        plan: SharedPlan,
+    ) -> Result<usize, crate::backend::BackendError> {
         let ports = plan.assign_ports(slot)?;
-        let launch = plan.launch(&self.deployment.id, &self.deployment.key(), slot, ports.clone());
+        let launch = plan.launch(
+            &self.deployment.id,
+            &self.deployment.key(),
+            slot,
+            ports.clone(),
+        );
         let handle = self.backend.start(launch, self.replica_tx.clone()).await?;
         let probe = readiness_probe(&plan, &ports);
         let ready = probe.is_none();
@@ -745,12 +801,15 @@ impl<B: Backend> Supervisor<B> {
     /// all replicas at once.
     async fn step_all_at_once(&mut self, plan: &SharedPlan) -> bool {
         let others: Vec<usize> = (0..self.replicas.len())
-            .filter(|&i| self.replicas[i].revision() != plan.revision && !self.replicas[i].is_stopping())
+            .filter(|&i| {
+                self.replicas[i].revision() != plan.revision && !self.replicas[i].is_stopping()
+            })
             .collect();
         for index in others {
             self.stop_replica(index);
         }
-        self.replicas.retain(|r| r.is_stopping() || r.revision() == plan.revision);
+        self.replicas
+            .retain(|r| r.is_stopping() || r.revision() == plan.revision);
         if plan.has_host_ports() && self.replicas.iter().any(|r| r.is_stopping()) {
             return false;
         }
@@ -800,7 +859,8 @@ impl<B: Backend> Supervisor<B> {
         for index in old {
             self.stop_replica(index);
         }
-        self.replicas.retain(|r| r.is_stopping() || r.slot != slot || r.revision() == revision);
+        self.replicas
+            .retain(|r| r.is_stopping() || r.slot != slot || r.revision() == revision);
     }
 
     fn fail_rollout(&mut self, reason: String) {
@@ -812,19 +872,23 @@ impl<B: Backend> Supervisor<B> {
         // Replicas of the failed revision that still run go away.
         let failed_revision = rollout.plan.revision;
         let failed: Vec<usize> = (0..self.replicas.len())
-            .filter(|&i| self.replicas[i].revision() == failed_revision && !self.replicas[i].is_stopping())
+            .filter(|&i| {
+                self.replicas[i].revision() == failed_revision && !self.replicas[i].is_stopping()
+            })
             .collect();
         for index in failed {
             self.stop_replica(index);
         }
-        self.replicas.retain(|r| r.is_stopping() || r.revision() != failed_revision);
+        self.replicas
+            .retain(|r| r.is_stopping() || r.revision() != failed_revision);
 
         if let Some(first_reason) = rollout.revert_reason {
             // The revert itself failed: keep supervising the last healthy
             // revision, which shows as degraded while it does not come up.
             let message = format!("{first_reason}; the revert failed too: {reason}");
             notify(rollout.waiters, Outcome::Failed(message.clone()));
-            self.recorder.agent_event(&self.deployment, "revert", false, &message);
+            self.recorder
+                .agent_event(&self.deployment, "revert", false, &message);
             self.set_status(DeploymentStatus::Degraded, Some(message));
             return;
         }
@@ -834,8 +898,12 @@ impl<B: Backend> Supervisor<B> {
             RevisionStatus::Failed,
             Some(&reason),
         );
-        self.recorder.agent_event(&self.deployment, "rollout", false, &reason);
-        let has_other_stable = self.stable.as_ref().is_some_and(|s| s.revision != failed_revision);
+        self.recorder
+            .agent_event(&self.deployment, "rollout", false, &reason);
+        let has_other_stable = self
+            .stable
+            .as_ref()
+            .is_some_and(|s| s.revision != failed_revision);
         if has_other_stable {
             self.after_failed_rollout(reason, rollout.waiters);
         } else {
@@ -853,10 +921,14 @@ impl<B: Backend> Supervisor<B> {
 
         if let Some(first_reason) = rollout.revert_reason {
             let message = format!("{first_reason}; reverted to revision {}", plan.revision);
-            self.recorder.agent_event(&self.deployment, "revert", true, &message);
+            self.recorder
+                .agent_event(&self.deployment, "revert", true, &message);
             notify(rollout.waiters, Outcome::Failed(message.clone()));
             self.deployment.status_reason = Some(message);
-            self.set_status(DeploymentStatus::Deployed, self.deployment.status_reason.clone());
+            self.set_status(
+                DeploymentStatus::Deployed,
+                self.deployment.status_reason.clone(),
+            );
             return;
         }
 
@@ -868,14 +940,19 @@ impl<B: Backend> Supervisor<B> {
                 None,
             );
         }
-        self.recorder
-            .revision_status(&self.deployment.id, plan.revision, RevisionStatus::Deployed, None);
+        self.recorder.revision_status(
+            &self.deployment.id,
+            plan.revision,
+            RevisionStatus::Deployed,
+            None,
+        );
         self.deployment.last_healthy_revision = Some(plan.revision);
         let message = format!(
             "revision {} is ready ({} of {} replicas)",
             plan.revision, self.deployment.desired_replicas, self.deployment.desired_replicas
         );
-        self.recorder.agent_event(&self.deployment, "rollout", true, &message);
+        self.recorder
+            .agent_event(&self.deployment, "rollout", true, &message);
         notify(rollout.waiters, Outcome::Done(message));
         self.set_status(DeploymentStatus::Deployed, None);
     }
@@ -904,7 +981,8 @@ impl<B: Backend> Supervisor<B> {
     /// Ends a stop once every replica is gone.
     fn finish_stop(&mut self) {
         // Entries that were never started have no exit to wait for.
-        self.replicas.retain(|r| !(r.is_stopping() && r.handle.is_none()));
+        self.replicas
+            .retain(|r| !(r.is_stopping() && r.handle.is_none()));
         if !self.replicas.is_empty() {
             return;
         }
@@ -918,7 +996,8 @@ impl<B: Backend> Supervisor<B> {
         };
         if undeploy {
             self.set_status(DeploymentStatus::Undeployed, None);
-            self.recorder.agent_event(&self.deployment, "undeploy", true, "all replicas stopped");
+            self.recorder
+                .agent_event(&self.deployment, "undeploy", true, "all replicas stopped");
             notify(waiters, Outcome::Done("all replicas stopped".to_owned()));
         } else {
             // Shutting down keeps the stored state: the next agent resumes it.
@@ -939,7 +1018,13 @@ impl<B: Backend> Supervisor<B> {
             let Some(probe) = replica.probe.as_mut() else {
                 continue;
             };
-            if probe.in_flight || probe.next_at > now || !matches!(replica.state, ReplicaState::Starting | ReplicaState::Running | ReplicaState::Ready) {
+            if probe.in_flight
+                || probe.next_at > now
+                || !matches!(
+                    replica.state,
+                    ReplicaState::Starting | ReplicaState::Running | ReplicaState::Ready
+                )
+            {
                 continue;
             }
             probe.in_flight = true;
@@ -950,7 +1035,9 @@ impl<B: Backend> Supervisor<B> {
                 .health_check
                 .as_ref()
                 .filter(|_| !probe.implicit)
-                .map_or(Duration::from_secs(1), |c| Duration::from_secs(u64::from(c.timeout_seconds.max(1))));
+                .map_or(Duration::from_secs(1), |c| {
+                    Duration::from_secs(u64::from(c.timeout_seconds.max(1)))
+                });
             let workdir = replica.plan.workdir.clone();
             let internal = self.internal_tx.clone();
             tokio::spawn(async move {
@@ -985,16 +1072,32 @@ impl<B: Backend> Supervisor<B> {
             self.set_status(DeploymentStatus::Deployed, keep);
             return;
         }
-        let trouble = self
+        let unready: Vec<&Replica> = self
             .replicas
             .iter()
-            .find(|r| !r.ready && !r.is_stopping())
-            .map(|r| format!("; replica {}: {}", r.slot, r.message))
-            .unwrap_or_default();
-        self.set_status(
-            DeploymentStatus::Degraded,
-            Some(format!("{ready} of {desired} replicas ready{trouble}")),
+            .filter(|r| !r.ready && !r.is_stopping())
+            .collect();
+        // Replicas that are only starting (after a scale-up) are progress,
+        // not trouble; one that failed or lost readiness degrades.
+        let in_trouble = unready.iter().find(|r| !is_first_start(r));
+        let (status, detail) = match in_trouble {
+            Some(replica) => (DeploymentStatus::Degraded, replica),
+            None => match unready.first() {
+                Some(replica) => (DeploymentStatus::Deploying, replica),
+                None => {
+                    self.set_status(
+                        DeploymentStatus::Degraded,
+                        Some(format!("{ready} of {desired} replicas ready")),
+                    );
+                    return;
+                }
+            },
+        };
+        let reason = format!(
+            "{ready} of {desired} replicas ready; replica {}: {}",
+            detail.slot, detail.message
         );
+        self.set_status(status, Some(reason));
     }
 
     fn ready_count(&self) -> u32 {
@@ -1013,10 +1116,16 @@ impl<B: Backend> Supervisor<B> {
         }
         let desired = self.deployment.desired_replicas;
         let settled = self.ready_count() == desired
-            && self.replicas.iter().all(|r| r.slot < desired && !r.is_stopping());
+            && self
+                .replicas
+                .iter()
+                .all(|r| r.slot < desired && !r.is_stopping());
         if settled {
             let message = format!("{desired} of {desired} replicas ready");
-            notify(std::mem::take(&mut self.scale_waiters), Outcome::Done(message));
+            notify(
+                std::mem::take(&mut self.scale_waiters),
+                Outcome::Done(message),
+            );
         }
     }
 
@@ -1036,7 +1145,8 @@ impl<B: Backend> Supervisor<B> {
         );
         if noteworthy {
             let message = reason.unwrap_or_else(|| "all replicas ready".to_owned());
-            self.recorder.agent_event(&self.deployment, status.as_str(), true, &message);
+            self.recorder
+                .agent_event(&self.deployment, status.as_str(), true, &message);
         }
     }
 
@@ -1072,7 +1182,8 @@ impl<B: Backend> Supervisor<B> {
     }
 
     fn checks(&self) -> Vec<HealthCheckView> {
-        let mut replicas: Vec<&Replica> = self.replicas.iter().filter(|r| !r.is_stopping()).collect();
+        let mut replicas: Vec<&Replica> =
+            self.replicas.iter().filter(|r| !r.is_stopping()).collect();
         replicas.sort_by_key(|r| (r.slot, r.revision()));
         replicas
             .into_iter()
@@ -1096,7 +1207,9 @@ impl<B: Backend> Supervisor<B> {
             for (assigned, port) in replica.ports.iter().zip(&replica.plan.spec.ports) {
                 let scheme = match port.app_protocol.as_deref() {
                     Some(protocol) => protocol.to_owned(),
-                    None if port.name.as_deref().is_some_and(|n| n.starts_with("http")) => "http".to_owned(),
+                    None if port.name.as_deref().is_some_and(|n| n.starts_with("http")) => {
+                        "http".to_owned()
+                    }
                     None => "tcp".to_owned(),
                 };
                 endpoints.push(format!("{scheme}://127.0.0.1:{}", assigned.port));
@@ -1106,7 +1219,10 @@ impl<B: Backend> Supervisor<B> {
     }
 }
 
-fn readiness_probe(plan: &RevisionPlan, ports: &[crate::backend::AssignedPort]) -> Option<ReadinessProbe> {
+fn readiness_probe(
+    plan: &RevisionPlan,
+    ports: &[crate::backend::AssignedPort],
+) -> Option<ReadinessProbe> {
     let now = Instant::now();
     if let Some(target) = plan.readiness_target(ports) {
         let delay = plan
@@ -1134,6 +1250,16 @@ fn readiness_probe(plan: &RevisionPlan, ports: &[crate::backend::AssignedPort]) 
     })
 }
 
+/// A replica on its first start: never ready, never restarted, still up.
+fn is_first_start(replica: &Replica) -> bool {
+    !replica.was_ready
+        && replica.restarts == 0
+        && matches!(
+            replica.state,
+            ReplicaState::Starting | ReplicaState::Running
+        )
+}
+
 fn restart_allowed(mode: RestartMode, reason: ExitReason) -> bool {
     match mode {
         RestartMode::Always => true,
@@ -1143,7 +1269,9 @@ fn restart_allowed(mode: RestartMode, reason: ExitReason) -> bool {
 }
 
 fn progress_deadline(plan: &RevisionPlan) -> Duration {
-    Duration::from_secs(u64::from(plan.spec.strategy.progress_deadline_seconds.max(1)))
+    Duration::from_secs(u64::from(
+        plan.spec.strategy.progress_deadline_seconds.max(1),
+    ))
 }
 
 /// The directory replicas of `revision` start in.
@@ -1169,9 +1297,11 @@ fn plan_of(revision: &Revision, workdir: PathBuf) -> SharedPlan {
 }
 
 pub fn plan_for_restart(revision: &Revision, builds_dir: &std::path::Path) -> SharedPlan {
-    let tree = revision.spec.source.as_ref().map(|_| {
-        BuildDirs::new(builds_dir, &revision.deployment_id, revision.revision).tree()
-    });
+    let tree = revision
+        .spec
+        .source
+        .as_ref()
+        .map(|_| BuildDirs::new(builds_dir, &revision.deployment_id, revision.revision).tree());
     plan_of(revision, run_workdir(revision, tree.as_deref()))
 }
 

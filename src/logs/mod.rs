@@ -50,7 +50,10 @@ pub struct RecentLogs {
 impl RecentLogs {
     /// Returns up to `limit` newest lines of a deployment, oldest first.
     pub fn tail(&self, deployment_id: &str, limit: usize) -> Vec<LogLine> {
-        let lines = self.lines.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let lines = self
+            .lines
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let Some(buffer) = lines.get(deployment_id) else {
             return Vec::new();
         };
@@ -60,7 +63,14 @@ impl RecentLogs {
 }
 
 impl LogSink for RecentLogs {
-    fn append(&self, deployment_id: &str, source: &str, stream: Stream, revision: u64, line: &[u8]) {
+    fn append(
+        &self,
+        deployment_id: &str,
+        source: &str,
+        stream: Stream,
+        revision: u64,
+        line: &[u8],
+    ) {
         let entry = LogLine {
             time: OffsetDateTime::now_utc(),
             source: source.to_owned(),
@@ -68,7 +78,10 @@ impl LogSink for RecentLogs {
             revision,
             text: decode_line(line),
         };
-        let mut lines = self.lines.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut lines = self
+            .lines
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         let buffer = lines.entry(deployment_id.to_owned()).or_default();
         if buffer.len() == LINES_PER_DEPLOYMENT {
             buffer.pop_front();

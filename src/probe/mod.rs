@@ -24,6 +24,8 @@ pub enum ProbeTarget {
 pub struct ProbeOutcome {
     pub success: bool,
     pub message: String,
+    /// Nothing listened on the port: the replica has not opened it yet.
+    pub refused: bool,
 }
 
 impl ProbeOutcome {
@@ -31,6 +33,7 @@ impl ProbeOutcome {
         Self {
             success: true,
             message,
+            refused: false,
         }
     }
 
@@ -38,6 +41,15 @@ impl ProbeOutcome {
         Self {
             success: false,
             message,
+            refused: false,
+        }
+    }
+
+    fn refused(message: String) -> Self {
+        Self {
+            success: false,
+            message,
+            refused: true,
         }
     }
 }
@@ -60,7 +72,10 @@ pub async fn run(target: &ProbeTarget, timeout: Duration, workdir: &Path) -> Pro
 async fn tcp(port: u16) -> ProbeOutcome {
     match TcpStream::connect(("127.0.0.1", port)).await {
         Ok(_) => ProbeOutcome::pass(format!("port {port} accepts connections")),
-        Err(error) => ProbeOutcome::fail(format!("connect to port {port} failed: {error}")),
+        Err(error) => {
+            let message = format!("connect to port {port} failed: {error}");
+            connect_failed(error, message)
+        }
     }
 }
 
@@ -68,7 +83,10 @@ async fn tcp(port: u16) -> ProbeOutcome {
 async fn http(port: u16, path: &str) -> ProbeOutcome {
     let mut stream = match TcpStream::connect(("127.0.0.1", port)).await {
         Ok(stream) => stream,
-        Err(error) => return ProbeOutcome::fail(format!("GET {path} on port {port}: {error}")),
+        Err(error) => {
+            let message = format!("GET {path} on port {port}: {error}");
+            return connect_failed(error, message);
+        }
     };
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: shipdeck-probe\r\nConnection: close\r\n\r\n"
@@ -94,6 +112,14 @@ async fn http(port: u16, path: &str) -> ProbeOutcome {
         None => ProbeOutcome::fail(format!(
             "GET {path} on port {port}: the response is not HTTP"
         )),
+    }
+}
+
+fn connect_failed(error: std::io::Error, message: String) -> ProbeOutcome {
+    if error.kind() == std::io::ErrorKind::ConnectionRefused {
+        ProbeOutcome::refused(message)
+    } else {
+        ProbeOutcome::fail(message)
     }
 }
 
@@ -145,7 +171,12 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         drop(listener);
-        let outcome = run(&ProbeTarget::Tcp { port }, Duration::from_secs(1), Path::new("/")).await;
+        let outcome = run(
+            &ProbeTarget::Tcp { port },
+            Duration::from_secs(1),
+            Path::new("/"),
+        )
+        .await;
         assert!(!outcome.success, "{outcome:?}");
     }
 

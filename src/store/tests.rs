@@ -438,7 +438,6 @@ fn revision_status_update_replaces() {
 }
 
 #[test]
-#[ignore = "needs manifest duration parsing"]
 fn revision_spec_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
