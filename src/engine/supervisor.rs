@@ -29,6 +29,9 @@ use crate::probe::{self, ProbeOutcome, ProbeTarget};
 // NOTE: a fixed delay; exponential backoff with a reset is not built yet.
 const RESTART_DELAY: Duration = Duration::from_secs(1);
 
+/// Upper bound of reconcile steps in one pass.
+const MAX_STEPS_PER_RECONCILE: usize = 8;
+
 /// How often a replica with a port but no `healthCheck` is tried until it listens.
 const IMPLICIT_PROBE_PERIOD: Duration = Duration::from_millis(100);
 
@@ -563,19 +566,40 @@ impl<B: Backend> Supervisor<B> {
     /// waiting, then publishes the result.
     async fn reconcile(&mut self) {
         self.fire_timers();
-        if matches!(self.phase, Phase::Active) {
-            self.scale_down();
-            if self.rollout.is_some() {
-                self.step_rollout().await;
-            } else {
-                self.keep_stable_running().await;
+        // One step can enable the next (a failed rollout turns into a
+        // revert, a finished rollout into steady supervision), so step
+        // until nothing changes; the bound only guards against a bug.
+        for _ in 0..MAX_STEPS_PER_RECONCILE {
+            let before = self.progress_marker();
+            if matches!(self.phase, Phase::Active) {
+                self.scale_down();
+                if self.rollout.is_some() {
+                    self.step_rollout().await;
+                } else {
+                    self.keep_stable_running().await;
+                }
+            }
+            self.finish_stop();
+            if self.progress_marker() == before {
+                break;
             }
         }
-        self.finish_stop();
         self.start_due_probes();
         self.refresh_status();
         self.settle_scale_waiters();
         self.publish();
+    }
+
+    /// A cheap summary of the state that steps change, to tell whether a
+    /// step did anything.
+    fn progress_marker(&self) -> (usize, Option<u64>, usize, bool) {
+        let states = self
+            .replicas
+            .iter()
+            .map(|r| r.state as usize + r.slot as usize * 8)
+            .sum();
+        let rollout = self.rollout.as_ref().map(|r| r.plan.revision);
+        (self.replicas.len(), rollout, states, self.stable.is_some())
     }
 
     fn fire_timers(&mut self) {
