@@ -19,5 +19,9 @@ fn examples_parse() {
         }
         checked += 1;
     }
-    assert!(checked >= 3, "only {checked} examples found in {}", dir.display());
+    assert!(
+        checked >= 3,
+        "only {checked} examples found in {}",
+        dir.display()
+    );
 }

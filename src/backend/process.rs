@@ -16,14 +16,14 @@ use std::sync::Arc;
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
 use super::{
     Backend, BackendError, ExitReason, ReplicaEvent, ReplicaId, ReplicaLaunch, StartedReplica,
 };
-use crate::logs::{LogSink, Stream};
+use crate::logs::{LineSplitter, LogSink, Stream, MAX_LINE_BYTES};
 use crate::manifest::StopSignal;
 
 /// Name of the variable that ties a replica to the agent home that started it.
@@ -234,8 +234,18 @@ fn forward_output<R>(
     let source = source.to_owned();
     let revision = launch.revision;
     tokio::spawn(async move {
-        let mut lines = BufReader::new(stream).split(b'\n');
-        while let Ok(Some(line)) = lines.next_segment().await {
+        let mut stream = stream;
+        let mut splitter = LineSplitter::new(MAX_LINE_BYTES);
+        let mut chunk = vec![0u8; 8192];
+        while let Ok(read) = stream.read(&mut chunk).await {
+            if read == 0 {
+                break;
+            }
+            for line in splitter.push(&chunk[..read]) {
+                sink.append(&deployment, &source, kind, revision, &line);
+            }
+        }
+        if let Some(line) = splitter.finish() {
             sink.append(&deployment, &source, kind, revision, &line);
         }
     });

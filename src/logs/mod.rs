@@ -5,6 +5,8 @@
 //! deployment) and are lost when the agent restarts; persistent storage,
 //! levels and search are not built yet.
 
+mod lines;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
@@ -15,8 +17,10 @@ use time::OffsetDateTime;
 /// few megabytes at most.
 const LINES_PER_DEPLOYMENT: usize = 500;
 
-/// Longest line kept; the rest is cut and the cut is marked.
-const MAX_LINE_BYTES: usize = 16 * 1024;
+pub use lines::{LineSplitter, SplitLine};
+
+/// Maximum length of a stored line; the rest is cut and the cut is marked.
+pub const MAX_LINE_BYTES: usize = 16 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -38,7 +42,14 @@ pub struct LogLine {
 
 /// Where backends send captured output.
 pub trait LogSink: Send + Sync {
-    fn append(&self, deployment_id: &str, source: &str, stream: Stream, revision: u64, line: &[u8]);
+    fn append(
+        &self,
+        deployment_id: &str,
+        source: &str,
+        stream: Stream,
+        revision: u64,
+        line: &SplitLine,
+    );
 }
 
 /// The newest lines of every deployment.
@@ -69,7 +80,7 @@ impl LogSink for RecentLogs {
         source: &str,
         stream: Stream,
         revision: u64,
-        line: &[u8],
+        line: &SplitLine,
     ) {
         let entry = LogLine {
             time: OffsetDateTime::now_utc(),
@@ -90,15 +101,14 @@ impl LogSink for RecentLogs {
     }
 }
 
-/// Turns raw bytes into text: invalid UTF-8 becomes U+FFFD, a trailing `\r`
-/// goes, and an overlong line is cut with a marker.
-fn decode_line(line: &[u8]) -> String {
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    if line.len() <= MAX_LINE_BYTES {
-        return String::from_utf8_lossy(line).into_owned();
+/// Turns a captured line into text: invalid UTF-8 becomes U+FFFD, a
+/// trailing `\r` goes, and a cut line says how much was cut.
+fn decode_line(line: &SplitLine) -> String {
+    let bytes = line.bytes.strip_suffix(b"\r").unwrap_or(&line.bytes);
+    let mut text = String::from_utf8_lossy(bytes).into_owned();
+    if line.dropped > 0 {
+        text.push_str(&format!(" [cut {} bytes]", line.dropped));
     }
-    let mut text = String::from_utf8_lossy(&line[..MAX_LINE_BYTES]).into_owned();
-    text.push_str(&format!(" [cut {} bytes]", line.len() - MAX_LINE_BYTES));
     text
 }
 
@@ -164,22 +174,34 @@ mod tests {
         assert_eq!(sanitize_for_terminal("a\u{9b}b\u{7}c\rd"), "abcd");
     }
 
-    #[test]
-    fn decode_replaces_invalid_utf8() {
-        assert_eq!(decode_line(b"a\xffb\r"), "a\u{fffd}b");
+    fn split(bytes: &[u8], dropped: usize) -> SplitLine {
+        SplitLine {
+            bytes: bytes.to_vec(),
+            dropped,
+        }
     }
 
     #[test]
-    fn decode_cuts_long_line() {
-        let long = vec![b'x'; MAX_LINE_BYTES + 10];
-        assert!(decode_line(&long).ends_with("[cut 10 bytes]"));
+    fn decode_replaces_invalid_utf8() {
+        assert_eq!(decode_line(&split(b"a\xffb\r", 0)), "a\u{fffd}b");
+    }
+
+    #[test]
+    fn decode_marks_cut_line() {
+        assert_eq!(decode_line(&split(b"abc", 10)), "abc [cut 10 bytes]");
     }
 
     #[test]
     fn tail_keeps_newest_lines() {
         let logs = RecentLogs::default();
         for i in 0..(LINES_PER_DEPLOYMENT + 5) {
-            logs.append("d", "web-0", Stream::Stdout, 1, format!("{i}").as_bytes());
+            logs.append(
+                "d",
+                "web-0",
+                Stream::Stdout,
+                1,
+                &split(format!("{i}").as_bytes(), 0),
+            );
         }
         let tail = logs.tail("d", 2);
         assert_eq!(tail.len(), 2);
