@@ -410,6 +410,10 @@ impl<B: Backend> Supervisor<B> {
     }
 
     fn finish_build(&mut self, number: u64, result: Result<PathBuf, String>) {
+        // A build that a newer revision or a stop replaced has no phase to end.
+        if !matches!(self.phase, Phase::Building { .. }) {
+            return;
+        }
         let Phase::Building { revision, waiters } = std::mem::replace(&mut self.phase, Phase::Idle)
         else {
             return;
@@ -1007,7 +1011,7 @@ impl<B: Backend> Supervisor<B> {
         // Entries that were never started have no exit to wait for.
         self.replicas
             .retain(|r| !(r.is_stopping() && r.handle.is_none()));
-        if !self.replicas.is_empty() {
+        if !self.replicas.is_empty() || !matches!(self.phase, Phase::Stopping { .. }) {
             return;
         }
         let Phase::Stopping {
