@@ -284,7 +284,10 @@ impl Engine {
                 parse_manifest(input, &overrides)?
             }
             None => {
-                let current = self.revision(&deployment, deployment.revision)?;
+                let mut current = self.revision(&deployment, deployment.revision)?;
+                // The current scale lives on the deployment, not in the
+                // revision's spec; `--set replicas=N` still wins below.
+                current.spec.replicas = deployment.desired_replicas;
                 if overrides.is_empty() {
                     current.spec
                 } else {
