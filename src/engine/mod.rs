@@ -260,7 +260,7 @@ impl Engine {
         let existing = self
             .store
             .find_deployment(&DeploymentKey::new(&spec.name, &spec.environment))?;
-        self.roll_out(existing, spec, "deploy".to_owned(), caller, "deploy")
+        self.roll_out(existing, spec, "deploy".to_owned(), caller, "deploy", None)
             .await
     }
 
@@ -314,6 +314,7 @@ impl Engine {
             "redeploy".to_owned(),
             caller,
             "redeploy",
+            None,
         )
         .await
     }
@@ -335,7 +336,8 @@ impl Engine {
         // Like `kubectl rollout undo`, a rollback keeps the current scale.
         spec.replicas = deployment.desired_replicas;
         let reason = format!("rollback to revision {}", target.revision);
-        self.roll_out(Some(deployment), spec, reason, caller, "rollback")
+        let built = Some(target.revision);
+        self.roll_out(Some(deployment), spec, reason, caller, "rollback", built)
             .await
     }
 
@@ -373,6 +375,8 @@ impl Engine {
 
     /// Stores the next revision of a deployment (creating the deployment if
     /// needed) and hands it to the supervisor.
+    /// `built_as` names an earlier revision whose finished build the new
+    /// one reuses (for a rollback).
     async fn roll_out(
         &self,
         existing: Option<Deployment>,
@@ -380,6 +384,7 @@ impl Engine {
         reason: String,
         caller: &Caller,
         action: &str,
+        built_as: Option<u64>,
     ) -> Result<Accepted, EngineError> {
         self.check_startable(&spec, existing.as_ref())?;
 
@@ -408,6 +413,9 @@ impl Engine {
         deployment.updated_at = now;
         self.store
             .put_deployment_and_revision(&deployment, &revision)?;
+        if let (Some(earlier), Some(_)) = (built_as, revision.spec.source.as_ref()) {
+            self.reuse_build(&deployment.id, earlier, number);
+        }
 
         let message = format!("revision {number} ({})", revision.reason);
         let supervisor = self.supervisor_for(&deployment);
@@ -428,6 +436,28 @@ impl Engine {
             revision: Some(number),
             completion: Some(completion),
         })
+    }
+
+    /// Points the build directory of revision `to` at the finished build of
+    /// revision `from`, so that a rollback runs the exact tree that ran
+    /// before. Fetching again would take whatever the source holds now (a
+    /// git branch that moved on, a replaced archive).
+    fn reuse_build(&self, deployment_id: &str, from: u64, to: u64) {
+        let builds = self.home.builds_dir();
+        let earlier = BuildDirs::new(&builds, deployment_id, from);
+        if !earlier.is_done() {
+            return;
+        }
+        let target = BuildDirs::new(&builds, deployment_id, to);
+        // A relative link stays valid if the home directory moves.
+        if let Err(error) = std::os::unix::fs::symlink(from.to_string(), &target.root) {
+            tracing::warn!(
+                revision = to,
+                from,
+                %error,
+                "cannot reuse the earlier build; the source is fetched and built again"
+            );
+        }
     }
 
     /// Rejects a spec that cannot start at all before anything is stored:
