@@ -305,3 +305,58 @@ fn events_record_os_user() {
     }
     home.finish();
 }
+
+#[test]
+fn parallel_clients_share_one_agent() {
+    let home = TestHome::new();
+    let children: Vec<std::process::Child> = (0..8)
+        .map(|_| {
+            home.command(&["ls", "-o", "json"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start a client")
+        })
+        .collect();
+    for child in children {
+        let output = child.wait_with_output().expect("client output");
+        assert!(
+            output.status.success(),
+            "a parallel client failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let list: Value = serde_json::from_slice(&output.stdout).expect("JSON list");
+        assert_eq!(list, Value::Array(Vec::new()));
+    }
+
+    let pid = home.agent_pid().expect("agent pid");
+    let status = home.json(&["agent", "status"]);
+    assert_eq!(
+        status["pid"].as_i64(),
+        Some(i64::from(pid)),
+        "one agent answers: {status:#}"
+    );
+    let agents = agent_processes(&home);
+    assert_eq!(agents, vec![pid], "agent processes of this home");
+    home.finish();
+}
+
+/// Pids of `shipdeck --home HOME agent` processes.
+fn agent_processes(home: &TestHome) -> Vec<i32> {
+    let wanted = home.home().as_os_str().as_encoded_bytes().to_vec();
+    let mut pids: Vec<i32> = std::fs::read_dir("/proc")
+        .expect("read /proc")
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                return false;
+            };
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            args.contains(&wanted.as_slice()) && args.contains(&b"agent".as_slice())
+        })
+        .filter(|pid| process_alive(*pid))
+        .collect();
+    pids.sort_unstable();
+    pids
+}
