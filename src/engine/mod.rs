@@ -488,10 +488,28 @@ impl Engine {
                 }
             }
         }
-        let own_ports = existing
-            .and_then(|d| self.snapshot(&d.id))
+        self.check_host_ports(spec, existing)
+    }
+
+    /// Rejects a spec whose host ports (`hostPort` + replica index) another
+    /// process holds; ports this deployment's own replicas hold are fine.
+    fn check_host_ports(
+        &self,
+        spec: &Manifest,
+        existing: Option<&Deployment>,
+    ) -> Result<(), EngineError> {
+        let snapshot = existing.and_then(|d| self.snapshot(&d.id));
+        let mut own_ports = snapshot
+            .as_ref()
             .map(|snapshot| ports_of(&snapshot.endpoints))
             .unwrap_or_default();
+        // Replicas still stopping after a scale-down hold their port too.
+        // NOTE: a replica view lists only its first port.
+        own_ports.extend(
+            snapshot
+                .iter()
+                .flat_map(|snapshot| snapshot.replicas.iter().filter_map(|r| r.port)),
+        );
         for (position, port) in spec.ports.iter().enumerate() {
             let Some(host) = port.host_port else { continue };
             for index in 0..spec.replicas {
@@ -529,6 +547,10 @@ impl Engine {
             });
         }
         let previous = deployment.desired_replicas;
+        // New replicas would crash-loop on a taken host port; say so now.
+        let mut spec = self.revision(&deployment, deployment.revision)?.spec;
+        spec.replicas = count;
+        self.check_host_ports(&spec, Some(&deployment))?;
         let supervisor = self.supervisor_for(&deployment);
         let (ack, acked) = oneshot::channel();
         let (done, completion) = oneshot::channel();
