@@ -23,7 +23,8 @@ struct Keeper {
 
 impl Keeper {
     fn deploy(home: &TestHome) -> Self {
-        let port = free_ports(1);
+        // The port after the keeper's is free too, for the scaling case.
+        let port = free_ports(2);
         let manifest = home.write(
             "keeper.yaml",
             &sample_manifest("keeper", 1, port, "still-here"),
@@ -249,6 +250,16 @@ fn port_in_use_is_rejected() {
     assert!(
         error.contains("not found"),
         "nothing stored for busy: {error:?}"
+    );
+    keeper.assert_untouched(&home);
+
+    // Scaling the keeper onto a held port is rejected before anything starts.
+    let _next = TcpListener::bind((Ipv4Addr::LOCALHOST, keeper.port + 1))
+        .expect("hold the port after the keeper's");
+    let error = home.fails(&["scale", "keeper", "--replicas", "2"]);
+    assert!(
+        error.contains(&(keeper.port + 1).to_string()),
+        "port in {error:?}"
     );
     keeper.assert_untouched(&home);
     home.finish();

@@ -304,5 +304,19 @@ fn scale_to_zero_and_back() {
     ]);
     assert_counts(&home, "zero", 2, 2);
     assert!(wait_http_ok(base + 1, "/").contains("hi"));
+
+    // Scaling back up while the removed replica still stops reuses its port.
+    home.ok(&["scale", "zero", "--replicas", "1"]);
+    home.ok(&[
+        "scale",
+        "zero",
+        "--replicas",
+        "2",
+        "--wait",
+        "--timeout",
+        "20s",
+    ]);
+    assert_counts(&home, "zero", 2, 2);
+    assert!(wait_http_ok(base + 1, "/").contains("hi"));
     home.finish();
 }
