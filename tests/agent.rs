@@ -360,3 +360,48 @@ fn agent_processes(home: &TestHome) -> Vec<i32> {
     pids.sort_unstable();
     pids
 }
+
+#[test]
+fn sigkill_during_rollout_resumes_it() {
+    let home = TestHome::new();
+    let base = free_ports(2);
+    let slow = sample_manifest("midway", 2, base, "second").replace(
+        "\"--log-rate\", \"0\"",
+        "\"--log-rate\", \"0\", \"--ready-delay\", \"1s\"",
+    ) + "strategy: { progressDeadlineSeconds: 30 }\n";
+    let first = home.write("midway.yaml", &sample_manifest("midway", 2, base, "first"));
+    let slow = home.write("midway-slow.yaml", &slow);
+    home.ok(&["deploy", "-f", first.to_str().expect("path"), "--wait"]);
+    let history_before = home.json(&["history", "midway"]);
+
+    home.ok(&["redeploy", "midway", "-f", slow.to_str().expect("path")]);
+    let agent = home.agent_pid().expect("agent pid");
+    kill9(agent);
+    wait_for("the killed agent to be gone", DEADLINE, || {
+        (!process_alive(agent)).then_some(())
+    });
+
+    // The next agent finishes the rollout of revision 2.
+    let deployment = wait_for("revision 2 to be deployed", DEADLINE, || {
+        let deployment = home.get("midway", &[]);
+        (deployment["revision"] == 2
+            && deployment["status"] == "deployed"
+            && replica_counts(&deployment) == (2, 2))
+            .then_some(deployment)
+    });
+    for port in [base, base + 1] {
+        assert!(
+            wait_http_ok(port, "/").contains("second"),
+            "port {port} serves revision 2"
+        );
+    }
+    assert_eq!(replica_pids(&deployment).len(), 2);
+    assert_eq!(home.marked_pids().len(), 2, "no duplicates after resuming");
+
+    let history = home.json(&["history", "midway"]);
+    assert_eq!(history[0]["revision"], 2, "{history:#}");
+    assert_eq!(history[0]["status"], "deployed", "{history:#}");
+    assert_eq!(history[1]["revision"], history_before[0]["revision"]);
+    assert_eq!(history[1]["createdAt"], history_before[0]["createdAt"]);
+    home.finish();
+}

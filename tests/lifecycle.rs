@@ -320,3 +320,47 @@ fn scale_to_zero_and_back() {
     assert!(wait_http_ok(base + 1, "/").contains("hi"));
     home.finish();
 }
+
+#[test]
+fn killed_replica_is_restarted() {
+    let home = TestHome::new();
+    let base = free_ports(2);
+    let manifest = home.write("crashy.yaml", &sample_manifest("crashy", 2, base, "hi"));
+    home.ok(&["deploy", "-f", manifest.to_str().expect("path"), "--wait"]);
+
+    let health = home.json(&["health", "crashy"]);
+    assert_eq!(health["status"], "healthy", "{health:#}");
+    let checks = health["checks"].as_array().expect("checks list");
+    assert_eq!(checks.len(), 2, "one check per replica: {health:#}");
+    for check in checks {
+        assert_eq!(check["status"], "healthy", "{check:#}");
+        assert!(
+            check["name"].is_string() && check["message"].is_string(),
+            "{check:#}"
+        );
+    }
+    parse_time(&health, "lastChecked");
+
+    let before = home.get("crashy", &[]);
+    let victim = before["replicaDetails"][1]["pid"]
+        .as_i64()
+        .expect("pid of replica 1");
+    kill9(i32::try_from(victim).expect("pid"));
+
+    let after = wait_for("replica 1 to be restarted and ready", DEADLINE, || {
+        let deployment = home.get("crashy", &[]);
+        let replica = &deployment["replicaDetails"][1];
+        let restarted = replica["pid"].as_i64().is_some_and(|pid| pid != victim);
+        (restarted && replica["ready"] == true && replica_counts(&deployment) == (2, 2))
+            .then_some(deployment)
+    });
+    assert_eq!(after["replicaDetails"][1]["restarts"], 1, "{after:#}");
+    assert_eq!(
+        after["replicaDetails"][0]["pid"], before["replicaDetails"][0]["pid"],
+        "replica 0 untouched"
+    );
+    assert_eq!(after["revision"], 1, "a restart creates no revision");
+    assert!(wait_http_ok(base + 1, "/").contains("hi"));
+    assert_eq!(home.marked_pids().len(), 2);
+    home.finish();
+}
