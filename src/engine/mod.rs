@@ -440,8 +440,8 @@ impl Engine {
 
     /// Points the build directory of revision `to` at the finished build of
     /// revision `from`, so that a rollback runs the exact tree that ran
-    /// before. Fetching again would take whatever the source holds now (a
-    /// git branch that moved on, a replaced archive).
+    /// before. Fetching again would take whatever the source contains now
+    /// (a git branch that moved on, a replaced archive).
     fn reuse_build(&self, deployment_id: &str, from: u64, to: u64) {
         let builds = self.home.builds_dir();
         let earlier = BuildDirs::new(&builds, deployment_id, from);
@@ -547,7 +547,8 @@ impl Engine {
             });
         }
         let previous = deployment.desired_replicas;
-        // New replicas would crash-loop on a taken host port; say so now.
+        // New replicas would crash-loop on a taken host port, so reject the
+        // scale before any starts.
         let mut spec = self.revision(&deployment, deployment.revision)?.spec;
         spec.replicas = count;
         self.check_host_ports(&spec, Some(&deployment))?;
