@@ -41,12 +41,12 @@ impl TestHome {
         Self { dir, home }
     }
 
-    /// The `SHIPDECK_HOME` of this test.
+    /// Returns the `SHIPDECK_HOME` of this test.
     pub fn home(&self) -> &Path {
         &self.home
     }
 
-    /// A scratch directory beside the home, for manifests and sources.
+    /// Returns a scratch directory beside the home, for manifests and sources.
     pub fn work(&self) -> &Path {
         self.dir.path()
     }
@@ -61,7 +61,7 @@ impl TestHome {
         path
     }
 
-    /// A `shipdeck` command on this home, run from the scratch directory.
+    /// Builds a `shipdeck` command on this home, run from the scratch directory.
     pub fn command(&self, args: &[&str]) -> Command {
         let mut command = Command::new(SHIPDECK);
         command
@@ -103,8 +103,8 @@ impl TestHome {
         })
     }
 
-    /// Runs a command that must fail with exit status 1 and one line on
-    /// standard error, and returns that line.
+    /// Runs a command that must fail (any non-zero exit status) with one
+    /// line on standard error, and returns that line.
     pub fn fails(&self, args: &[&str]) -> String {
         let output = self.run(args);
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
@@ -131,7 +131,7 @@ impl TestHome {
         self.json(&args)
     }
 
-    /// The pid the agent wrote to `run/agent.pid`, if it runs.
+    /// Reads the pid the agent wrote to `run/agent.pid`, if it runs.
     pub fn agent_pid(&self) -> Option<i32> {
         std::fs::read_to_string(self.home.join("run/agent.pid"))
             .ok()?
@@ -146,8 +146,8 @@ impl TestHome {
     }
 
     /// Polls until no process carries this home's marker.
-    pub fn wait_no_marked(&self, why: &str) {
-        wait_for(why, DEADLINE, || {
+    pub fn wait_no_marked(&self, what: &str) {
+        wait_for(what, DEADLINE, || {
             self.marked_pids().is_empty().then_some(())
         });
     }
@@ -211,7 +211,7 @@ pub fn kill9_group(pgid: i32) {
     );
 }
 
-/// Whether a process exists and is not a zombie.
+/// Checks that a process exists and is not a zombie.
 pub fn process_alive(pid: i32) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return false;
@@ -286,7 +286,7 @@ pub fn wait_for_value<T, E>(
     }
 }
 
-/// A base port such that `base..base + count` are all free on 127.0.0.1
+/// Finds a base port such that `base..base + count` are all free on 127.0.0.1
 /// and 0.0.0.0 right now.
 pub fn free_ports(count: u16) -> u16 {
     for _ in 0..200 {
@@ -306,7 +306,7 @@ pub fn free_ports(count: u16) -> u16 {
 }
 
 /// A plain HTTP/1.0 GET to 127.0.0.1:`port` with short timeouts. Returns
-/// the status code and the body, or `None` if nothing answers.
+/// the status code and the body, or `None` if nothing responds.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let mut stream = TcpStream::connect_timeout(&address, Duration::from_millis(500)).ok()?;
@@ -330,13 +330,13 @@ pub fn parse_response(raw: &[u8]) -> Option<(u16, String)> {
     Some((status, body.to_owned()))
 }
 
-/// Whether something accepts TCP connections on 127.0.0.1:`port`.
+/// Checks whether something accepts TCP connections on 127.0.0.1:`port`.
 pub fn port_open(port: u16) -> bool {
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     TcpStream::connect_timeout(&address, Duration::from_millis(300)).is_ok()
 }
 
-/// Polls until `port` answers GET `path` with 200 and returns the body.
+/// Polls until GET `path` on `port` returns 200 and returns the body.
 pub fn wait_http_ok(port: u16, path: &str) -> String {
     wait_for(
         &format!("GET {path} on port {port} to return 200"),
@@ -356,7 +356,7 @@ pub fn wait_port_closed(port: u16) {
     });
 }
 
-/// The ports of a deployment's `endpoints`, in order.
+/// Extracts the ports of a deployment's `endpoints`, in order.
 pub fn endpoint_ports(deployment: &Value) -> Vec<u16> {
     deployment["endpoints"]
         .as_array()
@@ -372,7 +372,7 @@ pub fn endpoint_ports(deployment: &Value) -> Vec<u16> {
         .collect()
 }
 
-/// The pids of a deployment's replicas from `get -o json`.
+/// Extracts the pids of a deployment's replicas from `get -o json`.
 pub fn replica_pids(deployment: &Value) -> Vec<i64> {
     let mut pids: Vec<i64> = deployment["replicaDetails"]
         .as_array()
@@ -391,7 +391,7 @@ pub fn replica_counts(deployment: &Value) -> (u64, u64) {
     )
 }
 
-/// A manifest that runs the sample workload with `replicas` replicas from
+/// Builds a manifest that runs the sample workload with `replicas` replicas from
 /// host port `base`, with a fast HTTP health check.
 pub fn sample_manifest(name: &str, replicas: u32, base: u16, greeting: &str) -> String {
     format!(
@@ -430,7 +430,7 @@ pub fn sh(dir: &Path, program: &str, args: &[&str]) {
     );
 }
 
-/// The OS user name the tests run as.
+/// Returns the OS user name the tests run as.
 pub fn current_user() -> String {
     let output = Command::new("id").arg("-un").output().expect("run id -un");
     String::from_utf8(output.stdout)
