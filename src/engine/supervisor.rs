@@ -960,10 +960,15 @@ impl<B: Backend> Supervisor<B> {
             return;
         }
 
-        if let Some(previous) = previous.filter(|p| p.revision != plan.revision) {
+        // After an undeploy nothing is stable any more, but the revision
+        // that served last is still marked deployed in the history.
+        let previous = previous
+            .map(|p| p.revision)
+            .or(self.deployment.last_healthy_revision);
+        if let Some(previous) = previous.filter(|&p| p != plan.revision) {
             self.recorder.revision_status(
                 &self.deployment.id,
-                previous.revision,
+                previous,
                 RevisionStatus::Superseded,
                 None,
             );
