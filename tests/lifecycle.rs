@@ -364,3 +364,40 @@ fn killed_replica_is_restarted() {
     assert_eq!(home.marked_pids().len(), 2);
     home.finish();
 }
+
+#[test]
+fn deploy_again_after_undeploy() {
+    let home = TestHome::new();
+    let base = free_ports(1);
+    let manifest = home.write("again.yaml", &sample_manifest("again", 1, base, "back"));
+    let manifest = manifest.to_str().expect("path");
+
+    home.ok(&["deploy", "-f", manifest, "--wait"]);
+    home.ok(&["undeploy", "again", "--wait"]);
+    wait_port_closed(base);
+    let error = home.fails(&["scale", "again", "--replicas", "2"]);
+    assert!(
+        error.contains("undeployed"),
+        "scale of an undeployed deployment: {error:?}"
+    );
+
+    let result = home.json(&["deploy", "-f", manifest, "--wait"]);
+    assert_eq!(result["revision"], 2, "{result:#}");
+    let deployment = assert_counts(&home, "again", 1, 1);
+    assert_eq!(deployment["status"], "deployed");
+    assert!(wait_http_ok(base, "/").contains("back"));
+
+    let history = home.json(&["history", "again"]);
+    let statuses: Vec<&str> = history
+        .as_array()
+        .expect("history list")
+        .iter()
+        .map(|e| e["status"].as_str().expect("status"))
+        .collect();
+    assert_eq!(
+        statuses,
+        vec!["deployed", "superseded"],
+        "one deployed revision: {history:#}"
+    );
+    home.finish();
+}
