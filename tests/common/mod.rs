@@ -286,23 +286,43 @@ pub fn wait_for_value<T, E>(
     }
 }
 
-/// Finds a base port such that `base..base + count` are all free on 127.0.0.1
-/// and 0.0.0.0 right now.
+/// Lowest and one past the highest port that [`free_ports`] hands out.
+/// The range lies below Linux's default ephemeral range (32768-60999), so
+/// the short-lived client sockets of probes and tests do not take them.
+const PORT_RANGE: (u16, u16) = (20000, 32000);
+
+/// Next candidate port of this test process. Blocks are handed out from a
+/// counter, so tests running in parallel threads never get the same ports;
+/// the start depends on the pid, so test processes of other runs rarely
+/// collide, and every block is checked to be free anyway.
+static NEXT_PORT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Finds a base port such that `base..base + count` are all free on
+/// 127.0.0.1 and 0.0.0.0 right now, and reserves it for this process.
 pub fn free_ports(count: u16) -> u16 {
-    for _ in 0..200 {
-        let probe = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind an ephemeral port");
-        let base = probe.local_addr().expect("local address").port();
-        drop(probe);
-        if base.checked_add(count).is_none() {
+    use std::sync::atomic::Ordering;
+
+    let (low, high) = (u32::from(PORT_RANGE.0), u32::from(PORT_RANGE.1));
+    let span = high - low;
+    let seed = std::process::id().wrapping_mul(7919) % span;
+    let _ = NEXT_PORT.compare_exchange(0, seed + 1, Ordering::SeqCst, Ordering::SeqCst);
+
+    for _ in 0..500 {
+        let offset = NEXT_PORT.fetch_add(u32::from(count), Ordering::SeqCst) % span;
+        let base = low + offset;
+        if base + u32::from(count) > high {
             continue;
         }
-        let all_free = (base..base + count)
-            .all(|port| TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).is_ok());
+        let base = u16::try_from(base).expect("ports are below 32000");
+        let all_free = (base..base + count).all(|port| {
+            TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).is_ok()
+                && TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
+        });
         if all_free {
             return base;
         }
     }
-    panic!("no block of {count} free ports found");
+    panic!("no block of {count} free ports found in {PORT_RANGE:?}");
 }
 
 /// A plain HTTP/1.0 GET to 127.0.0.1:`port` with short timeouts. Returns
