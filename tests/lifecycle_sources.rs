@@ -8,7 +8,7 @@ use std::path::Path;
 
 use common::*;
 
-/// A project whose build script writes `public/built.txt`.
+/// Writes a project whose build script creates `public/built.txt`.
 fn write_project(home: &TestHome, dir: &str, marker: &str) -> std::path::PathBuf {
     home.write(
         &format!("{dir}/build.sh"),

@@ -291,10 +291,10 @@ pub fn wait_for_value<T, E>(
 /// the short-lived client sockets of probes and tests do not take them.
 const PORT_RANGE: (u16, u16) = (20000, 32000);
 
-/// Next candidate port of this test process. Blocks are handed out from a
-/// counter, so tests running in parallel threads never get the same ports;
-/// the start depends on the pid, so test processes of other runs rarely
-/// collide, and every block is checked to be free anyway.
+/// Next candidate port of this test process. Blocks come from a counter,
+/// so tests in parallel threads never get the same ports. The counter
+/// starts at an offset derived from the pid, so that separate test runs
+/// rarely collide, and every block is checked to be free anyway.
 static NEXT_PORT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 /// Finds a base port such that `base..base + count` are all free on
@@ -325,7 +325,7 @@ pub fn free_ports(count: u16) -> u16 {
     panic!("no block of {count} free ports found in {PORT_RANGE:?}");
 }
 
-/// A plain HTTP/1.0 GET to 127.0.0.1:`port` with short timeouts. Returns
+/// Sends a plain HTTP/1.0 GET to 127.0.0.1:`port` with short timeouts. Returns
 /// the status code and the body, or `None` if nothing responds.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
