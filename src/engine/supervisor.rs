@@ -866,9 +866,26 @@ impl<B: Backend> Supervisor<B> {
                 self.stop_old_in_slot(slot, plan.revision);
             }
             self.ensure_slot(slot, plan).await;
+            self.keep_stable_in_later_slots(slot + 1).await;
             return false;
         }
         true
+    }
+
+    /// Starts the stable revision in empty slots from `first` on, which the
+    /// rollout has not reached yet. They are empty when an agent resumes a
+    /// rollout after a crash, and would otherwise serve nothing until the
+    /// rollout gets to them.
+    async fn keep_stable_in_later_slots(&mut self, first: u32) {
+        let Some(stable) = self.stable.clone() else {
+            return;
+        };
+        for slot in first..self.deployment.desired_replicas {
+            let occupied = self.replicas.iter().any(|r| r.slot == slot);
+            if !occupied {
+                self.ensure_slot(slot, &stable).await;
+            }
+        }
     }
 
     fn slot_ready(&self, slot: u32, revision: u64) -> bool {
