@@ -57,9 +57,7 @@ fn sigkill_agent_restarts_same_replicas() {
     let agent = home.agent_pid().expect("agent pid file");
 
     kill9(agent);
-    wait_for("the killed agent to be gone", DEADLINE, || {
-        (!process_alive(agent)).then_some(())
-    });
+    home.wait_agent_dead(agent);
     // The replicas die with the agent (parent-death signal).
     for pid in &old_pids {
         let pid = i32::try_from(*pid).expect("pid");
@@ -367,7 +365,7 @@ fn sigkill_during_rollout_resumes_it() {
     let base = free_ports(2);
     let slow = sample_manifest("midway", 2, base, "second").replace(
         "\"--log-rate\", \"0\"",
-        "\"--log-rate\", \"0\", \"--ready-delay\", \"1s\"",
+        "\"--log-rate\", \"0\", \"--ready-delay\", \"3s\"",
     ) + "strategy: { progressDeadlineSeconds: 30 }\n";
     let first = home.write("midway.yaml", &sample_manifest("midway", 2, base, "first"));
     let slow = home.write("midway-slow.yaml", &slow);
@@ -377,9 +375,29 @@ fn sigkill_during_rollout_resumes_it() {
     home.ok(&["redeploy", "midway", "-f", slow.to_str().expect("path")]);
     let agent = home.agent_pid().expect("agent pid");
     kill9(agent);
-    wait_for("the killed agent to be gone", DEADLINE, || {
-        (!process_alive(agent)).then_some(())
-    });
+    home.wait_agent_dead(agent);
+
+    // The next agent keeps revision 1 serving in the slot the rollout has
+    // not reached (replica 1) while replica 0 of revision 2 gets ready.
+    wait_for(
+        "revision 1 to serve in slot 1 after the restart",
+        Duration::from_secs(3),
+        || {
+            let deployment = home.get("midway", &[]);
+            let replicas = deployment["replicaDetails"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            replicas
+                .iter()
+                .any(|r| r["index"] == 1 && r["revision"] == 1 && r["ready"] == true)
+                .then_some(())
+        },
+    );
+    assert!(
+        wait_http_ok(base + 1, "/").contains("first"),
+        "slot 1 serves revision 1"
+    );
 
     // The next agent finishes the rollout of revision 2.
     let deployment = wait_for("revision 2 to be deployed", DEADLINE, || {

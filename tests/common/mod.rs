@@ -140,6 +140,17 @@ impl TestHome {
             .ok()
     }
 
+    /// Waits until the killed agent `pid` has exited and its socket refuses
+    /// connections. The process shows as a zombie while its other threads
+    /// still close their files, so its state alone is not enough.
+    pub fn wait_agent_dead(&self, pid: i32) {
+        let socket = self.home.join("run/agent.sock");
+        wait_for(&format!("agent {pid} to be gone"), DEADLINE, || {
+            let refused = std::os::unix::net::UnixStream::connect(&socket).is_err();
+            (!process_alive(pid) && refused).then_some(())
+        });
+    }
+
     /// Processes that carry this home's replica marker.
     pub fn marked_pids(&self) -> Vec<i32> {
         marked_processes(&self.home)
