@@ -16,6 +16,7 @@ use super::plan::RevisionPlan;
 pub use super::plan::SharedPlan;
 use super::recorder::Recorder;
 use super::replica::{ReadinessProbe, Replica};
+use crate::backend::process::HOME_MARKER_VAR;
 use crate::backend::source::{fetch_and_build, BuildDirs};
 use crate::backend::{Backend, ExitReason, ReplicaEvent, ReplicaId};
 use crate::manifest::{RestartMode, StrategyKind};
@@ -278,6 +279,11 @@ impl<B: Backend> Supervisor<B> {
         let spec = revision.spec.clone();
         let number = revision.revision;
         let internal = self.internal_tx.clone();
+        // The builds directory is `builds/` under the agent's home.
+        let marker = self
+            .builds_dir
+            .parent()
+            .map(|home| home.display().to_string());
         self.recorder
             .revision_status(&self.deployment.id, number, RevisionStatus::Building, None);
         tokio::spawn(async move {
@@ -285,11 +291,14 @@ impl<B: Backend> Supervisor<B> {
                 return;
             };
             let build = spec.build.as_ref().map(|build| build.command.as_slice());
-            let env: Vec<(String, String)> = spec
+            let mut env: Vec<(String, String)> = spec
                 .env
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
+            // The marker lets the next agent end a build that a crashed one
+            // left running, as it does with replicas.
+            env.extend(marker.map(|home| (HOME_MARKER_VAR.to_owned(), home)));
             let result = fetch_and_build(&dirs, source, build, &env)
                 .await
                 .map_err(|error| error.to_string());
