@@ -423,3 +423,49 @@ fn sigkill_during_rollout_resumes_it() {
     assert_eq!(history[1]["createdAt"], history_before[0]["createdAt"]);
     home.finish();
 }
+
+#[test]
+fn build_processes_end_with_agent() {
+    let home = TestHome::new();
+    home.write("project/app.txt", "app\n");
+    let archive = home.work().join("project.tar");
+    sh(
+        &home.work().join("project"),
+        "tar",
+        &["-cf", archive.to_str().expect("path"), "."],
+    );
+    let manifest = home.write(
+        "slow-build.yaml",
+        &format!(
+            "name: slowbuild\nsource: {{type: tar, url: {}}}\nbuild:\n  command: [sh, -c, \"sleep 60; echo done\"]\nrun:\n  command: [\"sleep\", \"100\"]\n",
+            archive.display()
+        ),
+    );
+    home.ok(&["deploy", "-f", manifest.to_str().expect("path")]);
+    let first = wait_for("the build's shell and sleep to run", DEADLINE, || {
+        let pids = home.marked_pids();
+        (pids.len() == 2).then_some(pids)
+    });
+
+    // A graceful stop ends the whole build, not only its shell.
+    home.ok(&["agent", "stop"]);
+    home.wait_no_marked("build processes to end with `agent stop`");
+
+    // The next agent builds again; SIGKILL then leaves the sleep behind
+    // until the agent after it ends it.
+    assert_eq!(home.get("slowbuild", &[])["status"], "building");
+    let second = wait_for("the build to run again", DEADLINE, || {
+        let pids = home.marked_pids();
+        (pids.len() == 2 && pids != first).then_some(pids)
+    });
+    let agent = home.agent_pid().expect("agent pid");
+    kill9(agent);
+    home.wait_agent_dead(agent);
+    assert_eq!(home.get("slowbuild", &[])["status"], "building");
+    let third = wait_for("exactly one build after the restart", DEADLINE, || {
+        let pids = home.marked_pids();
+        (pids.len() == 2 && pids.iter().all(|pid| !second.contains(pid))).then_some(pids)
+    });
+    assert_eq!(third.len(), 2, "build processes: {third:?}");
+    home.finish();
+}
