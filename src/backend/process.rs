@@ -26,7 +26,8 @@ use super::{
 use crate::logs::{LogSink, Stream};
 use crate::manifest::StopSignal;
 
-/// Name of the variable that ties a replica to the agent home that started it.
+/// Name of the variable that ties a replica or a build to the agent home that
+/// started it.
 pub const HOME_MARKER_VAR: &str = "SHIPDECK_AGENT_HOME";
 
 /// Variables passed from the agent's environment to replicas. Everything
