@@ -303,7 +303,13 @@ pub async fn start_detached(home: &Home) -> Result<u32, AgentError> {
         }
         if let Ok(Some(status)) = child.try_wait() {
             // Another client may have started an agent at the same moment;
-            // ours then exits because the home is locked. Use theirs.
+            // ours then exits because the home is locked. That agent may
+            // still be opening the store, so wait for it while it holds the
+            // lock rather than failing at once.
+            if !lock_is_free(home) && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
             if client.get::<AgentStatus>("/v1/agent").await.is_ok() {
                 return Ok(read_pid(home).unwrap_or_default());
             }

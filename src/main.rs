@@ -10,7 +10,12 @@ use shipdeck::cli::{self, Cli, Command};
 use shipdeck::home::Home;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) if error.use_stderr() => return usage_error(&error),
+        // --help and --version print to standard output and exit 0.
+        Err(error) => error.exit(),
+    };
     let home = match Home::resolve(cli.home.as_deref()) {
         Ok(home) => home,
         Err(error) => return fail(&error.to_string()),
@@ -36,6 +41,24 @@ fn main() -> ExitCode {
 fn fail(message: &str) -> ExitCode {
     eprintln!("shipdeck: {message}");
     ExitCode::FAILURE
+}
+
+/// Reports a command-line error in one line, as every other failure is,
+/// instead of clap's several lines of usage and tips. Exit status 2 keeps
+/// clap's convention for usage errors.
+fn usage_error(error: &clap::Error) -> ExitCode {
+    let rendered = error.render().to_string();
+    // The first paragraph is the error; some errors list their values on
+    // indented lines below it ("required arguments were not provided:").
+    let paragraph: Vec<&str> = rendered
+        .lines()
+        .take_while(|line| !line.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let joined = paragraph.join(" ");
+    let message = joined.strip_prefix("error: ").unwrap_or(&joined);
+    eprintln!("shipdeck: {message}; see `shipdeck --help`");
+    ExitCode::from(2)
 }
 
 /// Runs the agent in the foreground with its log on standard error (the

@@ -180,7 +180,7 @@ async fn deploy(
         sets: body.set,
     };
     let accepted = state.engine.deploy(request, &caller(&peer)).await?;
-    finish(accepted, body.wait, body.timeout_ms).await
+    finish(&state, accepted, body.wait, body.timeout_ms).await
 }
 
 async fn redeploy(
@@ -197,7 +197,7 @@ async fn redeploy(
         .engine
         .redeploy(&name, body.environment.as_deref(), request, &caller(&peer))
         .await?;
-    finish(accepted, body.wait, body.timeout_ms).await
+    finish(&state, accepted, body.wait, body.timeout_ms).await
 }
 
 async fn rollback(
@@ -215,7 +215,7 @@ async fn rollback(
             &caller(&peer),
         )
         .await?;
-    finish(accepted, body.wait, body.timeout_ms).await
+    finish(&state, accepted, body.wait, body.timeout_ms).await
 }
 
 async fn scale(
@@ -233,7 +233,7 @@ async fn scale(
             &caller(&peer),
         )
         .await?;
-    finish(accepted, body.wait, body.timeout_ms).await
+    finish(&state, accepted, body.wait, body.timeout_ms).await
 }
 
 async fn undeploy(
@@ -246,12 +246,13 @@ async fn undeploy(
         .engine
         .undeploy(&name, body.environment.as_deref(), &caller(&peer))
         .await?;
-    finish(accepted, body.wait, body.timeout_ms).await
+    finish(&state, accepted, body.wait, body.timeout_ms).await
 }
 
 /// Answers a verb, first waiting for it to finish when the client asked.
 /// A change that ended badly is an error answer, so the CLI exits non-zero.
 async fn finish(
+    state: &AgentState,
     accepted: Accepted,
     wait: bool,
     timeout_ms: Option<u64>,
@@ -292,6 +293,15 @@ async fn finish(
             }
         }
         _ => None,
+    };
+    // The view taken when the change was accepted is stale once it has
+    // finished, and `--wait -o json` callers read the counts from it.
+    let deployment = match &outcome {
+        Some(_) => state
+            .engine
+            .get(&deployment.name, Some(&deployment.environment))
+            .unwrap_or(deployment),
+        None => deployment,
     };
     Ok(Json(ActionResult {
         deployment,

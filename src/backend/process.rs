@@ -26,7 +26,8 @@ use super::{
 use crate::logs::{LineSplitter, LogSink, Stream, MAX_LINE_BYTES};
 use crate::manifest::StopSignal;
 
-/// Name of the variable that ties a replica to the agent home that started it.
+/// Name of the variable that ties a replica or a build to the agent home that
+/// started it.
 pub const HOME_MARKER_VAR: &str = "SHIPDECK_AGENT_HOME";
 
 /// Variables passed from the agent's environment to replicas. Everything
@@ -173,11 +174,11 @@ impl Backend for ProcessBackend {
     }
 }
 
-/// Asks the kernel to kill the replica when the agent thread that started
-/// it exits. Replicas are started from tokio worker threads, which live as
-/// long as the agent's runtime.
+/// Asks the kernel to kill the replica (or build) when the agent thread
+/// that started it exits. Both are started from tokio worker threads, which
+/// live as long as the agent's runtime.
 #[allow(unsafe_code)]
-fn die_with_parent(command: &mut Command) {
+pub(crate) fn die_with_parent(command: &mut Command) {
     // SAFETY: the closure runs between fork and exec and only makes the
     // prctl system call, which is async-signal-safe; it allocates nothing.
     unsafe {

@@ -254,6 +254,24 @@ fn open_maybe_gzip(mut file: fs::File) -> io::Result<Box<dyn Read>> {
     Ok(Box::new(chained))
 }
 
+/// Kills a build's whole process group when the build ends, times out or
+/// is dropped with the agent's runtime. `kill_on_drop` alone ends only the
+/// leader, so a shell's children would outlive the agent.
+struct KillGroupOnDrop(Option<u32>);
+
+impl Drop for KillGroupOnDrop {
+    fn drop(&mut self) {
+        let Some(pid) = self.0.and_then(|pid| i32::try_from(pid).ok()) else {
+            return;
+        };
+        // The group may be gone already; ESRCH is expected then.
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
 async fn run_build(
     command: &[String],
     tree: &Path,
@@ -281,7 +299,8 @@ async fn run_build(
         source,
     })?;
 
-    let mut child = Command::new(program)
+    let mut command = Command::new(program);
+    command
         .args(args)
         .current_dir(tree)
         .envs(env.iter().cloned())
@@ -289,12 +308,13 @@ async fn run_build(
         .stdout(log)
         .stderr(log_err)
         .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|error| SourceError::Build {
-            command: shown.clone(),
-            detail: format!("cannot start {program:?}: {error}"),
-        })?;
+        .kill_on_drop(true);
+    super::process::die_with_parent(&mut command);
+    let mut child = command.spawn().map_err(|error| SourceError::Build {
+        command: shown.clone(),
+        detail: format!("cannot start {program:?}: {error}"),
+    })?;
+    let _group = KillGroupOnDrop(child.id());
 
     match tokio::time::timeout(BUILD_TIMEOUT, child.wait()).await {
         Ok(Ok(status)) if status.success() => Ok(()),

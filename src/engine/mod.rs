@@ -260,7 +260,7 @@ impl Engine {
         let existing = self
             .store
             .find_deployment(&DeploymentKey::new(&spec.name, &spec.environment))?;
-        self.roll_out(existing, spec, "deploy".to_owned(), caller, "deploy")
+        self.roll_out(existing, spec, "deploy".to_owned(), caller, "deploy", None)
             .await
     }
 
@@ -284,7 +284,10 @@ impl Engine {
                 parse_manifest(input, &overrides)?
             }
             None => {
-                let current = self.revision(&deployment, deployment.revision)?;
+                let mut current = self.revision(&deployment, deployment.revision)?;
+                // The current scale lives on the deployment, not in the
+                // revision's spec; `--set replicas=N` still wins below.
+                current.spec.replicas = deployment.desired_replicas;
                 if overrides.is_empty() {
                     current.spec
                 } else {
@@ -311,6 +314,7 @@ impl Engine {
             "redeploy".to_owned(),
             caller,
             "redeploy",
+            None,
         )
         .await
     }
@@ -332,7 +336,8 @@ impl Engine {
         // Like `kubectl rollout undo`, a rollback keeps the current scale.
         spec.replicas = deployment.desired_replicas;
         let reason = format!("rollback to revision {}", target.revision);
-        self.roll_out(Some(deployment), spec, reason, caller, "rollback")
+        let built = Some(target.revision);
+        self.roll_out(Some(deployment), spec, reason, caller, "rollback", built)
             .await
     }
 
@@ -370,6 +375,8 @@ impl Engine {
 
     /// Stores the next revision of a deployment (creating the deployment if
     /// needed) and hands it to the supervisor.
+    /// `built_as` names an earlier revision whose finished build the new
+    /// one reuses (for a rollback).
     async fn roll_out(
         &self,
         existing: Option<Deployment>,
@@ -377,6 +384,7 @@ impl Engine {
         reason: String,
         caller: &Caller,
         action: &str,
+        built_as: Option<u64>,
     ) -> Result<Accepted, EngineError> {
         self.check_startable(&spec, existing.as_ref())?;
 
@@ -405,6 +413,9 @@ impl Engine {
         deployment.updated_at = now;
         self.store
             .put_deployment_and_revision(&deployment, &revision)?;
+        if let (Some(earlier), Some(_)) = (built_as, revision.spec.source.as_ref()) {
+            self.reuse_build(&deployment.id, earlier, number);
+        }
 
         let message = format!("revision {number} ({})", revision.reason);
         let supervisor = self.supervisor_for(&deployment);
@@ -425,6 +436,28 @@ impl Engine {
             revision: Some(number),
             completion: Some(completion),
         })
+    }
+
+    /// Points the build directory of revision `to` at the finished build of
+    /// revision `from`, so that a rollback runs the exact tree that ran
+    /// before. Fetching again would take whatever the source contains now
+    /// (a git branch that moved on, a replaced archive).
+    fn reuse_build(&self, deployment_id: &str, from: u64, to: u64) {
+        let builds = self.home.builds_dir();
+        let earlier = BuildDirs::new(&builds, deployment_id, from);
+        if !earlier.is_done() {
+            return;
+        }
+        let target = BuildDirs::new(&builds, deployment_id, to);
+        // A relative link stays valid if the home directory moves.
+        if let Err(error) = std::os::unix::fs::symlink(from.to_string(), &target.root) {
+            tracing::warn!(
+                revision = to,
+                from,
+                %error,
+                "cannot reuse the earlier build; the source is fetched and built again"
+            );
+        }
     }
 
     /// Rejects a spec that cannot start at all before anything is stored:
@@ -455,10 +488,28 @@ impl Engine {
                 }
             }
         }
-        let own_ports = existing
-            .and_then(|d| self.snapshot(&d.id))
+        self.check_host_ports(spec, existing)
+    }
+
+    /// Rejects a spec whose host ports (`hostPort` + replica index) another
+    /// process holds; ports this deployment's own replicas hold are fine.
+    fn check_host_ports(
+        &self,
+        spec: &Manifest,
+        existing: Option<&Deployment>,
+    ) -> Result<(), EngineError> {
+        let snapshot = existing.and_then(|d| self.snapshot(&d.id));
+        let mut own_ports = snapshot
+            .as_ref()
             .map(|snapshot| ports_of(&snapshot.endpoints))
             .unwrap_or_default();
+        // Replicas still stopping after a scale-down hold their port too.
+        // NOTE: a replica view lists only its first port.
+        own_ports.extend(
+            snapshot
+                .iter()
+                .flat_map(|snapshot| snapshot.replicas.iter().filter_map(|r| r.port)),
+        );
         for (position, port) in spec.ports.iter().enumerate() {
             let Some(host) = port.host_port else { continue };
             for index in 0..spec.replicas {
@@ -496,6 +547,11 @@ impl Engine {
             });
         }
         let previous = deployment.desired_replicas;
+        // New replicas would crash-loop on a taken host port, so reject the
+        // scale before any starts.
+        let mut spec = self.revision(&deployment, deployment.revision)?.spec;
+        spec.replicas = count;
+        self.check_host_ports(&spec, Some(&deployment))?;
         let supervisor = self.supervisor_for(&deployment);
         let (ack, acked) = oneshot::channel();
         let (done, completion) = oneshot::channel();

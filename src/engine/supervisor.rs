@@ -16,6 +16,7 @@ use super::plan::RevisionPlan;
 pub use super::plan::SharedPlan;
 use super::recorder::Recorder;
 use super::replica::{ReadinessProbe, Replica};
+use crate::backend::process::HOME_MARKER_VAR;
 use crate::backend::source::{fetch_and_build, BuildDirs};
 use crate::backend::{Backend, ExitReason, ReplicaEvent, ReplicaId};
 use crate::manifest::{RestartMode, StrategyKind};
@@ -278,6 +279,11 @@ impl<B: Backend> Supervisor<B> {
         let spec = revision.spec.clone();
         let number = revision.revision;
         let internal = self.internal_tx.clone();
+        // The builds directory is `builds/` under the agent's home.
+        let marker = self
+            .builds_dir
+            .parent()
+            .map(|home| home.display().to_string());
         self.recorder
             .revision_status(&self.deployment.id, number, RevisionStatus::Building, None);
         tokio::spawn(async move {
@@ -285,11 +291,14 @@ impl<B: Backend> Supervisor<B> {
                 return;
             };
             let build = spec.build.as_ref().map(|build| build.command.as_slice());
-            let env: Vec<(String, String)> = spec
+            let mut env: Vec<(String, String)> = spec
                 .env
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
+            // The marker lets the next agent end a build that a crashed one
+            // left running, as it does with replicas.
+            env.extend(marker.map(|home| (HOME_MARKER_VAR.to_owned(), home)));
             let result = fetch_and_build(&dirs, source, build, &env)
                 .await
                 .map_err(|error| error.to_string());
@@ -410,6 +419,10 @@ impl<B: Backend> Supervisor<B> {
     }
 
     fn finish_build(&mut self, number: u64, result: Result<PathBuf, String>) {
+        // A build that a newer revision or a stop replaced has no phase to end.
+        if !matches!(self.phase, Phase::Building { .. }) {
+            return;
+        }
         let Phase::Building { revision, waiters } = std::mem::replace(&mut self.phase, Phase::Idle)
         else {
             return;
@@ -862,9 +875,26 @@ impl<B: Backend> Supervisor<B> {
                 self.stop_old_in_slot(slot, plan.revision);
             }
             self.ensure_slot(slot, plan).await;
+            self.keep_stable_in_later_slots(slot + 1).await;
             return false;
         }
         true
+    }
+
+    /// Starts the stable revision in empty slots from `first` on, which the
+    /// rollout has not reached yet. They are empty when an agent resumes a
+    /// rollout after a crash, and would otherwise serve nothing until the
+    /// rollout gets to them.
+    async fn keep_stable_in_later_slots(&mut self, first: u32) {
+        let Some(stable) = self.stable.clone() else {
+            return;
+        };
+        for slot in first..self.deployment.desired_replicas {
+            let occupied = self.replicas.iter().any(|r| r.slot == slot);
+            if !occupied {
+                self.ensure_slot(slot, &stable).await;
+            }
+        }
     }
 
     fn slot_ready(&self, slot: u32, revision: u64) -> bool {
@@ -956,10 +986,15 @@ impl<B: Backend> Supervisor<B> {
             return;
         }
 
-        if let Some(previous) = previous.filter(|p| p.revision != plan.revision) {
+        // After an undeploy nothing is stable any more, but the revision
+        // that served last is still marked deployed in the history.
+        let previous = previous
+            .map(|p| p.revision)
+            .or(self.deployment.last_healthy_revision);
+        if let Some(previous) = previous.filter(|&p| p != plan.revision) {
             self.recorder.revision_status(
                 &self.deployment.id,
-                previous.revision,
+                previous,
                 RevisionStatus::Superseded,
                 None,
             );
@@ -1007,7 +1042,7 @@ impl<B: Backend> Supervisor<B> {
         // Entries that were never started have no exit to wait for.
         self.replicas
             .retain(|r| !(r.is_stopping() && r.handle.is_none()));
-        if !self.replicas.is_empty() {
+        if !self.replicas.is_empty() || !matches!(self.phase, Phase::Stopping { .. }) {
             return;
         }
         let Phase::Stopping {
