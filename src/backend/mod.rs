@@ -1,5 +1,6 @@
 //! Backends run replicas on a platform. The engine speaks only to [`Backend`].
 
+pub mod limits;
 pub mod process;
 pub mod source;
 
