@@ -36,6 +36,12 @@ const MAX_STEPS_PER_RECONCILE: usize = 8;
 /// How often a replica with a port but no `healthCheck` is tried until it listens.
 const IMPLICIT_PROBE_PERIOD: Duration = Duration::from_millis(100);
 
+/// First wait after a refused probe of a replica that has never been ready.
+/// A small server such as `shipdeck-sample` opens its port a few milliseconds
+/// after it starts, so the wait starts short and doubles up to
+/// `IMPLICIT_PROBE_PERIOD` for programs that take longer.
+const FIRST_START_RETRY: Duration = Duration::from_millis(10);
+
 /// How a rollout or another waited-for change ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -549,7 +555,7 @@ impl<B: Backend> Supervisor<B> {
         let starting = outcome.refused && !replica.was_ready;
         probe.next_at = Instant::now()
             + if starting {
-                IMPLICIT_PROBE_PERIOD
+                first_start_retry_delay(probe.failures)
             } else {
                 period
             };
@@ -1309,6 +1315,14 @@ fn readiness_probe(
     })
 }
 
+/// Wait before probing again a replica that has never been ready and just
+/// refused a probe, after `earlier_failures` failed ones: 10, 20, 40, 80 ms,
+/// then 100 ms.
+fn first_start_retry_delay(earlier_failures: u32) -> Duration {
+    let doubled = FIRST_START_RETRY.saturating_mul(1 << earlier_failures.min(4));
+    doubled.min(IMPLICIT_PROBE_PERIOD)
+}
+
 /// A replica on its first start: never ready, never restarted, still up.
 fn is_first_start(replica: &Replica) -> bool {
     !replica.was_ready
@@ -1374,5 +1388,19 @@ async fn sleep_until(wake: Option<Instant>) {
     match wake {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_start_retry_doubles_to_period() {
+        let delays: Vec<u64> = (0..7)
+            .map(|failures| first_start_retry_delay(failures).as_millis() as u64)
+            .collect();
+        assert_eq!(delays, [10, 20, 40, 80, 100, 100, 100]);
+        assert_eq!(first_start_retry_delay(u32::MAX), IMPLICIT_PROBE_PERIOD);
     }
 }
