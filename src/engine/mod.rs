@@ -7,6 +7,7 @@
 //! waiting for a rollout happens outside it.
 
 mod plan;
+mod ports;
 mod recorder;
 mod replica;
 pub mod supervisor;

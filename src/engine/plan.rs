@@ -6,6 +6,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::ports::PortLease;
 use crate::backend::{AssignedPort, BackendError, ReplicaLaunch};
 use crate::manifest::{Manifest, PortRef, ProbeKind};
 use crate::model::DeploymentKey;
@@ -29,25 +30,32 @@ impl RevisionPlan {
         self.spec.ports.iter().any(|port| port.host_port.is_some())
     }
 
-    /// Picks the ports of replica `index`: `hostPort + index`, or a free port.
-    pub fn assign_ports(&self, index: u32) -> Result<Vec<AssignedPort>, BackendError> {
-        self.spec
-            .ports
-            .iter()
-            .enumerate()
-            .map(|(position, port)| {
-                let field = format!("ports[{position}].hostPort");
-                let actual = match port.host_port {
-                    Some(host) => fixed_port(host, index, &field)?,
-                    None => free_port(&field)?,
-                };
-                Ok(AssignedPort {
-                    name: port.name.clone(),
-                    container_port: port.container_port,
-                    port: actual,
-                })
-            })
-            .collect()
+    /// Picks the ports of replica `index`: `hostPort + index`, or a leased
+    /// free port, whose lease the replica keeps while it runs.
+    pub fn assign_ports(
+        &self,
+        index: u32,
+    ) -> Result<(Vec<AssignedPort>, Vec<PortLease>), BackendError> {
+        let mut leases = Vec::new();
+        let mut assigned = Vec::new();
+        for (position, port) in self.spec.ports.iter().enumerate() {
+            let field = format!("ports[{position}].hostPort");
+            let actual = match port.host_port {
+                Some(host) => fixed_port(host, index, &field)?,
+                None => {
+                    let lease = PortLease::acquire().ok_or(BackendError::NoFreePort { field })?;
+                    let number = lease.port();
+                    leases.push(lease);
+                    number
+                }
+            };
+            assigned.push(AssignedPort {
+                name: port.name.clone(),
+                container_port: port.container_port,
+                port: actual,
+            });
+        }
+        Ok((assigned, leases))
     }
 
     /// Builds the launch request for replica `index` with its ports.
@@ -149,15 +157,6 @@ fn fixed_port(host: u16, index: u32, field: &str) -> Result<u16, BackendError> {
 /// whose last user just closed (TIME_WAIT) counts as free.
 pub fn port_is_free(port: u16) -> bool {
     TcpListener::bind(("0.0.0.0", port)).is_ok() && TcpListener::bind(("127.0.0.1", port)).is_ok()
-}
-
-fn free_port(field: &str) -> Result<u16, BackendError> {
-    TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .map_err(|_| BackendError::NoFreePort {
-            field: field.to_owned(),
-        })
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use std::time::Instant;
 use time::OffsetDateTime;
 
 use super::plan::SharedPlan;
+use super::ports::PortLease;
 use crate::backend::{AssignedPort, ExitReason, ReplicaId, StartedReplica};
 use crate::model::{ReplicaState, ReplicaView};
 use crate::probe::ProbeTarget;
@@ -28,6 +29,9 @@ pub struct Replica {
     pub plan: SharedPlan,
     pub handle: Option<StartedReplica>,
     pub ports: Vec<AssignedPort>,
+    /// Keeps the free ports picked for this replica from going to another.
+    #[expect(dead_code, reason = "held only for its Drop, which returns the ports")]
+    pub leases: Vec<PortLease>,
     pub state: ReplicaState,
     pub ready: bool,
     pub was_ready: bool,

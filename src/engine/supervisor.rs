@@ -717,7 +717,7 @@ impl<B: Backend> Supervisor<B> {
         slot: u32,
         plan: SharedPlan,
     ) -> Result<usize, crate::backend::BackendError> {
-        let ports = plan.assign_ports(slot)?;
+        let (ports, leases) = plan.assign_ports(slot)?;
         let launch = plan.launch(
             &self.deployment.id,
             &self.deployment.key(),
@@ -739,6 +739,7 @@ impl<B: Backend> Supervisor<B> {
             plan,
             handle: Some(handle),
             ports,
+            leases,
             state: if ready {
                 ReplicaState::Ready
             } else {
@@ -773,6 +774,7 @@ impl<B: Backend> Supervisor<B> {
             plan: plan.clone(),
             handle: None,
             ports: Vec::new(),
+            leases: Vec::new(),
             state: ReplicaState::Failed,
             ready: false,
             was_ready: false,
