@@ -90,6 +90,7 @@ pub struct AgentOptions {
 pub async fn run(home: Home, options: AgentOptions) -> Result<(), AgentError> {
     home.prepare()?;
     let _lock = lock_home(&home)?;
+    home.prepare_private(&home.db_dir())?;
     let store = Store::open(&home.db_dir())?;
     let engine = Engine::start(home.clone(), store)?;
 
@@ -258,13 +259,13 @@ pub async fn connect_or_start(home: &Home) -> Result<Client, crate::cli::CliErro
         Err(error) if error.is_unreachable() => {}
         Err(error) => return Err(error.into()),
     }
-    start_detached(home).await?;
+    start_detached(home, None).await?;
     Ok(client)
 }
 
 /// Starts `shipdeck agent` in its own session, with output to the agent
 /// log, and waits until it answers.
-pub async fn start_detached(home: &Home) -> Result<u32, AgentError> {
+pub async fn start_detached(home: &Home, listen: Option<SocketAddr>) -> Result<u32, AgentError> {
     home.prepare()?;
     let log_path = home.log_path();
     let log = OpenOptions::new()
@@ -283,13 +284,11 @@ pub async fn start_detached(home: &Home) -> Result<u32, AgentError> {
     let log_size = fs::metadata(&log_path).map(|m| m.len()).unwrap_or(0);
 
     let mut command = std::process::Command::new(exe);
-    command
-        .arg("--home")
-        .arg(home.root())
-        .arg("agent")
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log_err);
+    command.arg("--home").arg(home.root()).arg("agent");
+    if let Some(address) = listen {
+        command.arg("--listen").arg(address.to_string());
+    }
+    command.stdin(Stdio::null()).stdout(log).stderr(log_err);
     new_session(&mut command);
     let mut child = command
         .spawn()

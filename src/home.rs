@@ -111,6 +111,15 @@ impl Home {
     }
 }
 
+impl Home {
+    /// Creates `dir` as 0700, or tightens it, so that stored records stay
+    /// private even in a home that others may read.
+    pub fn prepare_private(&self, dir: &Path) -> Result<(), HomeError> {
+        create_private_dir(dir)?;
+        ensure_private(dir)
+    }
+}
+
 fn create_private_dir(path: &Path) -> Result<(), HomeError> {
     match fs::DirBuilder::new()
         .recursive(true)

@@ -84,7 +84,7 @@ fn run_client(home: Home, command: Command) -> Result<String, String> {
     runtime.block_on(async {
         if let Command::Agent(args) = &command {
             if args.detach && args.action.is_none() {
-                return detach(&home).await;
+                return detach(&home, args.listen).await;
             }
         }
         cli::run(&home, command)
@@ -93,7 +93,7 @@ fn run_client(home: Home, command: Command) -> Result<String, String> {
     })
 }
 
-async fn detach(home: &Home) -> Result<String, String> {
+async fn detach(home: &Home, listen: Option<std::net::SocketAddr>) -> Result<String, String> {
     let client = shipdeck::api::client::Client::new(&home.socket_path());
     if let Ok(status) = client
         .get::<shipdeck::api::wire::AgentStatus>("/v1/agent")
@@ -101,7 +101,7 @@ async fn detach(home: &Home) -> Result<String, String> {
     {
         return Ok(format!("agent already running (pid {})\n", status.pid));
     }
-    let pid = agent::start_detached(home)
+    let pid = agent::start_detached(home, listen)
         .await
         .map_err(|e| e.to_string())?;
     Ok(format!("agent started (pid {pid})\n"))

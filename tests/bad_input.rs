@@ -23,7 +23,8 @@ struct Keeper {
 
 impl Keeper {
     fn deploy(home: &TestHome) -> Self {
-        // The port after the keeper's is free too, for the scaling case.
+        // The port after the keeper's is free too, so that the scaling case
+        // can hold it.
         let port = free_ports(2);
         let manifest = home.write(
             "keeper.yaml",
@@ -230,21 +231,21 @@ fn name_in_two_environments_needs_env() {
 fn port_in_use_is_rejected() {
     let home = TestHome::new();
     let keeper = Keeper::deploy(&home);
-    let base = free_ports(2);
-    let _held = TcpListener::bind((Ipv4Addr::LOCALHOST, base + 1)).expect("hold a port");
+    let base = free_ports(1);
+    let _held = TcpListener::bind((Ipv4Addr::LOCALHOST, base)).expect("hold a port");
 
     let manifest = home.write("busy.yaml", &sample_manifest("busy", 2, base, "x"));
     let error = home.fails(&["deploy", "-f", path_arg(&manifest)]);
-    assert!(error.contains(&(base + 1).to_string()), "port in {error:?}");
+    assert!(error.contains(&base.to_string()), "port in {error:?}");
     assert!(error.contains("ports[0].hostPort"), "field in {error:?}");
 
     // Moving the keeper onto the held port is rejected too.
     let moved = home.write(
         "keeper-moved.yaml",
-        &sample_manifest("keeper", 1, base + 1, "x"),
+        &sample_manifest("keeper", 1, base, "x"),
     );
     let error = home.fails(&["redeploy", "keeper", "-f", path_arg(&moved)]);
-    assert!(error.contains(&(base + 1).to_string()), "port in {error:?}");
+    assert!(error.contains(&base.to_string()), "port in {error:?}");
 
     let error = home.fails(&["get", "busy"]);
     assert!(
@@ -252,16 +253,35 @@ fn port_in_use_is_rejected() {
         "nothing stored for busy: {error:?}"
     );
     keeper.assert_untouched(&home);
+    home.finish();
+}
 
-    // Scaling the keeper onto a held port is rejected before anything starts.
+#[test]
+fn scale_needs_no_more_host_ports() {
+    let home = TestHome::new();
+    let keeper = Keeper::deploy(&home);
+
+    // Replicas listen on private ports behind the one stable port, so a
+    // held port after the keeper's does not stop a scale-up.
     let _next = TcpListener::bind((Ipv4Addr::LOCALHOST, keeper.port + 1))
         .expect("hold the port after the keeper's");
-    let error = home.fails(&["scale", "keeper", "--replicas", "2"]);
+    home.ok(&["scale", "keeper", "--replicas", "2", "--wait"]);
+    let deployment = home.get("keeper", &[]);
+    assert_eq!(replica_counts(&deployment), (2, 2), "{deployment:#}");
+    assert_eq!(endpoint_ports(&deployment), vec![keeper.port]);
+    let ports = replica_ports(&deployment);
+    assert_eq!(ports.len(), 2, "replica ports in {deployment:#}");
     assert!(
-        error.contains(&(keeper.port + 1).to_string()),
-        "port in {error:?}"
+        !ports.contains(&(keeper.port + 1)),
+        "a replica got the held port: {ports:?}"
     );
-    keeper.assert_untouched(&home);
+    for port in &ports {
+        assert!(
+            wait_http_ok(*port, "/").contains("still-here"),
+            "replica port {port}"
+        );
+    }
+    wait_balanced(keeper.port, &replica_pids(&deployment));
     home.finish();
 }
 
@@ -566,5 +586,65 @@ terminationGracePeriodSeconds: 5
             .any(|e| e["action"] == "revert" && e["outcome"] == "ok"),
         "a revert event in {events:#?}"
     );
+    home.finish();
+}
+
+#[test]
+fn bad_revision_never_takes_traffic() {
+    let home = TestHome::new();
+    let port = free_ports(1);
+    let manifest = sample_manifest("guarded", 2, port, "good-revision")
+        + "strategy: { progressDeadlineSeconds: 3 }\n";
+    let good = home.write("guarded.yaml", &manifest);
+    home.ok(&["deploy", "-f", path_arg(&good), "--wait"]);
+    let before = home.get("guarded", &[]);
+    let pids = replica_pids(&before);
+
+    // The bad revision serves `/` but fails its health check, so the
+    // stable port must never send a request to it.
+    let bad = home.write(
+        "guarded-bad.yaml",
+        &manifest
+            .replace("GREETING: good-revision", "GREETING: bad-revision")
+            .replace(
+                "\"--log-rate\", \"0\"",
+                "\"--log-rate\", \"0\", \"--fail-health\"",
+            ),
+    );
+    let watcher = Watcher::start(port, "good-revision");
+    let error = home.fails(&[
+        "redeploy",
+        "guarded",
+        "-f",
+        path_arg(&bad),
+        "--wait",
+        "--timeout",
+        "30s",
+    ]);
+    let report = watcher.stop();
+    assert!(error.contains("revision 2"), "failed revision in {error:?}");
+    assert!(report.requests > 0, "no request sent during the redeploy");
+    assert!(
+        report.failures.is_empty(),
+        "the stable port failed {} of {} requests: {:?}",
+        report.failures.len(),
+        report.requests,
+        report.failures
+    );
+    assert!(
+        report.unexpected.is_empty(),
+        "the bad revision served: {:?}",
+        report.unexpected
+    );
+
+    let after = home.get("guarded", &[]);
+    assert_eq!(after["status"], "deployed", "{after:#}");
+    assert_eq!(replica_counts(&after), (2, 2), "{after:#}");
+    assert_eq!(replica_pids(&after), pids, "the good replicas kept running");
+    assert_eq!(endpoint_ports(&after), vec![port]);
+    assert_every_response(port, "good-revision", 4);
+    wait_for("failed replicas to exit", DEADLINE, || {
+        (home.marked_pids().len() == 2).then_some(())
+    });
     home.finish();
 }

@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::net::{Ipv4Addr, TcpListener};
+
 use common::*;
 use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
@@ -23,16 +25,60 @@ fn assert_counts(home: &TestHome, name: &str, desired: u64, ready: u64) -> Value
     deployment
 }
 
-fn assert_endpoints(deployment: &Value, base: u16, count: u16) {
-    let expected: Vec<u16> = (base..base + count).collect();
+/// Asserts that `endpoints` lists only the stable endpoint on `port`.
+fn assert_stable_endpoint(deployment: &Value, port: u16) {
     assert_eq!(
-        endpoint_ports(deployment),
-        expected,
+        deployment["endpoints"],
+        serde_json::json!([format!("http://127.0.0.1:{port}")]),
         "endpoints in {deployment:#}"
     );
-    for endpoint in deployment["endpoints"].as_array().expect("endpoints") {
-        let text = endpoint.as_str().expect("endpoint string");
-        assert!(text.starts_with("http://127.0.0.1:"), "endpoint {text}");
+}
+
+/// Asserts that every replica serves `text` on `/` of its own private port,
+/// and returns those ports.
+fn assert_replicas_serve(deployment: &Value, stable: u16, text: &str) -> Vec<u16> {
+    let ports = replica_ports(deployment);
+    let count = deployment["replicaDetails"].as_array().map_or(0, Vec::len);
+    assert_eq!(ports.len(), count, "one port per replica in {deployment:#}");
+    let mut distinct = ports.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(
+        distinct.len(),
+        ports.len(),
+        "private ports repeat: {ports:?}"
+    );
+    for port in &ports {
+        assert_ne!(*port, stable, "a replica listens on the stable port");
+        assert!(
+            greeting(*port).contains(text),
+            "replica port {port} should serve {text:?}"
+        );
+    }
+    ports
+}
+
+/// Asserts that a [`Watcher`] saw only successful responses with its text.
+fn assert_watched(report: WatchReport, during: &str) {
+    assert!(report.requests > 0, "no request was sent during {during}");
+    assert!(
+        report.failures.is_empty(),
+        "the stable port failed {} of {} requests during {during}: {:?}",
+        report.failures.len(),
+        report.requests,
+        report.failures
+    );
+    assert!(
+        report.unexpected.is_empty(),
+        "unexpected bodies during {during}: {:?}",
+        report.unexpected
+    );
+}
+
+/// Waits until no port of `old` outside `kept` accepts connections.
+fn wait_removed_ports_closed(old: &[u16], kept: &[u16]) {
+    for port in old.iter().filter(|port| !kept.contains(port)) {
+        wait_port_closed(*port);
     }
 }
 
@@ -47,11 +93,11 @@ fn parse_time(value: &Value, field: &str) -> OffsetDateTime {
 #[test]
 fn sample_full_lifecycle() {
     let home = TestHome::new();
-    let base = free_ports(4);
+    let base = free_ports(1);
     let manifest = home.write("web.yaml", &sample_manifest("web", 2, base, "hello"));
     let manifest = manifest.to_str().expect("UTF-8 path");
 
-    // Deploy two replicas.
+    // Deploy two replicas behind the stable port.
     let result = home.json(&["deploy", "-f", manifest, "--wait"]);
     assert_eq!(result["revision"], 1, "deploy result {result:#}");
     assert_eq!(
@@ -70,47 +116,53 @@ fn sample_full_lifecycle() {
     assert_eq!(deployment["version"], "1.0");
     assert_eq!(deployment["environment"], "development");
     assert_eq!(deployment["backend"], "process");
-    assert_endpoints(&deployment, base, 2);
-    for port in [base, base + 1] {
-        assert!(greeting(port).contains("hello"), "greeting on {port}");
-    }
+    assert_stable_endpoint(&deployment, base);
+    assert_replicas_serve(&deployment, base, "hello");
+    assert_every_response(base, "hello", 4);
+    wait_balanced(base, &replica_pids(&deployment));
 
-    // Scale up to four, then down to one.
+    // Scale up to four, then down to one, while the stable port serves.
+    let watcher = Watcher::start(base, "hello");
     home.ok(&["scale", "web", "--replicas", "4", "--wait"]);
     let deployment = assert_counts(&home, "web", 4, 4);
-    assert_endpoints(&deployment, base, 4);
-    for port in base..base + 4 {
-        assert!(greeting(port).contains("hello"), "greeting on {port}");
-    }
+    assert_stable_endpoint(&deployment, base);
+    let four_ports = assert_replicas_serve(&deployment, base, "hello");
+    assert_eq!(four_ports.len(), 4, "ports in {deployment:#}");
     let four_pids = replica_pids(&deployment);
     assert_eq!(four_pids.len(), 4, "pids in {deployment:#}");
+    wait_balanced(base, &four_pids);
 
     home.ok(&["scale", "web", "--replicas", "1", "--wait"]);
     let deployment = assert_counts(&home, "web", 1, 1);
-    assert_endpoints(&deployment, base, 1);
-    for port in base + 1..base + 4 {
-        wait_port_closed(port);
-    }
-    assert!(greeting(base).contains("hello"));
+    assert_stable_endpoint(&deployment, base);
+    let one_port = assert_replicas_serve(&deployment, base, "hello");
+    assert_eq!(one_port.len(), 1, "ports in {deployment:#}");
+    wait_removed_ports_closed(&four_ports, &one_port);
+    assert_every_response(base, "hello", 4);
     assert_eq!(deployment["revision"], 1, "scaling creates no revision");
     wait_for("removed replicas to exit", DEADLINE, || {
         (home.marked_pids().len() == 1).then_some(())
     });
+    assert_watched(watcher.stop(), "scale to 4 and back to 1");
 
-    // Redeploy with a changed variable: the scale of one is kept.
+    // Redeploy with a changed variable: the scale of one is kept, and the
+    // stable port serves throughout.
+    let watcher = Watcher::start(base, "from shipdeck-sample");
     let result = home.json(&["redeploy", "web", "--set", "env.GREETING=bonjour", "--wait"]);
+    assert_watched(watcher.stop(), "redeploy --set");
     assert_eq!(result["revision"], 2, "redeploy result {result:#}");
     let deployment = assert_counts(&home, "web", 1, 1);
     assert_eq!(deployment["revision"], 2);
-    assert!(
-        greeting(base).contains("bonjour"),
-        "greeting after redeploy --set"
-    );
+    assert_stable_endpoint(&deployment, base);
+    let bonjour_ports = assert_replicas_serve(&deployment, base, "bonjour");
+    wait_removed_ports_closed(&one_port, &bonjour_ports);
+    assert_every_response(base, "bonjour", 4);
 
     // Redeploy from a changed file: its version and replica count apply.
     let changed =
         sample_manifest("web", 2, base, "hola").replace("version: \"1.0\"", "version: \"2.0\"");
     let changed = home.write("web-v2.yaml", &changed);
+    let watcher = Watcher::start(base, "from shipdeck-sample");
     let result = home.json(&[
         "redeploy",
         "web",
@@ -118,45 +170,43 @@ fn sample_full_lifecycle() {
         changed.to_str().expect("path"),
         "--wait",
     ]);
+    assert_watched(watcher.stop(), "redeploy -f");
     assert_eq!(result["revision"], 3, "redeploy -f result {result:#}");
     let deployment = assert_counts(&home, "web", 2, 2);
     assert_eq!(deployment["version"], "2.0");
-    assert_endpoints(&deployment, base, 2);
-    for port in [base, base + 1] {
-        assert!(
-            greeting(port).contains("hola"),
-            "greeting on {port} after redeploy -f"
-        );
-    }
+    assert_stable_endpoint(&deployment, base);
+    let hola_ports = assert_replicas_serve(&deployment, base, "hola");
+    wait_removed_ports_closed(&bonjour_ports, &hola_ports);
+    assert_every_response(base, "hola", 4);
+    wait_balanced(base, &replica_pids(&deployment));
 
     // Roll back to the previous healthy revision (2), then to revision 1.
+    let watcher = Watcher::start(base, "from shipdeck-sample");
     let result = home.json(&["rollback", "web", "--wait"]);
+    assert_watched(watcher.stop(), "rollback");
     assert_eq!(result["revision"], 4, "rollback result {result:#}");
     let deployment = assert_counts(&home, "web", 2, 2);
     assert_eq!(
         deployment["version"], "1.0",
         "rollback to revision 2 restores its version"
     );
-    for port in [base, base + 1] {
-        assert!(
-            greeting(port).contains("bonjour"),
-            "greeting on {port} after rollback"
-        );
-    }
+    let rolled_back_ports = assert_replicas_serve(&deployment, base, "bonjour");
+    wait_removed_ports_closed(&hola_ports, &rolled_back_ports);
+    assert_every_response(base, "bonjour", 4);
 
+    let watcher = Watcher::start(base, "from shipdeck-sample");
     let result = home.json(&["rollback", "web", "--to-revision", "1", "--wait"]);
+    assert_watched(watcher.stop(), "rollback --to-revision 1");
     assert_eq!(
         result["revision"], 5,
         "rollback --to-revision result {result:#}"
     );
     let deployment = assert_counts(&home, "web", 2, 2);
     assert_eq!(deployment["revision"], 5);
-    for port in [base, base + 1] {
-        assert!(
-            greeting(port).contains("hello"),
-            "greeting on {port} after rollback to 1"
-        );
-    }
+    assert_stable_endpoint(&deployment, base);
+    let last_ports = assert_replicas_serve(&deployment, base, "hello");
+    wait_removed_ports_closed(&rolled_back_ports, &last_ports);
+    assert_every_response(base, "hello", 4);
 
     // History: newest first, every revision kept.
     let history = home.json(&["history", "web"]);
@@ -206,8 +256,9 @@ fn sample_full_lifecycle() {
         "after undeploy {deployment:#}"
     );
     assert_eq!(replica_counts(&deployment).1, 0);
-    for port in base..base + 4 {
-        wait_port_closed(port);
+    wait_port_closed(base);
+    for port in &last_ports {
+        wait_port_closed(*port);
     }
     home.wait_no_marked("replicas to exit after undeploy");
     assert_eq!(
@@ -233,7 +284,7 @@ fn sample_full_lifecycle() {
 #[test]
 fn python_http_server_scales() {
     let home = TestHome::new();
-    let base = free_ports(3);
+    let base = free_ports(1);
     home.write("site/index.html", "served by python\n");
     let manifest = home.write(
         "py.yaml",
@@ -255,27 +306,33 @@ terminationGracePeriodSeconds: 5
     home.ok(&["deploy", "-f", manifest.to_str().expect("path"), "--wait"]);
     let deployment = assert_counts(&home, "py", 1, 1);
     assert_eq!(deployment["environment"], "staging");
+    assert_stable_endpoint(&deployment, base);
     assert_eq!(wait_http_ok(base, "/index.html"), "served by python\n");
 
     home.ok(&["scale", "py", "--replicas", "3", "--wait"]);
     let deployment = assert_counts(&home, "py", 3, 3);
-    assert_endpoints(&deployment, base, 3);
-    for port in base..base + 3 {
+    assert_stable_endpoint(&deployment, base);
+    let three_ports = replica_ports(&deployment);
+    assert_eq!(three_ports.len(), 3, "ports in {deployment:#}");
+    for port in &three_ports {
         assert_eq!(
-            wait_http_ok(port, "/index.html"),
+            wait_http_ok(*port, "/index.html"),
             "served by python\n",
-            "port {port}"
+            "replica port {port}"
         );
     }
+    assert_eq!(wait_http_ok(base, "/index.html"), "served by python\n");
 
     home.ok(&["scale", "py", "--replicas", "1", "--wait"]);
-    assert_counts(&home, "py", 1, 1);
-    wait_port_closed(base + 1);
-    wait_port_closed(base + 2);
+    let deployment = assert_counts(&home, "py", 1, 1);
+    let kept = replica_ports(&deployment);
+    assert_eq!(kept.len(), 1, "ports in {deployment:#}");
+    wait_removed_ports_closed(&three_ports, &kept);
     assert_eq!(wait_http_ok(base, "/index.html"), "served by python\n");
 
     home.ok(&["undeploy", "py", "--wait"]);
     wait_port_closed(base);
+    wait_port_closed(kept[0]);
     home.wait_no_marked("python replicas to exit after undeploy");
     home.finish();
 }
@@ -283,15 +340,26 @@ terminationGracePeriodSeconds: 5
 #[test]
 fn scale_to_zero_and_back() {
     let home = TestHome::new();
-    let base = free_ports(2);
+    let base = free_ports(1);
     let manifest = home.write("zero.yaml", &sample_manifest("zero", 2, base, "hi"));
 
     home.ok(&["deploy", "-f", manifest.to_str().expect("path"), "--wait"]);
+    let two_ports = replica_ports(&home.get("zero", &[]));
+    assert_eq!(two_ports.len(), 2, "replica ports at scale 2");
     home.ok(&["scale", "zero", "--replicas", "0", "--wait"]);
-    assert_counts(&home, "zero", 0, 0);
-    wait_port_closed(base);
-    wait_port_closed(base + 1);
+    let deployment = assert_counts(&home, "zero", 0, 0);
+    assert_stable_endpoint(&deployment, base);
+    for port in &two_ports {
+        wait_port_closed(*port);
+    }
     home.wait_no_marked("replicas to exit at scale 0");
+    // The agent keeps the stable port at scale 0, so no other process can
+    // take it, but no replica serves behind it.
+    assert!(
+        TcpListener::bind((Ipv4Addr::LOCALHOST, base)).is_err(),
+        "the stable port {base} was released at scale 0"
+    );
+    assert_eq!(http_get(base, "/"), None, "expected no response at scale 0");
 
     home.ok(&[
         "scale",
@@ -302,10 +370,12 @@ fn scale_to_zero_and_back() {
         "--timeout",
         "20s",
     ]);
-    assert_counts(&home, "zero", 2, 2);
-    assert!(wait_http_ok(base + 1, "/").contains("hi"));
+    let deployment = assert_counts(&home, "zero", 2, 2);
+    assert_replicas_serve(&deployment, base, "hi");
+    assert_every_response(base, "hi", 4);
 
-    // Scaling back up while the removed replica still stops reuses its port.
+    // Scaling back up while the removed replica still stops starts a new
+    // replica beside it.
     home.ok(&["scale", "zero", "--replicas", "1"]);
     home.ok(&[
         "scale",
@@ -316,15 +386,17 @@ fn scale_to_zero_and_back() {
         "--timeout",
         "20s",
     ]);
-    assert_counts(&home, "zero", 2, 2);
-    assert!(wait_http_ok(base + 1, "/").contains("hi"));
+    let deployment = assert_counts(&home, "zero", 2, 2);
+    assert_replicas_serve(&deployment, base, "hi");
+    assert_every_response(base, "hi", 4);
+    wait_balanced(base, &replica_pids(&deployment));
     home.finish();
 }
 
 #[test]
 fn killed_replica_is_restarted() {
     let home = TestHome::new();
-    let base = free_ports(2);
+    let base = free_ports(1);
     let manifest = home.write("crashy.yaml", &sample_manifest("crashy", 2, base, "hi"));
     home.ok(&["deploy", "-f", manifest.to_str().expect("path"), "--wait"]);
 
@@ -360,7 +432,13 @@ fn killed_replica_is_restarted() {
         "replica 0 untouched"
     );
     assert_eq!(after["revision"], 1, "a restart creates no revision");
-    assert!(wait_http_ok(base + 1, "/").contains("hi"));
+    let restarted_port = after["replicaDetails"][1]["port"]
+        .as_u64()
+        .and_then(|port| u16::try_from(port).ok())
+        .expect("port of replica 1");
+    assert!(wait_http_ok(restarted_port, "/").contains("hi"));
+    assert_every_response(base, "hi", 4);
+    wait_balanced(base, &replica_pids(&after));
     assert_eq!(home.marked_pids().len(), 2);
     home.finish();
 }
@@ -385,6 +463,7 @@ fn deploy_again_after_undeploy() {
     assert_eq!(result["revision"], 2, "{result:#}");
     let deployment = assert_counts(&home, "again", 1, 1);
     assert_eq!(deployment["status"], "deployed");
+    assert_stable_endpoint(&deployment, base);
     assert!(wait_http_ok(base, "/").contains("back"));
 
     let history = home.json(&["history", "again"]);

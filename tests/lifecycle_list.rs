@@ -148,6 +148,15 @@ fn output_formats() {
             "field {field} missing in {deployment:#}"
         );
     }
+    // Without ports there is no stable endpoint and no private port.
+    assert_eq!(deployment["endpoints"], Value::Array(Vec::new()));
+    let replica = &deployment["replicaDetails"][0];
+    assert_eq!(replica["index"], 0, "{deployment:#}");
+    assert_eq!(replica["revision"], 1, "{deployment:#}");
+    assert_eq!(replica["ready"], true, "{deployment:#}");
+    assert!(replica["pid"].is_u64(), "pid in {deployment:#}");
+    assert!(replica.get("port").is_none(), "port in {deployment:#}");
+
     let history = home.json(&["history", "fmt"]);
     for field in ["revision", "version", "status", "createdAt", "reason"] {
         assert!(

@@ -51,6 +51,13 @@ fn deploy_and_check(home: &TestHome, name: &str, manifest_text: &str, port: u16,
     let deployment = home.get(name, &[]);
     assert_eq!(deployment["status"], "deployed", "{deployment:#}");
     assert_eq!(replica_counts(&deployment), (1, 1), "{deployment:#}");
+    assert_eq!(endpoint_ports(&deployment), vec![port], "{deployment:#}");
+    let private = replica_ports(&deployment);
+    assert_eq!(private.len(), 1, "replica ports in {deployment:#}");
+    assert_eq!(
+        wait_http_ok(private[0], "/built.txt"),
+        format!("{marker}\n")
+    );
     assert_eq!(wait_http_ok(port, "/built.txt"), format!("{marker}\n"));
 
     let log = home.ok(&["logs", name, "--build"]);
@@ -63,6 +70,7 @@ fn deploy_and_check(home: &TestHome, name: &str, manifest_text: &str, port: u16,
 
     home.ok(&["undeploy", name, "--wait"]);
     wait_port_closed(port);
+    wait_port_closed(private[0]);
 }
 
 #[test]

@@ -161,6 +161,7 @@ async fn agent_status(State(state): State<Shared>) -> Json<AgentStatus> {
         uptime_seconds: state.started.elapsed().as_secs(),
         deployments,
         replicas,
+        limits: state.engine.limits_summary(),
     })
 }
 

@@ -104,6 +104,9 @@ pub struct AgentStatus {
     pub uptime_seconds: u64,
     pub deployments: usize,
     pub replicas: usize,
+    /// How resource limits are enforced on this host.
+    #[serde(default)]
+    pub limits: String,
 }
 
 /// Body of every error answer.

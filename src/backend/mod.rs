@@ -16,6 +16,8 @@ use crate::model::DeploymentKey;
 pub struct AssignedPort {
     pub name: Option<String>,
     pub container_port: u16,
+    /// Where the port's stable endpoint listens, if it has one.
+    pub host_port: Option<u16>,
     pub port: u16,
 }
 
@@ -30,6 +32,10 @@ pub struct ReplicaLaunch {
     pub workdir: PathBuf,
     pub env: BTreeMap<String, String>,
     pub ports: Vec<AssignedPort>,
+    /// `resources.limits.memory` in bytes.
+    pub memory_limit: Option<u64>,
+    /// `resources.limits.cpu` in millicores.
+    pub cpu_millicores: Option<u64>,
 }
 
 /// Identifies a started replica to its backend; unique within the agent.
@@ -69,7 +75,13 @@ impl fmt::Display for ExitReason {
 /// A message from a backend about a replica it started.
 #[derive(Debug, Clone)]
 pub enum ReplicaEvent {
-    Exited { id: ReplicaId, reason: ExitReason },
+    Exited {
+        id: ReplicaId,
+        reason: ExitReason,
+        /// The kernel (or the memory watchdog) killed it for exceeding its
+        /// memory limit.
+        out_of_memory: bool,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -6,13 +6,15 @@
 //! before it starts replicas again: no orphans and no duplicates.
 
 use std::collections::BTreeMap;
+use std::collections::HashSet;
 use std::ffi::OsString;
 use std::fs;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
@@ -20,6 +22,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
+use super::limits::{Limits, ReplicaCgroup, RssWatchdog};
 use super::{
     Backend, BackendError, ExitReason, ReplicaEvent, ReplicaId, ReplicaLaunch, StartedReplica,
 };
@@ -30,12 +33,20 @@ use crate::manifest::StopSignal;
 /// started it.
 pub const HOME_MARKER_VAR: &str = "SHIPDECK_AGENT_HOME";
 
+/// How often the memory watchdog samples replicas without a memory cgroup.
+const WATCHDOG_PERIOD: Duration = Duration::from_secs(1);
+
 /// Variables passed from the agent's environment to replicas. Everything
 /// else is left out so that the agent's own settings never leak into apps.
 const INHERITED_VARS: &[&str] = &["HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR"];
 
 pub struct ProcessBackend {
     home_marker: String,
+    limits: Limits,
+    /// Memory limits of replicas whose memory no cgroup enforces.
+    watchdog: Arc<Mutex<RssWatchdog>>,
+    /// Process groups the watchdog killed, so their exit reads as out of memory.
+    watchdog_kills: Arc<Mutex<HashSet<i32>>>,
     /// Directory of the running shipdeck binary, put first on replicas' PATH
     /// so that the bundled sample workload resolves by name.
     bin_dir: Option<PathBuf>,
@@ -48,11 +59,103 @@ impl ProcessBackend {
         let bin_dir = std::env::current_exe()
             .ok()
             .and_then(|exe| exe.parent().map(Path::to_path_buf));
-        Self {
-            home_marker: home.display().to_string(),
+        let home_marker = home.display().to_string();
+        let limits = Limits::detect(&instance_name(&home_marker));
+        tracing::info!(limits = %limits, "resource limits");
+        let backend = Self {
+            home_marker,
+            limits,
+            watchdog: Arc::new(Mutex::new(RssWatchdog::new())),
+            watchdog_kills: Arc::new(Mutex::new(HashSet::new())),
             bin_dir,
             next_id: AtomicU64::new(1),
             logs,
+        };
+        backend.spawn_watchdog();
+        backend
+    }
+
+    /// How limits are enforced on this host, for `agent status` and logs.
+    pub fn limits_summary(&self) -> String {
+        self.limits.to_string()
+    }
+
+    /// Checks watched process groups once a second and kills those above
+    /// their memory limit.
+    fn spawn_watchdog(&self) {
+        let watchdog = Arc::clone(&self.watchdog);
+        let kills = Arc::clone(&self.watchdog_kills);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(WATCHDOG_PERIOD);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let snapshot = lock(&watchdog).clone();
+                if snapshot.is_empty() {
+                    continue;
+                }
+                let over = match tokio::task::spawn_blocking(move || snapshot.check()).await {
+                    Ok(Ok(over)) => over,
+                    Ok(Err(error)) => {
+                        tracing::warn!(%error, "memory watchdog failed to read /proc");
+                        continue;
+                    }
+                    Err(_) => continue,
+                };
+                for group in over {
+                    tracing::warn!(
+                        pgid = group.process_group,
+                        resident = group.resident_bytes,
+                        limit = group.limit_bytes,
+                        "replica above its memory limit; killing it"
+                    );
+                    lock(&kills).insert(group.process_group);
+                    let _ = killpg(Pid::from_raw(group.process_group), Signal::SIGKILL);
+                }
+            }
+        });
+    }
+
+    /// Watches the replica's memory when a limit is set that no cgroup
+    /// enforces; returns the watched process group.
+    fn watch_memory(
+        &self,
+        launch: &ReplicaLaunch,
+        cgroup: Option<&ReplicaCgroup>,
+        pid: Option<u32>,
+    ) -> Option<i32> {
+        let limit = launch.memory_limit?;
+        if cgroup.is_some_and(ReplicaCgroup::enforces_memory) {
+            return None;
+        }
+        let group = i32::try_from(pid?).ok()?;
+        lock(&self.watchdog).watch(group, limit);
+        Some(group)
+    }
+
+    /// Puts the replica in its own cgroup when limits are set, or under the
+    /// watchdog when no cgroup can enforce its memory limit.
+    fn apply_limits(&self, launch: &ReplicaLaunch, command: &mut Command) -> Option<ReplicaCgroup> {
+        if launch.memory_limit.is_none() && launch.cpu_millicores.is_none() {
+            return None;
+        }
+        let name = format!(
+            "{}-{}-r{}-{}",
+            launch.key.name, launch.key.environment, launch.revision, launch.index
+        );
+        let unique = format!("{name}-{}", self.next_id.load(Ordering::Relaxed));
+        match self
+            .limits
+            .create(&unique, launch.memory_limit, launch.cpu_millicores)
+        {
+            Ok(cgroup) => {
+                cgroup.prepare_attach(command);
+                Some(cgroup)
+            }
+            Err(error) => {
+                tracing::warn!(replica = %name, %error, "cannot create a cgroup; memory falls back to the watchdog");
+                None
+            }
         }
     }
 
@@ -135,6 +238,7 @@ impl Backend for ProcessBackend {
             .stderr(Stdio::piped())
             .process_group(0);
         die_with_parent(&mut command);
+        let cgroup = self.apply_limits(&launch, &mut command);
 
         let mut child = command.spawn().map_err(|source| BackendError::Spawn {
             command: argv[0].clone(),
@@ -157,7 +261,16 @@ impl Backend for ProcessBackend {
             &source,
             Stream::Stderr,
         );
-        tokio::spawn(wait_for_exit(child, id, pid, events));
+        let watched = self.watch_memory(&launch, cgroup.as_ref(), pid);
+        let exit = ExitWatch {
+            id,
+            pid,
+            cgroup,
+            watched,
+            watchdog: Arc::clone(&self.watchdog),
+            watchdog_kills: Arc::clone(&self.watchdog_kills),
+        };
+        tokio::spawn(wait_for_exit(child, exit, events));
         Ok(StartedReplica { id, pid })
     }
 
@@ -188,12 +301,19 @@ pub(crate) fn die_with_parent(command: &mut Command) {
     }
 }
 
-async fn wait_for_exit(
-    mut child: Child,
+/// What the task that waits for a replica needs to report its end.
+struct ExitWatch {
     id: ReplicaId,
     pid: Option<u32>,
-    events: mpsc::Sender<ReplicaEvent>,
-) {
+    cgroup: Option<ReplicaCgroup>,
+    /// The process group the watchdog watches for this replica, if any.
+    watched: Option<i32>,
+    watchdog: Arc<Mutex<RssWatchdog>>,
+    watchdog_kills: Arc<Mutex<HashSet<i32>>>,
+}
+
+async fn wait_for_exit(mut child: Child, watch: ExitWatch, events: mpsc::Sender<ReplicaEvent>) {
+    let id = watch.id;
     let reason = match child.wait().await {
         Ok(status) => match (status.code(), status.signal()) {
             (Some(code), _) => ExitReason::Code(code),
@@ -208,14 +328,25 @@ async fn wait_for_exit(
 
     // Whatever the leader started in its group goes with it, as in a
     // container: a replica is the whole group.
-    if let Some(pid) = pid {
+    if let Some(pid) = watch.pid {
         let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
     }
-    if events
-        .send(ReplicaEvent::Exited { id, reason })
-        .await
-        .is_err()
-    {
+    let mut out_of_memory = false;
+    if let Some(group) = watch.watched {
+        lock(&watch.watchdog).unwatch(group);
+        out_of_memory |= lock(&watch.watchdog_kills).remove(&group);
+    }
+    if let Some(cgroup) = watch.cgroup {
+        out_of_memory |= cgroup.is_oom_exit(reason);
+        cgroup.remove().await;
+    }
+
+    let event = ReplicaEvent::Exited {
+        id,
+        reason,
+        out_of_memory,
+    };
+    if events.send(event).await.is_err() {
         tracing::debug!(?id, "replica exited after its supervisor stopped");
     }
 }
@@ -250,6 +381,23 @@ fn forward_output<R>(
             sink.append(&deployment, &source, kind, revision, &line);
         }
     });
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A short name for this agent's cgroups, from its home path, so agents of
+/// different homes never share them.
+fn instance_name(home_marker: &str) -> String {
+    // FNV-1a: stable across Rust releases, unlike the std hasher, so a new
+    // agent binary still finds the cgroups an older one left.
+    let hash = home_marker.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    });
+    format!("{hash:08x}")
 }
 
 fn to_signal(signal: StopSignal) -> Signal {

@@ -66,8 +66,8 @@ async fn agent_status(home: &Home, format: FormatArgs) -> Result<String, CliErro
     match client.get::<AgentStatus>("/v1/agent").await {
         Ok(status) => render(&status, format.format, |s| {
             format!(
-                "agent running: pid {}, version {}, home {}, up {} s, {} deployments, {} replicas\n",
-                s.pid, s.version, s.home, s.uptime_seconds, s.deployments, s.replicas
+                "agent running: pid {}, version {}, home {}, up {} s, {} deployments, {} replicas\nlimits: {}\n",
+                s.pid, s.version, s.home, s.uptime_seconds, s.deployments, s.replicas, s.limits
             )
         }),
         Err(error) if error.is_unreachable() => Err(CliError::Message(format!(
@@ -89,16 +89,13 @@ async fn agent_stop(home: &Home) -> Result<String, CliError> {
     }
 }
 
+/// Checks `--timeout` even without `--wait`, so a typo is never ignored.
 fn timeout_ms(wait: &WaitArgs) -> Result<Option<u64>, CliError> {
-    if !wait.wait {
-        return Ok(None);
-    }
     let duration = ManifestDuration::try_from(wait.timeout.clone()).map_err(|message| {
         CliError::Message(format!("invalid --timeout {:?}: {message}", wait.timeout))
     })?;
-    Ok(Some(
-        u64::try_from(duration.as_std().as_millis()).unwrap_or(u64::MAX),
-    ))
+    let millis = u64::try_from(duration.as_std().as_millis()).unwrap_or(u64::MAX);
+    Ok(wait.wait.then_some(millis))
 }
 
 /// Reads a manifest file (or standard input for `-`) for sending to the agent.

@@ -44,11 +44,6 @@ impl Backoff {
         jittered.min(self.max)
     }
 
-    /// Exits in a row so far.
-    pub fn failures(&self) -> u32 {
-        self.failures
-    }
-
     /// `initial × 2^failures`, capped at `max`.
     fn base_delay(&self) -> Duration {
         let factor = 2u32.checked_pow(self.failures.min(31)).unwrap_or(u32::MAX);

@@ -6,10 +6,12 @@
 //! serialised by one lock so that revision numbers are assigned in order;
 //! waiting for a rollout happens outside it.
 
+mod backoff;
 mod plan;
 mod ports;
 mod recorder;
 mod replica;
+mod rolling;
 pub mod supervisor;
 
 use std::collections::{BTreeSet, HashMap};
@@ -61,6 +63,8 @@ pub enum EngineError {
     Undeployed { name: String },
     #[error("invalid replica count {value}: must be between 0 and {MAX_REPLICAS}")]
     InvalidReplicas { value: i64 },
+    #[error("{field}: {message}")]
+    Unsupported { field: String, message: String },
     #[error(transparent)]
     Backend(#[from] BackendError),
     #[error(transparent)]
@@ -261,8 +265,34 @@ impl Engine {
         let existing = self
             .store
             .find_deployment(&DeploymentKey::new(&spec.name, &spec.environment))?;
+        if let Some(deployment) = existing.as_ref().filter(|d| self.runs_spec(d, &spec)) {
+            // Like `kubectl apply`, deploying what already runs changes nothing.
+            let message = format!("unchanged; revision {} keeps running", deployment.revision);
+            self.record(caller, deployment, "deploy", EventOutcome::Ok, &message)
+                .await?;
+            return Ok(Accepted {
+                deployment: self.view(deployment),
+                revision: Some(deployment.revision),
+                completion: None,
+            });
+        }
         self.roll_out(existing, spec, "deploy".to_owned(), caller, "deploy", None)
             .await
+    }
+
+    /// Whether `deployment` is deployed, at the spec's scale, from exactly `spec`.
+    fn runs_spec(&self, deployment: &Deployment, spec: &Manifest) -> bool {
+        let live = self
+            .snapshot(&deployment.id)
+            .map(|snapshot| snapshot.deployment)
+            .unwrap_or_else(|| deployment.clone());
+        if live.status != DeploymentStatus::Deployed || live.desired_replicas != spec.replicas {
+            return false;
+        }
+        matches!(
+            self.store.get_revision(&deployment.id, live.revision),
+            Ok(Some(revision)) if revision.spec == *spec
+        )
     }
 
     pub async fn redeploy(
@@ -468,6 +498,7 @@ impl Engine {
         spec: &Manifest,
         existing: Option<&Deployment>,
     ) -> Result<(), EngineError> {
+        check_supported(spec)?;
         if spec.source.is_none() {
             if let Some(run) = &spec.run {
                 let workdir = Path::new(run.workdir.as_deref().unwrap_or("."));
@@ -492,38 +523,25 @@ impl Engine {
         self.check_host_ports(spec, existing)
     }
 
-    /// Rejects a spec whose host ports (`hostPort` + replica index) another
-    /// process holds; ports this deployment's own replicas hold are fine.
+    /// Rejects a spec whose host ports another process holds; the ports of
+    /// this deployment's own stable endpoints are fine.
     fn check_host_ports(
         &self,
         spec: &Manifest,
         existing: Option<&Deployment>,
     ) -> Result<(), EngineError> {
-        let snapshot = existing.and_then(|d| self.snapshot(&d.id));
-        let mut own_ports = snapshot
-            .as_ref()
+        let own_ports = existing
+            .and_then(|d| self.snapshot(&d.id))
             .map(|snapshot| ports_of(&snapshot.endpoints))
             .unwrap_or_default();
-        // Replicas still stopping after a scale-down hold their port too.
-        // NOTE: a replica view lists only its first port.
-        own_ports.extend(
-            snapshot
-                .iter()
-                .flat_map(|snapshot| snapshot.replicas.iter().filter_map(|r| r.port)),
-        );
         for (position, port) in spec.ports.iter().enumerate() {
             let Some(host) = port.host_port else { continue };
-            for index in 0..spec.replicas {
-                let Ok(actual) = u16::try_from(u32::from(host) + index) else {
-                    continue;
-                };
-                if !own_ports.contains(&actual) && !plan::port_is_free(actual) {
-                    return Err(BackendError::PortInUse {
-                        port: actual,
-                        field: format!("ports[{position}].hostPort"),
-                    }
-                    .into());
+            if !own_ports.contains(&host) && !plan::port_is_free(host) {
+                return Err(BackendError::PortInUse {
+                    port: host,
+                    field: format!("ports[{position}].hostPort"),
                 }
+                .into());
             }
         }
         Ok(())
@@ -548,11 +566,6 @@ impl Engine {
             });
         }
         let previous = deployment.desired_replicas;
-        // New replicas would crash-loop on a taken host port, so reject the
-        // scale before any starts.
-        let mut spec = self.revision(&deployment, deployment.revision)?.spec;
-        spec.replicas = count;
-        self.check_host_ports(&spec, Some(&deployment))?;
         let supervisor = self.supervisor_for(&deployment);
         let (ack, acked) = oneshot::channel();
         let (done, completion) = oneshot::channel();
@@ -810,6 +823,11 @@ impl Engine {
             .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
     }
 
+    /// How resource limits are enforced on this host.
+    pub fn limits_summary(&self) -> String {
+        self.backend.limits_summary()
+    }
+
     /// Counts for `agent status`: deployments that run and their replicas.
     pub fn counts(&self) -> (usize, usize) {
         let guard = self.supervisors_guard();
@@ -856,6 +874,38 @@ fn ports_of(endpoints: &[String]) -> BTreeSet<u16> {
         .iter()
         .filter_map(|endpoint| endpoint.rsplit(':').next()?.parse().ok())
         .collect()
+}
+
+/// Rejects what the manifest can say but this agent cannot do yet, rather
+/// than running something other than what was asked.
+fn check_supported(spec: &Manifest) -> Result<(), EngineError> {
+    let unsupported = |field: &str, message: String| {
+        Err(EngineError::Unsupported {
+            field: field.to_owned(),
+            message,
+        })
+    };
+    if spec.backend != crate::manifest::BackendKind::Process {
+        return unsupported(
+            "backend",
+            format!(
+                "backend {:?} is not supported yet; use backend: process",
+                spec.backend
+            ),
+        );
+    }
+    if let Some((key, _)) = spec
+        .env
+        .iter()
+        .find(|(_, value)| value.contains("${SECRET:"))
+    {
+        return unsupported(
+            &format!("env.{key}"),
+            "secret references (${SECRET:...}) are not supported yet; set the value another way"
+                .to_owned(),
+        );
+    }
+    Ok(())
 }
 
 fn matches_query(view: &DeploymentView, query: &ListQuery) -> bool {

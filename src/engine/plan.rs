@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::ports::PortLease;
 use crate::backend::{AssignedPort, BackendError, ReplicaLaunch};
-use crate::manifest::{Manifest, PortRef, ProbeKind};
+use crate::manifest::{Manifest, PortRef, Probe, ProbeKind};
 use crate::model::DeploymentKey;
 use crate::probe::ProbeTarget;
 
@@ -24,36 +24,27 @@ pub struct RevisionPlan {
 pub type SharedPlan = Arc<RevisionPlan>;
 
 impl RevisionPlan {
-    /// Whether any port has a fixed host port, which forces replacing a
-    /// replica in place rather than starting its successor beside it.
-    pub fn has_host_ports(&self) -> bool {
-        self.spec.ports.iter().any(|port| port.host_port.is_some())
+    /// The `hostPort`s of this revision, where its stable endpoints listen.
+    pub fn host_ports(&self) -> impl Iterator<Item = u16> + '_ {
+        self.spec.ports.iter().filter_map(|port| port.host_port)
     }
 
-    /// Picks the ports of replica `index`: `hostPort + index`, or a leased
-    /// free port, whose lease the replica keeps while it runs.
-    pub fn assign_ports(
-        &self,
-        index: u32,
-    ) -> Result<(Vec<AssignedPort>, Vec<PortLease>), BackendError> {
+    /// Leases a private port for each manifest port of one replica. Host
+    /// ports belong to the stable endpoints, never to a replica.
+    pub fn assign_ports(&self) -> Result<(Vec<AssignedPort>, Vec<PortLease>), BackendError> {
         let mut leases = Vec::new();
         let mut assigned = Vec::new();
         for (position, port) in self.spec.ports.iter().enumerate() {
-            let field = format!("ports[{position}].hostPort");
-            let actual = match port.host_port {
-                Some(host) => fixed_port(host, index, &field)?,
-                None => {
-                    let lease = PortLease::acquire().ok_or(BackendError::NoFreePort { field })?;
-                    let number = lease.port();
-                    leases.push(lease);
-                    number
-                }
-            };
+            let lease = PortLease::acquire().ok_or_else(|| BackendError::NoFreePort {
+                field: format!("ports[{position}]"),
+            })?;
             assigned.push(AssignedPort {
                 name: port.name.clone(),
                 container_port: port.container_port,
-                port: actual,
+                host_port: port.host_port,
+                port: lease.port(),
             });
+            leases.push(lease);
         }
         Ok((assigned, leases))
     }
@@ -94,25 +85,39 @@ impl RevisionPlan {
             workdir: self.workdir.clone(),
             env,
             ports,
+            memory_limit: self.limit(|list| list.memory.as_ref().map(|q| q.bytes)),
+            cpu_millicores: self.limit(|list| list.cpu.as_ref().map(|q| q.millicores)),
         }
+    }
+
+    fn limit(&self, pick: impl Fn(&crate::manifest::ResourceList) -> Option<u64>) -> Option<u64> {
+        self.spec.resources.limits.as_ref().and_then(pick)
     }
 
     /// The readiness probe of a replica with these ports, if the manifest
     /// has one; `None` means "ready once running".
     pub fn readiness_target(&self, ports: &[AssignedPort]) -> Option<ProbeTarget> {
-        let check = self.spec.health_check.as_ref()?;
-        let resolve = || resolve_port(check.port.as_ref(), ports);
-        Some(match check.kind {
-            ProbeKind::Http => ProbeTarget::Http {
-                port: resolve()?,
-                path: check.path.clone().unwrap_or_else(|| "/".to_owned()),
-            },
-            ProbeKind::Tcp => ProbeTarget::Tcp { port: resolve()? },
-            ProbeKind::Exec => ProbeTarget::Exec {
-                command: check.command.clone().unwrap_or_default(),
-            },
-        })
+        probe_target(self.spec.health_check.as_ref()?, ports)
     }
+
+    /// The liveness probe of a replica with these ports, if the manifest has one.
+    pub fn liveness_target(&self, ports: &[AssignedPort]) -> Option<ProbeTarget> {
+        probe_target(self.spec.liveness_check.as_ref()?, ports)
+    }
+}
+
+fn probe_target(check: &Probe, ports: &[AssignedPort]) -> Option<ProbeTarget> {
+    let resolve = || resolve_port(check.port.as_ref(), ports);
+    Some(match check.kind {
+        ProbeKind::Http => ProbeTarget::Http {
+            port: resolve()?,
+            path: check.path.clone().unwrap_or_else(|| "/".to_owned()),
+        },
+        ProbeKind::Tcp => ProbeTarget::Tcp { port: resolve()? },
+        ProbeKind::Exec => ProbeTarget::Exec {
+            command: check.command.clone().unwrap_or_default(),
+        },
+    })
 }
 
 /// Maps a probe's port (a `containerPort` or a port name) to the replica's
@@ -139,20 +144,6 @@ fn env_suffix(name: &str) -> String {
         .collect()
 }
 
-fn fixed_port(host: u16, index: u32, field: &str) -> Result<u16, BackendError> {
-    let port = u32::from(host) + index;
-    let port = u16::try_from(port).map_err(|_| BackendError::NoFreePort {
-        field: field.to_owned(),
-    })?;
-    if !port_is_free(port) {
-        return Err(BackendError::PortInUse {
-            port,
-            field: field.to_owned(),
-        });
-    }
-    Ok(port)
-}
-
 /// Whether nothing listens on `port`. std sets SO_REUSEADDR, so a port
 /// whose last user just closed (TIME_WAIT) counts as free.
 pub fn port_is_free(port: u16) -> bool {
@@ -174,11 +165,13 @@ mod tests {
             AssignedPort {
                 name: Some("http".into()),
                 container_port: 8080,
+                host_port: Some(18080),
                 port: 18080,
             },
             AssignedPort {
                 name: Some("admin".into()),
                 container_port: 9090,
+                host_port: None,
                 port: 40000,
             },
         ];

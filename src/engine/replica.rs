@@ -4,23 +4,44 @@ use std::time::Instant;
 
 use time::OffsetDateTime;
 
+use super::backoff::Backoff;
 use super::plan::SharedPlan;
 use super::ports::PortLease;
 use crate::backend::{AssignedPort, ExitReason, ReplicaId, StartedReplica};
 use crate::model::{ReplicaState, ReplicaView};
 use crate::probe::ProbeTarget;
 
-/// Readiness checking of one replica.
+/// The schedule and counters of one probe of one replica.
 #[derive(Debug)]
-pub struct ReadinessProbe {
+pub struct ProbeState {
     pub target: ProbeTarget,
-    /// An implicit probe (a port without a `healthCheck`) stops after the
-    /// first success; an explicit one keeps running.
+    /// An implicit readiness probe (a port without a `healthCheck`) stops
+    /// after the first success; an explicit one keeps running.
     pub implicit: bool,
     pub next_at: Instant,
     pub in_flight: bool,
     pub successes: u32,
     pub failures: u32,
+}
+
+impl ProbeState {
+    pub fn new(target: ProbeTarget, implicit: bool, next_at: Instant) -> Self {
+        Self {
+            target,
+            implicit,
+            next_at,
+            in_flight: false,
+            successes: 0,
+            failures: 0,
+        }
+    }
+}
+
+/// The probe of a replica that a result belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeRole {
+    Readiness,
+    Liveness,
 }
 
 #[derive(Debug)]
@@ -35,14 +56,25 @@ pub struct Replica {
     pub state: ReplicaState,
     pub ready: bool,
     pub was_ready: bool,
-    pub probe: Option<ReadinessProbe>,
+    pub readiness: Option<ProbeState>,
+    pub liveness: Option<ProbeState>,
+    /// Last probe message or exit, for `health` and `get`.
     pub message: String,
     pub restarts: u32,
+    pub backoff: Backoff,
     pub last_exit: Option<ExitReason>,
+    pub last_exit_oom: bool,
     pub started_at: Option<OffsetDateTime>,
+    pub started_instant: Option<Instant>,
     pub restart_at: Option<Instant>,
+    /// For a replica with neither a port nor a `healthCheck`: when it
+    /// counts as ready if it is still running.
+    pub ready_at: Option<Instant>,
     /// Set once a stop was requested; SIGKILL follows at this time.
     pub kill_at: Option<Instant>,
+    /// The stop was requested by a failing liveness probe: the replica is
+    /// restarted once it has ended, as after a crash.
+    pub restart_after_stop: bool,
 }
 
 impl Replica {
@@ -66,6 +98,17 @@ impl Replica {
         self.state == ReplicaState::Stopping
     }
 
+    /// Whether it keeps its slot: anything but a replica stopping for good.
+    /// One that a failing liveness probe stops comes back in the same slot.
+    pub fn holds_slot(&self) -> bool {
+        !self.is_stopping() || self.restart_after_stop
+    }
+
+    /// Ended, and waiting for its restart (or for nothing, with `never`).
+    pub fn has_ended(&self) -> bool {
+        matches!(self.state, ReplicaState::Exited | ReplicaState::Failed)
+    }
+
     pub fn view(&self) -> ReplicaView {
         ReplicaView {
             index: self.slot,
@@ -75,8 +118,30 @@ impl Replica {
             state: self.state,
             ready: self.ready,
             restarts: self.restarts,
-            last_exit: self.last_exit.map(|exit| exit.to_string()),
+            last_exit: self
+                .last_exit
+                .map(|exit| describe_exit(exit, self.last_exit_oom)),
             started_at: self.started_at,
         }
+    }
+}
+
+/// Whether a replica is on its first start: never ready, never restarted,
+/// still up.
+pub fn is_first_start(replica: &Replica) -> bool {
+    !replica.was_ready
+        && replica.restarts == 0
+        && matches!(
+            replica.state,
+            ReplicaState::Starting | ReplicaState::Running
+        )
+}
+
+/// Describes an exit as operators read it, naming an out-of-memory kill as such.
+pub fn describe_exit(reason: ExitReason, out_of_memory: bool) -> String {
+    if out_of_memory {
+        format!("{reason}: out of memory")
+    } else {
+        reason.to_string()
     }
 }

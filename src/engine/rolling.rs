@@ -56,9 +56,12 @@ pub struct Counts {
     pub new_ready: u32,
     pub old_total: u32,
     pub old_ready: u32,
+    /// Old replicas on their first start, not ready yet: they are coming
+    /// up, not failing, so they are not stopped as unready ones are.
+    pub old_starting: u32,
 }
 
-/// What to do next.
+/// The next actions of a rolling update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Step {
     pub start_new: u32,
@@ -67,19 +70,15 @@ pub struct Step {
     pub stop_old_ready: u32,
 }
 
-impl Step {
-    pub fn is_idle(&self) -> bool {
-        *self == Step::default()
-    }
-}
-
 /// Plans the next step of a rolling update within `limits`.
 pub fn next_step(counts: Counts, limits: RollingLimits) -> Step {
     let max_total = counts.desired.saturating_add(limits.max_surge);
     let min_ready = counts.desired.saturating_sub(limits.max_unavailable);
 
-    let old_unready = counts.old_total.saturating_sub(counts.old_ready);
-    let stop_old_unready = old_unready;
+    let stop_old_unready = counts
+        .old_total
+        .saturating_sub(counts.old_ready)
+        .saturating_sub(counts.old_starting);
 
     let total_after = counts.new_total + counts.old_total - stop_old_unready;
     let room = max_total.saturating_sub(total_after);
@@ -116,9 +115,11 @@ mod tests {
 
     #[test]
     fn resolve_rounds_like_kubernetes() {
-        let resolved = RollingLimits::resolve(IntOrPercent::Percent(25), IntOrPercent::Percent(25), 3);
+        let resolved =
+            RollingLimits::resolve(IntOrPercent::Percent(25), IntOrPercent::Percent(25), 3);
         assert_eq!(resolved, limits(1, 0));
-        let resolved = RollingLimits::resolve(IntOrPercent::Percent(25), IntOrPercent::Percent(25), 10);
+        let resolved =
+            RollingLimits::resolve(IntOrPercent::Percent(25), IntOrPercent::Percent(25), 10);
         assert_eq!(resolved, limits(3, 2));
     }
 
@@ -136,10 +137,25 @@ mod tests {
             new_ready: 0,
             old_total: 3,
             old_ready: 3,
+            old_starting: 0,
         };
         let step = next_step(counts, limits(1, 0));
         assert_eq!(step.start_new, 1);
         assert_eq!(step.stop_old_ready, 0);
+    }
+
+    #[test]
+    fn starting_old_replicas_are_kept() {
+        let counts = Counts {
+            desired: 2,
+            old_total: 2,
+            old_starting: 2,
+            ..Counts::default()
+        };
+        let step = next_step(counts, limits(1, 0));
+        assert_eq!(step.stop_old_unready, 0);
+        assert_eq!(step.stop_old_ready, 0);
+        assert_eq!(step.start_new, 1);
     }
 
     #[test]
@@ -150,6 +166,7 @@ mod tests {
             new_ready: 0,
             old_total: 2,
             old_ready: 1,
+            old_starting: 0,
         };
         let step = next_step(counts, limits(1, 0));
         assert_eq!(step.stop_old_unready, 1);
@@ -186,9 +203,19 @@ mod tests {
 
     #[test]
     fn updates_finish_within_bounds() {
-        for (desired, surge, unavailable) in [(1, 1, 0), (3, 1, 0), (3, 0, 1), (10, 3, 2), (5, 5, 0), (4, 0, 4)] {
+        for (desired, surge, unavailable) in [
+            (1, 1, 0),
+            (3, 1, 0),
+            (3, 0, 1),
+            (10, 3, 2),
+            (5, 5, 0),
+            (4, 0, 4),
+        ] {
             let rounds = simulate(desired, surge, unavailable);
-            assert!(rounds <= 2 * desired + 2, "{desired}/{surge}/{unavailable}: {rounds} rounds");
+            assert!(
+                rounds <= 2 * desired + 2,
+                "{desired}/{surge}/{unavailable}: {rounds} rounds"
+            );
         }
     }
 }

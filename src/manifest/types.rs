@@ -293,12 +293,14 @@ impl Default for Strategy {
     }
 }
 
+/// Kubernetes' default `maxSurge`.
 fn default_max_surge() -> IntOrPercent {
-    IntOrPercent::Int(1)
+    IntOrPercent::Percent(25)
 }
 
+/// Kubernetes' default `maxUnavailable`.
 fn default_max_unavailable() -> IntOrPercent {
-    IntOrPercent::Int(0)
+    IntOrPercent::Percent(25)
 }
 
 /// Kubernetes' default `progressDeadlineSeconds`.

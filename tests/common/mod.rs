@@ -387,7 +387,8 @@ pub fn wait_port_closed(port: u16) {
     });
 }
 
-/// Extracts the ports of a deployment's `endpoints`, in order.
+/// Extracts the ports of a deployment's `endpoints`, in order. A port with a
+/// `hostPort` has one stable endpoint, whatever the replica count.
 pub fn endpoint_ports(deployment: &Value) -> Vec<u16> {
     deployment["endpoints"]
         .as_array()
@@ -413,6 +414,121 @@ pub fn replica_pids(deployment: &Value) -> Vec<i64> {
     pids
 }
 
+/// Extracts the private ports of a deployment's replicas
+/// (`replicaDetails[].port`), in the order `get` lists the replicas.
+pub fn replica_ports(deployment: &Value) -> Vec<u16> {
+    deployment["replicaDetails"]
+        .as_array()
+        .map(|replicas| {
+            replicas
+                .iter()
+                .filter_map(|r| r["port"].as_u64())
+                .map(|port| u16::try_from(port).expect("a port number"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Extracts the pid from a body of the sample workload's `/`, which ends in
+/// `pid N`.
+pub fn greeting_pid(body: &str) -> Option<i64> {
+    body.split_whitespace()
+        .skip_while(|word| *word != "pid")
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Sends `count` requests for `/` to `port` one after another and asserts
+/// that every one returns 200 with `text` in its body. Returns the bodies.
+pub fn assert_every_response(port: u16, text: &str, count: usize) -> Vec<String> {
+    (0..count)
+        .map(|attempt| {
+            let response = http_get(port, "/");
+            let body = match response {
+                Some((200, body)) => body,
+                other => panic!("request {attempt} to port {port}: expected 200, got {other:?}"),
+            };
+            assert!(
+                body.contains(text),
+                "request {attempt} to port {port}: expected {text:?} in {body:?}"
+            );
+            body
+        })
+        .collect()
+}
+
+/// Polls the stable endpoint on `port` until its responses have come from
+/// every replica in `pids`. The endpoint takes turns between idle replicas,
+/// so a few rounds reach them all.
+pub fn wait_balanced(port: u16, pids: &[i64]) {
+    let mut seen = std::collections::BTreeSet::new();
+    let reached = wait_for_value(DEADLINE, || {
+        if let Some((200, body)) = http_get(port, "/") {
+            seen.extend(greeting_pid(&body));
+        }
+        if pids.iter().all(|pid| seen.contains(pid)) {
+            Ok(())
+        } else {
+            Err(seen.clone())
+        }
+    });
+    assert!(
+        reached.is_ok(),
+        "port {port} reached only pids {:?} of {pids:?} within {} s",
+        reached.err(),
+        DEADLINE.as_secs()
+    );
+}
+
+/// A thread that requests `/` from a port every 50 ms until stopped,
+/// counting failed requests and bodies that lack an expected text.
+pub struct Watcher {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<WatchReport>,
+}
+
+/// Counts and failed responses that a [`Watcher`] observed.
+#[derive(Debug, Default)]
+pub struct WatchReport {
+    pub requests: usize,
+    /// Requests that got no 200 response.
+    pub failures: Vec<Option<(u16, String)>>,
+    /// Bodies of 200 responses that lacked the expected text.
+    pub unexpected: Vec<String>,
+}
+
+impl Watcher {
+    /// Starts watching `port`; every 200 body should contain `text`.
+    pub fn start(port: u16, text: &str) -> Self {
+        use std::sync::atomic::Ordering;
+
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let text = text.to_owned();
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut report = WatchReport::default();
+            while !flag.load(Ordering::Relaxed) {
+                report.requests += 1;
+                match http_get(port, "/") {
+                    Some((200, body)) if body.contains(&text) => {}
+                    Some((200, body)) => report.unexpected.push(body),
+                    other => report.failures.push(other),
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            report
+        });
+        Self { stop, thread }
+    }
+
+    /// Stops the thread and returns what it observed.
+    pub fn stop(self) -> WatchReport {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().expect("watcher thread")
+    }
+}
+
 /// `(desired, ready)` from a deployment's `replicas`.
 pub fn replica_counts(deployment: &Value) -> (u64, u64) {
     let replicas = &deployment["replicas"];
@@ -422,8 +538,9 @@ pub fn replica_counts(deployment: &Value) -> (u64, u64) {
     )
 }
 
-/// Builds a manifest that runs the sample workload with `replicas` replicas from
-/// host port `base`, with a fast HTTP health check.
+/// Builds a manifest that runs the sample workload with `replicas` replicas
+/// behind the stable endpoint on host port `base`, with a fast HTTP health
+/// check.
 pub fn sample_manifest(name: &str, replicas: u32, base: u16, greeting: &str) -> String {
     format!(
         r#"name: {name}
