@@ -38,7 +38,11 @@ fn assert_stable_endpoint(deployment: &Value, port: u16) {
 /// and returns those ports.
 fn assert_replicas_serve(deployment: &Value, stable: u16, text: &str) -> Vec<u16> {
     let ports = replica_ports(deployment);
-    let count = deployment["replicaDetails"].as_array().map_or(0, Vec::len);
+    let count = deployment["replicaDetails"]
+        .as_array()
+        .map_or(0, |replicas| {
+            replicas.iter().filter(|r| r["state"] != "stopping").count()
+        });
     assert_eq!(ports.len(), count, "one port per replica in {deployment:#}");
     let mut distinct = ports.clone();
     distinct.sort_unstable();

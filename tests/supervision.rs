@@ -313,6 +313,17 @@ fn failing_liveness_restarts_replica() {
         },
     );
     assert_eq!(after["replicas"]["ready"], 1);
+    let health = home.json(&["health", "web"]);
+    let names: Vec<&str> = health["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|check| check["name"].as_str())
+        .collect();
+    assert!(
+        names.iter().any(|name| name.ends_with("liveness")),
+        "{names:?}"
+    );
     let events = home.json(&["events", "web"]);
     let text = events.to_string();
     assert!(text.contains("liveness probe failed"), "{text}");

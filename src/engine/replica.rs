@@ -58,8 +58,10 @@ pub struct Replica {
     pub was_ready: bool,
     pub readiness: Option<ProbeState>,
     pub liveness: Option<ProbeState>,
-    /// Last probe message or exit, for `health` and `get`.
+    /// Last readiness probe message or exit, for `health` and `get`.
     pub message: String,
+    /// Last liveness probe message, when the replica has a liveness probe.
+    pub liveness_message: Option<String>,
     pub restarts: u32,
     pub backoff: Backoff,
     pub last_exit: Option<ExitReason>,
@@ -70,7 +72,9 @@ pub struct Replica {
     /// For a replica with neither a port nor a `healthCheck`: when it
     /// counts as ready if it is still running.
     pub ready_at: Option<Instant>,
-    /// Set once a stop was requested; SIGKILL follows at this time.
+    /// When a requested stop sends the stop signal.
+    pub signal_at: Option<Instant>,
+    /// Set once the stop signal was sent; SIGKILL follows at this time.
     pub kill_at: Option<Instant>,
     /// The stop was requested by a failing liveness probe: the replica is
     /// restarted once it has ended, as after a crash.

@@ -404,24 +404,33 @@ pub fn endpoint_ports(deployment: &Value) -> Vec<u16> {
         .collect()
 }
 
-/// Extracts the pids of a deployment's replicas from `get -o json`.
+/// Extracts the pids of a deployment's replicas from `get -o json`,
+/// leaving out replicas that are stopping.
 pub fn replica_pids(deployment: &Value) -> Vec<i64> {
     let mut pids: Vec<i64> = deployment["replicaDetails"]
         .as_array()
-        .map(|replicas| replicas.iter().filter_map(|r| r["pid"].as_i64()).collect())
+        .map(|replicas| {
+            replicas
+                .iter()
+                .filter(|r| r["state"] != "stopping")
+                .filter_map(|r| r["pid"].as_i64())
+                .collect()
+        })
         .unwrap_or_default();
     pids.sort_unstable();
     pids
 }
 
 /// Extracts the private ports of a deployment's replicas
-/// (`replicaDetails[].port`), in the order `get` lists the replicas.
+/// (`replicaDetails[].port`), in the order `get` lists the replicas,
+/// leaving out replicas that are stopping.
 pub fn replica_ports(deployment: &Value) -> Vec<u16> {
     deployment["replicaDetails"]
         .as_array()
         .map(|replicas| {
             replicas
                 .iter()
+                .filter(|r| r["state"] != "stopping")
                 .filter_map(|r| r["port"].as_u64())
                 .map(|port| u16::try_from(port).expect("a port number"))
                 .collect()

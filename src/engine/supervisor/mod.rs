@@ -337,6 +337,7 @@ impl<B: Backend> Supervisor<B> {
         let replica_times = self.replicas.iter().flat_map(|r| {
             [
                 r.kill_at,
+                r.signal_at,
                 r.restart_at,
                 r.ready_at,
                 probe_time(&r.readiness),

@@ -21,6 +21,9 @@ const IMPLICIT_PROBE_PERIOD: Duration = Duration::from_millis(100);
 /// it doubles up to [`IMPLICIT_PROBE_PERIOD`].
 const FIRST_START_RETRY: Duration = Duration::from_millis(10);
 
+/// Pause between taking a replica out of its endpoints and signalling it.
+const SIGNAL_DELAY: Duration = Duration::from_millis(200);
+
 /// How long a replica with neither a port nor a `healthCheck` must run
 /// before it counts as ready, so that a program that exits at once fails
 /// its rollout instead of passing it.
@@ -70,18 +73,40 @@ impl<B: Backend> Supervisor<B> {
             return;
         };
         // Out of the stable endpoints first, so no new connection reaches a
-        // replica that is shutting down; open ones get its grace period.
+        // replica that is shutting down. The signal follows a moment later:
+        // a connection the endpoint opened just before may still sit in the
+        // replica's accept queue, and a replica that closes its listener on
+        // the signal would reset it.
         let id = handle.id;
-        self.withdraw_from_endpoints(id.0);
+        let in_endpoints = self.withdraw_from_endpoints(id.0);
         let replica = &mut self.replicas[index];
-        let Some(handle) = replica.handle.as_ref() else {
-            return;
+        let delay = if in_endpoints {
+            SIGNAL_DELAY
+        } else {
+            Duration::ZERO
         };
-        let spec = &replica.plan.spec;
-        self.backend.request_stop(handle, spec.stop_signal);
-        let grace = Duration::from_secs(u64::from(spec.termination_grace_period_seconds));
-        replica.kill_at = Some(Instant::now() + grace);
+        replica.signal_at = Some(Instant::now() + delay);
         replica.state = ReplicaState::Stopping;
+        self.signal_due();
+    }
+
+    /// Sends the stop signal to replicas whose time has come, and starts
+    /// their grace period.
+    fn signal_due(&mut self) {
+        let now = Instant::now();
+        for replica in &mut self.replicas {
+            let (Some(at), Some(handle)) = (replica.signal_at, replica.handle.as_ref()) else {
+                continue;
+            };
+            if at > now {
+                continue;
+            }
+            let spec = &replica.plan.spec;
+            self.backend.request_stop(handle, spec.stop_signal);
+            let grace = Duration::from_secs(u64::from(spec.termination_grace_period_seconds));
+            replica.kill_at = Some(now + grace);
+            replica.signal_at = None;
+        }
     }
 
     pub(super) fn scale_down(&mut self) {
@@ -203,12 +228,14 @@ impl<B: Backend> Supervisor<B> {
             readiness,
             liveness,
             message: "started".to_owned(),
+            liveness_message: None,
             restarts: 0,
             last_exit: None,
             last_exit_oom: false,
             started_at: Some(OffsetDateTime::now_utc()),
             started_instant: Some(now),
             ready_at,
+            signal_at: None,
             restart_at: None,
             kill_at: None,
             restart_after_stop: false,
@@ -231,12 +258,14 @@ impl<B: Backend> Supervisor<B> {
             readiness: None,
             liveness: None,
             message,
+            liveness_message: None,
             restarts: 0,
             last_exit: None,
             last_exit_oom: false,
             started_at: None,
             started_instant: None,
             ready_at: None,
+            signal_at: None,
             restart_at: None,
             kill_at: None,
             restart_after_stop: false,
@@ -273,6 +302,7 @@ impl<B: Backend> Supervisor<B> {
         replica.readiness = None;
         replica.liveness = None;
         replica.kill_at = None;
+        replica.signal_at = None;
         replica.ready_at = None;
         replica.handle = None;
         replica.last_exit = Some(reason);
@@ -396,6 +426,7 @@ impl<B: Backend> Supervisor<B> {
     }
 
     pub(super) fn fire_timers(&mut self) {
+        self.signal_due();
         let now = Instant::now();
         for replica in &mut self.replicas {
             if replica.ready_at.is_some_and(|at| at <= now) && replica.is_live() {
@@ -504,6 +535,7 @@ fn apply_liveness(replica: &mut Replica, outcome: ProbeOutcome) -> bool {
     };
     probe.in_flight = false;
     probe.next_at = Instant::now() + Duration::from_secs(u64::from(check.period_seconds.max(1)));
+    replica.liveness_message = Some(outcome.message.clone());
     if outcome.success {
         probe.failures = 0;
         return false;

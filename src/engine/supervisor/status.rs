@@ -123,12 +123,15 @@ impl<B: Backend> Supervisor<B> {
         }
     }
 
-    /// Takes one replica out of every stable endpoint at once.
-    pub(super) fn withdraw_from_endpoints(&mut self, id: u64) {
+    /// Takes one replica out of every stable endpoint at once; returns
+    /// whether any endpoint had it.
+    pub(super) fn withdraw_from_endpoints(&mut self, id: u64) -> bool {
+        let mut found = false;
         for stable in self.endpoints.values_mut() {
             if !stable.backends.iter().any(|(backend, _)| *backend == id) {
                 continue;
             }
+            found = true;
             stable.backends.retain(|(backend, _)| *backend != id);
             stable.endpoint.set_backends(
                 stable
@@ -137,6 +140,7 @@ impl<B: Backend> Supervisor<B> {
                     .map(|&(id, addr)| EndpointBackend { id, addr }),
             );
         }
+        found
     }
 
     pub(super) fn publish(&self) {
@@ -165,9 +169,9 @@ impl<B: Backend> Supervisor<B> {
         let mut replicas: Vec<&Replica> =
             self.replicas.iter().filter(|r| !r.is_stopping()).collect();
         replicas.sort_by_key(|r| (r.slot, r.revision()));
-        replicas
-            .into_iter()
-            .map(|r| HealthCheckView {
+        let mut checks = Vec::new();
+        for r in replicas {
+            checks.push(HealthCheckView {
                 name: format!("replica-{} (revision {})", r.slot, r.revision()),
                 status: if r.ready {
                     Health::Healthy
@@ -175,8 +179,21 @@ impl<B: Backend> Supervisor<B> {
                     Health::Unhealthy
                 },
                 message: r.message.clone(),
-            })
-            .collect()
+            });
+            if let Some(message) = &r.liveness_message {
+                let failing = r.liveness.as_ref().is_some_and(|p| p.failures > 0);
+                checks.push(HealthCheckView {
+                    name: format!("replica-{} (revision {}) liveness", r.slot, r.revision()),
+                    status: if failing {
+                        Health::Unhealthy
+                    } else {
+                        Health::Healthy
+                    },
+                    message: message.clone(),
+                });
+            }
+        }
+        checks
     }
 
     /// The stable address of every port with a `hostPort`; ports without one
