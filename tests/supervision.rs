@@ -12,26 +12,9 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::Value;
 
-/// A rolling-update-friendly sample deployment behind a stable endpoint.
+/// The shared sample manifest with `extra` top-level fields added.
 fn rolling_manifest(name: &str, replicas: u32, port: u16, greeting: &str, extra: &str) -> String {
-    format!(
-        r#"name: {name}
-run:
-  command: ["{SAMPLE}", "serve", "--log-rate", "0"]
-replicas: {replicas}
-ports:
-  - {{ name: http, containerPort: 8080, hostPort: {port} }}
-env:
-  GREETING: {greeting}
-healthCheck:
-  type: http
-  path: /healthz
-  port: 8080
-  periodSeconds: 1
-  failureThreshold: 1
-terminationGracePeriodSeconds: 5
-{extra}"#
-    )
+    sample_manifest(name, replicas, port, greeting) + extra
 }
 
 /// Sends requests through `port` until `stop` is set; counts the results.
