@@ -202,6 +202,19 @@ fn unix_socket_api_is_private() {
         "error body {body}"
     );
 
+    let (status, body) = unix_request(
+        &home,
+        "GET /v1/nowhere HTTP/1.1\r\nHost: shipdeck\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 404, "unknown path: {body}");
+    let error: Value = serde_json::from_str(&body).expect("JSON error for an unknown path");
+    assert!(
+        error["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("/v1/nowhere")),
+        "error body {body}"
+    );
+
     assert_eq!(
         mode(&home.home().join("run/agent.sock")),
         0o600,

@@ -89,7 +89,18 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/deployments/{name}/scale", post(scale))
         .route("/v1/deployments/{name}/undeploy", post(undeploy))
         .route("/v1/events", get(events))
+        .fallback(unknown_route)
         .with_state(state)
+}
+
+async fn unknown_route(uri: axum::http::Uri) -> ApiError {
+    ApiError {
+        status: StatusCode::NOT_FOUND,
+        message: format!(
+            "no such API path {}; the routes are under /v1 (see the README)",
+            uri.path()
+        ),
+    }
 }
 
 /// An error answer: a status code and a one-line message.

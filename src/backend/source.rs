@@ -34,7 +34,7 @@ pub enum SourceError {
         #[source]
         source: io::Error,
     },
-    #[error("build command {command:?} failed: {detail}; see `shipdeck logs NAME --build`")]
+    #[error("build command {command:?} failed: {detail}")]
     Build { command: String, detail: String },
     #[error("{action} in {path} failed: {source}")]
     Io {

@@ -103,7 +103,10 @@ impl<B: Backend> Supervisor<B> {
                     .await;
             }
             Err(error) => {
-                let reason = format!("build of revision {number} failed: {error}");
+                let reason = format!(
+                    "build of revision {number} failed: {error}; see `shipdeck logs {} --env {} --build --revision {number}`",
+                    self.deployment.name, self.deployment.environment
+                );
                 self.recorder.revision_status(
                     &self.deployment.id,
                     number,
