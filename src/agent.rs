@@ -3,7 +3,7 @@
 //! The agent holds an exclusive lock on `run/agent.lock` for its whole life,
 //! so a second agent on the same home fails at once with a clear message.
 //! Clients that find no agent start one in the background and wait until
-//! its socket answers, as tmux does with its server.
+//! its socket responds, as tmux does with its server.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -29,7 +29,7 @@ use crate::engine::Engine;
 use crate::home::{Home, HomeError};
 use crate::store::{Store, StoreError};
 
-/// How long a client waits for an agent it started to answer.
+/// How long a client waits for an agent it started to respond.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// How long a graceful stop may take before the agent exits anyway; each
@@ -86,7 +86,7 @@ pub struct AgentOptions {
     pub listen: Option<SocketAddr>,
 }
 
-/// Runs the agent in the foreground until it is told to stop.
+/// Runs the agent in the foreground until a signal or an API request stops it.
 pub async fn run(home: Home, options: AgentOptions) -> Result<(), AgentError> {
     home.prepare()?;
     let _lock = lock_home(&home)?;
@@ -251,7 +251,7 @@ fn load_or_create_token(path: &Path) -> Result<String, AgentError> {
 }
 
 /// Returns a client of the home's agent, starting the agent in the
-/// background if none answers.
+/// background if none responds.
 pub async fn connect_or_start(home: &Home) -> Result<Client, crate::cli::CliError> {
     let client = Client::new(&home.socket_path());
     match client.get::<AgentStatus>("/v1/agent").await {

@@ -23,7 +23,7 @@ pub enum ClientError {
         #[source]
         source: std::io::Error,
     },
-    /// The agent answered with an error; `message` is its one-line reason.
+    /// The agent responded with an error; `message` is its one-line reason.
     #[error("{message}")]
     Api { status: u16, message: String },
     #[error("the agent's answer to {what} could not be read: {detail}; the agent and this client may be different versions")]
@@ -31,7 +31,7 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// Whether no agent listens (as opposed to one that answered badly).
+    /// Whether no agent listens (as opposed to one that responded badly).
     pub fn is_unreachable(&self) -> bool {
         matches!(self, ClientError::Unreachable { .. })
     }
@@ -72,7 +72,7 @@ impl Client {
         decode(path, &body)
     }
 
-    /// Sends a POST whose answer has no body worth reading.
+    /// Sends a POST whose response has no body worth reading.
     pub async fn post_empty(&self, path: &str) -> Result<(), ClientError> {
         self.send(Method::POST, path, Some(b"{}".to_vec()))
             .await

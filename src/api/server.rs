@@ -1,7 +1,7 @@
 //! The agent's HTTP server.
 //!
 //! Handlers translate between the wire types and the engine; they hold no
-//! state of their own. Every answer that reports a change is sent after the
+//! state of their own. Every response that reports a change is sent after the
 //! engine flushed the store.
 
 use std::sync::Arc;
@@ -103,7 +103,7 @@ async fn unknown_route(uri: axum::http::Uri) -> ApiError {
     }
 }
 
-/// An error answer: a status code and a one-line message.
+/// An error response: a status code and a one-line message.
 pub struct ApiError {
     status: StatusCode,
     message: String,
@@ -261,8 +261,8 @@ async fn undeploy(
     finish(&state, accepted, body.wait, body.timeout_ms).await
 }
 
-/// Answers a verb, first waiting for it to finish when the client asked.
-/// A change that ended badly is an error answer, so the CLI exits non-zero.
+/// Responds to a verb, first waiting for it to finish when the client requested it.
+/// A change that ended badly is an error response, so the CLI exits non-zero.
 async fn finish(
     state: &AgentState,
     accepted: Accepted,

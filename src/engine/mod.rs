@@ -634,8 +634,8 @@ impl Engine {
         acked.await.map_err(|_| gone())
     }
 
-    /// Writes an event for a client's action and flushes, so that what the
-    /// client is told has happened is on disk.
+    /// Writes an event for a client's action and flushes, so that a change
+    /// is on disk before the client learns of it.
     async fn record(
         &self,
         caller: &Caller,
