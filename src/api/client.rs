@@ -26,7 +26,7 @@ pub enum ClientError {
     /// The agent responded with an error; `message` is its one-line reason.
     #[error("{message}")]
     Api { status: u16, message: String },
-    #[error("the agent's answer to {what} could not be read: {detail}; the agent and this client may be different versions")]
+    #[error("the agent's response to {what} could not be read: {detail}; the agent may have stopped (see agent.log in its home) or be another version")]
     Protocol { what: String, detail: String },
 }
 

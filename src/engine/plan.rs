@@ -96,17 +96,29 @@ impl RevisionPlan {
 
     /// The readiness probe of a replica with these ports, if the manifest
     /// has one; `None` means "ready once running".
-    pub fn readiness_target(&self, ports: &[AssignedPort]) -> Option<ProbeTarget> {
-        probe_target(self.spec.health_check.as_ref()?, ports)
+    pub fn readiness_target(
+        &self,
+        ports: &[AssignedPort],
+        env: &BTreeMap<String, String>,
+    ) -> Option<ProbeTarget> {
+        probe_target(self.spec.health_check.as_ref()?, ports, env)
     }
 
     /// The liveness probe of a replica with these ports, if the manifest has one.
-    pub fn liveness_target(&self, ports: &[AssignedPort]) -> Option<ProbeTarget> {
-        probe_target(self.spec.liveness_check.as_ref()?, ports)
+    pub fn liveness_target(
+        &self,
+        ports: &[AssignedPort],
+        env: &BTreeMap<String, String>,
+    ) -> Option<ProbeTarget> {
+        probe_target(self.spec.liveness_check.as_ref()?, ports, env)
     }
 }
 
-fn probe_target(check: &Probe, ports: &[AssignedPort]) -> Option<ProbeTarget> {
+fn probe_target(
+    check: &Probe,
+    ports: &[AssignedPort],
+    env: &BTreeMap<String, String>,
+) -> Option<ProbeTarget> {
     let resolve = || resolve_port(check.port.as_ref(), ports);
     Some(match check.kind {
         ProbeKind::Http => ProbeTarget::Http {
@@ -116,6 +128,7 @@ fn probe_target(check: &Probe, ports: &[AssignedPort]) -> Option<ProbeTarget> {
         ProbeKind::Tcp => ProbeTarget::Tcp { port: resolve()? },
         ProbeKind::Exec => ProbeTarget::Exec {
             command: check.command.clone().unwrap_or_default(),
+            env: env.clone(),
         },
     })
 }

@@ -3,6 +3,7 @@
 //! A probe never blocks its caller past `timeout`: a slow server or a
 //! hanging command counts as a failure.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -14,9 +15,18 @@ use tokio::process::Command;
 /// What to probe, resolved for one replica.
 #[derive(Debug, Clone)]
 pub enum ProbeTarget {
-    Http { port: u16, path: String },
-    Tcp { port: u16 },
-    Exec { command: Vec<String> },
+    Http {
+        port: u16,
+        path: String,
+    },
+    Tcp {
+        port: u16,
+    },
+    /// A command run in the replica's working directory and environment.
+    Exec {
+        command: Vec<String>,
+        env: BTreeMap<String, String>,
+    },
 }
 
 /// The result of one probe, with the message operators see.
@@ -56,16 +66,38 @@ impl ProbeOutcome {
 
 /// Runs one probe against a replica.
 pub async fn run(target: &ProbeTarget, timeout: Duration, workdir: &Path) -> ProbeOutcome {
+    // An exec probe keeps its own time, so that it can end the command's
+    // whole process group when the time is up.
+    if let ProbeTarget::Exec { command, env } = target {
+        return exec(command, env, workdir, timeout).await;
+    }
     let attempt = async {
         match target {
             ProbeTarget::Http { port, path } => http(*port, path).await,
             ProbeTarget::Tcp { port } => tcp(*port).await,
-            ProbeTarget::Exec { command } => exec(command, workdir).await,
+            ProbeTarget::Exec { .. } => {
+                ProbeOutcome::fail("exec probe took the wrong path".to_owned())
+            }
         }
     };
+    let label = target.describe();
     match tokio::time::timeout(timeout, attempt).await {
         Ok(outcome) => outcome,
-        Err(_) => ProbeOutcome::fail(format!("timed out after {} ms", timeout.as_millis())),
+        Err(_) => ProbeOutcome::fail(format!(
+            "{label} timed out after {} ms",
+            timeout.as_millis()
+        )),
+    }
+}
+
+impl ProbeTarget {
+    /// Names the probe in messages, such as `GET /healthz on port 41234`.
+    fn describe(&self) -> String {
+        match self {
+            ProbeTarget::Http { port, path } => format!("GET {path} on port {port}"),
+            ProbeTarget::Tcp { port } => format!("connect to port {port}"),
+            ProbeTarget::Exec { command, .. } => command.join(" "),
+        }
     }
 }
 
@@ -133,23 +165,67 @@ fn parse_status(head: &[u8]) -> Option<u16> {
     parts.next()?.parse().ok()
 }
 
-async fn exec(command: &[String], workdir: &Path) -> ProbeOutcome {
+/// Runs the command in a process group of its own, so that a timeout ends
+/// everything it started, not only its first process.
+async fn exec(
+    command: &[String],
+    env: &BTreeMap<String, String>,
+    workdir: &Path,
+    timeout: Duration,
+) -> ProbeOutcome {
     let Some((program, args)) = command.split_first() else {
         return ProbeOutcome::fail("exec probe has no command".to_owned());
     };
-    let child = Command::new(program)
+    let mut child = match Command::new(program)
         .args(args)
+        .env_clear()
+        .envs(probe_env(env))
         .current_dir(workdir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .process_group(0)
         .kill_on_drop(true)
-        .status();
-    match child.await {
-        Ok(status) if status.success() => ProbeOutcome::pass(format!("{program} exited with 0")),
-        Ok(status) => ProbeOutcome::fail(format!("{program} {status}")),
-        Err(error) => ProbeOutcome::fail(format!("cannot run {program}: {error}")),
+        .spawn()
+    {
+        Ok(child) => child,
+        Err(error) => return ProbeOutcome::fail(format!("cannot run {program}: {error}")),
+    };
+
+    let group = child.id().and_then(|pid| i32::try_from(pid).ok());
+    let status = tokio::time::timeout(timeout, child.wait()).await;
+    // Whatever the command left behind in its group goes too.
+    if let Some(group) = group {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(group),
+            nix::sys::signal::Signal::SIGKILL,
+        );
     }
+    match status {
+        Ok(Ok(status)) if status.success() => {
+            ProbeOutcome::pass(format!("{program} exited with 0"))
+        }
+        Ok(Ok(status)) => ProbeOutcome::fail(format!("{program} {status}")),
+        Ok(Err(error)) => ProbeOutcome::fail(format!("waiting for {program} failed: {error}")),
+        Err(_) => {
+            let _ = child.wait().await;
+            ProbeOutcome::fail(format!(
+                "{program} timed out after {} ms and was killed",
+                timeout.as_millis()
+            ))
+        }
+    }
+}
+
+/// The replica's environment plus the agent's PATH and HOME, so that a
+/// probe finds the same tools a shell would.
+fn probe_env(env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut full: BTreeMap<String, String> = ["PATH", "HOME", "LANG"]
+        .iter()
+        .filter_map(|name| Some((name.to_string(), std::env::var(name).ok()?)))
+        .collect();
+    full.extend(env.clone());
+    full
 }
 
 #[cfg(test)]
@@ -184,8 +260,49 @@ mod tests {
     async fn exec_probe_times_out() {
         let target = ProbeTarget::Exec {
             command: vec!["sleep".into(), "5".into()],
+            env: BTreeMap::new(),
         };
         let outcome = run(&target, Duration::from_millis(200), Path::new("/")).await;
         assert!(outcome.message.contains("timed out"), "{outcome:?}");
+    }
+
+    fn processes_with_argument(argument: &str) -> usize {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|entry| entry.ok())
+            .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+            .filter(|cmdline| {
+                cmdline
+                    .split(|byte| *byte == 0)
+                    .any(|part| part == argument.as_bytes())
+            })
+            .count()
+    }
+
+    #[tokio::test]
+    async fn exec_probe_timeout_kills_its_children() {
+        let target = ProbeTarget::Exec {
+            command: vec!["sh".into(), "-c".into(), "sleep 31.7; true".into()],
+            env: BTreeMap::new(),
+        };
+        let outcome = run(&target, Duration::from_millis(300), Path::new("/")).await;
+        assert!(!outcome.success, "{outcome:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            processes_with_argument("31.7"),
+            0,
+            "a sleep outlived its probe"
+        );
+    }
+
+    #[tokio::test]
+    async fn exec_probe_sees_replica_environment() {
+        let env = BTreeMap::from([("PORT".to_owned(), "4321".to_owned())]);
+        let target = ProbeTarget::Exec {
+            command: vec!["sh".into(), "-c".into(), "test \"$PORT\" = 4321".into()],
+            env,
+        };
+        let outcome = run(&target, Duration::from_secs(2), Path::new("/")).await;
+        assert!(outcome.success, "{outcome:?}");
     }
 }

@@ -197,6 +197,8 @@ impl<B: Backend> Supervisor<B> {
             slot,
             ports.clone(),
         );
+        // Exec probes run in the replica's environment, as in Kubernetes.
+        let env = launch.env.clone();
         let handle = self.backend.start(launch, self.replica_tx.clone()).await?;
         tracing::info!(
             deployment = %self.deployment.key(),
@@ -207,8 +209,8 @@ impl<B: Backend> Supervisor<B> {
         );
 
         let now = Instant::now();
-        let readiness = readiness_probe(&plan, &ports, now);
-        let liveness = plan.liveness_target(&ports).map(|target| {
+        let readiness = readiness_probe(&plan, &ports, &env, now);
+        let liveness = plan.liveness_target(&ports, &env).map(|target| {
             let delay = initial_delay(plan.spec.liveness_check.as_ref());
             ProbeState::new(target, false, now + delay)
         });
@@ -356,7 +358,7 @@ impl<B: Backend> Supervisor<B> {
             "crash"
         };
         let message = format!(
-            "replica {} (revision {}): {} (exit {count})",
+            "replica {} (revision {}): {} (crash {count})",
             replica.slot,
             replica.revision(),
             replica.message
@@ -562,9 +564,10 @@ fn first_start_retry(failures: u32) -> Duration {
 fn readiness_probe(
     plan: &RevisionPlan,
     ports: &[crate::backend::AssignedPort],
+    env: &std::collections::BTreeMap<String, String>,
     now: Instant,
 ) -> Option<ProbeState> {
-    if let Some(target) = plan.readiness_target(ports) {
+    if let Some(target) = plan.readiness_target(ports, env) {
         let delay = initial_delay(plan.spec.health_check.as_ref());
         return Some(ProbeState::new(target, false, now + delay));
     }
