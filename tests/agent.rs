@@ -109,6 +109,17 @@ fn sigkill_agent_restarts_same_replicas() {
             "event lost after SIGKILL: {event:#}"
         );
     }
+    let start = events_after
+        .iter()
+        .rev()
+        .find(|event| event["action"] == "agent-start")
+        .expect("the new agent records its start");
+    assert!(
+        start["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("resumed 1 deployments")),
+        "agent start event: {start:#}"
+    );
 
     home.finish();
 }

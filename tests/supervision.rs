@@ -384,6 +384,36 @@ restartPolicy: { backoffInitial: 500ms, backoffMax: 2s }
     home.finish();
 }
 
+#[test]
+fn oom_kill_of_a_child_is_reported() {
+    let home = TestHome::new();
+    // The main process starts a child that allocates past the limit, then
+    // waits; only the child is killed.
+    let manifest = r#"name: forker
+run:
+  command: ["python3", "-c", "import subprocess, sys, time\nsubprocess.run([sys.executable, '-c', 'b = [bytearray(8 * 2**20) for _ in range(40)]'])\ntime.sleep(3600)"]
+resources:
+  limits: { memory: 64Mi }
+"#;
+    let file = home.write("forker.yaml", manifest);
+    home.ok(&["deploy", "-f", file.to_str().unwrap(), "--wait"]);
+
+    let events = wait_for("an out-of-memory event", Duration::from_secs(20), || {
+        let events = home.json(&["events", "forker"]);
+        let found = events
+            .as_array()?
+            .iter()
+            .any(|e| e["action"] == "out-of-memory");
+        found.then_some(events)
+    });
+    let text = events.to_string();
+    assert!(text.contains("the replica goes on"), "{text}");
+    let deployment = home.get("forker", &[]);
+    assert_eq!(deployment["replicaDetails"][0]["restarts"], 0);
+    assert_eq!(deployment["replicas"]["ready"], 1);
+    home.finish();
+}
+
 fn post(port: u16, path: &str) {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");

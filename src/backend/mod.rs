@@ -82,6 +82,9 @@ pub enum ReplicaEvent {
         /// memory limit.
         out_of_memory: bool,
     },
+    /// The kernel killed a process of a running replica for exceeding the
+    /// replica's memory limit; `kills` counts them since the replica started.
+    OutOfMemory { id: ReplicaId, kills: u64 },
 }
 
 #[derive(Debug, thiserror::Error)]

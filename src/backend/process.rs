@@ -312,9 +312,37 @@ struct ExitWatch {
     watchdog_kills: Arc<Mutex<HashSet<i32>>>,
 }
 
+/// Waits for the replica to end. Meanwhile, where a cgroup enforces its
+/// memory limit, reports each out-of-memory kill of one of its processes
+/// that the replica survives; returns the exit and the kills reported.
+async fn wait_watching_memory(
+    child: &mut Child,
+    watch: &ExitWatch,
+    events: &mpsc::Sender<ReplicaEvent>,
+) -> (std::io::Result<std::process::ExitStatus>, u64) {
+    let cgroup = watch.cgroup.as_ref().filter(|cg| cg.enforces_memory());
+    let mut reported = 0;
+    let mut tick = tokio::time::interval(WATCHDOG_PERIOD);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            status = child.wait() => return (status, reported),
+            _ = tick.tick(), if cgroup.is_some() => {
+                let kills = cgroup.map_or(0, ReplicaCgroup::oom_kills);
+                if kills > reported {
+                    reported = kills;
+                    let event = ReplicaEvent::OutOfMemory { id: watch.id, kills };
+                    let _ = events.send(event).await;
+                }
+            }
+        }
+    }
+}
+
 async fn wait_for_exit(mut child: Child, watch: ExitWatch, events: mpsc::Sender<ReplicaEvent>) {
     let id = watch.id;
-    let reason = match child.wait().await {
+    let (status, reported_kills) = wait_watching_memory(&mut child, &watch, &events).await;
+    let reason = match status {
         Ok(status) => match (status.code(), status.signal()) {
             (Some(code), _) => ExitReason::Code(code),
             (None, Some(signal)) => ExitReason::Signal(signal),
@@ -337,7 +365,13 @@ async fn wait_for_exit(mut child: Child, watch: ExitWatch, events: mpsc::Sender<
         out_of_memory |= lock(&watch.watchdog_kills).remove(&group);
     }
     if let Some(cgroup) = watch.cgroup {
-        out_of_memory |= cgroup.is_oom_exit(reason);
+        // Kills already reported belong to processes the replica survived.
+        out_of_memory |= if reported_kills == 0 {
+            cgroup.is_oom_exit(reason)
+        } else {
+            reason == ExitReason::Signal(Signal::SIGKILL as i32)
+                && cgroup.oom_kills() > reported_kills
+        };
         cgroup.remove().await;
     }
 

@@ -166,11 +166,37 @@ impl Engine {
             supervisors: Mutex::new(HashMap::new()),
             changes: tokio::sync::Mutex::new(()),
         });
-        engine.resume_all()?;
+        let resumed = engine.resume_all()?;
+        engine.record_start(resumed, swept);
         Ok(engine)
     }
 
-    fn resume_all(&self) -> Result<(), EngineError> {
+    /// Records the agent's start, so that a crash and its aftermath show in
+    /// `events` and not only in the agent's log.
+    fn record_start(&self, resumed: usize, swept: usize) {
+        let mut message = format!("agent started; resumed {resumed} deployments");
+        if swept > 0 {
+            message.push_str(&format!(
+                "; ended {swept} replica process groups left by an earlier agent"
+            ));
+        }
+        let event = NewEvent {
+            time: OffsetDateTime::now_utc(),
+            deployment: None,
+            deployment_id: None,
+            user: "agent".to_owned(),
+            action: "agent-start".to_owned(),
+            outcome: EventOutcome::Ok,
+            message,
+        };
+        if let Err(error) = self.store.append_event(event) {
+            tracing::error!(%error, "saving the agent start event failed");
+        }
+    }
+
+    /// Starts a supervisor for every deployment that should run; returns how many.
+    fn resume_all(&self) -> Result<usize, EngineError> {
+        let mut resumed = 0;
         let scan = self.store.list_deployments()?;
         for error in &scan.unreadable {
             tracing::error!(%error, "skipping an unreadable deployment record");
@@ -179,11 +205,14 @@ impl Engine {
             if !deployment.wants_replicas() || deployment.status == DeploymentStatus::Failed {
                 continue;
             }
-            if let Err(error) = self.resume(deployment.clone()) {
-                tracing::error!(deployment = %deployment.key(), %error, "cannot resume deployment");
+            match self.resume(deployment.clone()) {
+                Ok(()) => resumed += 1,
+                Err(error) => {
+                    tracing::error!(deployment = %deployment.key(), %error, "cannot resume deployment")
+                }
             }
         }
-        Ok(())
+        Ok(resumed)
     }
 
     fn resume(&self, deployment: Deployment) -> Result<(), EngineError> {

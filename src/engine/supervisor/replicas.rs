@@ -275,11 +275,33 @@ impl<B: Backend> Supervisor<B> {
     }
 
     pub(super) fn handle_replica_event(&mut self, event: ReplicaEvent) {
-        let ReplicaEvent::Exited {
-            id,
-            reason,
-            out_of_memory,
-        } = event;
+        match event {
+            ReplicaEvent::Exited {
+                id,
+                reason,
+                out_of_memory,
+            } => self.handle_exit(id, reason, out_of_memory),
+            ReplicaEvent::OutOfMemory { id, kills } => self.record_oom_kill(id, kills),
+        }
+    }
+
+    /// Records that the kernel killed a process of a replica that goes on.
+    fn record_oom_kill(&self, id: ReplicaId, kills: u64) {
+        let Some(replica) = self.replicas.iter().find(|r| r.id() == Some(id)) else {
+            return;
+        };
+        let message = format!(
+            "replica {} (revision {}): a process was killed by the kernel: out of memory \
+             (memory limit reached; {kills} kills since the replica started); the replica goes on",
+            replica.slot,
+            replica.revision()
+        );
+        tracing::warn!(deployment = %self.deployment.key(), replica = replica.slot, kills, "out-of-memory kill in a running replica");
+        self.recorder
+            .agent_event(&self.deployment, "out-of-memory", false, &message);
+    }
+
+    fn handle_exit(&mut self, id: ReplicaId, reason: ExitReason, out_of_memory: bool) {
         let Some(index) = self.replicas.iter().position(|r| r.id() == Some(id)) else {
             return;
         };
