@@ -226,6 +226,24 @@ fn unix_socket_api_is_private() {
         "error body {body}"
     );
 
+    let body = r#"{"manifest": 3}"#;
+    let request = format!(
+        "POST /v1/deployments HTTP/1.1\r\nHost: shipdeck\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let (status, body) = unix_request(&home, &request);
+    assert!(
+        (400..500).contains(&status),
+        "bad body status {status}: {body}"
+    );
+    let error: Value = serde_json::from_str(&body).expect("JSON error for a bad body");
+    assert!(
+        error["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("invalid request body")),
+        "error body {body}"
+    );
+
     assert_eq!(
         mode(&home.home().join("run/agent.sock")),
         0o600,

@@ -103,6 +103,31 @@ async fn unknown_route(uri: axum::http::Uri) -> ApiError {
     }
 }
 
+/// A JSON request body whose errors are answered in the API's own error
+/// format, naming what is wrong with the body, rather than as plain text.
+pub struct Body<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for Body<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(Body(value)),
+            Err(rejection) => Err(ApiError {
+                status: rejection.status(),
+                message: format!(
+                    "invalid request body: {}; see the README for the fields of each route",
+                    rejection.body_text()
+                ),
+            }),
+        }
+    }
+}
+
 /// An error response: a status code and a one-line message.
 pub struct ApiError {
     status: StatusCode,
@@ -184,7 +209,7 @@ async fn agent_stop(State(state): State<Shared>) -> StatusCode {
 async fn deploy(
     State(state): State<Shared>,
     ConnectInfo(peer): ConnectInfo<PeerUser>,
-    Json(body): Json<DeployBody>,
+    Body(body): Body<DeployBody>,
 ) -> ApiResult<ActionResult> {
     let request = DeployRequest {
         manifest: manifest_input(body.manifest),
@@ -199,7 +224,7 @@ async fn redeploy(
     State(state): State<Shared>,
     ConnectInfo(peer): ConnectInfo<PeerUser>,
     Path(name): Path<String>,
-    Json(body): Json<RedeployBody>,
+    Body(body): Body<RedeployBody>,
 ) -> ApiResult<ActionResult> {
     let request = RedeployRequest {
         manifest: body.manifest.map(manifest_input),
@@ -216,7 +241,7 @@ async fn rollback(
     State(state): State<Shared>,
     ConnectInfo(peer): ConnectInfo<PeerUser>,
     Path(name): Path<String>,
-    Json(body): Json<RollbackBody>,
+    Body(body): Body<RollbackBody>,
 ) -> ApiResult<ActionResult> {
     let accepted = state
         .engine
@@ -234,7 +259,7 @@ async fn scale(
     State(state): State<Shared>,
     ConnectInfo(peer): ConnectInfo<PeerUser>,
     Path(name): Path<String>,
-    Json(body): Json<ScaleBody>,
+    Body(body): Body<ScaleBody>,
 ) -> ApiResult<ActionResult> {
     let accepted = state
         .engine
@@ -252,7 +277,7 @@ async fn undeploy(
     State(state): State<Shared>,
     ConnectInfo(peer): ConnectInfo<PeerUser>,
     Path(name): Path<String>,
-    Json(body): Json<UndeployBody>,
+    Body(body): Body<UndeployBody>,
 ) -> ApiResult<ActionResult> {
     let accepted = state
         .engine
