@@ -264,7 +264,7 @@ pub async fn connect_or_start(home: &Home) -> Result<Client, crate::cli::CliErro
 }
 
 /// Starts `shipdeck agent` in its own session, with output to the agent
-/// log, and waits until it answers.
+/// log, and waits until it responds.
 pub async fn start_detached(home: &Home, listen: Option<SocketAddr>) -> Result<u32, AgentError> {
     home.prepare()?;
     let log_path = home.log_path();
@@ -329,7 +329,7 @@ pub async fn start_detached(home: &Home, listen: Option<SocketAddr>) -> Result<u
     }
 }
 
-/// The last line the agent wrote to its log since `offset`, for errors.
+/// Returns the last line the agent wrote to its log since `offset`, for errors.
 fn log_tail(path: &Path, offset: u64) -> String {
     let text = fs::read(path).unwrap_or_default();
     let start = usize::try_from(offset).unwrap_or(0).min(text.len());
@@ -353,7 +353,7 @@ fn new_session(command: &mut std::process::Command) {
     }
 }
 
-/// Asks the agent to stop and waits until its socket no longer answers.
+/// Asks the agent to stop and waits until it has released its home.
 pub async fn stop(home: &Home) -> Result<bool, crate::cli::CliError> {
     let client = Client::new(&home.socket_path());
     match client.post_empty("/v1/agent/stop").await {

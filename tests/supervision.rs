@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::Value;
 
-/// The shared sample manifest with `extra` top-level fields added.
+/// Builds the shared sample manifest with `extra` top-level fields added.
 fn rolling_manifest(name: &str, replicas: u32, port: u16, greeting: &str, extra: &str) -> String {
     sample_manifest(name, replicas, port, greeting) + extra
 }

@@ -103,7 +103,7 @@ async fn unknown_route(uri: axum::http::Uri) -> ApiError {
     }
 }
 
-/// A JSON request body whose errors are answered in the API's own error
+/// A JSON request body whose errors are returned in the API's own error
 /// format, naming what is wrong with the body, rather than as plain text.
 pub struct Body<T>(pub T);
 

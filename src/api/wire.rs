@@ -83,7 +83,7 @@ pub struct UndeployBody {
     pub timeout_ms: Option<u64>,
 }
 
-/// The answer to a verb.
+/// The response to a verb.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ActionResult {
@@ -104,12 +104,12 @@ pub struct AgentStatus {
     pub uptime_seconds: u64,
     pub deployments: usize,
     pub replicas: usize,
-    /// How resource limits are enforced on this host.
+    /// Description of how resource limits are enforced on this host.
     #[serde(default)]
     pub limits: String,
 }
 
-/// Body of every error answer.
+/// Body of every error response.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorBody {

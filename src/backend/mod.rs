@@ -42,7 +42,7 @@ pub struct ReplicaLaunch {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ReplicaId(pub u64);
 
-/// How a replica ended.
+/// The reason a replica ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitReason {
     Code(i32),

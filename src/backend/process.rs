@@ -75,7 +75,7 @@ impl ProcessBackend {
         backend
     }
 
-    /// How limits are enforced on this host, for `agent status` and logs.
+    /// Describes how limits are enforced on this host, for `agent status` and logs.
     pub fn limits_summary(&self) -> String {
         self.limits.to_string()
     }
@@ -159,8 +159,8 @@ impl ProcessBackend {
         }
     }
 
-    /// The PATH replicas search, with shipdeck's own directory first.
-    fn search_path(&self) -> OsString {
+    /// Returns the PATH replicas search, with shipdeck's own directory first.
+    pub fn search_path(&self) -> OsString {
         let mut dirs: Vec<PathBuf> = self.bin_dir.iter().cloned().collect();
         if let Some(path) = std::env::var_os("PATH") {
             dirs.extend(std::env::split_paths(&path));
@@ -301,7 +301,7 @@ pub(crate) fn die_with_parent(command: &mut Command) {
     }
 }
 
-/// What the task that waits for a replica needs to report its end.
+/// The data the task that waits for a replica needs to report its end.
 struct ExitWatch {
     id: ReplicaId,
     pid: Option<u32>,
@@ -423,8 +423,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// A short name for this agent's cgroups, from its home path, so agents of
-/// different homes never share them.
+/// Derives a short name for this agent's cgroups from its home path, so
+/// that agents of different homes never share them.
 fn instance_name(home_marker: &str) -> String {
     // FNV-1a: stable across Rust releases, unlike the std hasher, so a new
     // agent binary still finds the cgroups an older one left.

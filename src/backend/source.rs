@@ -14,7 +14,7 @@ use tokio::process::Command;
 
 use crate::manifest::{Source, SourceKind};
 
-/// Longest a fetch or a build may take before it is ended as failed.
+/// Maximum time a fetch or a build may take before it is ended as failed.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// Name of the file, beside the tree, that marks a finished build.

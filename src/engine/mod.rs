@@ -80,7 +80,7 @@ fn in_environment(environment: &Option<String>) -> String {
         .unwrap_or_default()
 }
 
-/// Who asked: the OS user behind the client connection.
+/// The caller of a request: the OS user behind the client connection.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub user: String,
@@ -130,7 +130,7 @@ pub enum SortKey {
     UpdatedAt,
 }
 
-/// What a verb returns at once; `completion` ends when the change does.
+/// The immediate result of a verb; `completion` resolves when the change ends.
 pub struct Accepted {
     pub deployment: DeploymentView,
     pub revision: Option<u64>,
@@ -261,7 +261,7 @@ impl Engine {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The running supervisor of a deployment, started if it has none.
+    /// Returns the running supervisor of a deployment, starting one if it has none.
     fn supervisor_for(&self, deployment: &Deployment) -> SupervisorHandle {
         if let Some(handle) = self.supervisors_guard().get(&deployment.id) {
             if !handle.commands.is_closed() {
@@ -309,7 +309,7 @@ impl Engine {
             .await
     }
 
-    /// Whether `deployment` is deployed, at the spec's scale, from exactly `spec`.
+    /// Returns whether `deployment` is deployed from exactly `spec`, at the spec's scale.
     fn runs_spec(&self, deployment: &Deployment, spec: &Manifest) -> bool {
         let live = self
             .snapshot(&deployment.id)
@@ -401,7 +401,7 @@ impl Engine {
             .await
     }
 
-    /// The newest revision before the current one that was healthy.
+    /// Finds the newest revision before the current one that was healthy.
     fn previous_healthy(&self, deployment: &Deployment) -> Result<Revision, EngineError> {
         let scan = self.store.revisions(&deployment.id)?;
         let current_spec = self
@@ -538,14 +538,7 @@ impl Engine {
                     .into());
                 }
                 if let Some(program) = run.command.first().filter(|p| !p.contains("${")) {
-                    let path = std::env::var_os("PATH").unwrap_or_default();
-                    let mut search = std::env::current_exe()
-                        .ok()
-                        .and_then(|exe| exe.parent().map(|d| d.as_os_str().to_owned()))
-                        .unwrap_or_default();
-                    search.push(":");
-                    search.push(path);
-                    resolve_program(program, workdir, &search)?;
+                    resolve_program(program, workdir, &self.backend.search_path())?;
                 }
             }
         }
@@ -826,7 +819,7 @@ impl Engine {
         Ok(self.store.events(id.as_deref(), limit)?.records)
     }
 
-    /// The newest captured output lines of a deployment.
+    /// Returns the newest captured output lines of a deployment.
     pub fn logs(
         &self,
         name: &str,
@@ -837,7 +830,7 @@ impl Engine {
         Ok(self.logs.tail(&deployment.id, limit))
     }
 
-    /// The build output of a revision (the current one by default).
+    /// Returns the build output of a revision (the current one by default).
     pub fn build_log(
         &self,
         name: &str,
@@ -852,7 +845,7 @@ impl Engine {
             .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
     }
 
-    /// How resource limits are enforced on this host.
+    /// Describes how resource limits are enforced on this host.
     pub fn limits_summary(&self) -> String {
         self.backend.limits_summary()
     }
@@ -905,8 +898,8 @@ fn ports_of(endpoints: &[String]) -> BTreeSet<u16> {
         .collect()
 }
 
-/// Rejects what the manifest can say but this agent cannot do yet, rather
-/// than running something other than what was asked.
+/// Rejects settings the manifest accepts but this agent cannot carry out
+/// yet, rather than running something other than what was requested.
 fn check_supported(spec: &Manifest) -> Result<(), EngineError> {
     let unsupported = |field: &str, message: String| {
         Err(EngineError::Unsupported {
@@ -972,13 +965,11 @@ fn parse_overrides(sets: &[String]) -> Result<Vec<Override>, EngineError> {
 fn parse_manifest(input: &ManifestInput, overrides: &[Override]) -> Result<Manifest, EngineError> {
     let mut spec = manifest::parse(&input.text, &input.origin, overrides)?;
     let base = input.base_dir.clone().unwrap_or_else(|| PathBuf::from("/"));
-    if let Some(run) = spec.run.as_mut() {
+    // In a revision built from source, run.workdir stays relative to the
+    // build tree; otherwise it becomes absolute here.
+    if let Some(run) = spec.run.as_mut().filter(|_| spec.source.is_none()) {
         let workdir = base.join(run.workdir.as_deref().unwrap_or("."));
         run.workdir = Some(normalize(&workdir).display().to_string());
-        if spec.source.is_some() {
-            // In a built revision the workdir is relative to the build tree.
-            run.workdir = input_workdir(input, overrides);
-        }
     }
     if let Some(source) = spec.source.as_mut() {
         if let Ok(path) = local_path(&source.url) {
@@ -988,13 +979,6 @@ fn parse_manifest(input: &ManifestInput, overrides: &[Override]) -> Result<Manif
         }
     }
     Ok(spec)
-}
-
-/// `run.workdir` as the manifest wrote it, for revisions built from source.
-fn input_workdir(input: &ManifestInput, overrides: &[Override]) -> Option<String> {
-    manifest::parse(&input.text, &input.origin, overrides)
-        .ok()
-        .and_then(|spec| spec.run.and_then(|run| run.workdir))
 }
 
 /// Removes `.` and `..` components without touching the filesystem.
@@ -1030,7 +1014,7 @@ fn new_deployment(spec: &Manifest, now: OffsetDateTime) -> Deployment {
     }
 }
 
-/// A random 128-bit id in hex.
+/// Generates a random 128-bit id in hex.
 fn new_id() -> String {
     let mut bytes = [0u8; 16];
     if getrandom::fill(&mut bytes).is_err() {

@@ -24,7 +24,7 @@ pub struct RevisionPlan {
 pub type SharedPlan = Arc<RevisionPlan>;
 
 impl RevisionPlan {
-    /// The `hostPort`s of this revision, where its stable endpoints listen.
+    /// Lists the `hostPort`s of this revision, where its stable endpoints listen.
     pub fn host_ports(&self) -> impl Iterator<Item = u16> + '_ {
         self.spec.ports.iter().filter_map(|port| port.host_port)
     }
@@ -104,7 +104,7 @@ impl RevisionPlan {
         probe_target(self.spec.health_check.as_ref()?, ports, env)
     }
 
-    /// The liveness probe of a replica with these ports, if the manifest has one.
+    /// Returns the liveness probe of a replica with these ports, if the manifest has one.
     pub fn liveness_target(
         &self,
         ports: &[AssignedPort],

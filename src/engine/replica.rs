@@ -102,8 +102,9 @@ impl Replica {
         self.state == ReplicaState::Stopping
     }
 
-    /// Whether it keeps its slot: anything but a replica stopping for good.
-    /// One that a failing liveness probe stops comes back in the same slot.
+    /// Returns whether the replica keeps its slot, which is true unless it is
+    /// stopping for good. One that a failing liveness probe stops comes back
+    /// in the same slot.
     pub fn holds_slot(&self) -> bool {
         !self.is_stopping() || self.restart_after_stop
     }
@@ -130,8 +131,8 @@ impl Replica {
     }
 }
 
-/// Whether a replica is on its first start: never ready, never restarted,
-/// still up.
+/// Returns whether a replica is on its first start: never ready, never
+/// restarted, still up.
 pub fn is_first_start(replica: &Replica) -> bool {
     !replica.was_ready
         && replica.restarts == 0

@@ -40,7 +40,7 @@ pub struct LogLine {
     pub text: String,
 }
 
-/// Where backends send captured output.
+/// The destination of captured replica output.
 pub trait LogSink: Send + Sync {
     fn append(
         &self,

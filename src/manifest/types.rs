@@ -118,7 +118,7 @@ pub enum SourceKind {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Credentials {
     pub username: String,
-    /// Name of the secret that holds the password; never the password itself.
+    /// Name of the secret that contains the password; never the password itself.
     pub password_secret: String,
 }
 

@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::Command;
 
-/// What to probe, resolved for one replica.
+/// The target of a probe, resolved for one replica.
 #[derive(Debug, Clone)]
 pub enum ProbeTarget {
     Http {
@@ -217,8 +217,8 @@ async fn exec(
     }
 }
 
-/// The replica's environment plus the agent's PATH and HOME, so that a
-/// probe finds the same tools a shell would.
+/// Builds the probe's environment: the replica's, plus the agent's PATH,
+/// HOME and LANG, so that a probe finds the same tools a shell would.
 fn probe_env(env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     let mut full: BTreeMap<String, String> = ["PATH", "HOME", "LANG"]
         .iter()

@@ -240,7 +240,7 @@ impl<B: Backend> Supervisor<B> {
         tracing::debug!(deployment = %self.deployment.key(), "supervisor ended");
     }
 
-    /// Whether the task can end: stopped for an undeploy or a shutdown.
+    /// Returns whether the task can end: stopped for an undeploy or a shutdown.
     fn finished(&self) -> bool {
         matches!(self.phase, Phase::Idle)
             && self.replicas.is_empty()
@@ -318,8 +318,8 @@ impl<B: Backend> Supervisor<B> {
         self.publish();
     }
 
-    /// A cheap summary of the state that steps change, to tell whether a
-    /// step did anything.
+    /// Summarises the state that steps change, to tell whether a step did
+    /// anything.
     fn progress_marker(&self) -> (usize, Option<u64>, usize, bool) {
         let states = self
             .replicas
@@ -355,7 +355,7 @@ fn progress_deadline(plan: &RevisionPlan) -> Duration {
     ))
 }
 
-/// The directory replicas of `revision` start in.
+/// Returns the directory that replicas of `revision` start in.
 fn run_workdir(revision: &Revision, tree: Option<&std::path::Path>) -> PathBuf {
     let workdir = revision
         .spec

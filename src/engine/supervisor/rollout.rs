@@ -334,7 +334,7 @@ impl<B: Backend> Supervisor<B> {
         }
     }
 
-    /// Why the rollout of `plan` has failed, if it has.
+    /// Returns why the rollout of `plan` has failed, if it has.
     fn rollout_failure(&self, plan: &SharedPlan) -> Option<String> {
         let failed = self
             .replicas
@@ -429,7 +429,7 @@ impl<B: Backend> Supervisor<B> {
         self.drop_stopped_entries();
     }
 
-    /// The lowest slot below the desired count that no replica of
+    /// Finds the lowest slot below the desired count that no replica of
     /// `revision` occupies.
     fn free_slot(&self, revision: u64) -> Option<u32> {
         (0..self.deployment.desired_replicas).find(|slot| {

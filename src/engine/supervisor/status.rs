@@ -196,8 +196,8 @@ impl<B: Backend> Supervisor<B> {
         checks
     }
 
-    /// The stable address of every port with a `hostPort`; ports without one
-    /// have no stable address and are listed per replica.
+    /// Lists the stable address of every port with a `hostPort`. Ports
+    /// without one have no stable address, so they are listed per replica.
     fn endpoints(&self) -> Vec<String> {
         let plan = self
             .rollout
