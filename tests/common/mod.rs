@@ -468,14 +468,14 @@ pub fn assert_every_response(port: u16, text: &str, count: usize) -> Vec<String>
 }
 
 /// Polls the stable endpoint on `port` until its responses have come from
-/// every replica in `pids`. The endpoint takes turns between idle replicas,
-/// so a few rounds reach them all.
+/// every replica in `pids`. Each round holds one connection per replica open
+/// at once, so least-connections must spread them over every replica. Taking
+/// turns alone is not enough: another client polling at the same pace, such as
+/// a [`Watcher`], would take every second turn and hide half the replicas.
 pub fn wait_balanced(port: u16, pids: &[i64]) {
     let mut seen = std::collections::BTreeSet::new();
     let reached = wait_for_value(DEADLINE, || {
-        if let Some((200, body)) = http_get(port, "/") {
-            seen.extend(greeting_pid(&body));
-        }
+        seen.extend(concurrent_greeting_pids(port, pids.len()));
         if pids.iter().all(|pid| seen.contains(pid)) {
             Ok(())
         } else {
@@ -488,6 +488,32 @@ pub fn wait_balanced(port: u16, pids: &[i64]) {
         reached.err(),
         DEADLINE.as_secs()
     );
+}
+
+/// Opens `count` connections to `port` before sending a request on any, then
+/// returns the pids named in the answers that came back.
+fn concurrent_greeting_pids(port: u16, count: usize) -> Vec<i64> {
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let streams: Vec<TcpStream> = (0..count)
+        .filter_map(|_| TcpStream::connect_timeout(&address, Duration::from_millis(500)).ok())
+        .collect();
+
+    // The endpoint picks a backend when it accepts, so give it a moment to
+    // accept all of them while each is still open.
+    std::thread::sleep(Duration::from_millis(50));
+
+    let request = format!("GET / HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    let mut pids = Vec::new();
+    for mut stream in streams {
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut response = Vec::new();
+        let answered = stream.write_all(request.as_bytes()).is_ok()
+            && stream.read_to_end(&mut response).is_ok();
+        if let Some((200, body)) = answered.then(|| parse_response(&response)).flatten() {
+            pids.extend(greeting_pid(&body));
+        }
+    }
+    pids
 }
 
 /// A thread that requests `/` from a port every 50 ms until stopped,
