@@ -5,7 +5,9 @@
 //! deployment) and are lost when the agent restarts; persistent storage,
 //! levels and search are not built yet.
 
+mod level;
 mod lines;
+mod sanitize;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -17,7 +19,11 @@ use time::OffsetDateTime;
 /// few megabytes at most.
 const LINES_PER_DEPLOYMENT: usize = 500;
 
+pub use level::{detect_level, Level, ParseLevelError};
 pub use lines::{LineSplitter, SplitLine};
+pub use sanitize::{
+    keep_colours, sanitize_for_terminal, styled_spans, visible_text, Colour, StyledSpan, TextStyle,
+};
 
 /// Maximum length of a stored line; the rest is cut and the cut is marked.
 pub const MAX_LINE_BYTES: usize = 16 * 1024;
@@ -112,67 +118,9 @@ fn decode_line(line: &SplitLine) -> String {
     text
 }
 
-/// Removes everything that could drive a terminal: escape sequences (CSI,
-/// OSC, and the rest), C0 and C1 control characters. Tabs stay.
-pub fn sanitize_for_terminal(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\u{1b}' => skip_escape(&mut chars),
-            '\t' => out.push(c),
-            c if c.is_control() => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn skip_escape(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
-    match chars.next() {
-        // CSI: parameters and intermediates, then one final byte.
-        Some('[') => {
-            for c in chars.by_ref() {
-                if ('@'..='~').contains(&c) {
-                    break;
-                }
-            }
-        }
-        // OSC, DCS, SOS, PM, APC: up to BEL or ST (ESC \).
-        Some(']' | 'P' | 'X' | '^' | '_') => {
-            while let Some(c) = chars.next() {
-                if c == '\u{7}' {
-                    break;
-                }
-                if c == '\u{1b}' && chars.peek() == Some(&'\\') {
-                    chars.next();
-                    break;
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sanitize_removes_cursor_movement() {
-        assert_eq!(sanitize_for_terminal("a\u{1b}[2Jb\u{1b}[10;5Hc"), "abc");
-    }
-
-    #[test]
-    fn sanitize_removes_osc_title() {
-        assert_eq!(sanitize_for_terminal("x\u{1b}]0;pwned\u{7}y"), "xy");
-        assert_eq!(sanitize_for_terminal("x\u{1b}]8;;http://a\u{1b}\\y"), "xy");
-    }
-
-    #[test]
-    fn sanitize_removes_c1_and_c0_controls() {
-        assert_eq!(sanitize_for_terminal("a\u{9b}b\u{7}c\rd"), "abcd");
-    }
 
     fn split(bytes: &[u8], dropped: usize) -> SplitLine {
         SplitLine {
