@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
+use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
@@ -79,12 +79,41 @@ impl Client {
             .map(|_| ())
     }
 
+    /// Sends a GET whose response is a stream of lines (such as a log follow)
+    /// and returns a reader for them.
+    pub async fn get_lines(&self, path: &str) -> Result<ResponseLines, ClientError> {
+        let body = self.open(Method::GET, path, None).await?;
+        Ok(ResponseLines {
+            path: path.to_owned(),
+            body,
+            buffer: Vec::new(),
+            ended: false,
+        })
+    }
+
     async fn send(
         &self,
         method: Method,
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<Bytes, ClientError> {
+        let body = self.open(method, path, body).await?;
+        let bytes = body
+            .collect()
+            .await
+            .map_err(|error| protocol(path, error))?
+            .to_bytes();
+        Ok(bytes)
+    }
+
+    /// Sends a request and returns the body of a successful response, or the
+    /// agent's error.
+    async fn open(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Incoming, ClientError> {
         let stream =
             UnixStream::connect(&self.socket)
                 .await
@@ -92,13 +121,9 @@ impl Client {
                     path: self.socket.clone(),
                     source,
                 })?;
-        let protocol = |detail: String| ClientError::Protocol {
-            what: path.to_owned(),
-            detail,
-        };
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|error| protocol(error.to_string()))?;
+            .map_err(|error| protocol(path, error))?;
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "agent connection ended with an error");
@@ -111,22 +136,63 @@ impl Client {
             .header("host", "shipdeck")
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .map_err(|error| protocol(error.to_string()))?;
+            .map_err(|error| protocol(path, error))?;
         let response = sender
             .send_request(request)
             .await
-            .map_err(|error| protocol(error.to_string()))?;
+            .map_err(|error| protocol(path, error))?;
         let status = response.status();
+        if status.is_success() {
+            return Ok(response.into_body());
+        }
         let bytes = response
             .into_body()
             .collect()
             .await
-            .map_err(|error| protocol(error.to_string()))?
+            .map_err(|error| protocol(path, error))?
             .to_bytes();
-        if status.is_success() {
-            return Ok(bytes);
-        }
         Err(api_error(status, &bytes))
+    }
+}
+
+fn protocol(path: &str, error: impl std::fmt::Display) -> ClientError {
+    ClientError::Protocol {
+        what: path.to_owned(),
+        detail: error.to_string(),
+    }
+}
+
+/// The lines of a streamed response, read as they arrive.
+pub struct ResponseLines {
+    path: String,
+    body: Incoming,
+    buffer: Vec<u8>,
+    ended: bool,
+}
+
+impl ResponseLines {
+    /// Returns the next line without its newline, or `None` at the end.
+    pub async fn next_line(&mut self) -> Result<Option<Vec<u8>>, ClientError> {
+        loop {
+            if let Some(end) = self.buffer.iter().position(|byte| *byte == b'\n') {
+                let mut line: Vec<u8> = self.buffer.drain(..=end).collect();
+                line.pop();
+                return Ok(Some(line));
+            }
+            if self.ended {
+                let rest = std::mem::take(&mut self.buffer);
+                return Ok((!rest.is_empty()).then_some(rest));
+            }
+            match self.body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.buffer.extend_from_slice(&data);
+                    }
+                }
+                Some(Err(error)) => return Err(protocol(&self.path, error)),
+                None => self.ended = true,
+            }
+        }
     }
 }
 

@@ -3,5 +3,6 @@
 //! client the CLI uses.
 
 pub mod client;
+mod logs;
 pub mod server;
 pub mod wire;

@@ -43,7 +43,7 @@ pub struct AgentState {
     pub stop: Arc<Notify>,
 }
 
-type Shared = Arc<AgentState>;
+pub(super) type Shared = Arc<AgentState>;
 
 /// The connecting process's user, from the socket's peer credentials.
 #[derive(Debug, Clone)]
@@ -82,8 +82,8 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/deployments/{name}", get(get_one))
         .route("/v1/deployments/{name}/history", get(history))
         .route("/v1/deployments/{name}/health", get(health))
-        .route("/v1/deployments/{name}/logs", get(logs))
-        .route("/v1/deployments/{name}/build-log", get(build_log))
+        .route("/v1/deployments/{name}/logs", get(super::logs::logs))
+        .route("/v1/deployments/{name}/log-stats", get(log_stats))
         .route("/v1/deployments/{name}/redeploy", post(redeploy))
         .route("/v1/deployments/{name}/rollback", post(rollback))
         .route("/v1/deployments/{name}/scale", post(scale))
@@ -135,7 +135,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn bad_request(message: impl Into<String>) -> Self {
+    pub(super) fn bad_request(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::BAD_REQUEST,
             message: message.into(),
@@ -153,9 +153,12 @@ impl From<EngineError> for ApiError {
             EngineError::Backend(crate::backend::BackendError::PortInUse { .. }) => {
                 StatusCode::CONFLICT
             }
-            EngineError::Store(_) | EngineError::SupervisorGone { .. } => {
+            EngineError::Store(_)
+            | EngineError::SupervisorGone { .. }
+            | EngineError::Logs(crate::logs::LogError::Store(_)) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
+            EngineError::Logs(_) => StatusCode::BAD_REQUEST,
             _ => StatusCode::UNPROCESSABLE_ENTITY,
         };
         if status == StatusCode::INTERNAL_SERVER_ERROR {
@@ -434,34 +437,12 @@ async fn health(
     Ok(json(state.engine.health(&name, params.env.as_deref())?))
 }
 
-async fn logs(
+async fn log_stats(
     State(state): State<Shared>,
     Path(name): Path<String>,
     Query(params): Query<TargetParams>,
 ) -> Result<Response, ApiError> {
-    let limit = params.limit.unwrap_or(200);
-    Ok(json(state.engine.logs(
-        &name,
-        params.env.as_deref(),
-        limit,
-    )?))
-}
-
-async fn build_log(
-    State(state): State<Shared>,
-    Path(name): Path<String>,
-    Query(params): Query<TargetParams>,
-) -> Result<Response, ApiError> {
-    let log = state
-        .engine
-        .build_log(&name, params.env.as_deref(), params.revision)?;
-    match log {
-        Some(text) => Ok(text.into_response()),
-        None => Err(ApiError {
-            status: StatusCode::NOT_FOUND,
-            message: format!("{name} has no build output for this revision; only revisions with a source are built"),
-        }),
-    }
+    Ok(json(state.engine.log_stats(&name, params.env.as_deref())?))
 }
 
 async fn events(

@@ -18,7 +18,6 @@ use std::time::Duration;
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
@@ -26,7 +25,7 @@ use super::limits::{Limits, ReplicaCgroup, RssWatchdog};
 use super::{
     Backend, BackendError, ExitReason, ReplicaEvent, ReplicaId, ReplicaLaunch, StartedReplica,
 };
-use crate::logs::{LineSplitter, LogSink, Stream, MAX_LINE_BYTES};
+use crate::logs::{CaptureTarget, LogHub, Stream};
 use crate::manifest::StopSignal;
 
 /// Name of the variable that ties a replica or a build to the agent home that
@@ -51,11 +50,11 @@ pub struct ProcessBackend {
     /// so that the bundled sample workload resolves by name.
     bin_dir: Option<PathBuf>,
     next_id: AtomicU64,
-    logs: Arc<dyn LogSink>,
+    logs: LogHub,
 }
 
 impl ProcessBackend {
-    pub fn new(home: &Path, logs: Arc<dyn LogSink>) -> Self {
+    pub fn new(home: &Path, logs: LogHub) -> Self {
         let bin_dir = std::env::current_exe()
             .ok()
             .and_then(|exe| exe.parent().map(Path::to_path_buf));
@@ -247,20 +246,14 @@ impl Backend for ProcessBackend {
         let id = ReplicaId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let pid = child.id();
         let source = format!("{}-{}", launch.key.name, launch.index);
-        forward_output(
-            child.stdout.take(),
-            &self.logs,
-            &launch,
-            &source,
-            Stream::Stdout,
-        );
-        forward_output(
-            child.stderr.take(),
-            &self.logs,
-            &launch,
-            &source,
-            Stream::Stderr,
-        );
+        if let Some(stdout) = child.stdout.take() {
+            self.logs
+                .capture(capture_target(&launch, &source, Stream::Stdout), stdout);
+        }
+        if let Some(stderr) = child.stderr.take() {
+            self.logs
+                .capture(capture_target(&launch, &source, Stream::Stderr), stderr);
+        }
         let watched = self.watch_memory(&launch, cgroup.as_ref(), pid);
         let exit = ExitWatch {
             id,
@@ -385,36 +378,14 @@ async fn wait_for_exit(mut child: Child, watch: ExitWatch, events: mpsc::Sender<
     }
 }
 
-fn forward_output<R>(
-    stream: Option<R>,
-    sink: &Arc<dyn LogSink>,
-    launch: &ReplicaLaunch,
-    source: &str,
-    kind: Stream,
-) where
-    R: AsyncRead + Unpin + Send + 'static,
-{
-    let Some(stream) = stream else { return };
-    let sink = Arc::clone(sink);
-    let deployment = launch.deployment_id.clone();
-    let source = source.to_owned();
-    let revision = launch.revision;
-    tokio::spawn(async move {
-        let mut stream = stream;
-        let mut splitter = LineSplitter::new(MAX_LINE_BYTES);
-        let mut chunk = vec![0u8; 8192];
-        while let Ok(read) = stream.read(&mut chunk).await {
-            if read == 0 {
-                break;
-            }
-            for line in splitter.push(&chunk[..read]) {
-                sink.append(&deployment, &source, kind, revision, &line);
-            }
-        }
-        if let Some(line) = splitter.finish() {
-            sink.append(&deployment, &source, kind, revision, &line);
-        }
-    });
+fn capture_target(launch: &ReplicaLaunch, source: &str, stream: Stream) -> CaptureTarget {
+    CaptureTarget {
+        deployment_id: launch.deployment_id.clone(),
+        source: source.to_owned(),
+        stream,
+        revision: launch.revision,
+        build: false,
+    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

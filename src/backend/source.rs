@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
+use crate::logs::{CaptureTarget, LogHub, Stream};
 use crate::manifest::{Source, SourceKind};
 
 /// Maximum time a fetch or a build may take before it is ended as failed.
@@ -63,12 +63,34 @@ impl BuildDirs {
         self.root.join("src")
     }
 
-    pub fn log(&self) -> PathBuf {
-        self.root.join("build.log")
-    }
-
     pub fn is_done(&self) -> bool {
         self.root.join(DONE_MARKER).is_file()
+    }
+}
+
+/// Where a build's output goes: log entries of the deployment, marked as
+/// build output of the revision.
+#[derive(Clone)]
+pub struct BuildLog {
+    pub hub: LogHub,
+    pub deployment_id: String,
+    pub revision: u64,
+}
+
+impl BuildLog {
+    fn target(&self, stream: Stream) -> CaptureTarget {
+        CaptureTarget {
+            deployment_id: self.deployment_id.clone(),
+            source: "build".to_owned(),
+            stream,
+            revision: self.revision,
+            build: true,
+        }
+    }
+
+    /// Stores `text` (shipdeck's own notes, or output collected at once).
+    async fn write(&self, stream: Stream, text: &[u8]) {
+        self.hub.write_text(self.target(stream), text).await;
     }
 }
 
@@ -85,21 +107,21 @@ pub fn local_path(url: &str) -> Result<PathBuf, SourceError> {
     Ok(PathBuf::from(url))
 }
 
-/// Fetches the source and runs the build, writing all output to the build
-/// log. A revision that was built before is reused as it is.
+/// Fetches the source and runs the build, storing all output as the
+/// revision's build log. A revision that was built before is reused as it is.
 pub async fn fetch_and_build(
     dirs: &BuildDirs,
     source: &Source,
     build_command: Option<&[String]>,
     env: &[(String, String)],
+    log: &BuildLog,
 ) -> Result<PathBuf, SourceError> {
     if dirs.is_done() {
         return Ok(dirs.tree());
     }
     reset_dir(&dirs.root)?;
-    let mut log = open_log(&dirs.log()).await?;
 
-    let fetched = tokio::time::timeout(BUILD_TIMEOUT, fetch(source, &dirs.tree(), &mut log)).await;
+    let fetched = tokio::time::timeout(BUILD_TIMEOUT, fetch(source, &dirs.tree(), log)).await;
     match fetched {
         Ok(result) => result?,
         Err(_) => {
@@ -111,7 +133,7 @@ pub async fn fetch_and_build(
     }
 
     if let Some(command) = build_command {
-        run_build(command, &dirs.tree(), env, &dirs.log()).await?;
+        run_build(command, &dirs.tree(), env, log).await?;
     }
     fs::write(dirs.root.join(DONE_MARKER), b"").map_err(|source| SourceError::Io {
         action: "marking the build done",
@@ -136,17 +158,7 @@ fn reset_dir(dir: &Path) -> Result<(), SourceError> {
     })
 }
 
-async fn open_log(path: &Path) -> Result<tokio::fs::File, SourceError> {
-    tokio::fs::File::create(path)
-        .await
-        .map_err(|source| SourceError::Io {
-            action: "creating the build log",
-            path: path.to_path_buf(),
-            source,
-        })
-}
-
-async fn fetch(source: &Source, tree: &Path, log: &mut tokio::fs::File) -> Result<(), SourceError> {
+async fn fetch(source: &Source, tree: &Path, log: &BuildLog) -> Result<(), SourceError> {
     let path = local_path(&source.url)?;
     if !path.exists() {
         return Err(SourceError::Missing {
@@ -154,7 +166,7 @@ async fn fetch(source: &Source, tree: &Path, log: &mut tokio::fs::File) -> Resul
         });
     }
     let note = format!("fetching {} ({:?})\n", source.url, source.kind);
-    let _ = log.write_all(note.as_bytes()).await;
+    log.write(Stream::Stdout, note.as_bytes()).await;
 
     match source.kind {
         SourceKind::Git => clone_git(source, &path, tree, log).await,
@@ -176,7 +188,7 @@ async fn clone_git(
     source: &Source,
     path: &Path,
     tree: &Path,
-    log: &mut tokio::fs::File,
+    log: &BuildLog,
 ) -> Result<(), SourceError> {
     let mut command = Command::new("git");
     command
@@ -200,8 +212,8 @@ async fn clone_git(
         url: source.url.clone(),
         detail: format!("cannot run git: {error}; install git"),
     })?;
-    let _ = log.write_all(&output.stdout).await;
-    let _ = log.write_all(&output.stderr).await;
+    log.write(Stream::Stdout, &output.stdout).await;
+    log.write(Stream::Stderr, &output.stderr).await;
     if output.status.success() {
         return Ok(());
     }
@@ -276,7 +288,7 @@ async fn run_build(
     command: &[String],
     tree: &Path,
     env: &[(String, String)],
-    log_path: &Path,
+    log: &BuildLog,
 ) -> Result<(), SourceError> {
     let shown = command.join(" ");
     let Some((program, args)) = command.split_first() else {
@@ -285,19 +297,6 @@ async fn run_build(
             detail: "build.command is empty".to_owned(),
         });
     };
-    let log = std::fs::OpenOptions::new()
-        .append(true)
-        .open(log_path)
-        .map_err(|source| SourceError::Io {
-            action: "opening the build log",
-            path: log_path.to_path_buf(),
-            source,
-        })?;
-    let log_err = log.try_clone().map_err(|source| SourceError::Io {
-        action: "opening the build log",
-        path: log_path.to_path_buf(),
-        source,
-    })?;
 
     let mut command = Command::new(program);
     command
@@ -305,8 +304,8 @@ async fn run_build(
         .current_dir(tree)
         .envs(env.iter().cloned())
         .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(log_err)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
     super::process::die_with_parent(&mut command);
@@ -315,8 +314,24 @@ async fn run_build(
         detail: format!("cannot start {program:?}: {error}"),
     })?;
     let _group = KillGroupOnDrop(child.id());
+    let captures = [
+        child
+            .stdout
+            .take()
+            .map(|out| log.hub.capture(log.target(Stream::Stdout), out)),
+        child
+            .stderr
+            .take()
+            .map(|err| log.hub.capture(log.target(Stream::Stderr), err)),
+    ];
 
-    match tokio::time::timeout(BUILD_TIMEOUT, child.wait()).await {
+    let waited = tokio::time::timeout(BUILD_TIMEOUT, child.wait()).await;
+    // The output is complete before the result is reported, so the build log
+    // that a failure points to holds its last lines.
+    for capture in captures.into_iter().flatten() {
+        let _ = tokio::time::timeout(Duration::from_secs(5), capture).await;
+    }
+    match waited {
         Ok(Ok(status)) if status.success() => Ok(()),
         Ok(Ok(status)) => Err(SourceError::Build {
             command: shown,

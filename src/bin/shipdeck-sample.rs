@@ -103,9 +103,40 @@ fn serve(args: ServeArgs) -> Result<std::convert::Infallible, StartError> {
     start_threads(&args, listener, &app, signals, stop_sender)
         .map_err(|error| StartError::failed(format!("starting a thread failed: {error}")))?;
     log_start(&logger, port, &args, &app.identity);
+    if args.emit_lines > 0 {
+        start_emitter(args.emit_lines, args.emit_bytes)
+            .map_err(|error| StartError::failed(format!("starting a thread failed: {error}")))?;
+    }
 
     let code = wait_for_stop(&stop_receiver, &app, port);
     std::process::exit(i32::from(code))
+}
+
+/// Writes `count` numbered lines of `bytes` bytes each to stdout on a thread
+/// of its own, so the server answers while they are written.
+fn start_emitter(count: u64, bytes: u32) -> io::Result<()> {
+    thread::Builder::new()
+        .name("emit".to_owned())
+        .spawn(move || {
+            use std::io::Write;
+
+            let stdout = io::stdout();
+            let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+            let filler = "x".repeat(bytes as usize);
+            for index in 1..=count {
+                let head = format!("emit {index:09} ");
+                let rest = (bytes as usize).saturating_sub(head.len());
+                let written = out
+                    .write_all(head.as_bytes())
+                    .and_then(|()| out.write_all(&filler.as_bytes()[..rest]))
+                    .and_then(|()| out.write_all(b"\n"));
+                if written.is_err() {
+                    return;
+                }
+            }
+            let _ = out.flush();
+        })
+        .map(|_| ())
 }
 
 fn bind(port: u16) -> Result<TcpListener, StartError> {

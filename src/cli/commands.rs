@@ -1,6 +1,6 @@
 //! One function per client subcommand.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::Path;
 
 use serde::Serialize;
@@ -17,7 +17,7 @@ use crate::api::wire::{
     ScaleBody, UndeployBody,
 };
 use crate::home::Home;
-use crate::logs::{sanitize_for_terminal, LogLine};
+use crate::logs::{keep_colours, sanitize_for_terminal, FollowItem, LogEntry};
 use crate::manifest::ManifestDuration;
 use crate::model::{DeploymentView, Event, HealthView, HistoryEntry};
 
@@ -441,37 +441,102 @@ async fn events(home: &Home, args: EventsArgs) -> Result<String, CliError> {
 
 async fn logs(home: &Home, args: LogsArgs) -> Result<String, CliError> {
     let client = client(home).await?;
-    let name = encode(&args.name);
-    if args.build {
-        let mut path = format!("/v1/deployments/{name}/build-log?");
-        if let Some(env) = &args.env {
-            path.push_str(&format!("env={}&", encode(env)));
-        }
-        if let Some(revision) = args.revision {
-            path.push_str(&format!("revision={revision}"));
-        }
-        let text = client.get_text(&path).await?;
-        let lines: Vec<String> = text.lines().map(sanitize_for_terminal).collect();
-        return Ok(lines.join("\n") + "\n");
+    let path = logs_path(&args);
+    let colours = colours_wanted();
+
+    if !args.follow {
+        let entries: Vec<LogEntry> = client.get(&path).await?;
+        return render(&entries, args.format.format, |entries| {
+            entries
+                .iter()
+                .map(|entry| log_line(entry, colours))
+                .collect()
+        });
     }
-    let mut path = format!("/v1/deployments/{name}/logs?limit={}", args.tail);
-    if let Some(env) = &args.env {
-        path.push_str(&format!("&env={}", encode(env)));
+
+    let mut lines = client.get_lines(&path).await?;
+    let mut stdout = std::io::stdout();
+    while let Some(line) = lines.next_line().await? {
+        let text = match args.format.format {
+            Format::Table => follow_line(&line, colours),
+            _ => format!("{}\n", String::from_utf8_lossy(&line)),
+        };
+        // A closed pipe (`| head`) ends the follow quietly.
+        if stdout
+            .write_all(text.as_bytes())
+            .and_then(|()| stdout.flush())
+            .is_err()
+        {
+            break;
+        }
     }
-    let lines: Vec<LogLine> = client.get(&path).await?;
-    render(&lines, args.format.format, |lines| {
-        lines
-            .iter()
-            .map(|line| {
-                format!(
-                    "{} {} {}\n",
-                    rfc3339(line.time),
-                    line.source,
-                    sanitize_for_terminal(&line.text)
-                )
-            })
-            .collect()
-    })
+    Ok(String::new())
+}
+
+fn logs_path(args: &LogsArgs) -> String {
+    let mut params: Vec<(&str, String)> = Vec::new();
+    let mut add = |key, value: Option<String>| {
+        if let Some(value) = value {
+            params.push((key, value));
+        }
+    };
+    add("env", args.env.clone());
+    add("level", args.level.clone());
+    add("search", args.search.clone().or_else(|| args.regex.clone()));
+    add("regex", args.regex.as_ref().map(|_| "true".to_owned()));
+    add("since", args.since.clone());
+    add("until", args.until.clone());
+    add("replica", args.replica.clone());
+    add("build", args.build.then(|| "true".to_owned()));
+    add("revision", args.revision.map(|n| n.to_string()));
+    add("tail", args.tail.map(|n| n.to_string()));
+    add("limit", args.limit.map(|n| n.to_string()));
+    add("offset", args.offset.map(|n| n.to_string()));
+    add("follow", args.follow.then(|| "true".to_owned()));
+
+    let query: Vec<String> = params
+        .iter()
+        .map(|(key, value)| format!("{key}={}", encode(value)))
+        .collect();
+    format!(
+        "/v1/deployments/{}/logs?{}",
+        encode(&args.name),
+        query.join("&")
+    )
+}
+
+/// Colours from applications are passed on only to a terminal, and not when
+/// NO_COLOR is set (https://no-color.org).
+fn colours_wanted() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// One entry as `kubectl logs --timestamps` would print it, with the source
+/// and level added. The message is made safe for the terminal.
+fn log_line(entry: &LogEntry, colours: bool) -> String {
+    let message = if colours {
+        keep_colours(&entry.message)
+    } else {
+        sanitize_for_terminal(&entry.message)
+    };
+    format!(
+        "{} {} {:<5} {}\n",
+        rfc3339(entry.time),
+        sanitize_for_terminal(&entry.source),
+        entry.level.as_str().to_uppercase(),
+        message
+    )
+}
+
+fn follow_line(line: &[u8], colours: bool) -> String {
+    match serde_json::from_slice::<FollowItem>(line) {
+        Ok(FollowItem::Entry(entry)) => log_line(&entry, colours),
+        Ok(FollowItem::Missed { missed }) => {
+            format!("... {missed} lines missed: this terminal read more slowly than they arrived\n")
+        }
+        Err(error) => format!("(unreadable line from the agent: {error})\n"),
+    }
 }
 
 fn rfc3339(time: time::OffsetDateTime) -> String {

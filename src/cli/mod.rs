@@ -65,7 +65,7 @@ pub enum Command {
     Undeploy(UndeployArgs),
     /// Show the audit events, of one deployment or of all
     Events(EventsArgs),
-    /// Show the newest output lines of a deployment, or its build output
+    /// Show, search and follow a deployment's output, or its build output
     Logs(LogsArgs),
 }
 
@@ -277,17 +277,53 @@ pub struct LogsArgs {
     #[arg(long, value_name = "ENV")]
     pub env: Option<String>,
 
+    /// Keep printing new lines as they arrive, after the newest --tail ones
+    #[arg(short, long)]
+    pub follow: bool,
+
+    /// Only lines of this level or above: trace, debug, info, warn, error, fatal
+    #[arg(short, long, value_name = "LEVEL")]
+    pub level: Option<String>,
+
+    /// Only lines that contain TEXT, ignoring case
+    #[arg(short, long, value_name = "TEXT", conflicts_with = "regex")]
+    pub search: Option<String>,
+
+    /// Only lines that match the regular expression PATTERN (case-sensitive; (?i) ignores case)
+    #[arg(long, value_name = "PATTERN")]
+    pub regex: Option<String>,
+
+    /// Only lines since a time: a duration back from now (30s, 15m, 2h, 7d) or an RFC 3339 time
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+
+    /// Only lines until a time, written like --since
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+
+    /// Only lines of one replica, by name (web-1) or index (1)
+    #[arg(long, value_name = "REPLICA")]
+    pub replica: Option<String>,
+
     /// Show the build output instead of the replicas' output
     #[arg(long)]
     pub build: bool,
 
-    /// Revision whose build output to show; default: the current one
-    #[arg(long, value_name = "N", requires = "build")]
+    /// Only lines of this revision; with --build the default is the current one
+    #[arg(long, value_name = "N")]
     pub revision: Option<u64>,
 
-    /// Show at most N lines, the newest
-    #[arg(long, value_name = "N", default_value_t = 200)]
-    pub tail: usize,
+    /// Show the newest N matching lines [default: 100]
+    #[arg(long, value_name = "N", conflicts_with_all = ["limit", "offset"])]
+    pub tail: Option<u64>,
+
+    /// Page from the oldest matching line: show at most N lines ...
+    #[arg(long, value_name = "N", conflicts_with = "follow")]
+    pub limit: Option<u64>,
+
+    /// ... after skipping the oldest N (needs --limit)
+    #[arg(long, value_name = "N", requires = "limit")]
+    pub offset: Option<u64>,
 
     #[command(flatten)]
     pub format: FormatArgs,

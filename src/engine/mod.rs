@@ -26,7 +26,7 @@ use crate::backend::process::{resolve_program, ProcessBackend};
 use crate::backend::source::{local_path, BuildDirs};
 use crate::backend::BackendError;
 use crate::home::Home;
-use crate::logs::{LogLine, RecentLogs};
+use crate::logs::{Follower, LogEntry, LogError, LogFilter, LogHub, LogQuery, LogStats, Page};
 use crate::manifest::{self, Manifest, ManifestError, Override};
 use crate::model::{
     Deployment, DeploymentKey, DeploymentStatus, DeploymentView, Event, EventOutcome, Health,
@@ -69,6 +69,8 @@ pub enum EngineError {
     Backend(#[from] BackendError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Logs(#[from] LogError),
     #[error("the supervisor of {key} is not running; restart the agent with `shipdeck agent stop` and try again")]
     SupervisorGone { key: DeploymentKey },
 }
@@ -141,7 +143,7 @@ pub struct Engine {
     store: Store,
     home: Home,
     backend: Arc<ProcessBackend>,
-    logs: Arc<RecentLogs>,
+    logs: LogHub,
     recorder: Recorder,
     supervisors: Mutex<HashMap<String, SupervisorHandle>>,
     changes: tokio::sync::Mutex<()>,
@@ -151,7 +153,7 @@ impl Engine {
     /// Creates the engine and starts supervising every deployment that
     /// should run, after ending replicas a crashed agent left behind.
     pub fn start(home: Home, store: Store) -> Result<Arc<Self>, EngineError> {
-        let logs = Arc::new(RecentLogs::default());
+        let logs = LogHub::start(store.clone());
         let backend = Arc::new(ProcessBackend::new(home.root(), logs.clone()));
         let swept = backend.sweep_orphans();
         if swept > 0 {
@@ -247,6 +249,7 @@ impl Engine {
             self.backend.clone(),
             self.recorder.clone(),
             self.home.builds_dir(),
+            self.logs.clone(),
             deployment,
             stable,
             resume,
@@ -819,30 +822,63 @@ impl Engine {
         Ok(self.store.events(id.as_deref(), limit)?.records)
     }
 
-    /// Returns the newest captured output lines of a deployment.
+    /// Returns a deployment's captured output that passes `query`, oldest
+    /// first. Build output without a revision means the current revision's.
     pub fn logs(
         &self,
         name: &str,
         environment: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<LogLine>, EngineError> {
+        query: &LogQuery,
+        page: Page,
+    ) -> Result<Vec<LogEntry>, EngineError> {
         let deployment = self.resolve(name, environment)?;
-        Ok(self.logs.tail(&deployment.id, limit))
+        let filter = LogFilter::new(&self.build_revision_default(query, &deployment))?;
+        Ok(self.logs.query(&deployment.id, &filter, page)?)
     }
 
-    /// Returns the build output of a revision (the current one by default).
-    pub fn build_log(
+    /// Starts following a deployment's output. Returns the follower, then the
+    /// newest `tail` entries that pass `query`; the follower skips those.
+    pub fn follow_logs(
         &self,
         name: &str,
         environment: Option<&str>,
-        revision: Option<u64>,
-    ) -> Result<Option<String>, EngineError> {
+        query: &LogQuery,
+        tail: usize,
+    ) -> Result<(Follower, Vec<LogEntry>), EngineError> {
         let deployment = self.resolve(name, environment)?;
-        let number = revision.unwrap_or(deployment.revision);
-        let dirs = BuildDirs::new(&self.home.builds_dir(), &deployment.id, number);
-        Ok(std::fs::read(dirs.log())
-            .ok()
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+        let filter = LogFilter::new(&self.build_revision_default(query, &deployment))?;
+
+        // Subscribe before reading the tail, so no line falls in between;
+        // the follower skips what the tail already holds.
+        let mut follower = self.logs.follow(&deployment.id, filter.clone());
+        let recent = self.logs.query(&deployment.id, &filter, Page::Tail(tail))?;
+        if let Some(last) = recent.last() {
+            follower.skip_through(last.id);
+        }
+        Ok((follower, recent))
+    }
+
+    /// What the store holds of a deployment's output.
+    pub fn log_stats(
+        &self,
+        name: &str,
+        environment: Option<&str>,
+    ) -> Result<LogStats, EngineError> {
+        let deployment = self.resolve(name, environment)?;
+        Ok(self.logs.stats(&deployment.id))
+    }
+
+    /// The log hub, for the backend's build capture and for tests.
+    pub fn log_hub(&self) -> &LogHub {
+        &self.logs
+    }
+
+    fn build_revision_default(&self, query: &LogQuery, deployment: &Deployment) -> LogQuery {
+        let mut query = query.clone();
+        if query.build && query.revision.is_none() {
+            query.revision = Some(deployment.revision);
+        }
+        query
     }
 
     /// Describes how resource limits are enforced on this host.
@@ -879,6 +915,7 @@ impl Engine {
         if tokio::time::timeout(timeout, all).await.is_err() {
             tracing::warn!("replicas did not stop in time; they are killed with the agent");
         }
+        self.logs.flush().await;
         if let Err(error) = self.store.flush_async().await {
             tracing::error!(%error, "flushing the store at shutdown failed");
         }

@@ -1,158 +1,119 @@
-//! Replica output: capture into a bounded in-memory tail per deployment, and
-//! sanitising before anything reaches an operator's terminal.
+//! Replica and build output: capture, level detection, secret masking,
+//! storage with retention, query and follow, and sanitising before anything
+//! reaches an operator's terminal.
 //!
-//! NOTE: lines are kept in memory only (the newest few hundred per
-//! deployment) and are lost when the agent restarts; persistent storage,
-//! levels and search are not built yet.
+//! Capture tasks turn bytes into lines ([`lines`]) and send them to one
+//! writer thread ([`hub`]), which masks secrets, detects levels, numbers the
+//! entries, hands them to followers and stores them in blocks ([`block`]).
 
+mod block;
+mod capture;
+mod filter;
+mod hub;
 mod level;
 mod lines;
+mod mask;
 mod sanitize;
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-/// Lines kept per deployment. Bounded so that 200 chatty replicas cost a
-/// few megabytes at most.
-const LINES_PER_DEPLOYMENT: usize = 500;
-
+pub use block::BlockError;
+pub use capture::CaptureTarget;
+pub use filter::{parse_time_bound, LogFilter, LogQuery};
+pub use hub::{FollowItem, Follower, LogHub, LogStats, Page};
 pub use level::{detect_level, Level, ParseLevelError};
-pub use lines::{LineSplitter, SplitLine};
+pub use lines::{AssembledLine, LineAssembler, MAX_LINE_BYTES};
+pub use mask::{SecretMask, MASK};
 pub use sanitize::{
     keep_colours, sanitize_for_terminal, styled_spans, visible_text, Colour, StyledSpan, TextStyle,
 };
 
-/// Maximum length of a stored line; the rest is cut and the cut is marked.
-pub const MAX_LINE_BYTES: usize = 16 * 1024;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Which output stream of a process a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Stream {
     Stdout,
     Stderr,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One captured line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct LogLine {
+pub struct LogEntry {
+    /// Position in the deployment's log: the capture time in nanoseconds
+    /// since the epoch, raised where needed so that ids never repeat.
+    pub id: u64,
+    /// The time of capture, from `id`.
     #[serde(with = "time::serde::rfc3339")]
     pub time: OffsetDateTime,
+    pub level: Level,
+    /// The replica (`web-0`) or `build`.
     pub source: String,
     pub stream: Stream,
     pub revision: u64,
-    pub text: String,
+    /// Whether this is build output rather than a replica's output.
+    #[serde(default)]
+    pub build: bool,
+    /// The line as captured, colours included, secrets masked. Pass it
+    /// through [`sanitize_for_terminal`] or [`keep_colours`] before printing.
+    pub message: String,
 }
 
-/// The destination of captured replica output.
-pub trait LogSink: Send + Sync {
-    fn append(
-        &self,
-        deployment_id: &str,
-        source: &str,
-        stream: Stream,
-        revision: u64,
-        line: &SplitLine,
-    );
+/// Turns an entry id into its time.
+pub fn time_of(id: u64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(id)).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-/// The newest lines of every deployment.
-#[derive(Default)]
-pub struct RecentLogs {
-    lines: Mutex<HashMap<String, VecDeque<LogLine>>>,
+/// How much of a deployment's log the store keeps. The oldest entries go
+/// first when any limit is passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub max_lines: u64,
+    /// Stored bytes, counting the text and about 30 bytes per entry.
+    pub max_bytes: u64,
+    pub max_age: Duration,
 }
 
-impl RecentLogs {
-    /// Returns up to `limit` newest lines of a deployment, oldest first.
-    pub fn tail(&self, deployment_id: &str, limit: usize) -> Vec<LogLine> {
-        let lines = self
-            .lines
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let Some(buffer) = lines.get(deployment_id) else {
-            return Vec::new();
-        };
-        let skip = buffer.len().saturating_sub(limit);
-        buffer.iter().skip(skip).cloned().collect()
-    }
-}
-
-impl LogSink for RecentLogs {
-    fn append(
-        &self,
-        deployment_id: &str,
-        source: &str,
-        stream: Stream,
-        revision: u64,
-        line: &SplitLine,
-    ) {
-        let entry = LogLine {
-            time: OffsetDateTime::now_utc(),
-            source: source.to_owned(),
-            stream,
-            revision,
-            text: decode_line(line),
-        };
-        let mut lines = self
-            .lines
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let buffer = lines.entry(deployment_id.to_owned()).or_default();
-        if buffer.len() == LINES_PER_DEPLOYMENT {
-            buffer.pop_front();
-        }
-        buffer.push_back(entry);
-    }
-}
-
-/// Turns a captured line into text: invalid UTF-8 becomes U+FFFD, a
-/// trailing `\r` goes, and a cut line says how much was cut.
-fn decode_line(line: &SplitLine) -> String {
-    let bytes = line.bytes.strip_suffix(b"\r").unwrap_or(&line.bytes);
-    let mut text = String::from_utf8_lossy(bytes).into_owned();
-    if line.dropped > 0 {
-        text.push_str(&format!(" [cut {} bytes]", line.dropped));
-    }
-    text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn split(bytes: &[u8], dropped: usize) -> SplitLine {
-        SplitLine {
-            bytes: bytes.to_vec(),
-            dropped,
+impl Default for Retention {
+    /// Two million lines, 512 MiB or seven days per deployment: enough for
+    /// a day of a busy service, and small enough that a dozen deployments fit
+    /// on an ordinary disk.
+    fn default() -> Self {
+        Self {
+            max_lines: 2_000_000,
+            max_bytes: 512 << 20,
+            max_age: Duration::from_secs(7 * 24 * 3600),
         }
     }
+}
 
-    #[test]
-    fn decode_replaces_invalid_utf8() {
-        assert_eq!(decode_line(&split(b"a\xffb\r", 0)), "a\u{fffd}b");
-    }
+/// Errors of log queries.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error(
+        "the search pattern `{pattern}` is not a valid regular expression: {detail}; \
+         fix the pattern, or search without --regex for the plain text"
+    )]
+    BadPattern { pattern: String, detail: String },
 
-    #[test]
-    fn decode_marks_cut_line() {
-        assert_eq!(decode_line(&split(b"abc", 10)), "abc [cut 10 bytes]");
-    }
+    #[error("the search text is {len} bytes long; at most {max} are accepted")]
+    PatternTooLong { len: usize, max: usize },
 
-    #[test]
-    fn tail_keeps_newest_lines() {
-        let logs = RecentLogs::default();
-        for i in 0..(LINES_PER_DEPLOYMENT + 5) {
-            logs.append(
-                "d",
-                "web-0",
-                Stream::Stdout,
-                1,
-                &split(format!("{i}").as_bytes(), 0),
-            );
-        }
-        let tail = logs.tail("d", 2);
-        assert_eq!(tail.len(), 2);
-        assert_eq!(tail[1].text, format!("{}", LINES_PER_DEPLOYMENT + 4));
-    }
+    #[error(
+        "`{value}` is not a time; write a duration back from now (30s, 15m, 2h, 7d) \
+         or an RFC 3339 time such as 2026-12-04T10:00:00Z"
+    )]
+    BadTime { value: String },
+
+    #[error("--since {since} is after --until {until}; nothing can match")]
+    EmptyTimeRange {
+        since: OffsetDateTime,
+        until: OffsetDateTime,
+    },
+
+    #[error("reading stored logs failed")]
+    Store(#[from] crate::store::StoreError),
 }

@@ -54,6 +54,8 @@ pub struct Manifest {
     #[serde(default)]
     pub restart_policy: RestartPolicy,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logs: Option<LogsSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitoring: Option<Monitoring>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_scaling: Option<AutoScaling>,
@@ -375,6 +377,27 @@ pub struct Monitoring {
     pub scrape: Option<Scrape>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alerts: Vec<AlertRuleSpec>,
+}
+
+/// What happens to the captured output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LogsSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<LogRetention>,
+}
+
+/// How much captured output the store keeps; each limit left out has the
+/// agent's default. The oldest lines go first when any limit is passed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LogRetention {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lines: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<MemoryQuantity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<ManifestDuration>,
 }
 
 fn default_true() -> bool {

@@ -47,6 +47,7 @@ pub fn validate(manifest: &Manifest) -> Result<(), Problem> {
     check_probes(manifest, &mut problems);
     check_strategy(&manifest.strategy, &mut problems);
     check_restart_policy(&manifest.restart_policy, &mut problems);
+    check_logs(manifest, &mut problems);
     check_monitoring(manifest, &mut problems);
     check_auto_scaling(manifest.auto_scaling.as_ref(), &mut problems);
     check_tags(&manifest.tags, &mut problems);
@@ -585,6 +586,50 @@ fn check_restart_policy(policy: &RestartPolicy, problems: &mut Problems) {
                 "backoffMax {} is shorter than backoffInitial {}; raise backoffMax",
                 policy.backoff_max, policy.backoff_initial
             ),
+        );
+    }
+}
+
+/// Smallest line limit: below it, retention would drop lines before an
+/// operator could read them.
+const MIN_LOG_LINES: u64 = 100;
+/// Smallest size limit, for the same reason.
+const MIN_LOG_BYTES: u64 = 64 * 1024;
+
+fn check_logs(manifest: &Manifest, problems: &mut Problems) {
+    let Some(retention) = manifest
+        .logs
+        .as_ref()
+        .and_then(|logs| logs.retention.as_ref())
+    else {
+        return;
+    };
+    if let Some(lines) = retention.max_lines.filter(|lines| *lines < MIN_LOG_LINES) {
+        problems.add(
+            "logs.retention.maxLines",
+            format!("maxLines {lines} is below the minimum of {MIN_LOG_LINES}; keep at least {MIN_LOG_LINES} lines"),
+        );
+    }
+    if let Some(size) = retention
+        .max_size
+        .as_ref()
+        .filter(|size| size.bytes < MIN_LOG_BYTES)
+    {
+        problems.add(
+            "logs.retention.maxSize",
+            format!(
+                "maxSize {} is below the minimum of 64Ki; write 64Ki or more",
+                size.text
+            ),
+        );
+    }
+    if retention
+        .max_age
+        .is_some_and(|age| age.as_millis() < 60_000)
+    {
+        problems.add(
+            "logs.retention.maxAge",
+            "maxAge is below the minimum of 1m; write 1m or more, such as 168h".to_owned(),
         );
     }
 }

@@ -26,6 +26,7 @@ mod deployments;
 mod error;
 mod events;
 mod keys;
+mod logs;
 mod revisions;
 mod schema;
 
@@ -43,6 +44,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 pub use error::StoreError;
 pub use events::NewEvent;
+pub use logs::LogBlock;
 pub use schema::CURRENT_VERSION;
 
 const DEPLOYMENTS: &str = "deployments";
@@ -51,6 +53,7 @@ const REVISIONS: &str = "revisions";
 const EVENTS: &str = "events";
 const EVENTS_BY_DEPLOYMENT: &str = "events_by_deployment";
 const META: &str = "meta";
+const LOGS: &str = "logs";
 
 /// Text that sled 0.34 puts in the I/O error when another open file
 /// description holds the lock on the `db` file. sled has no error variant
@@ -68,6 +71,7 @@ pub struct Store {
     events: sled::Tree,
     events_by_deployment: sled::Tree,
     meta: sled::Tree,
+    logs: sled::Tree,
 }
 
 /// The records that a scan decoded, and an error for each entry that it
@@ -111,6 +115,7 @@ impl Store {
             events: tree(EVENTS)?,
             events_by_deployment: tree(EVENTS_BY_DEPLOYMENT)?,
             meta: tree(META)?,
+            logs: tree(LOGS)?,
             db,
         })
     }

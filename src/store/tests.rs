@@ -36,6 +36,7 @@ fn manifest(name: &str, environment: &str) -> Manifest {
         termination_grace_period_seconds: 30,
         strategy: Strategy::default(),
         restart_policy: RestartPolicy::default(),
+        logs: None,
         monitoring: None,
         auto_scaling: None,
         kubernetes: None,

@@ -84,6 +84,15 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 1.0, value_parser = parse_log_rate)]
     pub log_rate: f64,
 
+    /// At start, write N numbered lines to stdout as fast as the pipe takes them
+    /// (`emit 000000001 xxx...`), for log capture tests and benchmarks.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub emit_lines: u64,
+
+    /// Length of each --emit-lines line in bytes, newline excluded (16-65536).
+    #[arg(long, value_name = "BYTES", default_value_t = 100, value_parser = clap::value_parser!(u32).range(16..=65536))]
+    pub emit_bytes: u32,
+
     /// Report /healthz as 503 until this long after start. The port is open at once.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub ready_delay: Option<Duration>,

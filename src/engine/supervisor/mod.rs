@@ -25,6 +25,7 @@ use super::replica::{ProbeRole, Replica};
 use crate::backend::source::BuildDirs;
 use crate::backend::{Backend, ReplicaEvent, ReplicaId};
 use crate::endpoint::Endpoint;
+use crate::logs::LogHub;
 use crate::model::{Deployment, Health, HealthCheckView, ReplicaView, Revision};
 use crate::probe::ProbeOutcome;
 
@@ -125,6 +126,7 @@ pub struct Supervisor<B: Backend> {
     backend: Arc<B>,
     recorder: Recorder,
     builds_dir: PathBuf,
+    logs: LogHub,
     deployment: Deployment,
     phase: Phase,
     stable: Option<SharedPlan>,
@@ -156,6 +158,7 @@ impl<B: Backend> Supervisor<B> {
         backend: Arc<B>,
         recorder: Recorder,
         builds_dir: PathBuf,
+        logs: LogHub,
         deployment: Deployment,
         stable: Option<SharedPlan>,
         resume: Option<Revision>,
@@ -181,6 +184,7 @@ impl<B: Backend> Supervisor<B> {
             backend,
             recorder,
             builds_dir,
+            logs,
             deployment,
             phase,
             stable,
@@ -198,6 +202,10 @@ impl<B: Backend> Supervisor<B> {
             // The last healthy revision serves again first, so that a
             // resumed rollout replaces it step by step as any rollout does.
             if let Some(stable) = supervisor.stable.clone() {
+                let retention = rollout::log_retention(&stable.spec);
+                supervisor
+                    .logs
+                    .set_retention(&supervisor.deployment.id, retention);
                 if let Err(reason) = supervisor.ensure_endpoints(&stable).await {
                     tracing::error!(deployment = %supervisor.deployment.key(), %reason, "cannot open the stable endpoints");
                 }

@@ -13,7 +13,7 @@ use super::{
     StableEndpoint, Supervisor, Waiter, ENDPOINT_CLOSE_GRACE,
 };
 use crate::backend::process::HOME_MARKER_VAR;
-use crate::backend::source::{fetch_and_build, BuildDirs};
+use crate::backend::source::{fetch_and_build, BuildDirs, BuildLog};
 use crate::backend::Backend;
 use crate::endpoint::Endpoint;
 use crate::engine::replica::is_first_start;
@@ -28,6 +28,8 @@ impl<B: Backend> Supervisor<B> {
         self.deployment.revision = revision.revision;
         self.deployment.version = revision.spec.version.clone();
         self.deployment.tags = revision.spec.tags.clone();
+        self.logs
+            .set_retention(&self.deployment.id, log_retention(&revision.spec));
 
         if revision.spec.source.is_some() {
             self.start_build(revision, done);
@@ -44,6 +46,11 @@ impl<B: Backend> Supervisor<B> {
         let spec = revision.spec.clone();
         let number = revision.revision;
         let internal = self.internal_tx.clone();
+        let log = BuildLog {
+            hub: self.logs.clone(),
+            deployment_id: self.deployment.id.clone(),
+            revision: number,
+        };
         // The builds directory is `builds/` under the agent's home.
         let marker = self
             .builds_dir
@@ -64,7 +71,7 @@ impl<B: Backend> Supervisor<B> {
             // The marker lets the next agent end a build that a crashed one
             // left running, as it does with replicas.
             env.extend(marker.map(|home| (HOME_MARKER_VAR.to_owned(), home)));
-            let result = fetch_and_build(&dirs, source, build, &env)
+            let result = fetch_and_build(&dirs, source, build, &env, &log)
                 .await
                 .map_err(|error| error.to_string());
             let _ = internal
@@ -525,5 +532,24 @@ impl<B: Backend> Supervisor<B> {
             .agent_event(&self.deployment, "rollout", true, &message);
         notify(rollout.waiters, Outcome::Done(message));
         self.set_status(DeploymentStatus::Deployed, None);
+    }
+}
+
+/// The retention of a revision's `logs.retention`, with the agent's default
+/// for each limit it leaves out.
+pub(super) fn log_retention(spec: &crate::manifest::Manifest) -> crate::logs::Retention {
+    let default = crate::logs::Retention::default();
+    let Some(retention) = spec.logs.as_ref().and_then(|logs| logs.retention.as_ref()) else {
+        return default;
+    };
+    crate::logs::Retention {
+        max_lines: retention.max_lines.unwrap_or(default.max_lines),
+        max_bytes: retention
+            .max_size
+            .as_ref()
+            .map_or(default.max_bytes, |size| size.bytes),
+        max_age: retention
+            .max_age
+            .map_or(default.max_age, |age| age.as_std()),
     }
 }

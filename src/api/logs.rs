@@ -1,0 +1,213 @@
+//! The logs route: a query answered with a JSON array, or, with
+//! `follow=true`, the newest matches followed by new ones as a
+//! newline-delimited JSON stream.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use http_body::Frame;
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+
+use super::server::{ApiError, Shared};
+use crate::logs::{parse_time_bound, FollowItem, Follower, Level, LogEntry, LogQuery, Page};
+
+/// Entries returned when the request names no page.
+pub const DEFAULT_TAIL: usize = 100;
+
+/// Most entries one answer holds, so that a careless `limit` cannot make the
+/// agent build a response of gigabytes. Page with `offset` for more.
+pub const MAX_PAGE: usize = 100_000;
+
+/// Parameters of `GET /v1/deployments/{name}/logs`, read as text so that each
+/// bad value gets an error naming it.
+struct LogParams {
+    env: Option<String>,
+    query: LogQuery,
+    page: Page,
+    follow: bool,
+}
+
+pub async fn logs(
+    State(state): State<Shared>,
+    Path(name): Path<String>,
+    Query(raw): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let params = parse(&raw)?;
+    if !params.follow {
+        let entries =
+            state
+                .engine
+                .logs(&name, params.env.as_deref(), &params.query, params.page)?;
+        return Ok(axum::Json(entries).into_response());
+    }
+
+    let tail = match params.page {
+        Page::Tail(count) => count,
+        Page::Range { .. } => 0,
+    };
+    let (follower, recent) =
+        state
+            .engine
+            .follow_logs(&name, params.env.as_deref(), &params.query, tail)?;
+    Ok(stream_response(follower, recent))
+}
+
+fn parse(raw: &HashMap<String, String>) -> Result<LogParams, ApiError> {
+    const KNOWN: &[&str] = &[
+        "env", "level", "search", "regex", "since", "until", "replica", "build", "revision",
+        "tail", "limit", "offset", "follow",
+    ];
+    if let Some(unknown) = raw.keys().find(|key| !KNOWN.contains(&key.as_str())) {
+        return Err(ApiError::bad_request(format!(
+            "unknown query parameter `{unknown}`; the logs route takes {}",
+            KNOWN.join(", ")
+        )));
+    }
+
+    let now = OffsetDateTime::now_utc();
+    let text = |key: &str| raw.get(key).map(String::as_str).filter(|v| !v.is_empty());
+    let time = |key: &str| {
+        text(key)
+            .map(|value| parse_time_bound(value, now))
+            .transpose()
+            .map_err(|error| ApiError::bad_request(format!("{key}: {error}")))
+    };
+    let query = LogQuery {
+        level: text("level").map(parse_level).transpose()?,
+        search: text("search").map(str::to_owned),
+        regex: flag(raw, "regex")?,
+        since: time("since")?,
+        until: time("until")?,
+        replica: text("replica").map(str::to_owned),
+        build: flag(raw, "build")?,
+        revision: number(raw, "revision")?,
+    };
+
+    let tail = number(raw, "tail")?;
+    let limit = number(raw, "limit")?;
+    let offset = number(raw, "offset")?;
+    let page = match (tail, limit, offset) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            return Err(ApiError::bad_request(
+                "tail cannot be combined with limit or offset; use tail for the newest entries, \
+                 or limit and offset to page from the oldest",
+            ))
+        }
+        (_, None, Some(_)) => {
+            return Err(ApiError::bad_request("offset needs a limit; add limit=N"));
+        }
+        (tail, None, None) => Page::Tail(page_size("tail", tail.unwrap_or(DEFAULT_TAIL as u64))?),
+        (None, Some(limit), offset) => Page::Range {
+            offset: usize::try_from(offset.unwrap_or(0)).unwrap_or(usize::MAX),
+            limit: page_size("limit", limit)?,
+        },
+    };
+
+    Ok(LogParams {
+        env: text("env").map(str::to_owned),
+        query,
+        page,
+        follow: flag(raw, "follow")?,
+    })
+}
+
+fn parse_level(value: &str) -> Result<Level, ApiError> {
+    value
+        .parse()
+        .map_err(|error| ApiError::bad_request(format!("level: {error}")))
+}
+
+fn flag(raw: &HashMap<String, String>, key: &str) -> Result<bool, ApiError> {
+    match raw.get(key).map(String::as_str) {
+        None | Some("false") | Some("0") => Ok(false),
+        Some("true") | Some("1") | Some("") => Ok(true),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "{key}={other:?} is not a boolean; write {key}=true or {key}=false"
+        ))),
+    }
+}
+
+fn number(raw: &HashMap<String, String>, key: &str) -> Result<Option<u64>, ApiError> {
+    raw.get(key)
+        .map(|value| {
+            value.parse().map_err(|_| {
+                ApiError::bad_request(format!(
+                    "{key}={value:?} is not a whole number; write for example {key}=100"
+                ))
+            })
+        })
+        .transpose()
+}
+
+fn page_size(key: &str, value: u64) -> Result<usize, ApiError> {
+    match usize::try_from(value) {
+        Ok(size) if size <= MAX_PAGE => Ok(size),
+        _ => Err(ApiError::bad_request(format!(
+            "{key}={value} is more than the {MAX_PAGE} entries one answer holds; \
+             page through with limit and offset"
+        ))),
+    }
+}
+
+/// Lines of the follow stream waiting to be written to the client. When the
+/// client reads slowly this fills, the follower's queue in the log hub fills
+/// after it, and the hub drops the oldest and reports them as missed.
+const STREAM_LINES: usize = 256;
+
+fn stream_response(mut follower: Follower, recent: Vec<LogEntry>) -> Response {
+    let (sender, receiver) = mpsc::channel::<Bytes>(STREAM_LINES);
+    tokio::spawn(async move {
+        for entry in recent {
+            if sender
+                .send(ndjson(&FollowItem::Entry(entry)))
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+        loop {
+            let item = tokio::select! {
+                item = follower.next() => item,
+                () = sender.closed() => return,
+            };
+            if sender.send(ndjson(&item)).await.is_err() {
+                return;
+            }
+        }
+    });
+
+    let body = axum::body::Body::new(LineStream { receiver });
+    ([(CONTENT_TYPE, "application/x-ndjson")], body).into_response()
+}
+
+fn ndjson(item: &FollowItem) -> Bytes {
+    let mut line = serde_json::to_vec(item).unwrap_or_default();
+    line.push(b'\n');
+    Bytes::from(line)
+}
+
+/// A response body fed line by line from a channel.
+struct LineStream {
+    receiver: mpsc::Receiver<Bytes>,
+}
+
+impl http_body::Body for LineStream {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        self.receiver
+            .poll_recv(cx)
+            .map(|line| line.map(|line| Ok(Frame::data(line))))
+    }
+}
