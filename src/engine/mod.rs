@@ -12,6 +12,7 @@ mod ports;
 mod recorder;
 mod replica;
 mod rolling;
+mod secrets;
 pub mod supervisor;
 
 use std::collections::{BTreeSet, HashMap};
@@ -25,6 +26,7 @@ use tokio::sync::oneshot;
 use crate::backend::process::{resolve_program, ProcessBackend};
 use crate::backend::source::{local_path, BuildDirs};
 use crate::backend::BackendError;
+use crate::config::{RenderError, Vault, VaultError};
 use crate::home::Home;
 use crate::logs::{LogLine, RecentLogs};
 use crate::manifest::{self, Manifest, ManifestError, Override};
@@ -69,6 +71,12 @@ pub enum EngineError {
     Backend(#[from] BackendError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error(transparent)]
+    Secrets(#[from] RenderError),
+    #[error("the key rotation stopped unexpectedly; see the agent's log, and check the secrets with `shipdeck secrets ls`")]
+    RotationAborted,
     #[error("the supervisor of {key} is not running; restart the agent with `shipdeck agent stop` and try again")]
     SupervisorGone { key: DeploymentKey },
 }
@@ -140,6 +148,7 @@ pub struct Accepted {
 pub struct Engine {
     store: Store,
     home: Home,
+    vault: Arc<Vault>,
     backend: Arc<ProcessBackend>,
     logs: Arc<RecentLogs>,
     recorder: Recorder,
@@ -150,7 +159,7 @@ pub struct Engine {
 impl Engine {
     /// Creates the engine and starts supervising every deployment that
     /// should run, after ending replicas a crashed agent left behind.
-    pub fn start(home: Home, store: Store) -> Result<Arc<Self>, EngineError> {
+    pub fn start(home: Home, store: Store, vault: Arc<Vault>) -> Result<Arc<Self>, EngineError> {
         let logs = Arc::new(RecentLogs::default());
         let backend = Arc::new(ProcessBackend::new(home.root(), logs.clone()));
         let swept = backend.sweep_orphans();
@@ -161,6 +170,7 @@ impl Engine {
             recorder: Recorder::new(store.clone()),
             store,
             home,
+            vault,
             backend,
             logs,
             supervisors: Mutex::new(HashMap::new()),
@@ -245,6 +255,7 @@ impl Engine {
         let id = deployment.id.clone();
         let handle = Supervisor::spawn(
             self.backend.clone(),
+            self.vault.clone(),
             self.recorder.clone(),
             self.home.builds_dir(),
             deployment,
@@ -528,6 +539,7 @@ impl Engine {
         existing: Option<&Deployment>,
     ) -> Result<(), EngineError> {
         check_supported(spec)?;
+        self.check_secrets(spec)?;
         if spec.source.is_none() {
             if let Some(run) = &spec.run {
                 let workdir = Path::new(run.workdir.as_deref().unwrap_or("."));
@@ -914,17 +926,6 @@ fn check_supported(spec: &Manifest) -> Result<(), EngineError> {
                 "backend {:?} is not supported yet; use backend: process",
                 spec.backend
             ),
-        );
-    }
-    if let Some((key, _)) = spec
-        .env
-        .iter()
-        .find(|(_, value)| value.contains("${SECRET:"))
-    {
-        return unsupported(
-            &format!("env.{key}"),
-            "secret references (${SECRET:...}) are not supported yet; set the value another way"
-                .to_owned(),
         );
     }
     Ok(())

@@ -28,6 +28,7 @@ mod events;
 mod keys;
 mod revisions;
 mod schema;
+mod secrets;
 
 #[cfg(test)]
 #[allow(
@@ -44,6 +45,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 pub use error::StoreError;
 pub use events::NewEvent;
 pub use schema::CURRENT_VERSION;
+pub use secrets::{KdfRecord, SecretRecord, VaultRecord};
 
 const DEPLOYMENTS: &str = "deployments";
 const DEPLOYMENT_KEYS: &str = "deployment_keys";
@@ -51,6 +53,7 @@ const REVISIONS: &str = "revisions";
 const EVENTS: &str = "events";
 const EVENTS_BY_DEPLOYMENT: &str = "events_by_deployment";
 const META: &str = "meta";
+const SECRETS: &str = "secrets";
 
 /// Text that sled 0.34 puts in the I/O error when another open file
 /// description holds the lock on the `db` file. sled has no error variant
@@ -68,6 +71,7 @@ pub struct Store {
     events: sled::Tree,
     events_by_deployment: sled::Tree,
     meta: sled::Tree,
+    secrets: sled::Tree,
 }
 
 /// The records that a scan decoded, and an error for each entry that it
@@ -111,6 +115,7 @@ impl Store {
             events: tree(EVENTS)?,
             events_by_deployment: tree(EVENTS_BY_DEPLOYMENT)?,
             meta: tree(META)?,
+            secrets: tree(SECRETS)?,
             db,
         })
     }

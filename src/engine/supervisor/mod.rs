@@ -24,6 +24,7 @@ use super::recorder::Recorder;
 use super::replica::{ProbeRole, Replica};
 use crate::backend::source::BuildDirs;
 use crate::backend::{Backend, ReplicaEvent, ReplicaId};
+use crate::config::Vault;
 use crate::endpoint::Endpoint;
 use crate::model::{Deployment, Health, HealthCheckView, ReplicaView, Revision};
 use crate::probe::ProbeOutcome;
@@ -123,6 +124,8 @@ struct StableEndpoint {
 
 pub struct Supervisor<B: Backend> {
     backend: Arc<B>,
+    /// Where replica launches read the current secret values.
+    secrets: Arc<Vault>,
     recorder: Recorder,
     builds_dir: PathBuf,
     deployment: Deployment,
@@ -154,6 +157,7 @@ impl<B: Backend> Supervisor<B> {
     /// running (on agent start), `resume` one whose rollout was cut short.
     pub fn spawn(
         backend: Arc<B>,
+        secrets: Arc<Vault>,
         recorder: Recorder,
         builds_dir: PathBuf,
         deployment: Deployment,
@@ -179,6 +183,7 @@ impl<B: Backend> Supervisor<B> {
         };
         let mut supervisor = Supervisor {
             backend,
+            secrets,
             recorder,
             builds_dir,
             deployment,
