@@ -90,8 +90,8 @@ fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) 
 pub struct AgentOptions {
     /// Also serve the API on this TCP address, behind a bearer token.
     pub listen: Option<SocketAddr>,
-    /// Where the vault's master key comes from; `None` reads the
-    /// environment when the agent starts.
+    /// Source of the vault's master key. `None` reads the environment when
+    /// the agent starts.
     pub key_source: Option<KeySource>,
 }
 

@@ -1,4 +1,4 @@
-//! Where the master key comes from: a key file in the home, the
+//! Sources of the master key: a key file in the home, the
 //! `SHIPDECK_MASTER_KEY` variable, or a passphrase file through Argon2id.
 
 use std::fmt;
@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 use super::cipher::{CipherError, MasterKey, KEY_LEN};
 use crate::home::Home;
 
-/// Variable that holds the master key as 64 hexadecimal digits.
+/// Variable that contains the master key as 64 hexadecimal digits.
 pub const MASTER_KEY_VAR: &str = "SHIPDECK_MASTER_KEY";
 
 /// Variable that names a file whose content is the vault passphrase.
@@ -123,7 +123,7 @@ impl KeySource {
 }
 
 /// Rejects a home directory that group or others can read, write or enter,
-/// because it holds the key file, the database and the agent's socket.
+/// because it contains the key file, the database and the agent's socket.
 pub fn check_private_home(home: &Home) -> Result<(), KeyError> {
     check_mode(home.root(), "700")
 }

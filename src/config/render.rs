@@ -211,8 +211,8 @@ impl fmt::Debug for RenderedEnv {
 /// Replaces every `${SECRET:name}` in `env` with the current value and
 /// every `$${` with `${`.
 // NOTE: the rendered values are plain `String`s in the map, because the
-// replica's environment and its exec probes need them for its whole life;
-// only the vault's own copies are zeroed.
+// replica's environment and its exec probes need them for its whole life.
+// Only the vault's own copies are zeroed.
 pub fn render_env(
     env: &BTreeMap<String, String>,
     secrets: &dyn SecretLookup,

@@ -5,13 +5,13 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
 
-/// Longest secret name.
+/// Maximum length of a secret name, in bytes.
 pub const MAX_NAME_LEN: usize = 63;
 
-/// Largest secret value, in bytes. Secrets reach a replica only through its
-/// environment, and Linux rejects an `execve` whose single `NAME=value`
-/// string exceeds 128 KiB (`MAX_ARG_STRLEN`); half of that leaves room for
-/// the name and for other variables.
+/// Maximum length of a secret value, in bytes. Secrets reach a replica only
+/// through its environment, and Linux rejects an `execve` whose single
+/// `NAME=value` string exceeds 128 KiB (`MAX_ARG_STRLEN`). Half of that
+/// leaves room for the name and for other variables.
 pub const MAX_VALUE_LEN: usize = 64 * 1024;
 
 /// A secret value, zeroed in memory when dropped. Its `Debug` output is
@@ -56,7 +56,7 @@ impl<'de> Deserialize<'de> for SecretValue {
     }
 }
 
-/// Why a secret name or value is invalid. Messages name the secret but never
+/// An invalid secret name or value. Messages name the secret but never
 /// contain its value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretRuleError {

@@ -2,7 +2,7 @@
 //! in the store.
 //!
 //! The vault is unlocked once, when the agent starts, and keeps the key in
-//! memory that is zeroed when it is dropped. The store holds a check
+//! memory that is zeroed when it is dropped. The store contains a check
 //! ciphertext that only the right key decrypts, so a wrong key or
 //! passphrase is caught at start, before anything is encrypted under it.
 //! One lock serialises every operation, so a key rotation never races a
@@ -100,7 +100,7 @@ pub struct Rotation {
     /// Number of secrets encrypted again under the new key.
     pub secrets: usize,
     pub key_id: u32,
-    /// What the operator must change before the agent starts again, if anything.
+    /// The change the operator must make before the agent starts again, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notice: Option<String>,
 }
@@ -121,7 +121,7 @@ impl Default for KdfCost {
     }
 }
 
-/// Where the unlocked key came from, for rotation.
+/// The source of the unlocked key, which decides how rotation works.
 enum KeyOrigin {
     File(PathBuf),
     Environment,
@@ -479,7 +479,7 @@ fn pending_key_path(path: &std::path::Path) -> PathBuf {
 }
 
 /// Checks that `key` decrypts the vault's check ciphertext. Every failure
-/// is the same [`VaultError::Locked`], so the error tells nothing about
+/// is the same [`VaultError::Locked`], so the error reveals nothing about
 /// which part did not match.
 fn verify(key: &MasterKey, record: &VaultRecord) -> Result<(), VaultError> {
     let sealed = hex::decode(&record.check).map_err(|_| VaultError::Locked)?;

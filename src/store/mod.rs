@@ -1,4 +1,5 @@
-//! Persistent records of the agent: deployments, revisions and events in sled.
+//! Persistent records of the agent in sled: deployments, revisions, events
+//! and encrypted secrets.
 //!
 //! The store has its own small interface, and the engine never uses sled
 //! types. So the engine can be tested without a database, and sled can be

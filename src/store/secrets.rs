@@ -1,7 +1,7 @@
 //! Encrypted secrets and the vault's key metadata.
 //!
 //! The store keeps only what the vault hands it: ciphertexts and the
-//! parameters needed to check a master key. It never sees a secret value or
+//! parameters needed to check a master key. It never receives a secret value or
 //! a key, so nothing here can leak one.
 
 use serde::{Deserialize, Serialize};
@@ -22,9 +22,9 @@ pub struct SecretRecord {
     pub updated_at: OffsetDateTime,
 }
 
-/// What the vault needs to recognise its master key: the key id, a check
-/// ciphertext that only the right key decrypts, and the key derivation
-/// parameters when the key comes from a passphrase.
+/// The vault's key metadata, by which it recognises its master key: the key
+/// id, a check ciphertext that only the right key decrypts, and the key
+/// derivation parameters when the key comes from a passphrase.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VaultRecord {

@@ -124,7 +124,7 @@ struct StableEndpoint {
 
 pub struct Supervisor<B: Backend> {
     backend: Arc<B>,
-    /// Where replica launches read the current secret values.
+    /// The vault from which replica launches read the current secret values.
     secrets: Arc<Vault>,
     recorder: Recorder,
     builds_dir: PathBuf,
