@@ -328,3 +328,54 @@ fn agent_refuses_open_home_and_key_file() {
     assert_eq!(home.ok(&["secrets", "get", "s", "--reveal"]), "v\n");
     home.finish();
 }
+
+#[test]
+fn passphrase_file_unlocks_agent() {
+    let home = TestHome::new();
+    let passphrase = home.write("passphrase", "correct horse battery staple\n");
+    std::fs::set_permissions(&passphrase, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let with_passphrase = |args: &[&str], file: &Path| {
+        let mut command = home.command(args);
+        command.env("SHIPDECK_PASSPHRASE_FILE", file);
+        command
+    };
+
+    let started = Instant::now();
+    let output = run_with_input(
+        with_passphrase(&["secrets", "set", "token"], &passphrase),
+        b"t0ken\n",
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    eprintln!("first start with a passphrase took {:?}", started.elapsed());
+    assert!(
+        !home.home().join("master.key").exists(),
+        "no key file with a passphrase"
+    );
+    home.ok(&["agent", "stop"]);
+
+    let wrong = home.write("wrong", "correct horse battery stapler\n");
+    std::fs::set_permissions(&wrong, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let output = with_passphrase(&["secrets", "ls"], &wrong)
+        .output()
+        .expect("run shipdeck");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "a wrong passphrase opened the vault"
+    );
+    assert!(
+        stderr.contains("cannot unlock the secret vault"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("stapler"), "{stderr}");
+
+    let output = with_passphrase(&["secrets", "get", "token", "--reveal"], &passphrase)
+        .output()
+        .expect("run shipdeck");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "t0ken\n");
+    home.finish();
+}
