@@ -299,16 +299,26 @@ impl Vault {
         // A key file is written beside the current one before the store
         // changes, and moved over it after: a crash in between leaves both
         // files, and the next start keeps the one that opens the vault.
-        if let KeyOrigin::File(path) = &state.origin {
-            let pending = pending_key_path(path);
-            keys::write_key_file(&pending, &next.key)?;
-            self.store.rotate_vault(&record, &secrets)?;
-            keys::replace_file(&pending, path)?;
-        } else {
-            self.store.rotate_vault(&record, &secrets)?;
+        let key_file = match &state.origin {
+            KeyOrigin::File(path) => Some(path.clone()),
+            _ => None,
+        };
+        if let Some(path) = &key_file {
+            keys::write_key_file(&pending_key_path(path), &next.key)?;
+        }
+        if let Err(error) = self.store.rotate_vault(&record, &secrets) {
+            if let Some(path) = &key_file {
+                let _ = std::fs::remove_file(pending_key_path(path));
+            }
+            return Err(error.into());
         }
 
+        // The store is under the new key from here on, so the vault must
+        // use it even if moving the key file fails.
         std::mem::swap(&mut *state, &mut next);
+        if let Some(path) = &key_file {
+            keys::replace_file(&pending_key_path(path), path)?;
+        }
         Ok(Rotation {
             secrets: count,
             key_id,
