@@ -36,8 +36,8 @@ fn secret_path(name: &str) -> String {
 
 async fn set(home: &Home, args: SecretNameArgs) -> Result<String, CliError> {
     check_name(&args.name).map_err(rule_error)?;
-    let what = format!("the value of secret {:?}", args.name);
-    let value = read_stdin(&what)?;
+    let description = format!("the value of secret {:?}", args.name);
+    let value = read_stdin(&description)?;
     check_value(&args.name, &value).map_err(rule_error)?;
 
     let client = client(home).await?;
@@ -105,17 +105,19 @@ async fn rotate_key(home: &Home, args: RotateKeyArgs) -> Result<String, CliError
 /// Reads a value from standard input into memory that is zeroed after use,
 /// dropping one trailing newline. Reading stops after the size limit, so a
 /// huge input is rejected without being held in memory.
-fn read_stdin(what: &str) -> Result<SecretValue, CliError> {
+fn read_stdin(description: &str) -> Result<SecretValue, CliError> {
     let mut stdin = std::io::stdin().lock();
     if stdin.is_terminal() {
-        eprintln!("shipdeck: type {what}, then press Enter and Ctrl-D");
+        eprintln!("shipdeck: type {description}, then press Enter and Ctrl-D");
     }
     let limit = MAX_VALUE_LEN + 2;
     // Reserved up front so that reading never reallocates and leaves
     // copies of the value in freed memory.
     let mut bytes = Zeroizing::new(Vec::with_capacity(limit + 1));
     let read_error = |error: std::io::Error| {
-        CliError::Message(format!("cannot read {what} from standard input: {error}"))
+        CliError::Message(format!(
+            "cannot read {description} from standard input: {error}"
+        ))
     };
     (&mut stdin)
         .take(limit as u64 + 1)
@@ -124,7 +126,7 @@ fn read_stdin(what: &str) -> Result<SecretValue, CliError> {
     if bytes.len() > limit {
         let rest = std::io::copy(&mut stdin, &mut std::io::sink()).map_err(read_error)?;
         return Err(CliError::Message(format!(
-            "{what} is {} bytes, more than the limit of {MAX_VALUE_LEN}; Linux limits one \
+            "{description} is {} bytes, more than the limit of {MAX_VALUE_LEN}; Linux limits one \
              environment variable to 128 KiB, so store a larger value in a file and put its \
              path in the secret",
             bytes.len() as u64 + rest
@@ -134,7 +136,7 @@ fn read_stdin(what: &str) -> Result<SecretValue, CliError> {
     let text = String::from_utf8(std::mem::take(&mut *bytes)).map_err(|error| {
         zeroize::Zeroize::zeroize(&mut error.into_bytes());
         CliError::Message(format!(
-            "{what} is not UTF-8 text; environment values must be text, so encode binary data (for example with base64)"
+            "{description} is not UTF-8 text; environment values must be text, so encode binary data (for example with base64)"
         ))
     })?;
     let mut text = Zeroizing::new(text);

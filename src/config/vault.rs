@@ -57,8 +57,8 @@ pub enum VaultError {
         #[source]
         source: CipherError,
     },
-    #[error("the stored record of {what} is not valid hex; restore the store from a backup")]
-    Corrupt { what: String },
+    #[error("the stored record of {record} is not valid hex; restore the store from a backup")]
+    Corrupt { record: String },
     #[error("encrypting secret {name:?} failed: {source}")]
     Encrypt {
         name: String,
@@ -71,12 +71,12 @@ pub enum VaultError {
     )]
     UnexpectedReplacement { path: PathBuf },
     #[error(
-        "this agent's master key comes from {origin}; pass the new {what} on standard input \
+        "this agent's master key comes from {origin}; pass the new {expected} on standard input \
          with `shipdeck secrets rotate-key --stdin`"
     )]
     ReplacementMissing {
         origin: &'static str,
-        what: &'static str,
+        expected: &'static str,
     },
     #[error("the new master key or passphrase is the current one; choose another")]
     SameKey,
@@ -341,11 +341,11 @@ impl Vault {
             }
             (KeyOrigin::Environment, None) => Err(VaultError::ReplacementMissing {
                 origin: MASTER_KEY_VAR,
-                what: "key (64 hexadecimal digits)",
+                expected: "key (64 hexadecimal digits)",
             }),
             (KeyOrigin::Passphrase, None) => Err(VaultError::ReplacementMissing {
                 origin: PASSPHRASE_FILE_VAR,
-                what: "passphrase",
+                expected: "passphrase",
             }),
             (KeyOrigin::Environment, Some(text)) => {
                 let key =
@@ -364,7 +364,7 @@ impl Vault {
                 if passphrase.is_empty() {
                     return Err(VaultError::ReplacementMissing {
                         origin: PASSPHRASE_FILE_VAR,
-                        what: "passphrase",
+                        expected: "passphrase",
                     });
                 }
                 let params = fresh_params(self.cost)?;
@@ -434,7 +434,7 @@ fn seal(
 
 fn open(state: &Unlocked, name: &str, record: &SecretRecord) -> Result<SecretValue, VaultError> {
     let sealed = hex::decode(&record.ciphertext).map_err(|_| VaultError::Corrupt {
-        what: format!("secret {name:?}"),
+        record: format!("secret {name:?}"),
     })?;
     let unreadable = |source| VaultError::Unreadable {
         name: name.to_owned(),
@@ -528,7 +528,7 @@ fn stored_params(record: &VaultRecord) -> Result<KdfParams, VaultError> {
         return Err(VaultError::Locked);
     }
     let salt = hex::decode(&kdf.salt).map_err(|_| VaultError::Corrupt {
-        what: "the vault's passphrase salt".to_owned(),
+        record: "the vault's passphrase salt".to_owned(),
     })?;
     Ok(KdfParams {
         memory_kib: kdf.memory_kib,
