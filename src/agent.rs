@@ -25,6 +25,8 @@ use tokio::sync::Notify;
 use crate::api::client::Client;
 use crate::api::server::{self, AgentState, PeerUser};
 use crate::api::wire::{AgentStatus, ErrorBody};
+use crate::config::keys::{check_private_home, KeyError, KeySource};
+use crate::config::{Vault, VaultError};
 use crate::engine::Engine;
 use crate::home::{Home, HomeError};
 use crate::store::{Store, StoreError};
@@ -44,6 +46,10 @@ pub enum AgentError {
     AlreadyRunning { home: PathBuf, pid: Option<u32> },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
     #[error("starting the engine failed: {0}")]
     Engine(#[from] crate::engine::EngineError),
     #[error("{action} {path} failed: {source}")]
@@ -84,15 +90,24 @@ fn io_error<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) 
 pub struct AgentOptions {
     /// Also serve the API on this TCP address, behind a bearer token.
     pub listen: Option<SocketAddr>,
+    /// Source of the vault's master key. `None` reads the environment when
+    /// the agent starts.
+    pub key_source: Option<KeySource>,
 }
 
 /// Runs the agent in the foreground until a signal or an API request stops it.
 pub async fn run(home: Home, options: AgentOptions) -> Result<(), AgentError> {
     home.prepare()?;
+    check_private_home(&home)?;
     let _lock = lock_home(&home)?;
     home.prepare_private(&home.db_dir())?;
     let store = Store::open(&home.db_dir())?;
-    let engine = Engine::start(home.clone(), store)?;
+    let key_source = match options.key_source {
+        Some(source) => source,
+        None => KeySource::from_environment(&home)?,
+    };
+    let vault = Arc::new(Vault::open(store.clone(), key_source)?);
+    let engine = Engine::start(home.clone(), store, vault)?;
 
     let socket_path = home.socket_path();
     let unix = bind_socket(&socket_path)?;

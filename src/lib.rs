@@ -2,6 +2,7 @@ pub mod agent;
 pub mod api;
 pub mod backend;
 pub mod cli;
+pub mod config;
 pub mod endpoint;
 pub mod engine;
 pub mod home;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use shipdeck::agent::{self, AgentOptions};
 use shipdeck::cli::{self, Cli, Command};
+use shipdeck::config::KeySource;
 use shipdeck::home::Home;
 
 fn main() -> ExitCode {
@@ -65,13 +66,22 @@ fn usage_error(error: &clap::Error) -> ExitCode {
 /// agent log file when a client started it).
 fn run_agent(home: Home, listen: Option<std::net::SocketAddr>) -> Result<String, String> {
     init_agent_logging();
+    // Read before the runtime starts its threads, because reading the key
+    // also removes it from the environment that children inherit.
+    let key_source = KeySource::from_environment(&home).map_err(|error| error.to_string())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|error| format!("cannot start the async runtime: {error}"))?;
     runtime
-        .block_on(agent::run(home, AgentOptions { listen }))
+        .block_on(agent::run(
+            home,
+            AgentOptions {
+                listen,
+                key_source: Some(key_source),
+            },
+        ))
         .map(|()| String::new())
         .map_err(|error| error.to_string())
 }

@@ -519,3 +519,28 @@ fn api_get(home: &TestHome, path: &str) -> (u16, String) {
     stream.read_to_end(&mut response).expect("read");
     parse_response(&response).expect("an HTTP response")
 }
+
+#[test]
+fn secret_values_are_masked_before_storage() {
+    let home = TestHome::new();
+    let canary = random_canary();
+    set_secret(&home, "canary", &canary);
+    let script = "echo \"token=$CANARY end\"; echo \"err $CANARY\" >&2; echo done; exec sleep 1000";
+    deploy_script(
+        &home,
+        "masked",
+        script,
+        "env:\n  CANARY: ${SECRET:canary}\n",
+    );
+    let all = wait_logged(&home, "masked", "done");
+    let texts = messages(&all);
+    assert!(texts.contains(&"token=**** end".to_owned()), "{texts:?}");
+    assert!(texts.contains(&"err ****".to_owned()), "{texts:?}");
+
+    // Stop the agent so that sled writes everything, then look at the bytes.
+    let pid = home.agent_pid().expect("agent pid");
+    home.ok(&["agent", "stop"]);
+    home.wait_agent_dead(pid);
+    let leaked = files_containing(home.home(), &canary);
+    assert!(leaked.is_empty(), "the secret value is in {leaked:?}");
+}

@@ -72,6 +72,24 @@ impl Client {
         decode(path, &body)
     }
 
+    pub async fn put<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let json = serde_json::to_vec(body).map_err(|error| ClientError::Protocol {
+            what: path.to_owned(),
+            detail: error.to_string(),
+        })?;
+        let body = self.send(Method::PUT, path, Some(json)).await?;
+        decode(path, &body)
+    }
+
+    /// Sends a DELETE; the response has no body.
+    pub async fn delete(&self, path: &str) -> Result<(), ClientError> {
+        self.send(Method::DELETE, path, None).await.map(|_| ())
+    }
+
     /// Sends a POST whose response has no body worth reading.
     pub async fn post_empty(&self, path: &str) -> Result<(), ClientError> {
         self.send(Method::POST, path, Some(b"{}".to_vec()))

@@ -20,8 +20,9 @@ use tokio::sync::Notify;
 
 use super::wire::{
     ActionResult, AgentStatus, DeployBody, ErrorBody, ListParams, ManifestBody, RedeployBody,
-    RollbackBody, ScaleBody, TargetParams, UndeployBody,
+    RevealedSecret, RollbackBody, RotateKeyBody, ScaleBody, SecretBody, TargetParams, UndeployBody,
 };
+use crate::config::{Rotation, SecretInfo, VaultError};
 use crate::engine::supervisor::Outcome;
 use crate::engine::{
     Accepted, Caller, DeployRequest, Engine, EngineError, ListQuery, ManifestInput,
@@ -89,6 +90,12 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/deployments/{name}/scale", post(scale))
         .route("/v1/deployments/{name}/undeploy", post(undeploy))
         .route("/v1/events", get(events))
+        .route("/v1/secrets", get(list_secrets))
+        .route(
+            "/v1/secrets/{name}",
+            get(reveal_secret).put(set_secret).delete(delete_secret),
+        )
+        .route("/v1/vault/rotate-key", post(rotate_key))
         .fallback(unknown_route)
         .with_state(state)
 }
@@ -146,15 +153,17 @@ impl ApiError {
 impl From<EngineError> for ApiError {
     fn from(error: EngineError) -> Self {
         let status = match &error {
-            EngineError::NotFound { .. } | EngineError::RevisionNotFound { .. } => {
-                StatusCode::NOT_FOUND
-            }
+            EngineError::NotFound { .. }
+            | EngineError::RevisionNotFound { .. }
+            | EngineError::Vault(VaultError::NotFound { .. }) => StatusCode::NOT_FOUND,
             EngineError::Ambiguous { .. } | EngineError::Undeployed { .. } => StatusCode::CONFLICT,
             EngineError::Backend(crate::backend::BackendError::PortInUse { .. }) => {
                 StatusCode::CONFLICT
             }
             EngineError::Store(_)
             | EngineError::SupervisorGone { .. }
+            | EngineError::Vault(VaultError::Store(_))
+            | EngineError::RotationAborted
             | EngineError::Logs(crate::logs::LogError::Store(_)) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -455,6 +464,53 @@ async fn events(
         params.env.as_deref(),
         limit,
     )?))
+}
+
+async fn list_secrets(State(state): State<Shared>) -> ApiResult<Vec<SecretInfo>> {
+    Ok(Json(state.engine.list_secrets()?))
+}
+
+async fn set_secret(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<PeerUser>,
+    Path(name): Path<String>,
+    Body(body): Body<SecretBody>,
+) -> ApiResult<SecretInfo> {
+    let info = state
+        .engine
+        .set_secret(&name, &body.value, &caller(&peer))
+        .await?;
+    Ok(Json(info))
+}
+
+async fn reveal_secret(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<PeerUser>,
+    Path(name): Path<String>,
+) -> ApiResult<RevealedSecret> {
+    let value = state.engine.reveal_secret(&name, &caller(&peer)).await?;
+    Ok(Json(RevealedSecret { name, value }))
+}
+
+async fn delete_secret(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<PeerUser>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state.engine.delete_secret(&name, &caller(&peer)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn rotate_key(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<PeerUser>,
+    Body(body): Body<RotateKeyBody>,
+) -> ApiResult<Rotation> {
+    let rotation = state
+        .engine
+        .rotate_key(body.replacement, &caller(&peer))
+        .await?;
+    Ok(Json(rotation))
 }
 
 /// Checks the bearer token of a TCP request in constant time.

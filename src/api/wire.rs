@@ -109,6 +109,28 @@ pub struct AgentStatus {
     pub limits: String,
 }
 
+/// Body of `PUT /v1/secrets/{name}`: the value travels in the body, never
+/// in the URL, which proxies and logs may record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SecretBody {
+    pub value: crate::config::SecretValue,
+}
+
+/// Response of `GET /v1/secrets/{name}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RevealedSecret {
+    pub name: String,
+    pub value: crate::config::SecretValue,
+}
+
+/// Body of `POST /v1/vault/rotate-key`: the new master key (64 hex digits)
+/// or passphrase, for agents whose key does not come from the key file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RotateKeyBody {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacement: Option<crate::config::SecretValue>,
+}
+
 /// Body of every error response.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -21,8 +21,9 @@ pub struct AssignedPort {
     pub port: u16,
 }
 
-/// Everything a backend needs to start one replica.
-#[derive(Debug, Clone)]
+/// Everything a backend needs to start one replica. Its `Debug` output
+/// lists the environment's names only, because values may be secrets.
+#[derive(Clone)]
 pub struct ReplicaLaunch {
     pub deployment_id: String,
     pub key: DeploymentKey,
@@ -36,6 +37,26 @@ pub struct ReplicaLaunch {
     pub memory_limit: Option<u64>,
     /// `resources.limits.cpu` in millicores.
     pub cpu_millicores: Option<u64>,
+    /// The secret values in `env`, so that captured output can mask them.
+    pub secret_values: Vec<crate::config::SecretValue>,
+}
+
+impl fmt::Debug for ReplicaLaunch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReplicaLaunch")
+            .field("deployment_id", &self.deployment_id)
+            .field("key", &self.key)
+            .field("revision", &self.revision)
+            .field("index", &self.index)
+            .field("command", &self.command)
+            .field("workdir", &self.workdir)
+            .field("env_names", &self.env.keys().collect::<Vec<_>>())
+            .field("ports", &self.ports)
+            .field("memory_limit", &self.memory_limit)
+            .field("cpu_millicores", &self.cpu_millicores)
+            .field("secret_values", &self.secret_values)
+            .finish()
+    }
 }
 
 /// Identifies a started replica to its backend; unique within the agent.
@@ -101,6 +122,8 @@ pub enum BackendError {
     NoFreePort { field: String },
     #[error("working directory {path} does not exist; create it or fix run.workdir")]
     MissingWorkdir { path: PathBuf },
+    #[error(transparent)]
+    Secrets(#[from] crate::config::RenderError),
     #[error("failed to start {command:?}: {source}")]
     Spawn {
         command: String,

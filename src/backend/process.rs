@@ -246,6 +246,11 @@ impl Backend for ProcessBackend {
         let id = ReplicaId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let pid = child.id();
         let source = format!("{}-{}", launch.key.name, launch.index);
+        // Before the first line is read, so that no line escapes the mask.
+        self.logs.set_secrets(
+            &launch.deployment_id,
+            launch.secret_values.iter().map(|value| value.expose()),
+        );
         if let Some(stdout) = child.stdout.take() {
             self.logs
                 .capture(capture_target(&launch, &source, Stream::Stdout), stdout);

@@ -43,14 +43,15 @@ pub async fn run(home: &Home, command: Command) -> Result<String, CliError> {
         Command::Undeploy(args) => undeploy(home, args).await,
         Command::Events(args) => events(home, args).await,
         Command::Logs(args) => logs(home, args).await,
+        Command::Secrets(args) => super::secrets::run(home, args.action).await,
     }
 }
 
-async fn client(home: &Home) -> Result<Client, CliError> {
+pub(super) async fn client(home: &Home) -> Result<Client, CliError> {
     agent::connect_or_start(home).await
 }
 
-fn render<T: Serialize>(
+pub(super) fn render<T: Serialize>(
     value: &T,
     format: Format,
     table: impl FnOnce(&T) -> String,
@@ -539,7 +540,7 @@ fn follow_line(line: &[u8], colours: bool) -> String {
     }
 }
 
-fn rfc3339(time: time::OffsetDateTime) -> String {
+pub(super) fn rfc3339(time: time::OffsetDateTime) -> String {
     time.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| time.to_string())
 }

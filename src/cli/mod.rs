@@ -3,6 +3,7 @@
 
 mod commands;
 pub mod output;
+mod secrets;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -67,6 +68,55 @@ pub enum Command {
     Events(EventsArgs),
     /// Show, search and follow a deployment's output, or its build output
     Logs(LogsArgs),
+    /// Manage the encrypted secrets that manifests use as ${SECRET:name} in env
+    Secrets(SecretsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SecretsArgs {
+    #[command(subcommand)]
+    pub action: SecretsAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsAction {
+    /// Store a secret, reading its value from standard input (one trailing newline is dropped)
+    Set(SecretNameArgs),
+    /// List secret names and when each was last set; values are never listed
+    #[command(alias = "list")]
+    Ls(FormatArgs),
+    /// Print the value of a secret; needs --reveal
+    Get(SecretGetArgs),
+    /// Remove a secret
+    #[command(alias = "remove")]
+    Rm(SecretNameArgs),
+    /// Encrypt every secret again under a new master key
+    RotateKey(RotateKeyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SecretNameArgs {
+    /// Secret name: 1 to 63 characters from a-z, 0-9, `_`, `.` and `-`, starting with a letter or digit
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SecretGetArgs {
+    pub name: String,
+
+    /// Print the value on standard output
+    #[arg(long)]
+    pub reveal: bool,
+
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RotateKeyArgs {
+    /// Read the new master key (64 hex digits) or passphrase from standard input; needed when the agent's key comes from SHIPDECK_MASTER_KEY or SHIPDECK_PASSPHRASE_FILE
+    #[arg(long)]
+    pub stdin: bool,
 }
 
 #[derive(Debug, Args)]

@@ -12,6 +12,7 @@ mod ports;
 mod recorder;
 mod replica;
 mod rolling;
+mod secrets;
 pub mod supervisor;
 
 use std::collections::{BTreeSet, HashMap};
@@ -25,6 +26,7 @@ use tokio::sync::oneshot;
 use crate::backend::process::{resolve_program, ProcessBackend};
 use crate::backend::source::{local_path, BuildDirs};
 use crate::backend::BackendError;
+use crate::config::{RenderError, Vault, VaultError};
 use crate::home::Home;
 use crate::logs::{Follower, LogEntry, LogError, LogFilter, LogHub, LogQuery, LogStats, Page};
 use crate::manifest::{self, Manifest, ManifestError, Override};
@@ -71,6 +73,12 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Logs(#[from] LogError),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error(transparent)]
+    Secrets(#[from] RenderError),
+    #[error("the key rotation stopped unexpectedly; see the agent's log, and check the secrets with `shipdeck secrets ls`")]
+    RotationAborted,
     #[error("the supervisor of {key} is not running; restart the agent with `shipdeck agent stop` and try again")]
     SupervisorGone { key: DeploymentKey },
 }
@@ -142,6 +150,7 @@ pub struct Accepted {
 pub struct Engine {
     store: Store,
     home: Home,
+    vault: Arc<Vault>,
     backend: Arc<ProcessBackend>,
     logs: LogHub,
     recorder: Recorder,
@@ -152,7 +161,7 @@ pub struct Engine {
 impl Engine {
     /// Creates the engine and starts supervising every deployment that
     /// should run, after ending replicas a crashed agent left behind.
-    pub fn start(home: Home, store: Store) -> Result<Arc<Self>, EngineError> {
+    pub fn start(home: Home, store: Store, vault: Arc<Vault>) -> Result<Arc<Self>, EngineError> {
         let logs = LogHub::start(store.clone());
         let backend = Arc::new(ProcessBackend::new(home.root(), logs.clone()));
         let swept = backend.sweep_orphans();
@@ -163,6 +172,7 @@ impl Engine {
             recorder: Recorder::new(store.clone()),
             store,
             home,
+            vault,
             backend,
             logs,
             supervisors: Mutex::new(HashMap::new()),
@@ -247,6 +257,7 @@ impl Engine {
         let id = deployment.id.clone();
         let handle = Supervisor::spawn(
             self.backend.clone(),
+            self.vault.clone(),
             self.recorder.clone(),
             self.home.builds_dir(),
             self.logs.clone(),
@@ -531,6 +542,7 @@ impl Engine {
         existing: Option<&Deployment>,
     ) -> Result<(), EngineError> {
         check_supported(spec)?;
+        self.check_secrets(spec)?;
         if spec.source.is_none() {
             if let Some(run) = &spec.run {
                 let workdir = Path::new(run.workdir.as_deref().unwrap_or("."));
@@ -951,17 +963,6 @@ fn check_supported(spec: &Manifest) -> Result<(), EngineError> {
                 "backend {:?} is not supported yet; use backend: process",
                 spec.backend
             ),
-        );
-    }
-    if let Some((key, _)) = spec
-        .env
-        .iter()
-        .find(|(_, value)| value.contains("${SECRET:"))
-    {
-        return unsupported(
-            &format!("env.{key}"),
-            "secret references (${SECRET:...}) are not supported yet; set the value another way"
-                .to_owned(),
         );
     }
     Ok(())

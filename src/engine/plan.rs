@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use super::ports::PortLease;
 use crate::backend::{AssignedPort, BackendError, ReplicaLaunch};
+use crate::config::{render_env, SecretLookup};
 use crate::manifest::{Manifest, PortRef, Probe, ProbeKind};
 use crate::model::DeploymentKey;
 use crate::probe::ProbeTarget;
@@ -49,15 +50,18 @@ impl RevisionPlan {
         Ok((assigned, leases))
     }
 
-    /// Builds the launch request for replica `index` with its ports.
+    /// Builds the launch request for replica `index` with its ports, with
+    /// the current value of every secret that `env` refers to.
     pub fn launch(
         &self,
         deployment_id: &str,
         key: &DeploymentKey,
         index: u32,
         ports: Vec<AssignedPort>,
-    ) -> ReplicaLaunch {
-        let mut env: BTreeMap<String, String> = self.spec.env.clone();
+        secrets: &dyn SecretLookup,
+    ) -> Result<ReplicaLaunch, BackendError> {
+        let rendered = render_env(&self.spec.env, secrets)?;
+        let mut env = rendered.env;
         if let Some(first) = ports.first() {
             env.insert("PORT".to_owned(), first.port.to_string());
         }
@@ -71,7 +75,7 @@ impl RevisionPlan {
         env.insert("SHIPDECK_ENVIRONMENT".to_owned(), key.environment.clone());
         env.insert("SHIPDECK_REVISION".to_owned(), self.revision.to_string());
 
-        ReplicaLaunch {
+        Ok(ReplicaLaunch {
             deployment_id: deployment_id.to_owned(),
             key: key.clone(),
             revision: self.revision,
@@ -87,7 +91,8 @@ impl RevisionPlan {
             ports,
             memory_limit: self.limit(|list| list.memory.as_ref().map(|q| q.bytes)),
             cpu_millicores: self.limit(|list| list.cpu.as_ref().map(|q| q.millicores)),
-        }
+            secret_values: rendered.secret_values,
+        })
     }
 
     fn limit(&self, pick: impl Fn(&crate::manifest::ResourceList) -> Option<u64>) -> Option<u64> {

@@ -12,8 +12,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::Command;
 
-/// The target of a probe, resolved for one replica.
-#[derive(Debug, Clone)]
+/// The target of a probe, resolved for one replica. Its `Debug` output
+/// lists an exec probe's environment by name only, because values may be
+/// secrets.
+#[derive(Clone)]
 pub enum ProbeTarget {
     Http {
         port: u16,
@@ -27,6 +29,24 @@ pub enum ProbeTarget {
         command: Vec<String>,
         env: BTreeMap<String, String>,
     },
+}
+
+impl std::fmt::Debug for ProbeTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProbeTarget::Http { port, path } => f
+                .debug_struct("Http")
+                .field("port", port)
+                .field("path", path)
+                .finish(),
+            ProbeTarget::Tcp { port } => f.debug_struct("Tcp").field("port", port).finish(),
+            ProbeTarget::Exec { command, env } => f
+                .debug_struct("Exec")
+                .field("command", command)
+                .field("env_names", &env.keys().collect::<Vec<_>>())
+                .finish(),
+        }
+    }
 }
 
 /// The result of one probe, with the message operators see.

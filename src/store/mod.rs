@@ -1,4 +1,5 @@
-//! Persistent records of the agent: deployments, revisions and events in sled.
+//! Persistent records of the agent in sled: deployments, revisions, events
+//! and encrypted secrets.
 //!
 //! The store has its own small interface, and the engine never uses sled
 //! types. So the engine can be tested without a database, and sled can be
@@ -29,6 +30,7 @@ mod keys;
 mod logs;
 mod revisions;
 mod schema;
+mod secrets;
 
 #[cfg(test)]
 #[allow(
@@ -46,6 +48,7 @@ pub use error::StoreError;
 pub use events::NewEvent;
 pub use logs::LogBlock;
 pub use schema::CURRENT_VERSION;
+pub use secrets::{KdfRecord, SecretRecord, VaultRecord};
 
 const DEPLOYMENTS: &str = "deployments";
 const DEPLOYMENT_KEYS: &str = "deployment_keys";
@@ -54,6 +57,7 @@ const EVENTS: &str = "events";
 const EVENTS_BY_DEPLOYMENT: &str = "events_by_deployment";
 const META: &str = "meta";
 const LOGS: &str = "logs";
+const SECRETS: &str = "secrets";
 
 /// Text that sled 0.34 puts in the I/O error when another open file
 /// description holds the lock on the `db` file. sled has no error variant
@@ -72,6 +76,7 @@ pub struct Store {
     events_by_deployment: sled::Tree,
     meta: sled::Tree,
     logs: sled::Tree,
+    secrets: sled::Tree,
 }
 
 /// The records that a scan decoded, and an error for each entry that it
@@ -116,6 +121,7 @@ impl Store {
             events_by_deployment: tree(EVENTS_BY_DEPLOYMENT)?,
             meta: tree(META)?,
             logs: tree(LOGS)?,
+            secrets: tree(SECRETS)?,
             db,
         })
     }

@@ -8,7 +8,7 @@
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -620,4 +620,60 @@ pub fn current_user() -> String {
         .expect("UTF-8 user name")
         .trim()
         .to_owned()
+}
+
+/// Returns a value that appears nowhere by chance.
+pub fn random_canary() -> String {
+    let mut bytes = [0u8; 16];
+    let mut urandom = std::fs::File::open("/dev/urandom").expect("open /dev/urandom");
+    std::io::Read::read_exact(&mut urandom, &mut bytes).expect("read /dev/urandom");
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("canary-{hex}")
+}
+
+/// Runs `command` with `input` on standard input.
+pub fn run_with_input(mut command: Command, input: &[u8]) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start shipdeck");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input).expect("write standard input");
+    drop(stdin);
+    child.wait_with_output().expect("wait for shipdeck")
+}
+
+pub fn set_secret(home: &TestHome, name: &str, value: &str) {
+    let output = run_with_input(
+        home.command(&["secrets", "set", name]),
+        format!("{value}\n").as_bytes(),
+    );
+    assert!(
+        output.status.success(),
+        "secrets set {name}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+pub fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
+/// Lists the files under `dir` whose bytes contain `needle`.
+pub fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            let entries = std::fs::read_dir(&path).expect("read a directory");
+            stack.extend(entries.map(|entry| entry.expect("a directory entry").path()));
+        } else if contains(&std::fs::read(&path).unwrap_or_default(), needle) {
+            found.push(path.display().to_string());
+        }
+    }
+    found
 }

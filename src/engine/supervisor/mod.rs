@@ -24,6 +24,7 @@ use super::recorder::Recorder;
 use super::replica::{ProbeRole, Replica};
 use crate::backend::source::BuildDirs;
 use crate::backend::{Backend, ReplicaEvent, ReplicaId};
+use crate::config::Vault;
 use crate::endpoint::Endpoint;
 use crate::logs::LogHub;
 use crate::model::{Deployment, Health, HealthCheckView, ReplicaView, Revision};
@@ -124,6 +125,8 @@ struct StableEndpoint {
 
 pub struct Supervisor<B: Backend> {
     backend: Arc<B>,
+    /// The vault from which replica launches read the current secret values.
+    secrets: Arc<Vault>,
     recorder: Recorder,
     builds_dir: PathBuf,
     logs: LogHub,
@@ -156,6 +159,7 @@ impl<B: Backend> Supervisor<B> {
     /// running (on agent start), `resume` one whose rollout was cut short.
     pub fn spawn(
         backend: Arc<B>,
+        secrets: Arc<Vault>,
         recorder: Recorder,
         builds_dir: PathBuf,
         logs: LogHub,
@@ -182,6 +186,7 @@ impl<B: Backend> Supervisor<B> {
         };
         let mut supervisor = Supervisor {
             backend,
+            secrets,
             recorder,
             builds_dir,
             logs,

@@ -196,7 +196,8 @@ impl<B: Backend> Supervisor<B> {
             &self.deployment.key(),
             slot,
             ports.clone(),
-        );
+            self.secrets.as_ref(),
+        )?;
         // Exec probes run in the replica's environment, as in Kubernetes.
         let env = launch.env.clone();
         let handle = self.backend.start(launch, self.replica_tx.clone()).await?;
