@@ -255,16 +255,14 @@ impl Engine {
         resume: Option<Revision>,
     ) -> SupervisorHandle {
         let id = deployment.id.clone();
-        let handle = Supervisor::spawn(
-            self.backend.clone(),
-            self.vault.clone(),
-            self.recorder.clone(),
-            self.home.builds_dir(),
-            self.logs.clone(),
-            deployment,
-            stable,
-            resume,
-        );
+        let services = supervisor::Services {
+            backend: self.backend.clone(),
+            secrets: self.vault.clone(),
+            recorder: self.recorder.clone(),
+            builds_dir: self.home.builds_dir(),
+            logs: self.logs.clone(),
+        };
+        let handle = Supervisor::spawn(services, deployment, stable, resume);
         self.supervisors_guard().insert(id, handle.clone());
         handle
     }

@@ -147,6 +147,15 @@ pub struct Supervisor<B: Backend> {
     shutting_down: bool,
 }
 
+/// What every supervisor shares with the engine.
+pub struct Services<B: Backend> {
+    pub backend: Arc<B>,
+    pub secrets: Arc<Vault>,
+    pub recorder: Recorder,
+    pub builds_dir: PathBuf,
+    pub logs: LogHub,
+}
+
 /// The engine's side of a supervisor.
 #[derive(Clone)]
 pub struct SupervisorHandle {
@@ -158,11 +167,7 @@ impl<B: Backend> Supervisor<B> {
     /// Starts the supervisor task. `stable` is the revision that should be
     /// running (on agent start), `resume` one whose rollout was cut short.
     pub fn spawn(
-        backend: Arc<B>,
-        secrets: Arc<Vault>,
-        recorder: Recorder,
-        builds_dir: PathBuf,
-        logs: LogHub,
+        services: Services<B>,
         deployment: Deployment,
         stable: Option<SharedPlan>,
         resume: Option<Revision>,
@@ -184,6 +189,13 @@ impl<B: Backend> Supervisor<B> {
         } else {
             Phase::Idle
         };
+        let Services {
+            backend,
+            secrets,
+            recorder,
+            builds_dir,
+            logs,
+        } = services;
         let mut supervisor = Supervisor {
             backend,
             secrets,
