@@ -75,6 +75,16 @@ fn design_example_nested_fields() {
     );
     assert_eq!(manifest.auto_scaling.expect("autoScaling").max_replicas, 6);
     assert_eq!(manifest.tags, vec!["frontend", "shop"]);
+    let retention = manifest
+        .logs
+        .and_then(|logs| logs.retention)
+        .expect("logs.retention");
+    assert_eq!(retention.max_lines, Some(2_000_000));
+    assert_eq!(retention.max_size.map(|size| size.bytes), Some(512 << 20));
+    assert_eq!(
+        retention.max_age.map(|age| age.as_millis()),
+        Some(168 * 3_600_000)
+    );
 }
 
 #[test]

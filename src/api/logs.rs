@@ -1,4 +1,4 @@
-//! The logs route: a query answered with a JSON array, or, with
+//! The logs route: a query that returns a JSON array, or, with
 //! `follow=true`, the newest matches followed by new ones as a
 //! newline-delimited JSON stream.
 
@@ -20,7 +20,7 @@ use crate::logs::{parse_time_bound, FollowItem, Follower, Level, LogEntry, LogQu
 /// Entries returned when the request names no page.
 pub const DEFAULT_TAIL: usize = 100;
 
-/// Most entries one answer holds, so that a careless `limit` cannot make the
+/// Maximum number of entries in one response, so that a careless `limit` cannot make the
 /// agent build a response of gigabytes. Page with `offset` for more.
 pub const MAX_PAGE: usize = 100_000;
 

@@ -70,7 +70,7 @@ pub struct BlockHeader {
     pub last_id: u64,
 }
 
-/// Why a stored block could not be read.
+/// A reason why a stored block could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BlockError {
     #[error("log block format version {0} is unknown; a newer shipdeck wrote it")]

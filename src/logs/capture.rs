@@ -14,7 +14,7 @@ use super::Stream;
 /// small enough that each batch is timestamped close to when it was written.
 const READ_BYTES: usize = 32 * 1024;
 
-/// Where captured lines belong.
+/// The deployment, source and stream that captured lines belong to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaptureTarget {
     pub deployment_id: String,

@@ -1,4 +1,4 @@
-//! Which entries a query or a follower wants.
+//! The conditions that select the entries of a query or a follower.
 
 use regex::{Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
@@ -9,7 +9,7 @@ use super::level::Level;
 use super::sanitize::visible_text;
 use super::LogError;
 
-/// Longest search text or pattern accepted. Longer ones are almost always
+/// Maximum length of a search text or pattern. Longer ones are almost always
 /// a mistake (a pasted file), and a huge pattern costs memory to compile.
 const MAX_PATTERN_LEN: usize = 4096;
 
@@ -86,7 +86,7 @@ impl LogFilter {
         })
     }
 
-    /// A filter that lets every replica entry through.
+    /// Returns a filter that lets every replica entry through.
     pub fn everything() -> Self {
         Self {
             min_level: Level::Trace,
@@ -107,8 +107,8 @@ impl LogFilter {
         self.until
     }
 
-    /// Whether `entry` passes. The cheap checks come first; the text search
-    /// runs last and on the visible text, so escape bytes never match.
+    /// Checks whether `entry` passes. The cheap checks come first. The text
+    /// search runs last and on the visible text, so escape bytes never match.
     pub fn matches(&self, entry: &EntryRef<'_>) -> bool {
         if entry.id < self.since || entry.id > self.until {
             return false;
@@ -134,8 +134,8 @@ impl LogFilter {
     }
 }
 
-/// Whether `source` is the replica `wanted`, given by name (`web-1`) or by
-/// index (`1`).
+/// Checks whether `source` is the replica `wanted`, given by name (`web-1`)
+/// or by index (`1`).
 fn source_is(source: &str, wanted: &str) -> bool {
     if source == wanted {
         return true;
@@ -170,8 +170,8 @@ fn compile(search: &str, is_regex: bool) -> Result<Regex, LogError> {
         })
 }
 
-/// The regex crate draws the pattern and a caret over several lines; the
-/// last line names the problem, which is what a one-line error needs.
+/// Keeps the last line of a regex error, which names the problem. The regex
+/// crate draws the pattern and a caret on the lines before it.
 fn one_line(error: &regex::Error) -> String {
     let text = error.to_string();
     let last = text.lines().last().unwrap_or_default().trim();

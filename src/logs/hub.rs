@@ -9,7 +9,7 @@
 //! # Consistency between pending entries and the store
 //!
 //! Only the writer moves entries from pending to the store. It inserts the
-//! block first and forgets the pending copy afterwards, and while the insert
+//! block first and drops the pending copy afterwards, and while the insert
 //! runs, the block is still visible as `flushing`. A query copies the pending
 //! and flushing entries under the lock, then reads from the store only the
 //! blocks that start before the first copied id. So every entry is seen
@@ -52,13 +52,13 @@ const FOLLOW_QUEUE: usize = 10_000;
 /// Messages to the writer thread.
 pub(super) enum Message {
     Lines(Batch),
-    /// Store every pending entry, then answer.
+    /// Store every pending entry, then reply.
     Flush(oneshot::Sender<()>),
     /// Wake up to store pending blocks that are old enough.
     Tick,
 }
 
-/// How a query pages through the matching entries.
+/// The part of the matching entries that a query returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Page {
     /// The newest `n` matches.
@@ -67,7 +67,7 @@ pub enum Page {
     Range { offset: usize, limit: usize },
 }
 
-/// What the store holds for one deployment.
+/// Counts of what the store contains for one deployment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LogStats {
@@ -217,7 +217,7 @@ impl LogHub {
         log.retention = retention;
     }
 
-    /// What the store holds for `deployment_id`.
+    /// Returns what the store contains for `deployment_id`.
     pub fn stats(&self, deployment_id: &str) -> LogStats {
         let state = lock(&self.shared.state);
         let Some(log) = state.deployments.get(deployment_id) else {
@@ -402,7 +402,7 @@ fn block_entries<'a>(deployment_id: &str, first_id: u64, bytes: &'a [u8]) -> Vec
     decoded
 }
 
-/// Reads what the store holds at start-up, so retention and ids continue
+/// Reads what the store contains at start-up, so retention and ids continue
 /// where the previous agent left off.
 fn load_state(store: &Store) -> State {
     let mut state = State::default();
@@ -642,8 +642,8 @@ impl Writer {
 }
 
 /// Drops the oldest blocks from `log`'s accounting while it is over its line
-/// or byte limit (keeping the newest block), or while `expired` says the
-/// oldest is too old. Returns the first ids of the dropped blocks.
+/// or byte limit (keeping the newest block), or while `expired` reports the
+/// oldest as too old. Returns the first ids of the dropped blocks.
 ///
 /// Room for one pending block is kept within the line limit, so that what a
 /// query sees, stored and pending together, stays within the limit.

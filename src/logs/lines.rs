@@ -7,8 +7,8 @@
 
 use memchr::memchr2;
 
-/// Longest line kept; the rest of a longer line is cut, and the entry says
-/// how many bytes were cut.
+/// Maximum length of a line. The rest of a longer line is cut, and the
+/// entry records how many bytes were cut.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
 /// One finished line.
@@ -28,7 +28,7 @@ pub struct AssembledLine {
 /// a progress bar.
 pub struct LineAssembler {
     max: usize,
-    /// What the line shows up to the last lone `\r`, already decoded.
+    /// The text the line shows up to the last lone `\r`, already decoded.
     shown: String,
     /// Raw bytes written since the last lone `\r`.
     current: Vec<u8>,

@@ -3,7 +3,7 @@
 use aho_corasick::{AhoCorasick, MatchKind};
 use zeroize::Zeroize;
 
-/// What a masked secret value reads as.
+/// The text that replaces a secret value.
 pub const MASK: &str = "****";
 
 /// Values shorter than this are not masked. A two-letter value occurs in

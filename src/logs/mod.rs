@@ -31,7 +31,7 @@ pub use sanitize::{
     keep_colours, sanitize_for_terminal, styled_spans, visible_text, Colour, StyledSpan, TextStyle,
 };
 
-/// Which output stream of a process a line came from.
+/// The output stream of a process that a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Stream {

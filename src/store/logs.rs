@@ -1,7 +1,7 @@
 //! The `logs` tree: blocks of log entries, keyed by deployment id and the id
 //! of the block's first entry.
 //!
-//! The store sees blocks as opaque bytes; their layout belongs to the `logs`
+//! The store treats blocks as opaque bytes; their layout belongs to the `logs`
 //! module. Entry ids grow with time, so a key range is a time range and the
 //! last key of a deployment is its newest block.
 
@@ -47,7 +47,7 @@ impl Store {
         self.logs.apply_batch(batch).map_err(storage(LOGS))
     }
 
-    /// The blocks of `deployment_id` whose first entry id is below `before`,
+    /// Returns the blocks of `deployment_id` whose first entry id is below `before`,
     /// newest first when `newest_first` is set, else oldest first.
     pub fn log_blocks(
         &self,
@@ -70,7 +70,7 @@ impl Store {
         }
     }
 
-    /// Every stored block of every deployment, as (deployment id, first entry
+    /// Returns every stored block of every deployment, as (deployment id, first entry
     /// id, block), in key order. Used once at start-up to learn what retention
     /// has to work with.
     pub fn all_log_blocks(
