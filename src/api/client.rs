@@ -64,12 +64,7 @@ impl Client {
         path: &str,
         body: &B,
     ) -> Result<T, ClientError> {
-        let json = serde_json::to_vec(body).map_err(|error| ClientError::Protocol {
-            what: path.to_owned(),
-            detail: error.to_string(),
-        })?;
-        let body = self.send(Method::POST, path, Some(json)).await?;
-        decode(path, &body)
+        self.send_json(Method::POST, path, body).await
     }
 
     pub async fn put<B: Serialize, T: DeserializeOwned>(
@@ -77,11 +72,17 @@ impl Client {
         path: &str,
         body: &B,
     ) -> Result<T, ClientError> {
-        let json = serde_json::to_vec(body).map_err(|error| ClientError::Protocol {
-            what: path.to_owned(),
-            detail: error.to_string(),
-        })?;
-        let body = self.send(Method::PUT, path, Some(json)).await?;
+        self.send_json(Method::PUT, path, body).await
+    }
+
+    async fn send_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let json = serde_json::to_vec(body).map_err(|error| protocol(path, error))?;
+        let body = self.send(method, path, Some(json)).await?;
         decode(path, &body)
     }
 
