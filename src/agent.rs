@@ -113,11 +113,13 @@ pub async fn run(home: Home, options: AgentOptions) -> Result<(), AgentError> {
     let unix = bind_socket(&socket_path)?;
     write_pid(&home)?;
     let stop = Arc::new(Notify::new());
+    let (closing_tx, closing) = tokio::sync::watch::channel(false);
     let state = Arc::new(AgentState {
         engine: engine.clone(),
         started: Instant::now(),
         home: home.root().display().to_string(),
         stop: stop.clone(),
+        closing,
     });
     let router = server::router(state);
 
@@ -127,7 +129,11 @@ pub async fn run(home: Home, options: AgentOptions) -> Result<(), AgentError> {
     tracing::info!(pid = std::process::id(), socket = %socket_path.display(), "agent started");
 
     let service = router.into_make_service_with_connect_info::<PeerUser>();
-    let serving = axum::serve(unix, service).with_graceful_shutdown(stop_requested(stop));
+    let shutdown = async move {
+        stop_requested(stop).await;
+        closing_tx.send_replace(true);
+    };
+    let serving = axum::serve(unix, service).with_graceful_shutdown(shutdown);
     if let Err(error) = serving.await {
         tracing::error!(%error, "the API server failed");
     }

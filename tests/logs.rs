@@ -347,8 +347,14 @@ fn follow_sees_new_lines_live() {
         "new lines reach a follower within a second: {delays:?}"
     );
 
-    follower.kill().expect("stop the follower");
-    follower.wait().expect("reap the follower");
+    // Stopping the agent ends the follow instead of waiting for it.
+    let pid = home.agent_pid().expect("agent pid");
+    home.ok(&["agent", "stop"]);
+    home.wait_agent_dead(pid);
+    let exited = wait_for("the follower to exit", DEADLINE, || {
+        follower.try_wait().expect("poll the follower")
+    });
+    assert!(exited.success(), "the follower exits cleanly: {exited}");
 }
 
 #[test]

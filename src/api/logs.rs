@@ -12,7 +12,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use http_body::Frame;
 use time::OffsetDateTime;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::server::{ApiError, Shared};
 use crate::logs::{parse_time_bound, FollowItem, Follower, Level, LogEntry, LogQuery, Page};
@@ -55,7 +55,7 @@ pub async fn logs(
         state
             .engine
             .follow_logs(&name, params.env.as_deref(), &params.query, tail)?;
-    Ok(stream_response(follower, recent))
+    Ok(stream_response(follower, recent, state.closing.clone()))
 }
 
 fn parse(raw: &HashMap<String, String>) -> Result<LogParams, ApiError> {
@@ -160,7 +160,11 @@ fn page_size(key: &str, value: u64) -> Result<usize, ApiError> {
 /// after it, and the hub drops the oldest and reports them as missed.
 const STREAM_LINES: usize = 256;
 
-fn stream_response(mut follower: Follower, recent: Vec<LogEntry>) -> Response {
+fn stream_response(
+    mut follower: Follower,
+    recent: Vec<LogEntry>,
+    mut closing: watch::Receiver<bool>,
+) -> Response {
     let (sender, receiver) = mpsc::channel::<Bytes>(STREAM_LINES);
     tokio::spawn(async move {
         for entry in recent {
@@ -176,6 +180,7 @@ fn stream_response(mut follower: Follower, recent: Vec<LogEntry>) -> Response {
             let item = tokio::select! {
                 item = follower.next() => item,
                 () = sender.closed() => return,
+                _ = closing.wait_for(|closing| *closing) => return,
             };
             if sender.send(ndjson(&item)).await.is_err() {
                 return;

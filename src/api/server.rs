@@ -42,6 +42,9 @@ pub struct AgentState {
     pub home: String,
     /// Notified when a client asks the agent to stop.
     pub stop: Arc<Notify>,
+    /// Turns true when the agent begins to stop, so that long-lived streams
+    /// end and the server's graceful shutdown does not wait for them.
+    pub closing: tokio::sync::watch::Receiver<bool>,
 }
 
 pub(super) type Shared = Arc<AgentState>;

@@ -468,9 +468,10 @@ async fn logs(home: &Home, args: LogsArgs) -> Result<String, CliError> {
             .and_then(|()| stdout.flush())
             .is_err()
         {
-            break;
+            return Ok(String::new());
         }
     }
+    eprintln!("shipdeck: the agent ended the log stream because it stopped; run the command again to follow on");
     Ok(String::new())
 }
 
