@@ -68,10 +68,31 @@ WRITER_THREAD = "shipdeck-logs"
 PM2_TIME_PREFIX = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:?\d\d)?: ")
 
 
+# Whether the lines carry varied hex digits (`--varied`) rather than `x`.
+VARIED = False
+
+MASK64 = (1 << 64) - 1
+
+
+def varied_filler(seed: int, length: int) -> bytes:
+    """Return the hex digits that `shipdeck-sample --emit-varied` puts in line `seed`."""
+    state = seed
+    digits = []
+    while len(digits) * 16 < length:
+        state = (state + 0x9E3779B97F4A7C15) & MASK64
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+        z ^= z >> 31
+        digits.append(f"{z:016x}")
+    return "".join(digits)[:length].encode()
+
+
 def expected_line(number: int) -> bytes:
     """Return the exact text of line `number` as the sample workload writes it."""
     head = f"emit {number:09d} ".encode()
-    return head + b"x" * (LINE_BYTES - HEAD_BYTES)
+    rest = LINE_BYTES - HEAD_BYTES
+    return head + (varied_filler(number, rest) if VARIED else b"x" * rest)
 
 
 # ---------------------------------------------------------------------------
@@ -81,7 +102,7 @@ def expected_line(number: int) -> bytes:
 # Bytes of a written line. A captured line made of these alone, but not a
 # whole written line, is a fragment of a cut line. The program's own log
 # lines, such as `INFO listening on ...`, contain other letters.
-FRAGMENT_BYTES = frozenset(b"emit 0123456789x")
+FRAGMENT_BYTES = frozenset(b"emit 0123456789abcdefx")
 
 
 @dataclass
@@ -265,7 +286,8 @@ def shipdeck_burst(args, work: Path, token: str, poll: str) -> Burst:
         manifest.write_text(
             "name: emit\nenvironment: bench\nreplicas: 1\n"
             f'run:\n  command: ["{args.bin_dir / "shipdeck-sample"}", "--log-rate", "0",'
-            f' "--emit-lines", "{LINES}", "--emit-bytes", "{LINE_BYTES}"]\n'
+            f' "--emit-lines", "{LINES}", "--emit-bytes", "{LINE_BYTES}"'
+            + (', "--emit-varied"' if VARIED else "") + "]\n"
             "ports:\n  - { containerPort: 8080 }\n"
             f'env:\n  {common.MARKER}: "{token}"\n'
         )
@@ -367,6 +389,7 @@ def pm2_burst(args, work: Path, token: str, timestamped: bool) -> Burst:
         argv = [pm2.binary, "start", str(args.bin_dir / "shipdeck-sample"), "--name", "emit"]
         argv += ["--interpreter", "none"] + (["--time"] if timestamped else [])
         argv += ["--", "--log-rate", "0", "--emit-lines", str(LINES), "--port", str(port)]
+        argv += ["--emit-varied"] if VARIED else []
         watch = FileWatch(home / "logs" / "emit-out.log")
 
         rss_before = rss_kib(pm2.pid) / 1024
@@ -390,6 +413,7 @@ def cat_burst(args, work: Path, token: str) -> Burst:
     env = dict(os.environ, **{common.MARKER: token})
     argv = [str(args.bin_dir / "shipdeck-sample"), "--log-rate", "0"]
     argv += ["--emit-lines", str(LINES), "--port", str(free_port())]
+    argv += ["--emit-varied"] if VARIED else []
     watch = FileWatch(path)
 
     with path.open("wb") as out:
@@ -594,7 +618,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=3, help="repetitions of every burst")
     parser.add_argument("--queries", type=int, default=9, help="requests timed per query and run")
     parser.add_argument("--output", type=Path, help="also write the Markdown report to this file")
+    parser.add_argument(
+        "--varied", action="store_true",
+        help="lines of hex digits that differ in every line (barely compressible) instead of `x`",
+    )
     args = parser.parse_args()
+    global VARIED
+    VARIED = args.varied
     args.bin_dir = args.bin_dir.resolve()
     args.pm2 = args.pm2.resolve()
     return args
@@ -603,6 +633,8 @@ def parse_args() -> argparse.Namespace:
 def collect(args, scratch: Path, token: str) -> str:
     shipdeck = common.Shipdeck(args.bin_dir, scratch / "unused", token, scratch)
     header = common.machine_report(shipdeck, args.pm2)
+    filler = "hex digits that differ in every line (--varied)" if VARIED else "`x` repeated"
+    header += f"\n- payload: 1,000,000 lines of 100 bytes, the line number then {filler}"
     rows = build_rows()
 
     bursts = [

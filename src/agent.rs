@@ -65,12 +65,20 @@ pub enum AgentError {
         #[source]
         source: io::Error,
     },
-    #[error("the agent did not start within {seconds} s{detail}; see {log}")]
-    StartTimeout {
-        seconds: u64,
+    #[error("the agent did not start within {seconds} s; see {log}")]
+    StartTimeout { seconds: u64, log: PathBuf },
+    #[error("the agent exited as it started ({status}): {detail}; see {log}")]
+    StartFailed {
+        status: String,
         detail: String,
         log: PathBuf,
     },
+    #[error(
+        "the agent of {home}{} holds the home but does not answer, probably because it is \
+         stopping; wait a few seconds and run the command again",
+        pid_note(.pid)
+    )]
+    Busy { home: PathBuf, pid: Option<u32> },
 }
 
 fn pid_note(pid: &Option<u32>) -> String {
@@ -326,23 +334,29 @@ pub async fn start_detached(home: &Home, listen: Option<SocketAddr>) -> Result<u
             // ours then exits because the home is locked. That agent may
             // still be opening the store, so wait for it while it holds the
             // lock rather than failing at once.
-            if !lock_is_free(home) && Instant::now() < deadline {
+            let locked = !lock_is_free(home);
+            if locked && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }
             if client.get::<AgentStatus>("/v1/agent").await.is_ok() {
                 return Ok(read_pid(home).unwrap_or_default());
             }
-            return Err(AgentError::StartTimeout {
-                seconds: 0,
-                detail: format!(": it {status}: {}", log_tail(&log_path, log_size)),
+            if locked {
+                return Err(AgentError::Busy {
+                    home: home.root().to_path_buf(),
+                    pid: read_pid(home),
+                });
+            }
+            return Err(AgentError::StartFailed {
+                status: status.to_string(),
+                detail: log_tail(&log_path, log_size),
                 log: log_path,
             });
         }
         if Instant::now() >= deadline {
             return Err(AgentError::StartTimeout {
                 seconds: START_TIMEOUT.as_secs(),
-                detail: String::new(),
                 log: log_path,
             });
         }
@@ -350,16 +364,19 @@ pub async fn start_detached(home: &Home, listen: Option<SocketAddr>) -> Result<u
     }
 }
 
-/// Returns the last line the agent wrote to its log since `offset`, for errors.
+/// Returns the last error the agent wrote to its log since `offset` (or its
+/// last line when it wrote no error), for the start failure message. Another
+/// agent that is still stopping may write to the same log, and its warnings
+/// would hide why this one exited.
 fn log_tail(path: &Path, offset: u64) -> String {
     let text = fs::read(path).unwrap_or_default();
     let start = usize::try_from(offset).unwrap_or(0).min(text.len());
     let fresh = String::from_utf8_lossy(&text[start..]);
-    let last = fresh
-        .lines()
-        .rev()
-        .find(|line| !line.trim().is_empty())
-        .unwrap_or("");
+    let mut lines = fresh.lines().rev().filter(|line| !line.trim().is_empty());
+    let last_error = lines
+        .clone()
+        .find(|line| line.contains("ERROR") || line.contains("Error:"));
+    let last = last_error.or_else(|| lines.next()).unwrap_or("");
     crate::logs::sanitize_for_terminal(last.trim())
 }
 

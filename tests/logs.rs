@@ -93,7 +93,10 @@ fn every_line_is_stored_once_and_in_order() {
         "stored emit lines are in order, each once"
     );
 
-    let ids: Vec<u64> = stored.iter().filter_map(|e| e["id"].as_u64()).collect();
+    let ids: Vec<u64> = stored
+        .iter()
+        .filter_map(|e| e["id"].as_str()?.parse().ok())
+        .collect();
     assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "ids increase");
     let entry = &stored[0];
     assert_eq!(entry["source"], "emitter-0", "{entry:#}");
@@ -530,7 +533,11 @@ fn secret_values_are_masked_before_storage() {
     let home = TestHome::new();
     let canary = random_canary();
     set_secret(&home, "canary", &canary);
-    let script = "echo \"token=$CANARY end\"; echo \"err $CANARY\" >&2; echo done; exec sleep 1000";
+    let script = concat!(
+        "echo \"token=$CANARY end\"; echo \"err $CANARY\" >&2; ",
+        "printf 'split \\033[31mcanary-\\033[0m%s\\n' \"$${CANARY#canary-}\"; ",
+        "echo done; exec sleep 1000"
+    );
     deploy_script(
         &home,
         "masked",
@@ -541,6 +548,10 @@ fn secret_values_are_masked_before_storage() {
     let texts = messages(&all);
     assert!(texts.contains(&"token=**** end".to_owned()), "{texts:?}");
     assert!(texts.contains(&"err ****".to_owned()), "{texts:?}");
+    assert!(
+        texts.contains(&"split ****".to_owned()),
+        "a value split by a colour code is masked in the visible text: {texts:?}"
+    );
 
     // Stop the agent so that sled writes everything, then look at the bytes.
     let pid = home.agent_pid().expect("agent pid");

@@ -109,18 +109,26 @@ fn parse(raw: &HashMap<String, String>) -> Result<LogParams, ApiError> {
         },
     };
 
+    let follow = flag(raw, "follow")?;
+    if follow && (limit.is_some() || offset.is_some() || query.until.is_some()) {
+        return Err(ApiError::bad_request(
+            "a follow takes only tail: limit, offset and until would end it before new \
+             entries arrive; leave them out, or leave out follow=true",
+        ));
+    }
+
     Ok(LogParams {
         env: text("env").map(str::to_owned),
         query,
         page,
-        follow: flag(raw, "follow")?,
+        follow,
     })
 }
 
 fn parse_level(value: &str) -> Result<Level, ApiError> {
     value
         .parse()
-        .map_err(|error| ApiError::bad_request(format!("level: {error}")))
+        .map_err(|error: crate::logs::ParseLevelError| ApiError::bad_request(error.to_string()))
 }
 
 fn flag(raw: &HashMap<String, String>, key: &str) -> Result<bool, ApiError> {

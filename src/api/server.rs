@@ -100,7 +100,18 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/v1/vault/rotate-key", post(rotate_key))
         .fallback(unknown_route)
+        .method_not_allowed_fallback(wrong_method)
         .with_state(state)
+}
+
+async fn wrong_method(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        message: format!(
+            "{method} is not allowed on {}; see the README for the methods of each route",
+            uri.path()
+        ),
+    }
 }
 
 async fn unknown_route(uri: axum::http::Uri) -> ApiError {

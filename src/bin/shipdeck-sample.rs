@@ -104,7 +104,7 @@ fn serve(args: ServeArgs) -> Result<std::convert::Infallible, StartError> {
         .map_err(|error| StartError::failed(format!("starting a thread failed: {error}")))?;
     log_start(&logger, port, &args, &app.identity);
     if args.emit_lines > 0 {
-        start_emitter(args.emit_lines, args.emit_bytes)
+        start_emitter(args.emit_lines, args.emit_bytes, args.emit_varied)
             .map_err(|error| StartError::failed(format!("starting a thread failed: {error}")))?;
     }
 
@@ -113,8 +113,10 @@ fn serve(args: ServeArgs) -> Result<std::convert::Infallible, StartError> {
 }
 
 /// Writes `count` numbered lines of `bytes` bytes each to stdout on a thread
-/// of its own, so the server answers while they are written.
-fn start_emitter(count: u64, bytes: u32) -> io::Result<()> {
+/// of its own, so the server answers while they are written. The rest of a
+/// line after its number is `x` repeated, or with `varied`, hex digits that
+/// differ in every line and barely compress.
+fn start_emitter(count: u64, bytes: u32, varied: bool) -> io::Result<()> {
     thread::Builder::new()
         .name("emit".to_owned())
         .spawn(move || {
@@ -122,21 +124,41 @@ fn start_emitter(count: u64, bytes: u32) -> io::Result<()> {
 
             let stdout = io::stdout();
             let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
-            let filler = "x".repeat(bytes as usize);
+            let same = "x".repeat(bytes as usize);
+            let mut line = String::with_capacity(bytes as usize + 1);
             for index in 1..=count {
-                let head = format!("emit {index:09} ");
-                let rest = (bytes as usize).saturating_sub(head.len());
-                let written = out
-                    .write_all(head.as_bytes())
-                    .and_then(|()| out.write_all(&filler.as_bytes()[..rest]))
-                    .and_then(|()| out.write_all(b"\n"));
-                if written.is_err() {
+                line.clear();
+                line.push_str(&format!("emit {index:09} "));
+                let rest = (bytes as usize).saturating_sub(line.len());
+                if varied {
+                    push_hex(&mut line, index, rest);
+                } else {
+                    line.push_str(&same[..rest]);
+                }
+                line.push('\n');
+                if out.write_all(line.as_bytes()).is_err() {
                     return;
                 }
             }
             let _ = out.flush();
         })
         .map(|_| ())
+}
+
+/// Appends `len` hex digits from SplitMix64 seeded with `seed`, so that a
+/// reader can compute the exact line again.
+fn push_hex(line: &mut String, seed: u64, len: usize) {
+    let mut state = seed;
+    let start = line.len();
+    while line.len() - start < len {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        line.push_str(&format!("{z:016x}"));
+    }
+    line.truncate(start + len);
 }
 
 fn bind(port: u16) -> Result<TcpListener, StartError> {

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::output::{structured, Format, Table};
+use super::output::{escape_controls, structured, Format, Table};
 use super::{
     AgentAction, CliError, Command, DeployArgs, EventsArgs, FormatArgs, ListArgs, LogsArgs,
     RedeployArgs, RollbackArgs, ScaleArgs, TargetArgs, UndeployArgs, WaitArgs,
@@ -17,7 +17,7 @@ use crate::api::wire::{
     ScaleBody, UndeployBody,
 };
 use crate::home::Home;
-use crate::logs::{keep_colours, sanitize_for_terminal, FollowItem, LogEntry};
+use crate::logs::{format_time, keep_colours, sanitize_for_terminal, FollowItem, LogEntry};
 use crate::manifest::ManifestDuration;
 use crate::model::{DeploymentView, Event, HealthView, HistoryEntry};
 
@@ -460,7 +460,8 @@ async fn logs(home: &Home, args: LogsArgs) -> Result<String, CliError> {
     while let Some(line) = lines.next_line().await? {
         let text = match args.format.format {
             Format::Table => follow_line(&line, colours),
-            _ => format!("{}\n", String::from_utf8_lossy(&line)),
+            Format::Json => escape_controls(format!("{}\n", String::from_utf8_lossy(&line))),
+            Format::Yaml => follow_yaml(&line),
         };
         // A closed pipe (`| head`) ends the follow quietly.
         if stdout
@@ -524,18 +525,30 @@ fn log_line(entry: &LogEntry, colours: bool) -> String {
     };
     format!(
         "{} {} {:<5} {}\n",
-        rfc3339(entry.time),
+        format_time(entry.time),
         sanitize_for_terminal(&entry.source),
         entry.level.as_str().to_uppercase(),
         message
     )
 }
 
+/// One followed item as a YAML document of its own.
+fn follow_yaml(line: &[u8]) -> String {
+    let item = serde_json::from_slice::<serde_json::Value>(line);
+    match item.map(|item| structured(&item, Format::Yaml)) {
+        Ok(Ok(text)) => format!("---\n{text}"),
+        _ => format!(
+            "# unreadable line from the agent: {}\n",
+            sanitize_for_terminal(&String::from_utf8_lossy(line))
+        ),
+    }
+}
+
 fn follow_line(line: &[u8], colours: bool) -> String {
     match serde_json::from_slice::<FollowItem>(line) {
         Ok(FollowItem::Entry(entry)) => log_line(&entry, colours),
         Ok(FollowItem::Missed { missed }) => {
-            format!("... {missed} lines missed: this terminal read more slowly than they arrived\n")
+            format!("... {missed} lines missed: they arrived faster than this output was read\n")
         }
         Err(error) => format!("(unreadable line from the agent: {error})\n"),
     }

@@ -322,8 +322,10 @@ pub struct EventsArgs {
 
 #[derive(Debug, Args)]
 pub struct LogsArgs {
+    /// The deployment
     pub name: String,
 
+    /// Environment of the deployment, where its name is in several
     #[arg(long, value_name = "ENV")]
     pub env: Option<String>,
 
@@ -348,7 +350,7 @@ pub struct LogsArgs {
     pub since: Option<String>,
 
     /// Only lines until a time, written like --since
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", conflicts_with = "follow")]
     pub until: Option<String>,
 
     /// Only lines of one replica, by name (web-1) or index (1)
@@ -363,12 +365,12 @@ pub struct LogsArgs {
     #[arg(long, value_name = "N")]
     pub revision: Option<u64>,
 
-    /// Show the newest N matching lines [default: 100]
-    #[arg(long, value_name = "N", conflicts_with_all = ["limit", "offset"])]
+    /// Show the newest N matching lines, at most 100000 [default: 100]
+    #[arg(long, value_name = "N", conflicts_with_all = ["limit", "offset"], value_parser = clap::value_parser!(u64).range(0..=100_000))]
     pub tail: Option<u64>,
 
-    /// Page from the oldest matching line: show at most N lines ...
-    #[arg(long, value_name = "N", conflicts_with = "follow")]
+    /// Page from the oldest matching line: show at most N lines (at most 100000) ...
+    #[arg(long, value_name = "N", conflicts_with = "follow", value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub limit: Option<u64>,
 
     /// ... after skipping the oldest N (needs --limit)

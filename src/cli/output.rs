@@ -16,14 +16,36 @@ pub enum Format {
 /// Renders `value` as pretty JSON or as YAML. Tables are built by the caller.
 pub fn structured<T: Serialize>(value: &T, format: Format) -> Result<String, serde_json::Error> {
     let json = serde_json::to_value(value)?;
-    Ok(match format {
+    let text = match format {
         Format::Yaml => {
             let mut out = String::new();
             write_yaml(&json, 0, &mut out);
             out
         }
         _ => format!("{}\n", serde_json::to_string_pretty(&json)?),
-    })
+    };
+    Ok(escape_controls(text))
+}
+
+/// Escapes DEL and the C1 controls (U+0080 to U+009F), which JSON strings
+/// may carry as they are, but which some terminals obey (U+009B starts a
+/// control sequence). They occur only inside strings, since everything else
+/// in JSON is printable ASCII, and `\u00XX` means the same in JSON and in
+/// double-quoted YAML.
+pub fn escape_controls(text: String) -> String {
+    let is_raw_control = |c: char| c == '\u{7f}' || ('\u{80}'..='\u{9f}').contains(&c);
+    if !text.chars().any(is_raw_control) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if is_raw_control(c) {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Writes YAML that any YAML 1.1 or 1.2 reader reads back to the same JSON:
@@ -143,6 +165,20 @@ fn push_row(out: &mut String, cells: &[String], widths: &[usize]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn c1_controls_are_escaped_in_json_and_yaml() {
+        let value = serde_json::json!({ "message": "a\u{9b}2Jb\u{7f}" });
+        for format in [Format::Json, Format::Yaml] {
+            let text = structured(&value, format).unwrap();
+            assert!(!text.contains('\u{9b}'), "{format:?}: {text:?}");
+            assert!(text.contains("\\u009b"), "{format:?}: {text:?}");
+            assert!(text.contains("\\u007f"), "{format:?}: {text:?}");
+        }
+        let parsed: serde_json::Value =
+            serde_json::from_str(&structured(&value, Format::Json).unwrap()).unwrap();
+        assert_eq!(parsed, value);
+    }
 
     #[test]
     fn yaml_quotes_strings_that_look_like_other_types() {

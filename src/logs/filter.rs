@@ -70,8 +70,8 @@ impl LogFilter {
         let until = query.until.unwrap_or(u64::MAX);
         if since > until {
             return Err(LogError::EmptyTimeRange {
-                since: super::time_of(since),
-                until: super::time_of(until),
+                since: super::rfc3339(since),
+                until: super::rfc3339(until),
             });
         }
 
@@ -273,7 +273,7 @@ mod tests {
         .unwrap_err();
         let message = error.to_string();
         assert!(message.contains("`(`"), "{message}");
-        assert!(message.contains("without --regex"), "{message}");
+        assert!(message.contains("as plain text"), "{message}");
     }
 
     #[test]

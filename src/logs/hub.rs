@@ -15,6 +15,7 @@
 //! blocks that start before the first copied id. So every entry is seen
 //! exactly once, whichever side of a flush the query falls on.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::{Duration, Instant};
@@ -74,8 +75,9 @@ pub struct LogStats {
     pub lines: u64,
     pub bytes: u64,
     pub blocks: u64,
-    /// Id of the oldest stored entry, if any.
-    pub oldest: Option<u64>,
+    /// Time of the oldest stored entry, if any.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub oldest: Option<time::OffsetDateTime>,
 }
 
 /// One item of a follow stream.
@@ -227,7 +229,10 @@ impl LogHub {
             lines: log.stored_lines,
             bytes: log.stored_bytes,
             blocks: log.blocks.len() as u64,
-            oldest: log.blocks.front().map(|block| block.first_id),
+            oldest: log
+                .blocks
+                .front()
+                .map(|block| super::time_of(block.first_id)),
         }
     }
 
@@ -312,7 +317,8 @@ impl LogHub {
             if header.last_id < filter.since() {
                 break;
             }
-            let entries: Vec<EntryRef<'_>> = block_entries(deployment_id, first_id, &bytes);
+            let body = block_body(deployment_id, first_id, &bytes, &header);
+            let entries = block_entries(deployment_id, first_id, &body, header.count);
             for entry in entries.iter().rev() {
                 if wanted(&found) {
                     break;
@@ -364,7 +370,8 @@ impl LogHub {
             if header.last_id < filter.since() {
                 continue;
             }
-            for entry in block_entries(deployment_id, first_id, &bytes) {
+            let body = block_body(deployment_id, first_id, &bytes, &header);
+            for entry in block_entries(deployment_id, first_id, &body, header.count) {
                 consider(&entry, &mut found);
             }
         }
@@ -385,13 +392,28 @@ fn readable_header(deployment_id: &str, first_id: u64, bytes: &[u8]) -> Option<b
     }
 }
 
+/// Decompresses a block's entries, or returns nothing for a damaged block.
+fn block_body(
+    deployment_id: &str,
+    first_id: u64,
+    bytes: &[u8],
+    header: &block::BlockHeader,
+) -> Vec<u8> {
+    block::body(bytes, header).unwrap_or_else(|error| {
+        tracing::warn!(deployment_id, first_id, %error, "skipped an unreadable log block");
+        Vec::new()
+    })
+}
+
 /// Decodes a block's entries, keeping those before a damaged one.
-fn block_entries<'a>(deployment_id: &str, first_id: u64, bytes: &'a [u8]) -> Vec<EntryRef<'a>> {
-    let Ok(entries) = block::entries(bytes) else {
-        return Vec::new();
-    };
-    let mut decoded = Vec::new();
-    for entry in entries {
+fn block_entries<'a>(
+    deployment_id: &str,
+    first_id: u64,
+    body: &'a [u8],
+    count: u32,
+) -> Vec<EntryRef<'a>> {
+    let mut decoded = Vec::with_capacity(count as usize);
+    for entry in block::entries(body, count) {
         match entry {
             Ok(entry) => decoded.push(entry),
             Err(error) => {
@@ -493,7 +515,7 @@ impl Writer {
                     text.push_str(&format!(" [cut {} bytes]", line.cut));
                 }
                 if let Some(mask) = &mask {
-                    text = mask.apply(text);
+                    text = mask_line(mask, text);
                 }
                 let level = detect_level(&text);
                 (text, level)
@@ -638,6 +660,17 @@ impl Writer {
         {
             tracing::warn!(deployment_id, %error, "removing log blocks past retention failed; they are removed at the next start");
         }
+    }
+}
+
+/// Masks the secret values in `text`, also where escape sequences split a
+/// value: then the line is stored as its visible text, without colours,
+/// because the mask cannot be placed in the raw bytes.
+fn mask_line(mask: &SecretMask, text: String) -> String {
+    let text = mask.apply(text);
+    match super::sanitize::visible_text(&text) {
+        Cow::Owned(visible) if mask.finds(&visible) => mask.apply(visible),
+        _ => text,
     }
 }
 

@@ -134,7 +134,8 @@ const ESC: u8 = 0x1b;
 ///   anything that does not parse as an object falls through to the plain
 ///   forms.
 /// - Whole-line prefixes: glog and klog (`W1204 12:00:00.000000 ...`, the
-///   letter I, W, E or F and four digits), Go's `fatal error:`, Rust's
+///   letter I, W, E or F and four digits), a syslog priority (`<3>`),
+///   Go's `fatal error:`, Rust's
 ///   `thread '...' panicked at`, Java's `Exception in thread "` and Python's
 ///   `Traceback (most recent call last):`.
 /// - The first 8 whitespace-separated tokens within the first 160 visible
@@ -148,13 +149,13 @@ const ESC: u8 = 0x1b;
 ///   - a bare level name in capitals (`ERROR`, `WARN`).
 ///
 ///   The last two apply only while every earlier token looks like a line
-///   prefix, meaning a timestamp, number, bracketed tag or punctuation: a
-///   token that contains a digit, starts with `[`, `(` or `<`, or has no
-///   letters. So `2026-12-04 12:00:00,123 ERROR x` and nginx's
+///   prefix, meaning a timestamp, number, bracketed tag, program name or
+///   punctuation: a token that contains a digit, starts with `[`, `(` or
+///   `<`, ends with a colon, or has no letters. So `2026-12-04 12:00:00,123 ERROR x` and nginx's
 ///   `2026/12/04 12:00:00 [error] 12#0: ...` are errors, but
 ///   `user clicked ERROR button` is not.
 ///
-/// Level names, in any case: trace, trc, verbose, debug, dbg, info, inf,
+/// Level names, in any case: trace, trc, verbose, debug, dbug, dbg, info, inf,
 /// information, notice, warn, wrn, warning, error, err, severe, dpanic,
 /// fatal, ftl, critical, crit, panic, emerg, emergency.
 ///
@@ -280,6 +281,9 @@ fn prefix_level(line: &[u8]) -> Option<Level> {
     if let Some(level) = glog_level(line) {
         return Some(level);
     }
+    if let Some(level) = syslog_level(line) {
+        return Some(level);
+    }
     if line.starts_with(b"thread '") && memmem::find(line, b"' panicked at").is_some() {
         return Some(Level::Fatal);
     }
@@ -287,6 +291,23 @@ fn prefix_level(line: &[u8]) -> Option<Level> {
         .iter()
         .find(|(prefix, _)| line.starts_with(prefix))
         .map(|&(_, level)| level)
+}
+
+/// Reads a syslog priority prefix `<N>`, as systemd and the kernel write it
+/// to journald-aware output: 0 to 2 fatal, 3 error, 4 warn, 5 and 6 info,
+/// 7 debug. Only the severity digit is read, so `<11>` (facility 1) is not.
+fn syslog_level(line: &[u8]) -> Option<Level> {
+    let [b'<', digit, b'>', ..] = line else {
+        return None;
+    };
+    match digit {
+        b'0'..=b'2' => Some(Level::Fatal),
+        b'3' => Some(Level::Error),
+        b'4' => Some(Level::Warn),
+        b'5' | b'6' => Some(Level::Info),
+        b'7' => Some(Level::Debug),
+        _ => None,
+    }
 }
 
 /// Reads the glog header `Lmmdd hh:mm:ss.uuuuuu`, where L is the level letter.
@@ -359,10 +380,15 @@ fn leading_word_level(token: &[u8]) -> Option<Level> {
 }
 
 /// True for tokens that commonly come before the level in a line header:
-/// timestamps, process ids, thread names in brackets, separators.
+/// timestamps, process ids, thread names in brackets, separators, and a
+/// program name with a colon (`cc1: error: ...`, as GNU tools write).
 fn is_prefix_like(token: &[u8]) -> bool {
     let bracketed = matches!(token.first(), Some(b'[' | b'(' | b'<'));
-    bracketed || token.iter().any(u8::is_ascii_digit) || !token.iter().any(u8::is_ascii_alphabetic)
+    let program = token.len() > 1 && token.ends_with(b":");
+    bracketed
+        || program
+        || token.iter().any(u8::is_ascii_digit)
+        || !token.iter().any(u8::is_ascii_alphabetic)
 }
 
 /// Level names, matched ignoring ASCII case.
@@ -371,6 +397,7 @@ const LEVEL_NAMES: &[(&[u8], Level)] = &[
     (b"trc", Level::Trace),
     (b"verbose", Level::Trace),
     (b"debug", Level::Debug),
+    (b"dbug", Level::Debug),
     (b"dbg", Level::Debug),
     (b"info", Level::Info),
     (b"inf", Level::Info),
@@ -679,6 +706,16 @@ mod tests {
             Level::Warn,
         ),
         (r#"{"Level":"CRITICAL"}"#, Level::Fatal),
+        (r#"{"lvl":"dbug","msg":"x"}"#, Level::Debug),
+        ("myprog: error: something failed", Level::Error),
+        ("shipdeck-sample: error: PORT is not set", Level::Error),
+        ("cc1: warning: command-line option", Level::Warn),
+        ("<3>systemd err prefix", Level::Error),
+        ("<4>kernel: low memory", Level::Warn),
+        ("<6>started", Level::Info),
+        ("<7>details", Level::Debug),
+        ("<2>critical failure", Level::Fatal),
+        ("Note: the error count is zero", Level::Info),
         (r#"{"log.level":"debug"}"#, Level::Debug),
         (r#"  { "level" : "trace" }"#, Level::Trace),
         (r#"{"level":10,"msg":"x"}"#, Level::Trace),

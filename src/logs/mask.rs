@@ -39,6 +39,11 @@ impl SecretMask {
         finder.ok().map(|finder| Self { finder })
     }
 
+    /// Checks whether `text` contains a secret value.
+    pub fn finds(&self, text: &str) -> bool {
+        self.finder.is_match(text)
+    }
+
     /// Returns `line` with every secret value replaced by [`MASK`].
     pub fn apply(&self, line: String) -> String {
         if !self.finder.is_match(&line) {

@@ -44,7 +44,10 @@ pub enum Stream {
 #[serde(rename_all = "camelCase")]
 pub struct LogEntry {
     /// Position in the deployment's log: the capture time in nanoseconds
-    /// since the epoch, raised where needed so that ids never repeat.
+    /// since the epoch, raised where needed so that ids never repeat. JSON
+    /// carries it as a string, because it is beyond the 2^53 that JSON
+    /// numbers keep exactly in JavaScript and jq.
+    #[serde(with = "id_text")]
     pub id: u64,
     /// The time of capture, from `id`.
     #[serde(with = "time::serde::rfc3339")]
@@ -65,6 +68,44 @@ pub struct LogEntry {
 /// Turns an entry id into its time.
 pub fn time_of(id: u64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(id)).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// Formats a time as RFC 3339 in UTC with microseconds, always the same
+/// width, so that columns of times line up.
+pub fn format_time(time: OffsetDateTime) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+    );
+    time.to_offset(time::UtcOffset::UTC)
+        .format(&format)
+        .unwrap_or_else(|_| time.to_string())
+}
+
+/// Formats the time of entry id `id` as [`format_time`] does.
+pub fn rfc3339(id: u64) -> String {
+    format_time(time_of(id))
+}
+
+/// Entry ids as JSON strings, read back from strings or numbers.
+mod id_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(id: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(id)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Id {
+            Text(String),
+            Number(u64),
+        }
+        match Id::deserialize(deserializer)? {
+            Id::Number(id) => Ok(id),
+            Id::Text(text) => text.parse().map_err(serde::de::Error::custom),
+        }
+    }
 }
 
 /// How much of a deployment's log the store keeps. The oldest entries go
@@ -95,7 +136,7 @@ impl Default for Retention {
 pub enum LogError {
     #[error(
         "the search pattern `{pattern}` is not a valid regular expression: {detail}; \
-         fix the pattern, or search without --regex for the plain text"
+         fix the pattern, or search for it as plain text instead"
     )]
     BadPattern { pattern: String, detail: String },
 
@@ -108,11 +149,8 @@ pub enum LogError {
     )]
     BadTime { value: String },
 
-    #[error("--since {since} is after --until {until}; nothing can match")]
-    EmptyTimeRange {
-        since: OffsetDateTime,
-        until: OffsetDateTime,
-    },
+    #[error("since {since} is after until {until}, so nothing can match; swap the two times")]
+    EmptyTimeRange { since: String, until: String },
 
     #[error("reading stored logs failed")]
     Store(#[from] crate::store::StoreError),

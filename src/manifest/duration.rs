@@ -27,7 +27,13 @@ impl ManifestDuration {
     }
 }
 
-const MILLIS_PER_UNIT: &[(&str, u64)] = &[("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)];
+const MILLIS_PER_UNIT: &[(&str, u64)] = &[
+    ("d", 86_400_000),
+    ("h", 3_600_000),
+    ("m", 60_000),
+    ("s", 1_000),
+    ("ms", 1),
+];
 
 impl TryFrom<String> for ManifestDuration {
     type Error = String;
@@ -74,7 +80,7 @@ fn parse_duration(text: &str) -> Result<u64, String> {
     }
     if is_number(text) {
         return Err(format!(
-            "duration `{text}` has no unit; write {text}s (or ms, m, h)"
+            "duration `{text}` has no unit; write {text}s (or ms, m, h, d)"
         ));
     }
 
@@ -120,11 +126,11 @@ fn unit_millis(text: &str, unit: &str) -> Result<u64, String> {
     }
     if unit.is_empty() {
         return Err(format!(
-            "duration `{text}` has a number without a unit; add one of ms, s, m or h"
+            "duration `{text}` has a number without a unit; add one of ms, s, m, h or d"
         ));
     }
     Err(format!(
-        "duration `{text}` has unknown unit `{unit}`; use ms, s, m or h"
+        "duration `{text}` has unknown unit `{unit}`; use ms, s, m, h or d"
     ))
 }
 
@@ -210,7 +216,7 @@ mod tests {
     #[test]
     fn invalid_durations_are_rejected() {
         for text in [
-            "", "s", "1d", "1.2.3s", "1 s", "1h-", "-5s", "1.0001s", "5us", "5ns", "1hm",
+            "", "s", "1w", "1.2.3s", "1 s", "1h-", "-5s", "1.0001s", "5us", "5ns", "1hm",
         ] {
             let message = millis(text).expect_err(text);
             assert!(

@@ -93,6 +93,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "BYTES", default_value_t = 100, value_parser = clap::value_parser!(u32).range(16..=65536))]
     pub emit_bytes: u32,
 
+    /// Fill --emit-lines lines with hex digits that differ in every line
+    /// (about as compressible as random data) instead of `x`.
+    #[arg(long, requires = "emit_lines")]
+    pub emit_varied: bool,
+
     /// Report /healthz as 503 until this long after start. The port is open at once.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub ready_delay: Option<Duration>,

@@ -63,9 +63,13 @@ impl<B: Backend> Supervisor<B> {
                 return;
             };
             let build = spec.build.as_ref().map(|build| build.command.as_slice());
+            // Builds run before any replica, with no secret values handed to
+            // them: a variable that names a secret is left out rather than
+            // passed with its `${SECRET:...}` text.
             let mut env: Vec<(String, String)> = spec
                 .env
                 .iter()
+                .filter(|(_, value)| !value.contains("${SECRET:"))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
             // The marker lets the next agent end a build that a crashed one
