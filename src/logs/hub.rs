@@ -310,13 +310,14 @@ impl LogHub {
             if wanted(&found) {
                 break;
             }
-            let (first_id, bytes) = item?;
+            let (info, bytes) = item?;
+            let first_id = info.first_id;
+            if info.last_id < filter.since() {
+                break;
+            }
             let Some(header) = readable_header(deployment_id, first_id, &bytes) else {
                 continue;
             };
-            if header.last_id < filter.since() {
-                break;
-            }
             let body = block_body(deployment_id, first_id, &bytes, &header);
             let entries = block_entries(deployment_id, first_id, &body, header.count);
             for entry in entries.iter().rev() {
@@ -363,13 +364,14 @@ impl LogHub {
             if found.len() >= limit {
                 return Ok(found);
             }
-            let (first_id, bytes) = item?;
+            let (info, bytes) = item?;
+            let first_id = info.first_id;
+            if info.last_id < filter.since() {
+                continue;
+            }
             let Some(header) = readable_header(deployment_id, first_id, &bytes) else {
                 continue;
             };
-            if header.last_id < filter.since() {
-                continue;
-            }
             let body = block_body(deployment_id, first_id, &bytes, &header);
             for entry in block_entries(deployment_id, first_id, &body, header.count) {
                 consider(&entry, &mut found);
@@ -429,22 +431,19 @@ fn block_entries<'a>(
 fn load_state(store: &Store) -> State {
     let mut state = State::default();
     for item in store.all_log_blocks() {
-        let (deployment_id, first_id, bytes) = match item {
+        let (deployment_id, stored) = match item {
             Ok(item) => item,
             Err(error) => {
-                tracing::warn!(%error, "reading the stored log blocks failed; retention starts from what was read");
+                tracing::warn!(%error, "reading the index of stored log blocks failed; retention starts from what was read");
                 break;
             }
         };
-        let Some(header) = readable_header(&deployment_id, first_id, &bytes) else {
-            continue;
-        };
         let log = state.deployments.entry(deployment_id).or_default();
         let info = BlockInfo {
-            first_id,
-            last_id: header.last_id,
-            lines: u64::from(header.count),
-            bytes: bytes.len() as u64,
+            first_id: stored.first_id,
+            last_id: stored.last_id,
+            lines: u64::from(stored.count),
+            bytes: u64::from(stored.len),
         };
         log.stored_lines += info.lines;
         log.stored_bytes += info.bytes;
@@ -587,6 +586,11 @@ impl Writer {
             return;
         };
         let encoded = block::encode(&entries);
+        let count = u32::try_from(entries.len()).unwrap_or(u32::MAX);
+        let stored =
+            self.shared
+                .store
+                .put_log_block(deployment_id, first.id, last.id, count, &encoded);
         let info = BlockInfo {
             first_id: first.id,
             last_id: last.id,
@@ -594,16 +598,12 @@ impl Writer {
             bytes: encoded.len() as u64,
         };
 
-        let stored = self
-            .shared
-            .store
-            .put_log_block(deployment_id, info.first_id, &encoded);
         let mut state = lock(&self.shared.state);
         let Some(log) = state.deployments.get_mut(deployment_id) else {
             return;
         };
         match stored {
-            Ok(()) => {
+            Ok(_) => {
                 log.flushing.clear();
                 log.blocks.push_back(info);
                 log.stored_lines += info.lines;

@@ -64,6 +64,22 @@ pub enum StoreError {
         source: sled::Error,
     },
 
+    #[error(
+        "failed {action} log segment {path}; check the disk space and permissions of the store"
+    )]
+    LogFile {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error(
+        "invalid index entry in tree `logs` at key {key}: {len} bytes; \
+         restore the store from a backup or remove that key"
+    )]
+    LogIndex { key: String, len: usize },
+
     #[error("failed to flush the store at {path} to disk")]
     Flush {
         path: PathBuf,

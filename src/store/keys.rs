@@ -58,7 +58,7 @@ pub(super) fn sequence(seq: u64) -> [u8; 8] {
 /// Renders a raw key of `tree` for error messages.
 pub(super) fn describe(tree: &str, key: &[u8]) -> String {
     match tree {
-        super::REVISIONS | super::EVENTS_BY_DEPLOYMENT => describe_numbered(key),
+        super::REVISIONS | super::EVENTS_BY_DEPLOYMENT | super::LOGS => describe_numbered(key),
         super::EVENTS => match trailing_number(key) {
             Some(seq) if key.len() == 8 => format!("seq {seq}"),
             _ => format!("{key:?}"),

@@ -46,7 +46,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 pub use error::StoreError;
 pub use events::NewEvent;
-pub use logs::LogBlock;
+pub use logs::{LogBlock, LogBlockInfo};
 pub use schema::CURRENT_VERSION;
 pub use secrets::{KdfRecord, SecretRecord, VaultRecord};
 
@@ -59,10 +59,9 @@ const META: &str = "meta";
 const LOGS: &str = "logs";
 const SECRETS: &str = "secrets";
 
-/// Memory for sled's page cache. sled's default is 1 GiB, which a log burst
-/// fills with pages that are rarely read again, and the agent keeps that
-/// memory for as long as it runs. Queries read blocks of 64 KiB in key
-/// order, which the kernel's page cache serves well without it.
+/// Memory for sled's page cache. sled's default is 1 GiB, far more than the
+/// small records kept in sled need (log blocks live in segment files), and
+/// the agent should stay small on a shared host.
 const CACHE_BYTES: u64 = 16 << 20;
 
 /// Text that sled 0.34 puts in the I/O error when another open file
@@ -83,6 +82,7 @@ pub struct Store {
     meta: sled::Tree,
     logs: sled::Tree,
     secrets: sled::Tree,
+    segments: logs::Segments,
 }
 
 /// The records that a scan decoded, and an error for each entry that it
@@ -131,6 +131,7 @@ impl Store {
             events_by_deployment: tree(EVENTS_BY_DEPLOYMENT)?,
             meta: tree(META)?,
             logs: tree(LOGS)?,
+            segments: logs::Segments::new(dir),
             secrets: tree(SECRETS)?,
             db,
         })
@@ -143,12 +144,14 @@ impl Store {
 
     /// Writes all pending changes to disk and waits for the write to finish.
     pub fn flush(&self) -> Result<(), StoreError> {
+        self.segments.sync()?;
         self.db.flush().map_err(|source| self.flush_error(source))?;
         Ok(())
     }
 
     /// Writes all pending changes to disk without blocking the async runtime.
     pub async fn flush_async(&self) -> Result<(), StoreError> {
+        self.segments.sync()?;
         let flushed = self.db.flush_async().await;
         flushed.map_err(|source| self.flush_error(source))?;
         Ok(())

@@ -8,6 +8,7 @@ use crate::model::{
     Deployment, DeploymentKey, DeploymentStatus, EventOutcome, Revision, RevisionStatus,
 };
 
+use super::logs;
 use super::schema::{self, Migration};
 use super::{NewEvent, Store, StoreError, CURRENT_VERSION, DEPLOYMENTS, REVISIONS};
 
@@ -574,4 +575,114 @@ fn corrupt_value_names_tree_and_key() {
         matches!(revision_error, StoreError::Decode { tree: "revisions", key, .. } if key == "good/7")
     );
     assert_eq!(store.latest_revision_number("good").unwrap(), Some(7));
+}
+
+fn segment_files(dir: &Path, deployment_id: &str) -> usize {
+    std::fs::read_dir(dir.join(logs::SEGMENTS_DIR).join(deployment_id))
+        .map(|entries| entries.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn log_blocks_round_trip_in_key_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    for first_id in [10u64, 20, 30] {
+        let block = vec![first_id as u8; 100];
+        store
+            .put_log_block("d1", first_id, first_id + 5, 6, &block)
+            .unwrap();
+    }
+    store.put_log_block("d2", 15, 15, 1, b"other").unwrap();
+
+    let oldest_first: Vec<(u64, Vec<u8>)> = store
+        .log_blocks("d1", u64::MAX, false)
+        .map(|item| item.map(|(info, block)| (info.first_id, block)).unwrap())
+        .collect();
+    assert_eq!(
+        oldest_first,
+        vec![
+            (10, vec![10; 100]),
+            (20, vec![20; 100]),
+            (30, vec![30; 100])
+        ]
+    );
+    let newest_first: Vec<u64> = store
+        .log_blocks("d1", 30, true)
+        .map(|item| item.unwrap().0.first_id)
+        .collect();
+    assert_eq!(newest_first, vec![20, 10], "blocks before 30, newest first");
+
+    let index: Vec<(String, u64, u64, u32)> = store
+        .all_log_blocks()
+        .map(|item| {
+            item.map(|(id, info)| (id, info.first_id, info.last_id, info.count))
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(index[0], ("d1".to_owned(), 10, 15, 6));
+    assert_eq!(index.len(), 4);
+}
+
+#[test]
+fn removing_log_blocks_frees_whole_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let block = vec![7u8; 1 << 20];
+    for first_id in 1..=20u64 {
+        store
+            .put_log_block("d", first_id, first_id, 1, &block)
+            .unwrap();
+    }
+    let before = segment_files(dir.path(), "d");
+    assert!(
+        before >= 2,
+        "20 MiB of blocks fill several segments: {before}"
+    );
+
+    store
+        .remove_log_blocks("d", &(1..=15).collect::<Vec<u64>>())
+        .unwrap();
+    let after = segment_files(dir.path(), "d");
+    assert!(after < before, "segments before {before}, after {after}");
+    let kept: Vec<u64> = store
+        .log_blocks("d", u64::MAX, false)
+        .map(|item| item.unwrap().0.first_id)
+        .collect();
+    assert_eq!(
+        kept,
+        (16..=20).collect::<Vec<u64>>(),
+        "the newer blocks stay readable"
+    );
+
+    store
+        .remove_log_blocks("d", &(16..=20).collect::<Vec<u64>>())
+        .unwrap();
+    assert_eq!(
+        segment_files(dir.path(), "d"),
+        1,
+        "the segment in use stays"
+    );
+    store.put_log_block("d", 21, 21, 1, b"after").unwrap();
+    let last: Vec<Vec<u8>> = store
+        .log_blocks("d", u64::MAX, false)
+        .map(|item| item.unwrap().1)
+        .collect();
+    assert_eq!(last, vec![b"after".to_vec()]);
+}
+
+#[test]
+fn log_blocks_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        store.put_log_block("d", 5, 9, 3, b"persisted").unwrap();
+        store.flush().unwrap();
+    }
+    let store = open(dir.path());
+    let blocks: Vec<Vec<u8>> = store
+        .log_blocks("d", u64::MAX, true)
+        .map(|item| item.unwrap().1)
+        .collect();
+    assert_eq!(blocks, vec![b"persisted".to_vec()]);
 }
