@@ -113,7 +113,7 @@ fn serve(args: ServeArgs) -> Result<std::convert::Infallible, StartError> {
 }
 
 /// Writes `count` numbered lines of `bytes` bytes each to stdout on a thread
-/// of its own, so the server answers while they are written. The rest of a
+/// of its own, so the server keeps serving while they are written. The rest of a
 /// line after its number is `x` repeated, or with `varied`, hex digits that
 /// differ in every line and barely compress.
 fn start_emitter(count: u64, bytes: u32, varied: bool) -> io::Result<()> {

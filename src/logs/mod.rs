@@ -113,7 +113,8 @@ mod id_text {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Retention {
     pub max_lines: u64,
-    /// Stored bytes, counting the text and about 30 bytes per entry.
+    /// Stored bytes: the compressed blocks, about 30 bytes per entry plus
+    /// the text, divided by how well the lines compress.
     pub max_bytes: u64,
     pub max_age: Duration,
 }

@@ -4,10 +4,10 @@
 //! sled keeps about as much memory as the data it holds, which for logs, the
 //! bulk of what the agent stores, would be hundreds of megabytes. So blocks
 //! go to segment files under `log-blocks/DEPLOYMENT_ID/` in the store's
-//! directory, read back with positioned reads that the kernel's page cache
-//! serves, and the `logs` tree holds one small index entry per block, keyed
-//! by deployment id and the id of the block's first entry. Entry ids grow
-//! with time, so a key range is a time range.
+//! directory. Positioned reads bring them back, served by the kernel's page
+//! cache. The `logs` tree holds one small index entry per block, keyed by
+//! deployment id and the id of the block's first entry. Entry ids grow with
+//! time, so a key range is a time range.
 //!
 //! The store treats blocks as opaque bytes; their layout belongs to the
 //! `logs` module. A block is appended to its segment before its index entry
@@ -36,7 +36,7 @@ const INDEX_LEN: usize = 8 + 8 + 4 + 4 + 8;
 /// The bytes of one stored block.
 pub type LogBlock = Vec<u8>;
 
-/// Where a block is and what it holds, from its index entry.
+/// The location and contents of a block, from its index entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogBlockInfo {
     pub first_id: u64,
