@@ -560,3 +560,52 @@ fn secret_values_are_masked_before_storage() {
     let leaked = files_containing(home.home(), &canary);
     assert!(leaked.is_empty(), "the secret value is in {leaked:?}");
 }
+
+#[test]
+fn flood_does_not_hold_up_other_replicas() {
+    let home = TestHome::new();
+    let ticker = "i=0; while true; do i=$((i+1)); echo \"tick $i\"; sleep 0.1; done";
+    deploy_script(&home, "quiet", ticker, "");
+    wait_logged(&home, "quiet", "tick 2");
+
+    let count = 300_000;
+    let manifest = format!(
+        "name: loud\nrun:\n  command: [\"{SAMPLE}\", \"--log-rate\", \"0\", \"--emit-lines\", \"{count}\", \"--emit-varied\"]\nports: [{{ containerPort: 8080 }}]\n"
+    );
+    let path = home.write("loud.yaml", &manifest);
+    home.ok(&["deploy", "-f", path_arg(&path)]);
+
+    // While the flood is captured, the quiet replica's new lines keep being
+    // stored: its newest tick moves on.
+    let before = newest_tick(&home);
+    wait_for(
+        "the quiet replica's ticks to move on during the flood",
+        DEADLINE,
+        || (newest_tick(&home) >= before + 5).then_some(()),
+    );
+    let last = format!("emit {count:09}");
+    wait_for("the whole flood", DEADLINE, || {
+        (!entries(&home, "loud", &["--search", &last, "--tail", "1"]).is_empty()).then_some(())
+    });
+    let stored = entries(
+        &home,
+        "loud",
+        &[
+            "--search", "emit 0", "--limit", "100000", "--offset", "200000",
+        ],
+    );
+    assert_eq!(
+        stored.len(),
+        100_000,
+        "the last 100,000 flood lines are stored"
+    );
+}
+
+fn newest_tick(home: &TestHome) -> u64 {
+    let newest = entries(home, "quiet", &["--search", "tick", "--tail", "1"]);
+    let message = newest
+        .first()
+        .and_then(|e| e["message"].as_str())
+        .unwrap_or("tick 0");
+    message.trim_start_matches("tick ").parse().unwrap_or(0)
+}
