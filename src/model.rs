@@ -345,3 +345,21 @@ impl From<&Revision> for HistoryEntry {
         }
     }
 }
+
+/// One series of a deployment over a window, aligned to steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeriesView {
+    pub name: String,
+    pub step_ms: u64,
+    pub points: Vec<PointView>,
+}
+
+/// One step of a series: its start and the average value, `null` for a gap.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PointView {
+    #[serde(with = "time::serde::rfc3339")]
+    pub time: OffsetDateTime,
+    pub value: Option<f64>,
+}

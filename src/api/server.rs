@@ -88,6 +88,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/deployments/{name}/health", get(health))
         .route("/v1/deployments/{name}/logs", get(super::logs::logs))
         .route("/v1/deployments/{name}/log-stats", get(log_stats))
+        .route("/v1/deployments/{name}/metrics", get(metrics))
         .route("/v1/deployments/{name}/redeploy", post(redeploy))
         .route("/v1/deployments/{name}/rollback", post(rollback))
         .route("/v1/deployments/{name}/scale", post(scale))
@@ -458,6 +459,49 @@ async fn health(
     Query(params): Query<TargetParams>,
 ) -> Result<Response, ApiError> {
     Ok(json(state.engine.health(&name, params.env.as_deref())?))
+}
+
+/// Reads a duration parameter such as `1h` or `30s`.
+fn duration_param(
+    raw: &std::collections::HashMap<String, String>,
+    key: &str,
+) -> Result<Option<Duration>, ApiError> {
+    raw.get(key)
+        .filter(|value| !value.is_empty())
+        .map(|value| {
+            crate::manifest::ManifestDuration::try_from(value.clone())
+                .map(|duration| duration.as_std())
+                .map_err(|error| ApiError::bad_request(format!("{key}: {error}")))
+        })
+        .transpose()
+}
+
+async fn metrics(
+    State(state): State<Shared>,
+    Path(name): Path<String>,
+    Query(raw): Query<std::collections::HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let since = duration_param(&raw, "since")?.unwrap_or(Duration::from_secs(3600));
+    if since.is_zero() {
+        return Err(ApiError::bad_request(
+            "since=0s selects nothing; write a window such as since=1h",
+        ));
+    }
+    let step = duration_param(&raw, "step")?;
+    let names: Vec<String> = raw
+        .get("metric")
+        .map(|list| {
+            list.split(',')
+                .filter(|name| !name.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let env = raw
+        .get("env")
+        .map(String::as_str)
+        .filter(|env| !env.is_empty());
+    Ok(json(state.engine.metrics(&name, env, &names, since, step)?))
 }
 
 async fn log_stats(

@@ -8,7 +8,7 @@ use serde::Serialize;
 use super::output::{escape_controls, structured, Format, Table};
 use super::{
     AgentAction, CliError, Command, DeployArgs, EventsArgs, FormatArgs, ListArgs, LogsArgs,
-    RedeployArgs, RollbackArgs, ScaleArgs, TargetArgs, UndeployArgs, WaitArgs,
+    MetricsArgs, RedeployArgs, RollbackArgs, ScaleArgs, TargetArgs, UndeployArgs, WaitArgs,
 };
 use crate::agent;
 use crate::api::client::{encode, Client};
@@ -43,6 +43,7 @@ pub async fn run(home: &Home, command: Command) -> Result<String, CliError> {
         Command::Undeploy(args) => undeploy(home, args).await,
         Command::Events(args) => events(home, args).await,
         Command::Logs(args) => logs(home, args).await,
+        Command::Metrics(args) => metrics(home, args).await,
         Command::Secrets(args) => super::secrets::run(home, args.action).await,
     }
 }
@@ -438,6 +439,76 @@ async fn events(home: &Home, args: EventsArgs) -> Result<String, CliError> {
         }
         table.render()
     })
+}
+
+async fn metrics(home: &Home, args: MetricsArgs) -> Result<String, CliError> {
+    let client = client(home).await?;
+    let mut path = format!(
+        "/v1/deployments/{}/metrics?since={}",
+        encode(&args.name),
+        encode(&args.since)
+    );
+    if let Some(env) = &args.env {
+        path.push_str(&format!("&env={}", encode(env)));
+    }
+    if let Some(step) = &args.step {
+        path.push_str(&format!("&step={}", encode(step)));
+    }
+    if !args.metrics.is_empty() {
+        path.push_str(&format!("&metric={}", encode(&args.metrics.join(","))));
+    }
+    let series: Vec<crate::model::SeriesView> = client.get(&path).await?;
+    render(&series, args.format.format, |series| {
+        let mut table = Table::new(vec!["METRIC", "LAST", "MIN", "MAX", "TREND"]);
+        for view in series {
+            let values: Vec<f64> = view.points.iter().filter_map(|point| point.value).collect();
+            let min = values.iter().copied().fold(f64::NAN, f64::min);
+            let max = values.iter().copied().fold(f64::NAN, f64::max);
+            let last = view.points.iter().rev().find_map(|point| point.value);
+            table.row(vec![
+                view.name.clone(),
+                last.map_or("-".to_owned(), |value| metric_value(&view.name, value)),
+                metric_value(&view.name, min),
+                metric_value(&view.name, max),
+                sparkline(&view.points, min, max),
+            ]);
+        }
+        table.render()
+    })
+}
+
+/// Formats a value in the unit its series is in.
+fn metric_value(series: &str, value: f64) -> String {
+    if value.is_nan() {
+        return "-".to_owned();
+    }
+    if series.ends_with("_percentage") {
+        format!("{value:.1}%")
+    } else if series == "memory_usage" {
+        format!("{:.1} MiB", value / f64::from(1u32 << 20))
+    } else if series == "cpu_usage" {
+        format!("{value:.3} cores")
+    } else {
+        format!("{value}")
+    }
+}
+
+/// Draws the points as block characters from the lowest to the highest
+/// value; a gap is a space.
+fn sparkline(points: &[crate::model::PointView], min: f64, max: f64) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    points
+        .iter()
+        .map(|point| match point.value {
+            None => ' ',
+            // A flat series, or one value, draws as the lowest bar.
+            Some(_) if max.partial_cmp(&min) != Some(std::cmp::Ordering::Greater) => BARS[0],
+            Some(value) => {
+                let scaled = ((value - min) / (max - min) * 7.0).round();
+                BARS[(scaled.clamp(0.0, 7.0)) as usize]
+            }
+        })
+        .collect()
 }
 
 async fn logs(home: &Home, args: LogsArgs) -> Result<String, CliError> {

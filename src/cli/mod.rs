@@ -68,6 +68,8 @@ pub enum Command {
     Events(EventsArgs),
     /// Show, search and follow a deployment's output, or its build output
     Logs(LogsArgs),
+    /// Show a deployment's CPU, memory and replica metrics over a window
+    Metrics(MetricsArgs),
     /// Manage the encrypted secrets that manifests use as ${SECRET:name} in env
     Secrets(SecretsArgs),
 }
@@ -315,6 +317,32 @@ pub struct EventsArgs {
     /// Show at most N events, the newest
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub limit: usize,
+
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// The deployment
+    pub name: String,
+
+    /// Environment of the deployment, where its name is in several
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+
+    /// Window before now, such as 15m, 1h or 7d
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    pub since: String,
+
+    /// Width of one point [default: a 60th of the window, at least 1s]
+    #[arg(long, value_name = "DURATION")]
+    pub step: Option<String>,
+
+    /// Only this metric (repeatable): cpu_usage, cpu_percentage, memory_usage,
+    /// memory_percentage, replicas_desired, replicas_available, replicas_ready
+    #[arg(long = "metric", value_name = "NAME")]
+    pub metrics: Vec<String>,
 
     #[command(flatten)]
     pub format: FormatArgs,

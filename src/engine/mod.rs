@@ -7,6 +7,7 @@
 //! waiting for a rollout happens outside it.
 
 mod backoff;
+pub mod metrics;
 mod plan;
 mod ports;
 mod recorder;
@@ -180,6 +181,7 @@ impl Engine {
         });
         let resumed = engine.resume_all()?;
         engine.record_start(resumed, swept);
+        engine.start_metrics();
         Ok(engine)
     }
 
@@ -281,6 +283,15 @@ impl Engine {
             }
         }
         self.spawn_supervisor(deployment.clone(), None, None)
+    }
+
+    /// Returns the snapshot of every supervised deployment.
+    fn all_snapshots(&self) -> Vec<Snapshot> {
+        let guard = self.supervisors_guard();
+        guard
+            .values()
+            .map(|handle| handle.snapshot.borrow().clone())
+            .collect()
     }
 
     fn snapshot(&self, deployment_id: &str) -> Option<Snapshot> {

@@ -28,6 +28,7 @@ mod error;
 mod events;
 mod keys;
 mod logs;
+mod metrics;
 mod revisions;
 mod schema;
 mod secrets;
@@ -47,6 +48,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 pub use error::StoreError;
 pub use events::NewEvent;
 pub use logs::{LogBlock, LogBlockInfo};
+pub use metrics::{MetricPoint, Resolution};
 pub use schema::CURRENT_VERSION;
 pub use secrets::{KdfRecord, SecretRecord, VaultRecord};
 
@@ -57,6 +59,7 @@ const EVENTS: &str = "events";
 const EVENTS_BY_DEPLOYMENT: &str = "events_by_deployment";
 const META: &str = "meta";
 const LOGS: &str = "logs";
+const METRICS: &str = "metrics";
 const SECRETS: &str = "secrets";
 
 /// Memory for sled's page cache. sled's default is 1 GiB, far more than the
@@ -81,6 +84,7 @@ pub struct Store {
     events_by_deployment: sled::Tree,
     meta: sled::Tree,
     logs: sled::Tree,
+    metrics: sled::Tree,
     secrets: sled::Tree,
     segments: logs::Segments,
 }
@@ -131,6 +135,7 @@ impl Store {
             events_by_deployment: tree(EVENTS_BY_DEPLOYMENT)?,
             meta: tree(META)?,
             logs: tree(LOGS)?,
+            metrics: tree(METRICS)?,
             segments: logs::Segments::new(dir),
             secrets: tree(SECRETS)?,
             db,

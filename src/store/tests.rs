@@ -686,3 +686,57 @@ fn log_blocks_survive_reopen() {
         .collect();
     assert_eq!(blocks, vec![b"persisted".to_vec()]);
 }
+
+#[test]
+fn metric_points_range_by_series_and_resolution() {
+    use super::{MetricPoint, Resolution};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let points: Vec<MetricPoint> = (0..10)
+        .map(|i| MetricPoint::sample(i * 1_000, i as f64))
+        .collect();
+    store
+        .put_metric_points("d", "cpu_usage", Resolution::Raw, &points)
+        .unwrap();
+    store
+        .put_metric_points("d", "cpu_usage_other", Resolution::Raw, &points[..2])
+        .unwrap();
+    store
+        .put_metric_points(
+            "d",
+            "cpu_usage",
+            Resolution::Minute,
+            &[MetricPoint::sample(0, 4.5)],
+        )
+        .unwrap();
+
+    let window = store
+        .metric_points("d", "cpu_usage", Resolution::Raw, 3_000, 6_000)
+        .unwrap();
+    let times: Vec<u64> = window.iter().map(|point| point.time_ms).collect();
+    assert_eq!(times, vec![3_000, 4_000, 5_000], "the window is half-open");
+    assert_eq!(window[0], MetricPoint::sample(3_000, 3.0));
+
+    let minute = store
+        .metric_points("d", "cpu_usage", Resolution::Minute, 0, u64::MAX)
+        .unwrap();
+    assert_eq!(minute.len(), 1, "resolutions are separate series");
+
+    let removed = store
+        .remove_metric_points_before("d", "cpu_usage", Resolution::Raw, 8_000)
+        .unwrap();
+    assert_eq!(removed, 8);
+    let left = store
+        .metric_points("d", "cpu_usage", Resolution::Raw, 0, u64::MAX)
+        .unwrap();
+    assert_eq!(left.len(), 2);
+    let other = store
+        .metric_points("d", "cpu_usage_other", Resolution::Raw, 0, u64::MAX)
+        .unwrap();
+    assert_eq!(
+        other.len(),
+        2,
+        "a series whose name extends another is untouched"
+    );
+}
