@@ -1,8 +1,9 @@
-//! Metrics and alerts: time series arithmetic, and later the collectors and
-//! the alert evaluator.
+//! Metrics and alerts: reading process usage from /proc, time series
+//! arithmetic, and the alert rule evaluator.
 //!
-//! NOTE: nothing collects metrics yet; this module has the pieces that the
-//! collectors will use.
+//! NOTE: the alert evaluator is not wired into the agent yet, so rules in
+//! `monitoring.alerts` are validated but never evaluated.
 
+pub mod alerts;
 pub mod collect;
 pub mod series;
