@@ -9,5 +9,6 @@ pub mod home;
 pub mod logs;
 pub mod manifest;
 pub mod model;
+pub mod monitor;
 pub mod probe;
 pub mod store;
