@@ -87,8 +87,20 @@ fn new_event(deployment_id: Option<&str>, action: &str) -> NewEvent {
     }
 }
 
+/// Opens the store. sled's flusher thread lets go of the file lock a moment
+/// after the previous handle is dropped, so a reopen right after a close
+/// retries while the store reports itself locked.
 fn open(dir: &Path) -> Store {
-    Store::open(dir).expect("open store")
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match Store::open(dir) {
+            Ok(store) => return store,
+            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(error) => panic!("open the store at {}: {error}", dir.display()),
+        }
+    }
 }
 
 fn assert_send<T: Send>(_: &T) {}
@@ -170,12 +182,44 @@ fn second_open_is_locked() {
     assert!(message.contains("shipdeck agent stop"), "{message}");
 }
 
+/// Opens the sled database under the store, retrying as [`open`] does.
+fn open_raw(dir: &Path) -> sled::Db {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match sled::open(dir) {
+            Ok(db) => return db,
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(error) => panic!("open sled at {}: {error}", dir.display()),
+        }
+    }
+}
+
+/// Reopens the store where opening must fail for a reason other than the
+/// lock that the previous handle's flusher may still hold.
+fn reopen_error(dir: &Path) -> StoreError {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match Store::open(dir) {
+            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(error) => return error,
+            Ok(_) => panic!(
+                "opening the store at {} succeeded but must fail",
+                dir.display()
+            ),
+        }
+    }
+}
+
 #[test]
 fn open_after_drop_is_not_locked() {
     let dir = tempfile::tempdir().unwrap();
     drop(open(dir.path()));
 
-    Store::open(dir.path()).expect("reopen after drop");
+    open(dir.path());
 }
 
 #[test]
@@ -187,9 +231,7 @@ fn newer_schema_is_rejected() {
         store.flush().unwrap();
     }
 
-    let error = Store::open(dir.path())
-        .err()
-        .expect("newer schema must fail");
+    let error = reopen_error(dir.path());
 
     assert!(matches!(
         error,
@@ -541,7 +583,7 @@ fn corrupt_value_names_tree_and_key() {
         store.flush().unwrap();
     }
     {
-        let db = sled::open(dir.path()).unwrap();
+        let db = open_raw(dir.path());
         db.open_tree(DEPLOYMENTS)
             .unwrap()
             .insert("bad", "{not json")
