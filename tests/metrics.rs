@@ -97,3 +97,61 @@ fn bad_metric_queries_get_clear_errors() {
         points.len()
     );
 }
+
+#[test]
+fn cpu_alert_fires_once_and_resolves() {
+    let home = TestHome::new();
+    let manifest = format!(
+        "name: hot\nrun:\n  command: [\"{SAMPLE}\", \"--log-rate\", \"0\"]\nports: [{{ containerPort: 8080 }}]\nmonitoring:\n  interval: 1s\n  alerts:\n    - {{ name: busy, metric: cpu_percentage, condition: gt, threshold: 20, for: 2s, severity: high }}\n"
+    );
+    let path = home.write("hot.yaml", &manifest);
+    home.ok(&["deploy", "-f", path.to_str().unwrap(), "--wait"]);
+    let port = replica_ports(&home.get("hot", &[]))[0];
+
+    // Burn for 8 s: pending for 2 s, then firing, then resolved once the
+    // burn ends.
+    http_post(port, "/burn-cpu?seconds=8");
+    let alert_events = |action: &str| -> Vec<Value> {
+        let events = home.json(&["events", "hot"]);
+        events
+            .as_array()
+            .map(|events| {
+                events
+                    .iter()
+                    .filter(|e| e["action"] == action)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let firing = wait_for("the alert to fire", DEADLINE, || {
+        let found = alert_events("alert-firing");
+        (!found.is_empty()).then_some(found)
+    });
+    let message = firing[0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("busy (high)"), "{message}");
+    assert!(message.contains("cpu_percentage gt 20"), "{message}");
+
+    let resolved = wait_for("the alert to resolve", DEADLINE, || {
+        let found = alert_events("alert-resolved");
+        (!found.is_empty()).then_some(found)
+    });
+    assert_eq!(resolved.len(), 1, "resolved once: {resolved:#?}");
+    assert_eq!(
+        alert_events("alert-firing").len(),
+        1,
+        "fired once, no repeat interval"
+    );
+}
+
+#[test]
+fn alert_on_unknown_metric_is_rejected() {
+    let home = TestHome::new();
+    let path = home.write(
+        "bad.yaml",
+        "name: bad\nrun:\n  command: [sleep, \"100\"]\nmonitoring:\n  alerts:\n    - { name: x, metric: cpu_percentag, condition: gt, threshold: 5 }\n",
+    );
+    let error = home.fails(&["deploy", "-f", path.to_str().unwrap()]);
+    assert!(error.contains("monitoring.alerts[0].metric"), "{error}");
+    assert!(error.contains("did you mean `cpu_percentage`"), "{error}");
+}

@@ -282,7 +282,7 @@ fn failing_liveness_restarts_replica() {
     let private = before["replicaDetails"][0]["port"].as_u64().unwrap() as u16;
     let pid = before["replicaDetails"][0]["pid"].as_i64().unwrap();
 
-    post(private, "/fail-health");
+    http_post(private, "/fail-health");
     let after = wait_for(
         "a restart after liveness failed",
         Duration::from_secs(15),
@@ -323,7 +323,7 @@ fn failing_readiness_restarts_nothing() {
     let private = before["replicaDetails"][0]["port"].as_u64().unwrap() as u16;
     let pid = before["replicaDetails"][0]["pid"].as_i64().unwrap();
 
-    post(private, "/fail-health");
+    http_post(private, "/fail-health");
     wait_for(
         "the replica to turn unready",
         Duration::from_secs(10),
@@ -338,7 +338,7 @@ fn failing_readiness_restarts_nothing() {
     assert_eq!(after["replicaDetails"][0]["restarts"], 0);
     assert_eq!(after["status"], "degraded");
 
-    post(private, "/recover-health");
+    http_post(private, "/recover-health");
     wait_for(
         "the replica to be ready again",
         Duration::from_secs(10),
@@ -412,23 +412,4 @@ resources:
     assert_eq!(deployment["replicaDetails"][0]["restarts"], 0);
     assert_eq!(deployment["replicas"]["ready"], 1);
     home.finish();
-}
-
-fn post(port: u16, path: &str) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).expect("send");
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    assert!(
-        response.starts_with(b"HTTP/1.1 2"),
-        "POST {path}: {}",
-        String::from_utf8_lossy(&response)
-    );
 }

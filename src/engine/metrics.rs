@@ -5,8 +5,11 @@
 //! is due, so that two hundred replicas cost one pass over /proc rather than
 //! two hundred.
 //!
-//! NOTE: network, request and scraped metrics, alert evaluation and
-//! notifications are not collected yet.
+//! Alert rules of `monitoring.alerts` are evaluated on each collected value,
+//! and their transitions (firing, repeat, resolved) are recorded as events.
+//!
+//! NOTE: network, request and scraped metrics, silences and
+//! acknowledgements through the API, and notifications are not built yet.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Weak};
@@ -17,6 +20,7 @@ use time::OffsetDateTime;
 use super::{Engine, EngineError};
 use crate::manifest::Manifest;
 use crate::model::{PointView, SeriesView};
+use crate::monitor::alerts::{AlertRule, AlertState, AlertTransition};
 use crate::monitor::collect::{host_memory_bytes, sweep, CpuRates};
 use crate::monitor::series::{align, rollup, AlignedPoint, SeriesRetention, MINUTE_MS};
 use crate::store::{MetricPoint, Resolution};
@@ -78,6 +82,10 @@ struct Collector {
     last_run: HashMap<String, Instant>,
     last_rollup: HashMap<String, u64>,
     retention: SeriesRetention,
+    /// Alert rules per deployment id and revision.
+    rules: HashMap<(String, u64), Arc<Vec<AlertRule>>>,
+    /// Alert state per deployment id and rule name.
+    alerts: HashMap<(String, String), AlertState>,
 }
 
 /// Runs until the engine is dropped.
@@ -142,10 +150,72 @@ impl Collector {
             self.last_run.insert(snapshot.deployment.id.clone(), now);
             let values = self.values(snapshot, settings, &usage, now, host_memory);
             store_values(engine, &snapshot.deployment.id, time_ms, &values)?;
+            self.evaluate_alerts(engine, snapshot, &values);
             self.roll_up(engine, &snapshot.deployment.id, time_ms)?;
         }
         self.rates.retain(&groups);
         Ok(())
+    }
+
+    /// Evaluates the deployment's alert rules on the values just collected
+    /// and records each transition as an event.
+    fn evaluate_alerts(
+        &mut self,
+        engine: &Engine,
+        snapshot: &super::supervisor::Snapshot,
+        values: &[(&'static str, f64)],
+    ) {
+        let deployment = &snapshot.deployment;
+        let rules = self.rules_for(engine, &deployment.id, deployment.revision);
+        let now = OffsetDateTime::now_utc();
+        for rule in rules.iter() {
+            let value = values
+                .iter()
+                .find(|(series, _)| *series == rule.metric)
+                .map(|(_, value)| *value);
+            let key = (deployment.id.clone(), rule.name.clone());
+            let state = self.alerts.entry(key).or_default();
+            for transition in state.evaluate(rule, value, now, false) {
+                let (action, ok, message) = describe_transition(rule, &transition);
+                engine
+                    .recorder
+                    .agent_event(deployment, action, ok, &message);
+            }
+        }
+    }
+
+    fn rules_for(
+        &mut self,
+        engine: &Engine,
+        deployment_id: &str,
+        revision: u64,
+    ) -> Arc<Vec<AlertRule>> {
+        let key = (deployment_id.to_owned(), revision);
+        if let Some(rules) = self.rules.get(&key) {
+            return Arc::clone(rules);
+        }
+        let specs = engine
+            .store
+            .get_revision(deployment_id, revision)
+            .ok()
+            .flatten()
+            .and_then(|revision| revision.spec.monitoring)
+            .map(|monitoring| monitoring.alerts)
+            .unwrap_or_default();
+        let rules: Vec<AlertRule> = specs
+            .iter()
+            .filter_map(|spec| match AlertRule::from_spec(spec) {
+                Ok(rule) => Some(rule),
+                Err(error) => {
+                    tracing::warn!(deployment_id, %error, "skipped an alert rule the evaluator cannot use");
+                    None
+                }
+            })
+            .collect();
+        let rules = Arc::new(rules);
+        self.rules.retain(|(id, _), _| id != deployment_id);
+        self.rules.insert(key, Arc::clone(&rules));
+        rules
     }
 
     fn settings_for(
@@ -272,6 +342,46 @@ impl Collector {
             )?;
         }
         Ok(())
+    }
+}
+
+/// Turns an alert transition into an event's action, outcome and message.
+fn describe_transition(
+    rule: &AlertRule,
+    transition: &AlertTransition,
+) -> (&'static str, bool, String) {
+    let condition = format!("{} {} {}", rule.metric, rule.condition, rule.threshold);
+    match transition {
+        AlertTransition::Firing { value, .. } => (
+            "alert-firing",
+            false,
+            format!(
+                "{} ({}): {condition} holds, value {value:.3}",
+                rule.name, rule.severity
+            ),
+        ),
+        AlertTransition::Repeat { value, .. } => (
+            "alert-firing",
+            false,
+            format!(
+                "{} ({}): still firing, {condition}, value {value:.3}",
+                rule.name, rule.severity
+            ),
+        ),
+        AlertTransition::Resolved { value, .. } => (
+            "alert-resolved",
+            true,
+            match value {
+                Some(value) => format!(
+                    "{}: {condition} no longer holds, value {value:.3}",
+                    rule.name
+                ),
+                None => format!(
+                    "{}: resolved because {} has no recent value",
+                    rule.name, rule.metric
+                ),
+            },
+        ),
     }
 }
 

@@ -655,7 +655,7 @@ fn check_monitoring(manifest: &Manifest, problems: &mut Problems) {
     if let Some(scrape) = &monitoring.scrape {
         check_scrape(scrape, &manifest.ports, problems);
     }
-    check_alerts(&monitoring.alerts, problems);
+    check_alerts(&monitoring.alerts, monitoring.scrape.is_some(), problems);
 }
 
 fn check_scrape(scrape: &Scrape, ports: &[Port], problems: &mut Problems) {
@@ -668,7 +668,26 @@ fn check_scrape(scrape: &Scrape, ports: &[Port], problems: &mut Problems) {
     check_port_ref(&scrape.port, "monitoring.scrape.port", ports, problems);
 }
 
-fn check_alerts(alerts: &[AlertRuleSpec], problems: &mut Problems) {
+/// Metrics that alert rules may name without a scrape. Scraped series can
+/// have any name, so with `monitoring.scrape` other names are accepted.
+pub const BUILT_IN_METRICS: &[&str] = &[
+    "cpu_usage",
+    "cpu_percentage",
+    "memory_usage",
+    "memory_percentage",
+    "network_bytes_in",
+    "network_bytes_out",
+    "requests_total",
+    "requests_failed",
+    "response_time",
+    "replicas_desired",
+    "replicas_available",
+    "replicas_ready",
+];
+
+const SEVERITIES: &[&str] = &["low", "medium", "high", "critical"];
+
+fn check_alerts(alerts: &[AlertRuleSpec], scraped: bool, problems: &mut Problems) {
     let mut names = HashSet::new();
     for (index, alert) in alerts.iter().enumerate() {
         let path = format!("monitoring.alerts[{index}]");
@@ -690,10 +709,36 @@ fn check_alerts(alerts: &[AlertRuleSpec], problems: &mut Problems) {
                 "metric is empty; name the metric to watch, such as cpu_percentage".to_owned(),
             );
         }
+        let metric = alert.metric.trim();
+        if !metric.is_empty() && !scraped && !BUILT_IN_METRICS.contains(&metric) {
+            let hint = super::suggest::closest(metric, BUILT_IN_METRICS)
+                .map(|close| format!("did you mean `{close}`? "))
+                .unwrap_or_default();
+            problems.add(
+                format!("{path}.metric"),
+                format!(
+                    "unknown metric `{metric}`; {hint}use one of {}, or configure monitoring.scrape for the application's own metrics",
+                    BUILT_IN_METRICS.join(", ")
+                ),
+            );
+        }
         if !alert.threshold.is_finite() {
             problems.add(
                 format!("{path}.threshold"),
                 format!("threshold {} is not a finite number", alert.threshold),
+            );
+        }
+        if let Some(severity) = alert
+            .severity
+            .as_deref()
+            .filter(|s| !SEVERITIES.contains(s))
+        {
+            problems.add(
+                format!("{path}.severity"),
+                format!(
+                    "unknown severity `{severity}`; use one of {}",
+                    SEVERITIES.join(", ")
+                ),
             );
         }
     }

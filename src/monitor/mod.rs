@@ -2,9 +2,8 @@
 //! arithmetic, the Prometheus text format, counter rates, and the alert
 //! rule evaluator.
 //!
-//! NOTE: the scrape, the rates and the alert evaluator are not wired into
-//! the agent yet, so `monitoring.scrape` and `monitoring.alerts` are
-//! validated but do nothing.
+//! NOTE: the exposition parser and the counter rates are not wired into the
+//! agent yet, so `monitoring.scrape` is validated but does nothing.
 
 pub mod alerts;
 pub mod collect;

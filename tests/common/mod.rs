@@ -677,3 +677,22 @@ pub fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
     }
     found
 }
+
+/// Sends a POST without a body to 127.0.0.1:`port` and asserts a 2xx answer.
+pub fn http_post(port: u16, path: &str) {
+    let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    assert!(
+        response.starts_with(b"HTTP/1.1 2"),
+        "POST {path}: {}",
+        String::from_utf8_lossy(&response)
+    );
+}
