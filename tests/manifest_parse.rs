@@ -659,7 +659,7 @@ fn backoff_max_below_initial_is_rejected() {
 #[test]
 fn alert_threshold_accepts_integer_and_fraction() {
     let text = format!(
-        "{BASE}monitoring:\n  alerts:\n    - {{ name: a, metric: cpu, condition: gt, threshold: 80 }}\n    - {{ name: b, metric: cpu, condition: lt, threshold: 0.5 }}\n"
+        "{BASE}monitoring:\n  alerts:\n    - {{ name: a, metric: cpu_percentage, condition: gt, threshold: 80 }}\n    - {{ name: b, metric: cpu_percentage, condition: lt, threshold: 0.5 }}\n"
     );
     let alerts = parse_ok(&text).monitoring.expect("monitoring").alerts;
     assert_eq!(alerts[0].threshold, 80.0);
@@ -669,7 +669,39 @@ fn alert_threshold_accepts_integer_and_fraction() {
 #[test]
 fn alert_threshold_rejects_infinity() {
     let error = base_err(
-        "monitoring:\n  alerts: [{ name: a, metric: cpu, condition: gt, threshold: .inf }]\n",
+        "monitoring:\n  alerts: [{ name: a, metric: cpu_percentage, condition: gt, threshold: .inf }]\n",
     );
     assert_eq!(error.path, "monitoring.alerts[0].threshold");
+}
+
+#[test]
+fn alert_rules_name_known_metrics_and_severities() {
+    let error = base_err(
+        "monitoring:\n  alerts: [{ name: a, metric: memory_percent, condition: gt, threshold: 5 }]\n",
+    );
+    assert_eq!(error.path, "monitoring.alerts[0].metric");
+    assert!(
+        error.message.contains("did you mean `memory_percentage`"),
+        "{}",
+        error.message
+    );
+
+    let error = base_err(
+        "monitoring:\n  alerts: [{ name: a, metric: cpu_usage, condition: gt, threshold: 5, severity: urgent }]\n",
+    );
+    assert_eq!(error.path, "monitoring.alerts[0].severity");
+    assert!(
+        error.message.contains("low, medium, high, critical"),
+        "{}",
+        error.message
+    );
+
+    let scraped = format!(
+        "{BASE}ports: [{{ name: http, containerPort: 8080 }}]\nmonitoring:\n  scrape: {{ port: http }}\n  alerts: [{{ name: a, metric: http_requests_total, condition: gt, threshold: 5 }}]\n"
+    );
+    let alerts = parse_ok(&scraped).monitoring.expect("monitoring").alerts;
+    assert_eq!(
+        alerts[0].metric, "http_requests_total",
+        "a scrape may provide any metric"
+    );
 }
