@@ -10,5 +10,6 @@ pub mod logs;
 pub mod manifest;
 pub mod model;
 pub mod monitor;
+pub mod notify;
 pub mod probe;
 pub mod store;

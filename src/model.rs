@@ -363,3 +363,42 @@ pub struct PointView {
     pub time: OffsetDateTime,
     pub value: Option<f64>,
 }
+
+/// A named place where notifications go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotifyChannel {
+    pub name: String,
+    #[serde(flatten)]
+    pub target: NotifyTarget,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// How a channel delivers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum NotifyTarget {
+    /// An HTTP POST of the notification as JSON.
+    Webhook { url: String },
+    /// A program that gets the notification as JSON on standard input.
+    Command { command: Vec<String> },
+    /// Kept by the agent for the dashboard and `shipdeck notify history`.
+    InApp,
+}
+
+/// One notification, as channels receive it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    /// What happened: `alert-firing`, `alert-repeat`, `alert-resolved` or `test`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub message: String,
+    pub severity: String,
+    pub deployment: String,
+    pub environment: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub time: OffsetDateTime,
+}

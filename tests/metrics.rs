@@ -15,7 +15,7 @@ fn manifest(name: &str, extra_args: &str) -> String {
     )
 }
 
-/// The newest value of `metric` for `name`, if any was collected yet.
+/// Returns the newest value of `metric` for `name`, if any was collected yet.
 fn last_value(home: &TestHome, name: &str, metric: &str) -> Option<f64> {
     let series = home.json(&[
         "metrics", name, "--since", "1m", "--step", "1s", "--metric", metric,

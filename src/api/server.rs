@@ -94,6 +94,10 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/deployments/{name}/scale", post(scale))
         .route("/v1/deployments/{name}/undeploy", post(undeploy))
         .route("/v1/events", get(events))
+        .route("/v1/notify", get(notify_list).post(notify_add))
+        .route("/v1/notify/{name}", axum::routing::delete(notify_remove))
+        .route("/v1/notify/{name}/test", post(notify_test))
+        .route("/v1/notifications", get(notifications))
         .route("/v1/secrets", get(list_secrets))
         .route(
             "/v1/secrets/{name}",
@@ -502,6 +506,65 @@ async fn metrics(
         .map(String::as_str)
         .filter(|env| !env.is_empty());
     Ok(json(state.engine.metrics(&name, env, &names, since, step)?))
+}
+
+/// The body of `POST /v1/notify`: a name and exactly one target.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct NotifyBody {
+    name: String,
+    #[serde(default)]
+    webhook: Option<String>,
+    #[serde(default)]
+    command: Option<Vec<String>>,
+    #[serde(default)]
+    in_app: bool,
+}
+
+async fn notify_list(State(state): State<Shared>) -> Result<Response, ApiError> {
+    Ok(json(state.engine.notify_channels()?))
+}
+
+async fn notify_add(
+    State(state): State<Shared>,
+    Body(body): Body<NotifyBody>,
+) -> Result<Response, ApiError> {
+    use crate::model::NotifyTarget;
+    let target = match (body.webhook, body.command, body.in_app) {
+        (Some(url), None, false) => NotifyTarget::Webhook { url },
+        (None, Some(command), false) => NotifyTarget::Command { command },
+        (None, None, true) => NotifyTarget::InApp,
+        _ => {
+            return Err(ApiError::bad_request(
+                "give exactly one of webhook, command or inApp for the channel",
+            ))
+        }
+    };
+    Ok(json(state.engine.add_notify_channel(&body.name, target)?))
+}
+
+async fn notify_remove(
+    State(state): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    state.engine.remove_notify_channel(&name)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn notify_test(
+    State(state): State<Shared>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    state.engine.test_notify_channel(&name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn notifications(
+    State(state): State<Shared>,
+    Query(params): Query<TargetParams>,
+) -> Result<Response, ApiError> {
+    let limit = params.limit.unwrap_or(100).min(1000);
+    Ok(json(state.engine.notifications(limit)?))
 }
 
 async fn log_stats(

@@ -45,6 +45,7 @@ pub async fn run(home: &Home, command: Command) -> Result<String, CliError> {
         Command::Logs(args) => logs(home, args).await,
         Command::Metrics(args) => metrics(home, args).await,
         Command::Secrets(args) => super::secrets::run(home, args.action).await,
+        Command::Notify(args) => super::notify::run(home, args.action).await,
     }
 }
 

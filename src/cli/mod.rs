@@ -2,6 +2,7 @@
 //! subcommand. Every command except `agent` is a client of the agent.
 
 mod commands;
+mod notify;
 pub mod output;
 mod secrets;
 
@@ -72,6 +73,66 @@ pub enum Command {
     Metrics(MetricsArgs),
     /// Manage the encrypted secrets that manifests use as ${SECRET:name} in env
     Secrets(SecretsArgs),
+    /// Manage the channels that alert notifications go to
+    Notify(NotifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NotifyArgs {
+    #[command(subcommand)]
+    pub action: NotifyAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NotifyAction {
+    /// List the channels
+    #[command(alias = "list")]
+    Ls(FormatArgs),
+    /// Add a channel, or replace the one of the same name
+    Add(NotifyAddArgs),
+    /// Remove a channel
+    #[command(alias = "remove")]
+    Rm(NotifyNameArgs),
+    /// Send a test notification to a channel now and report the outcome
+    Test(NotifyNameArgs),
+    /// Show the notifications kept by in-app channels, oldest first
+    History(NotifyHistoryArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NotifyNameArgs {
+    /// The channel
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["webhook", "command", "in_app"])))]
+pub struct NotifyAddArgs {
+    /// The channel's name, used in an alert rule's `notifications`
+    pub name: String,
+
+    /// POST each notification as JSON to this http:// URL
+    #[arg(long, value_name = "URL")]
+    pub webhook: Option<String>,
+
+    /// Run this program with the notification as JSON on standard input;
+    /// arguments follow after `--`
+    #[arg(long, value_name = "PROGRAM", num_args = 1.., allow_hyphen_values = true)]
+    pub command: Option<Vec<String>>,
+
+    /// Keep notifications in the agent, for `notify history` and the dashboard
+    #[arg(long)]
+    pub in_app: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NotifyHistoryArgs {
+    /// Show at most N notifications, the newest
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub limit: usize,
+
+    #[command(flatten)]
+    pub format: FormatArgs,
 }
 
 #[derive(Debug, Args)]

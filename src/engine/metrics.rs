@@ -42,7 +42,7 @@ pub const SERIES: &[&str] = &[
     "replicas_ready",
 ];
 
-/// What collection needs from a deployment's current revision.
+/// The settings of a deployment's current revision that collection uses.
 #[derive(Debug, Clone, Copy)]
 struct Settings {
     enabled: bool,
@@ -180,6 +180,13 @@ impl Collector {
                 engine
                     .recorder
                     .agent_event(deployment, action, ok, &message);
+                if !rule.notifications.is_empty() {
+                    let notification =
+                        alert_notification(deployment, rule, &transition, message, now);
+                    engine
+                        .notifier
+                        .send(notification, Some(&rule.notifications));
+                }
             }
         }
     }
@@ -342,6 +349,29 @@ impl Collector {
             )?;
         }
         Ok(())
+    }
+}
+
+fn alert_notification(
+    deployment: &crate::model::Deployment,
+    rule: &AlertRule,
+    transition: &AlertTransition,
+    message: String,
+    time: OffsetDateTime,
+) -> crate::model::Notification {
+    let (kind, state) = match transition {
+        AlertTransition::Firing { .. } => ("alert-firing", "firing"),
+        AlertTransition::Repeat { .. } => ("alert-repeat", "still firing"),
+        AlertTransition::Resolved { .. } => ("alert-resolved", "resolved"),
+    };
+    crate::model::Notification {
+        kind: kind.to_owned(),
+        title: format!("{} {state} on {}", rule.name, deployment.key()),
+        message,
+        severity: rule.severity.to_string(),
+        deployment: deployment.name.clone(),
+        environment: deployment.environment.clone(),
+        time,
     }
 }
 

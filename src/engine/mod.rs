@@ -8,6 +8,7 @@
 
 mod backoff;
 pub mod metrics;
+mod notify;
 mod plan;
 mod ports;
 mod recorder;
@@ -155,6 +156,7 @@ pub struct Engine {
     backend: Arc<ProcessBackend>,
     logs: LogHub,
     recorder: Recorder,
+    notifier: crate::notify::Notifier,
     supervisors: Mutex<HashMap<String, SupervisorHandle>>,
     changes: tokio::sync::Mutex<()>,
 }
@@ -169,8 +171,11 @@ impl Engine {
         if swept > 0 {
             tracing::warn!(groups = swept, "ended replicas left by an earlier agent");
         }
+        let notifier =
+            crate::notify::Notifier::new(store.clone(), notify_failure_hook(store.clone()));
         let engine = Arc::new(Self {
             recorder: Recorder::new(store.clone()),
+            notifier,
             store,
             home,
             vault,
@@ -941,6 +946,27 @@ impl Engine {
             tracing::error!(%error, "flushing the store at shutdown failed");
         }
     }
+}
+
+/// Records a delivery that failed every attempt as an event of the
+/// notification's deployment, without the notification's body.
+fn notify_failure_hook(store: Store) -> crate::notify::FailureHook {
+    Arc::new(move |notification, channel, problem| {
+        let key = (!notification.deployment.is_empty())
+            .then(|| DeploymentKey::new(&notification.deployment, &notification.environment));
+        let event = crate::store::NewEvent {
+            time: OffsetDateTime::now_utc(),
+            deployment: key,
+            deployment_id: None,
+            user: "agent".to_owned(),
+            action: "notify-failed".to_owned(),
+            outcome: EventOutcome::Error,
+            message: format!("{} to channel {channel}: {problem}", notification.kind),
+        };
+        if let Err(error) = store.append_event(event) {
+            tracing::error!(%error, channel, "saving a failed notification event failed");
+        }
+    })
 }
 
 async fn futures_join(receivers: Vec<oneshot::Receiver<()>>) {

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use procfs::process::all_processes;
 
-/// What the processes of one group use at one moment.
+/// The usage of the processes of one group at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GroupUsage {
     /// User and system CPU time of the live processes, in clock ticks.

@@ -96,8 +96,9 @@ pub fn align(points: &[MetricPoint], from_ms: u64, to_ms: u64, step_ms: u64) -> 
         .collect()
 }
 
-/// Most steps one aligned query returns; a chart is a few hundred columns
-/// wide, and a careless step must not make the agent allocate without bound.
+/// Maximum number of steps in one aligned query. A chart is a few hundred
+/// columns wide, so this is plenty, and a careless step cannot make the
+/// agent allocate without bound.
 pub const MAX_STEPS: usize = 10_000;
 
 #[cfg(test)]
@@ -192,7 +193,7 @@ mod tests {
     }
 
     #[test]
-    fn empty_point_average_is_nan_not_a_division_panic() {
+    fn empty_point_average_is_nan() {
         let empty = MetricPoint {
             count: 0,
             ..sample(0, 0.0)

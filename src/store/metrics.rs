@@ -8,7 +8,7 @@
 
 use super::{keys, storage, Store, StoreError, METRICS};
 
-/// How finely a stored point resolves time.
+/// The time resolution of a stored point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Resolution {
     /// One point per collection.
@@ -38,7 +38,7 @@ pub struct MetricPoint {
 }
 
 impl MetricPoint {
-    /// A point of one sample.
+    /// Returns a point of one sample.
     pub fn sample(time_ms: u64, value: f64) -> Self {
         Self {
             time_ms,

@@ -29,6 +29,7 @@ mod events;
 mod keys;
 mod logs;
 mod metrics;
+mod notify;
 mod revisions;
 mod schema;
 mod secrets;
@@ -60,6 +61,8 @@ const EVENTS_BY_DEPLOYMENT: &str = "events_by_deployment";
 const META: &str = "meta";
 const LOGS: &str = "logs";
 const METRICS: &str = "metrics";
+const NOTIFY_CHANNELS: &str = "notify_channels";
+const NOTIFICATIONS: &str = "notifications";
 const SECRETS: &str = "secrets";
 
 /// Memory for sled's page cache. sled's default is 1 GiB, far more than the
@@ -85,6 +88,8 @@ pub struct Store {
     meta: sled::Tree,
     logs: sled::Tree,
     metrics: sled::Tree,
+    notify_channels: sled::Tree,
+    notifications: sled::Tree,
     secrets: sled::Tree,
     segments: logs::Segments,
 }
@@ -136,6 +141,8 @@ impl Store {
             meta: tree(META)?,
             logs: tree(LOGS)?,
             metrics: tree(METRICS)?,
+            notify_channels: tree(NOTIFY_CHANNELS)?,
+            notifications: tree(NOTIFICATIONS)?,
             segments: logs::Segments::new(dir),
             secrets: tree(SECRETS)?,
             db,

@@ -1,0 +1,296 @@
+//! Notification channels: checking them, and delivering notifications with
+//! retries, off the engine's path.
+//!
+//! The engine hands a notification and its channels to [`Notifier::send`],
+//! which never waits: each delivery runs in a task of its own, so a webhook
+//! that hangs delays nothing else. A delivery that still fails after its
+//! retries is reported to the caller's failure hook, which records an event.
+//!
+//! NOTE: webhooks are plain `http://` only; `https://` needs a TLS client,
+//! which is not built in yet, and is rejected when the channel is added.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::model::{Notification, NotifyChannel, NotifyTarget};
+use crate::store::Store;
+
+/// Attempts per delivery, with waits of 1, 2 and 4 seconds between them.
+const ATTEMPTS: u32 = 4;
+
+/// Maximum time a webhook request or a command may take.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A channel definition that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    #[error(
+        "invalid channel name {0:?}: use 1 to 63 of a-z, 0-9, '.', '_' and '-', starting with a letter or digit"
+    )]
+    Name(String),
+    #[error("webhook URL {0:?} is not http://HOST[:PORT]/PATH; https:// is not supported yet, so point it at an http endpoint or a local relay")]
+    Url(String),
+    #[error("the command of channel {0:?} is empty; give the program to run and its arguments")]
+    EmptyCommand(String),
+}
+
+/// Checks a channel before it is stored.
+pub fn check_channel(channel: &NotifyChannel) -> Result<(), ChannelError> {
+    let name = &channel.name;
+    let valid_chars = name
+        .bytes()
+        .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || b"._-".contains(&byte));
+    let starts_well = name
+        .bytes()
+        .next()
+        .is_some_and(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit());
+    if !valid_chars || !starts_well || name.len() > 63 {
+        return Err(ChannelError::Name(name.clone()));
+    }
+
+    match &channel.target {
+        NotifyTarget::Webhook { url } => parse_http_url(url).map(|_| ()),
+        NotifyTarget::Command { command }
+            if command.first().is_none_or(|program| program.is_empty()) =>
+        {
+            Err(ChannelError::EmptyCommand(name.clone()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Splits an `http://` URL into the address to connect to and the request
+/// target.
+fn parse_http_url(url: &str) -> Result<(String, hyper::Uri), ChannelError> {
+    let invalid = || ChannelError::Url(url.to_owned());
+    let uri: hyper::Uri = url.parse().map_err(|_| invalid())?;
+    if uri.scheme_str() != Some("http") {
+        return Err(invalid());
+    }
+    let host = uri.host().ok_or_else(invalid)?;
+    let port = uri.port_u16().unwrap_or(80);
+    Ok((format!("{host}:{port}"), uri))
+}
+
+/// Called with the channel name and the last error of a delivery that
+/// failed every attempt.
+pub type FailureHook = Arc<dyn Fn(&Notification, &str, &str) + Send + Sync>;
+
+/// Delivers notifications. Clones share the store and the failure hook.
+#[derive(Clone)]
+pub struct Notifier {
+    store: Store,
+    on_failure: FailureHook,
+}
+
+impl Notifier {
+    pub fn new(store: Store, on_failure: FailureHook) -> Self {
+        Self { store, on_failure }
+    }
+
+    /// Starts delivering `notification` to the channels named in `names`
+    /// (every channel when `names` is `None`) and returns at once. A name
+    /// with no channel is reported as a failed delivery.
+    pub fn send(&self, notification: Notification, names: Option<&[String]>) {
+        let channels = match self.store.notify_channels() {
+            Ok(scan) => scan.records,
+            Err(error) => {
+                (self.on_failure)(&notification, "*", &error.to_string());
+                return;
+            }
+        };
+
+        let chosen: Vec<NotifyChannel> = match names {
+            None => channels,
+            Some(names) => {
+                for missing in names
+                    .iter()
+                    .filter(|name| !channels.iter().any(|c| &c.name == *name))
+                {
+                    let problem =
+                        format!("no channel named {missing:?}; add it with `shipdeck notify add`");
+                    (self.on_failure)(&notification, missing, &problem);
+                }
+                channels
+                    .into_iter()
+                    .filter(|c| names.contains(&c.name))
+                    .collect()
+            }
+        };
+
+        let notification = Arc::new(notification);
+        for channel in chosen {
+            let notifier = self.clone();
+            let notification = Arc::clone(&notification);
+            tokio::spawn(
+                async move { notifier.deliver_with_retries(&channel, &notification).await },
+            );
+        }
+    }
+
+    /// Delivers to one channel now and returns the outcome, for `notify test`.
+    pub async fn deliver_once(
+        &self,
+        channel: &NotifyChannel,
+        notification: &Notification,
+    ) -> Result<(), String> {
+        self.deliver(channel, notification).await
+    }
+
+    async fn deliver_with_retries(&self, channel: &NotifyChannel, notification: &Notification) {
+        let mut wait = Duration::from_secs(1);
+        let mut last_error = String::new();
+        for attempt in 1..=ATTEMPTS {
+            match self.deliver(channel, notification).await {
+                Ok(()) => return,
+                Err(error) => {
+                    tracing::warn!(channel = %channel.name, attempt, %error, "delivering a notification failed");
+                    last_error = error;
+                }
+            }
+            if attempt < ATTEMPTS {
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+        }
+        (self.on_failure)(notification, &channel.name, &last_error);
+    }
+
+    async fn deliver(
+        &self,
+        channel: &NotifyChannel,
+        notification: &Notification,
+    ) -> Result<(), String> {
+        match &channel.target {
+            NotifyTarget::Webhook { url } => post_webhook(url, notification).await,
+            NotifyTarget::Command { command } => run_command(command, notification).await,
+            NotifyTarget::InApp => self
+                .store
+                .append_notification(notification)
+                .map_err(|error| error.to_string()),
+        }
+    }
+}
+
+async fn post_webhook(url: &str, notification: &Notification) -> Result<(), String> {
+    let (address, uri) = parse_http_url(url).map_err(|error| error.to_string())?;
+    let body = serde_json::to_vec(notification).map_err(|error| error.to_string())?;
+    let attempt = async {
+        let stream = TcpStream::connect(&address)
+            .await
+            .map_err(|error| format!("connecting to {address} failed: {error}"))?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|error| error.to_string())?;
+        tokio::spawn(connection);
+        let target = uri.path_and_query().map_or("/", |target| target.as_str());
+        let request = hyper::Request::post(target)
+            .header("host", &address)
+            .header("content-type", "application/json")
+            .header(
+                "user-agent",
+                concat!("shipdeck/", env!("CARGO_PKG_VERSION")),
+            )
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|error| error.to_string())?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|error| error.to_string())?;
+        let status = response.status();
+        let _ = response.into_body().collect().await;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(format!("the webhook answered {status}"))
+        }
+    };
+    tokio::time::timeout(DELIVERY_TIMEOUT, attempt)
+        .await
+        .map_err(|_| {
+            format!(
+                "the webhook did not answer within {} s",
+                DELIVERY_TIMEOUT.as_secs()
+            )
+        })?
+}
+
+async fn run_command(command: &[String], notification: &Notification) -> Result<(), String> {
+    let Some((program, args)) = command.split_first() else {
+        return Err("the command is empty".to_owned());
+    };
+    let body = serde_json::to_vec(notification).map_err(|error| error.to_string())?;
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|error| format!("starting {program:?} failed: {error}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A program that does not read its input is not an error.
+        let _ = stdin.write_all(&body).await;
+    }
+    let status = tokio::time::timeout(DELIVERY_TIMEOUT, child.wait())
+        .await
+        .map_err(|_| {
+            format!(
+                "{program:?} did not finish within {} s",
+                DELIVERY_TIMEOUT.as_secs()
+            )
+        })?
+        .map_err(|error| error.to_string())?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{program:?} exited with {status}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn channel(name: &str, target: NotifyTarget) -> NotifyChannel {
+        NotifyChannel {
+            name: name.to_owned(),
+            target,
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn channel_checks() {
+        let webhook = |url: &str| NotifyTarget::Webhook {
+            url: url.to_owned(),
+        };
+        assert!(check_channel(&channel("ops", webhook("http://127.0.0.1:9000/hook"))).is_ok());
+        assert!(check_channel(&channel("ops", webhook("http://example.test/x?y=1"))).is_ok());
+        for url in [
+            "https://example.test/",
+            "ftp://x/",
+            "not a url",
+            "http:///nohost",
+        ] {
+            assert!(
+                check_channel(&channel("ops", webhook(url))).is_err(),
+                "{url}"
+            );
+        }
+        for name in ["", "Ops", "-ops", "o/ps", "o ps", &"x".repeat(64)] {
+            assert!(
+                check_channel(&channel(name, NotifyTarget::InApp)).is_err(),
+                "{name:?}"
+            );
+        }
+        let empty = NotifyTarget::Command { command: vec![] };
+        assert!(check_channel(&channel("cmd", empty)).is_err());
+    }
+}

@@ -1,0 +1,76 @@
+//! Notification channels, and the notifications kept for in-app channels.
+
+use crate::model::{Notification, NotifyChannel};
+
+use super::{
+    decode, encode, keys, storage, Scan, Store, StoreError, NOTIFICATIONS, NOTIFY_CHANNELS,
+};
+
+/// In-app notifications kept; older ones are removed as new ones arrive.
+const KEPT_NOTIFICATIONS: usize = 1000;
+
+impl Store {
+    /// Stores `channel`, replacing one of the same name, and flushes.
+    pub fn put_notify_channel(&self, channel: &NotifyChannel) -> Result<(), StoreError> {
+        keys::check_component("channel name", &channel.name)?;
+        let key = channel.name.as_bytes();
+        let value = encode(NOTIFY_CHANNELS, key, channel)?;
+        self.notify_channels
+            .insert(key, value)
+            .map_err(storage(NOTIFY_CHANNELS))?;
+        self.flush()
+    }
+
+    /// Removes the channel `name`; returns whether it existed.
+    pub fn remove_notify_channel(&self, name: &str) -> Result<bool, StoreError> {
+        let removed = self
+            .notify_channels
+            .remove(name.as_bytes())
+            .map_err(storage(NOTIFY_CHANNELS))?;
+        self.flush()?;
+        Ok(removed.is_some())
+    }
+
+    /// Returns every channel, by name.
+    pub fn notify_channels(&self) -> Result<Scan<NotifyChannel>, StoreError> {
+        let mut scan = Scan::default();
+        for item in self.notify_channels.iter() {
+            let (key, value) = item.map_err(storage(NOTIFY_CHANNELS))?;
+            scan.push(decode(NOTIFY_CHANNELS, &key, &value));
+        }
+        Ok(scan)
+    }
+
+    /// Keeps `notification` for in-app reading, dropping the oldest beyond
+    /// the limit.
+    pub fn append_notification(&self, notification: &Notification) -> Result<(), StoreError> {
+        let id = self.db.generate_id().map_err(storage(NOTIFICATIONS))?;
+        let key = id.to_be_bytes();
+        let value = encode(NOTIFICATIONS, &key, notification)?;
+        self.notifications
+            .insert(key, value)
+            .map_err(storage(NOTIFICATIONS))?;
+        while self.notifications.len() > KEPT_NOTIFICATIONS {
+            if self
+                .notifications
+                .pop_min()
+                .map_err(storage(NOTIFICATIONS))?
+                .is_none()
+            {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Returns the newest `limit` in-app notifications, oldest first.
+    pub fn notifications(&self, limit: usize) -> Result<Scan<Notification>, StoreError> {
+        let mut scan = Scan::default();
+        for item in self.notifications.iter().rev().take(limit) {
+            let (key, value) = item.map_err(storage(NOTIFICATIONS))?;
+            scan.push(decode(NOTIFICATIONS, &key, &value));
+        }
+        scan.records.reverse();
+        Ok(scan)
+    }
+}
