@@ -182,3 +182,69 @@ fn command_channel_gets_json_on_stdin() {
     let error = home.fails(&["notify", "test", "failing"]);
     assert!(error.contains("exited with"), "{error}");
 }
+
+#[test]
+fn repeats_stop_when_acknowledged_and_silences_are_listed() {
+    let home = TestHome::new();
+    let (port, received) = webhook_receiver(200);
+    let url = format!("http://127.0.0.1:{port}/hook");
+    home.ok(&["notify", "add", "ops", "--webhook", &url]);
+
+    let manifest = "name: up\nrun:\n  command: [sleep, \"1000\"]\nmonitoring:\n  interval: 1s\n  alerts:\n    - { name: running, metric: replicas_ready, condition: gte, threshold: 1, repeatInterval: 2s, notifications: [ops] }\n";
+    let path = home.write("up.yaml", manifest);
+    home.ok(&["deploy", "-f", path.to_str().unwrap(), "--wait"]);
+
+    let first = received
+        .recv_timeout(DEADLINE)
+        .expect("a firing notification");
+    assert_eq!(first["type"], "alert-firing", "{first:#}");
+    let repeat = received.recv_timeout(DEADLINE).expect("a reminder");
+    assert_eq!(repeat["type"], "alert-repeat", "{repeat:#}");
+
+    let listed = home.json(&["alerts", "ls", "up"]);
+    assert_eq!(listed[0]["rule"], "running", "{listed:#}");
+    assert_eq!(listed[0]["state"], "firing", "{listed:#}");
+
+    home.ok(&["alerts", "ack", "up", "running"]);
+    // A reminder already on its way may still arrive; after that, none.
+    while received.recv_timeout(Duration::from_millis(1500)).is_ok() {}
+    assert!(
+        received.recv_timeout(Duration::from_secs(4)).is_err(),
+        "no reminders after the acknowledgement"
+    );
+    let listed = home.json(&["alerts", "ls"]);
+    assert_eq!(
+        listed[0]["acknowledged"]["author"],
+        current_user(),
+        "{listed:#}"
+    );
+
+    home.ok(&[
+        "alerts",
+        "silence",
+        "up",
+        "--for",
+        "1h",
+        "--comment",
+        "maintenance",
+    ]);
+    let listed = home.json(&["alerts", "ls", "up"]);
+    assert_eq!(listed[0]["silenced"], true, "{listed:#}");
+
+    let error = home.fails(&["alerts", "ack", "up", "nosuchrule"]);
+    assert!(
+        error.contains("no alert from a rule named \"nosuchrule\""),
+        "{error}"
+    );
+    let error = home.fails(&["alerts", "silence", "up", "--for", "1h", "--comment", " "]);
+    assert!(error.contains("comment"), "{error}");
+    let events = home.json(&["events", "up"]);
+    let actions: Vec<&str> = events
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|event| event["action"].as_str())
+        .collect();
+    assert!(actions.contains(&"alert-acknowledged"), "{actions:?}");
+    assert!(actions.contains(&"alert-silenced"), "{actions:?}");
+}

@@ -92,6 +92,12 @@ impl Client {
     }
 
     /// Sends a POST whose response has no body worth reading.
+    /// Sends a POST with a JSON body whose response has no body worth reading.
+    pub async fn post_unit<B: Serialize>(&self, path: &str, body: &B) -> Result<(), ClientError> {
+        let json = serde_json::to_vec(body).map_err(|error| protocol(path, error))?;
+        self.send(Method::POST, path, Some(json)).await.map(|_| ())
+    }
+
     pub async fn post_empty(&self, path: &str) -> Result<(), ClientError> {
         self.send(Method::POST, path, Some(b"{}".to_vec()))
             .await

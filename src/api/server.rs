@@ -94,6 +94,12 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/deployments/{name}/scale", post(scale))
         .route("/v1/deployments/{name}/undeploy", post(undeploy))
         .route("/v1/events", get(events))
+        .route("/v1/alerts", get(alerts_list))
+        .route("/v1/deployments/{name}/silences", post(silence))
+        .route(
+            "/v1/deployments/{name}/alerts/{rule}/ack",
+            post(acknowledge),
+        )
         .route("/v1/notify", get(notify_list).post(notify_add))
         .route("/v1/notify/{name}", axum::routing::delete(notify_remove))
         .route("/v1/notify/{name}/test", post(notify_test))
@@ -506,6 +512,71 @@ async fn metrics(
         .map(String::as_str)
         .filter(|env| !env.is_empty());
     Ok(json(state.engine.metrics(&name, env, &names, since, step)?))
+}
+
+async fn alerts_list(
+    State(state): State<Shared>,
+    Query(params): Query<TargetParams>,
+) -> Result<Response, ApiError> {
+    Ok(json(state.engine.alerts(
+        params.deployment.as_deref(),
+        params.env.as_deref(),
+    )?))
+}
+
+/// The body of `POST /v1/deployments/NAME/silences`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SilenceBody {
+    #[serde(default)]
+    environment: Option<String>,
+    /// One rule; every rule of the deployment when left out.
+    #[serde(default)]
+    rule: Option<String>,
+    /// How long, such as `30m` or `2h`.
+    #[serde(rename = "for")]
+    duration: String,
+    comment: String,
+}
+
+async fn silence(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<PeerUser>,
+    Path(name): Path<String>,
+    Body(body): Body<SilenceBody>,
+) -> Result<Response, ApiError> {
+    let duration = crate::manifest::ManifestDuration::try_from(body.duration.clone())
+        .map_err(|error| ApiError::bad_request(format!("for: {error}")))?
+        .as_std();
+    let silence = state.engine.silence(
+        &name,
+        body.environment.as_deref(),
+        body.rule,
+        duration,
+        &body.comment,
+        &caller(&peer),
+    )?;
+    Ok(json(silence))
+}
+
+/// The body of `POST /v1/deployments/NAME/alerts/RULE/ack`.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AckBody {
+    #[serde(default)]
+    environment: Option<String>,
+}
+
+async fn acknowledge(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<PeerUser>,
+    Path((name, rule)): Path<(String, String)>,
+    Body(body): Body<AckBody>,
+) -> Result<Response, ApiError> {
+    state
+        .engine
+        .acknowledge(&name, body.environment.as_deref(), &rule, &caller(&peer))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// The body of `POST /v1/notify`: a name and exactly one target.

@@ -46,6 +46,7 @@ pub async fn run(home: &Home, command: Command) -> Result<String, CliError> {
         Command::Metrics(args) => metrics(home, args).await,
         Command::Secrets(args) => super::secrets::run(home, args.action).await,
         Command::Notify(args) => super::notify::run(home, args.action).await,
+        Command::Alerts(args) => super::alerts::run(home, args.action).await,
     }
 }
 

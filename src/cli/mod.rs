@@ -1,6 +1,7 @@
 //! The `shipdeck` command line: argument definitions and one function per
 //! subcommand. Every command except `agent` is a client of the agent.
 
+mod alerts;
 mod commands;
 mod notify;
 pub mod output;
@@ -75,6 +76,73 @@ pub enum Command {
     Secrets(SecretsArgs),
     /// Manage the channels that alert notifications go to
     Notify(NotifyArgs),
+    /// List alerts, silence them or acknowledge them
+    Alerts(AlertsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AlertsArgs {
+    #[command(subcommand)]
+    pub action: AlertsAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsAction {
+    /// List the alerts evaluated since the agent started, of one deployment or of all
+    #[command(alias = "list")]
+    Ls(AlertsListArgs),
+    /// Mute the notifications of one rule, or of every rule of a deployment, for a while
+    Silence(SilenceArgs),
+    /// Take ownership of a firing alert, which stops its reminders until it resolves
+    Ack(AckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AlertsListArgs {
+    /// Only the alerts of this deployment
+    pub name: Option<String>,
+
+    /// Environment of the deployment, where its name is in several
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SilenceArgs {
+    /// The deployment
+    pub name: String,
+
+    /// Only this rule [default: every rule of the deployment]
+    #[arg(long, value_name = "RULE")]
+    pub rule: Option<String>,
+
+    /// How long, such as 30m or 2h
+    #[arg(long = "for", value_name = "DURATION")]
+    pub duration: String,
+
+    /// Why, for whoever looks later
+    #[arg(long, value_name = "TEXT")]
+    pub comment: String,
+
+    /// Environment of the deployment, where its name is in several
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AckArgs {
+    /// The deployment
+    pub name: String,
+
+    /// The rule whose alert fires
+    pub rule: String,
+
+    /// Environment of the deployment, where its name is in several
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
 }
 
 #[derive(Debug, Args)]

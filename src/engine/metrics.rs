@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 use super::{Engine, EngineError};
 use crate::manifest::Manifest;
 use crate::model::{PointView, SeriesView};
-use crate::monitor::alerts::{AlertRule, AlertState, AlertTransition};
+use crate::monitor::alerts::{AlertRule, AlertTransition};
 use crate::monitor::collect::{host_memory_bytes, sweep, CpuRates};
 use crate::monitor::series::{align, rollup, AlignedPoint, SeriesRetention, MINUTE_MS};
 use crate::store::{MetricPoint, Resolution};
@@ -84,8 +84,6 @@ struct Collector {
     retention: SeriesRetention,
     /// Alert rules per deployment id and revision.
     rules: HashMap<(String, u64), Arc<Vec<AlertRule>>>,
-    /// Alert state per deployment id and rule name.
-    alerts: HashMap<(String, String), AlertState>,
 }
 
 /// Runs until the engine is dropped.
@@ -173,9 +171,14 @@ impl Collector {
                 .iter()
                 .find(|(series, _)| *series == rule.metric)
                 .map(|(_, value)| *value);
-            let key = (deployment.id.clone(), rule.name.clone());
-            let state = self.alerts.entry(key).or_default();
-            for transition in state.evaluate(rule, value, now, false) {
+            let transitions = {
+                let mut book = engine.alert_book();
+                let silenced = book.silenced(&deployment.id, &rule.name, now);
+                let key = (deployment.id.clone(), rule.name.clone());
+                let state = book.states.entry(key).or_default();
+                state.evaluate(rule, value, now, silenced)
+            };
+            for transition in transitions {
                 let (action, ok, message) = describe_transition(rule, &transition);
                 engine
                     .recorder

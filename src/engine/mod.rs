@@ -6,6 +6,7 @@
 //! serialised by one lock so that revision numbers are assigned in order;
 //! waiting for a rollout happens outside it.
 
+mod alerts;
 mod backoff;
 pub mod metrics;
 mod notify;
@@ -157,6 +158,7 @@ pub struct Engine {
     logs: LogHub,
     recorder: Recorder,
     notifier: crate::notify::Notifier,
+    alerts: Mutex<alerts::AlertBook>,
     supervisors: Mutex<HashMap<String, SupervisorHandle>>,
     changes: tokio::sync::Mutex<()>,
 }
@@ -176,6 +178,7 @@ impl Engine {
         let engine = Arc::new(Self {
             recorder: Recorder::new(store.clone()),
             notifier,
+            alerts: Mutex::new(alerts::AlertBook::default()),
             store,
             home,
             vault,

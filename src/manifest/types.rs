@@ -429,6 +429,9 @@ pub struct AlertRuleSpec {
     pub threshold: f64,
     #[serde(rename = "for", default, skip_serializing_if = "Option::is_none")]
     pub for_duration: Option<ManifestDuration>,
+    /// Time between reminders while the alert fires; none without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat_interval: Option<ManifestDuration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub severity: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -234,8 +234,8 @@ pub struct AlertRule {
 }
 
 impl AlertRule {
-    /// Builds a rule from a manifest entry, with no reminders and
-    /// [`DEFAULT_STALE_AFTER`]. A rule without a severity is `medium`.
+    /// Builds a rule from a manifest entry, with reminders at its
+    /// `repeatInterval` and [`DEFAULT_STALE_AFTER`]. A rule without a severity is `medium`.
     pub fn from_spec(spec: &AlertRuleSpec) -> Result<Self, AlertError> {
         check_rule_text(&spec.name, &spec.metric)?;
         if !spec.threshold.is_finite() {
@@ -253,7 +253,7 @@ impl AlertRule {
             .for_duration
             .map_or(Duration::ZERO, |duration| duration.as_std());
 
-        Ok(Self {
+        let rule = Self {
             name: spec.name.clone(),
             metric: spec.metric.clone(),
             condition: spec.condition.into(),
@@ -263,7 +263,11 @@ impl AlertRule {
             stale_after: DEFAULT_STALE_AFTER,
             severity,
             notifications: spec.notifications.clone(),
-        })
+        };
+        match spec.repeat_interval {
+            Some(interval) => rule.with_repeat_interval(interval.as_std()),
+            None => Ok(rule),
+        }
     }
 
     /// Sets the time between reminders while firing; zero is rejected because
@@ -704,6 +708,18 @@ mod optional_duration_text {
     }
 }
 
+/// One rule's alert of one deployment, for listings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertView {
+    pub deployment: String,
+    pub environment: String,
+    pub rule: String,
+    pub silenced: bool,
+    #[serde(flatten)]
+    pub state: AlertState,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -723,9 +739,24 @@ mod tests {
             condition,
             threshold,
             for_duration: Some(ManifestDuration::from_millis(for_millis)),
+            repeat_interval: None,
             severity: Some("high".to_owned()),
             notifications: vec!["ops-webhook".to_owned()],
         }
+    }
+
+    #[test]
+    fn repeat_interval_comes_from_the_manifest() {
+        let mut with_repeat = spec(AlertCondition::Gt, 50.0, 0);
+        with_repeat.repeat_interval = Some(ManifestDuration::from_millis(30_000));
+        let rule = AlertRule::from_spec(&with_repeat).unwrap();
+        assert_eq!(rule.repeat_interval, Some(Duration::from_secs(30)));
+
+        with_repeat.repeat_interval = Some(ManifestDuration::from_millis(0));
+        assert!(
+            AlertRule::from_spec(&with_repeat).is_err(),
+            "a zero interval is rejected"
+        );
     }
 
     /// `cpu_percentage gt 50`, pending for `for_secs` seconds, no reminders.
