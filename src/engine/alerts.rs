@@ -2,7 +2,7 @@
 //! acknowledgements, shared by the metrics collector and the API.
 //!
 //! NOTE: states and silences live in the agent's memory, so an agent restart
-//! starts every rule afresh and forgets the silences.
+//! starts every rule afresh and drops the silences.
 
 use std::collections::HashMap;
 use std::sync::MutexGuard;
@@ -21,7 +21,7 @@ pub(super) struct AlertBook {
 }
 
 impl AlertBook {
-    /// Whether a silence mutes `rule` of `deployment_id` at `now`.
+    /// Checks whether a silence mutes `rule` of `deployment_id` at `now`.
     pub(super) fn silenced(&self, deployment_id: &str, rule: &str, now: OffsetDateTime) -> bool {
         self.silences
             .get(deployment_id)
