@@ -23,7 +23,7 @@ use crate::model::{PointView, SeriesView};
 use crate::monitor::alerts::{AlertRule, AlertTransition};
 use crate::monitor::collect::{host_memory_bytes, sweep, CpuRates};
 use crate::monitor::series::{align, rollup, AlignedPoint, SeriesRetention, MINUTE_MS};
-use crate::store::{MetricPoint, Resolution};
+use crate::store::Resolution;
 
 /// How often the task wakes to see which deployments are due.
 const TICK: Duration = Duration::from_secs(1);
@@ -424,15 +424,14 @@ fn store_values(
     time_ms: u64,
     values: &[(&str, f64)],
 ) -> Result<(), EngineError> {
-    for (series, value) in values {
-        if !value.is_finite() {
-            continue;
-        }
-        let point = MetricPoint::sample(time_ms, *value);
-        engine
-            .store
-            .put_metric_points(deployment_id, series, Resolution::Raw, &[point])?;
-    }
+    let finite: Vec<(&str, f64)> = values
+        .iter()
+        .copied()
+        .filter(|(_, value)| value.is_finite())
+        .collect();
+    engine
+        .store
+        .put_metric_samples(deployment_id, time_ms, &finite)?;
     Ok(())
 }
 

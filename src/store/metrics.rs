@@ -115,6 +115,25 @@ impl Store {
         self.metrics.apply_batch(batch).map_err(storage(METRICS))
     }
 
+    /// Stores one raw sample of each series in `samples` at `time_ms`, in one
+    /// write, since the collector writes every series of a deployment at once.
+    pub fn put_metric_samples(
+        &self,
+        deployment_id: &str,
+        time_ms: u64,
+        samples: &[(&str, f64)],
+    ) -> Result<(), StoreError> {
+        keys::check_component("deployment id", deployment_id)?;
+        let mut batch = sled::Batch::default();
+        for (series, value) in samples {
+            keys::check_component("series name", series)?;
+            let prefix = series_prefix(deployment_id, series, Resolution::Raw);
+            let point = MetricPoint::sample(time_ms, *value);
+            batch.insert(point_key(&prefix, time_ms), &point.encode()[..]);
+        }
+        self.metrics.apply_batch(batch).map_err(storage(METRICS))
+    }
+
     /// Returns the points of `series` with times in `from_ms..to_ms`, oldest
     /// first. A point that cannot be decoded is left out with a warning.
     pub fn metric_points(
