@@ -33,23 +33,10 @@ impl Fixture {
         self.dir.path().join(keys::KEY_FILE_NAME)
     }
 
-    /// Opens the store. sled's flusher thread lets go of the file lock a
-    /// moment after the previous handle is dropped, so a reopen right after
-    /// a close retries while the store reports itself locked.
     fn store(&self) -> Store {
         let path = self.dir.path().join("db");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        loop {
-            match Store::open(&path) {
-                Ok(store) => return store,
-                Err(crate::store::StoreError::Locked { .. })
-                    if std::time::Instant::now() < deadline =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                Err(error) => panic!("open the store at {}: {error}", path.display()),
-            }
-        }
+        Store::open_when_unlocked(&path)
+            .unwrap_or_else(|error| panic!("open the store at {}: {error}", path.display()))
     }
 
     /// Opens the vault with `source`; the store is closed again when the

@@ -149,6 +149,23 @@ impl Store {
         })
     }
 
+    /// Opens the store like [`Store::open`], but retries for up to 5 s while
+    /// it is locked. sled's flusher thread lets go of the file lock a moment
+    /// after the previous handle is dropped, so tests that close and reopen
+    /// a store use this.
+    #[cfg(test)]
+    pub(crate) fn open_when_unlocked(dir: &Path) -> Result<Store, StoreError> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match Store::open(dir) {
+                Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                result => return result,
+            }
+        }
+    }
+
     /// Directory the store was opened from.
     pub fn path(&self) -> &Path {
         &self.path

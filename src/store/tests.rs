@@ -87,20 +87,9 @@ fn new_event(deployment_id: Option<&str>, action: &str) -> NewEvent {
     }
 }
 
-/// Opens the store. sled's flusher thread lets go of the file lock a moment
-/// after the previous handle is dropped, so a reopen right after a close
-/// retries while the store reports itself locked.
 fn open(dir: &Path) -> Store {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        match Store::open(dir) {
-            Ok(store) => return store,
-            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            Err(error) => panic!("open the store at {}: {error}", dir.display()),
-        }
-    }
+    Store::open_when_unlocked(dir)
+        .unwrap_or_else(|error| panic!("open the store at {}: {error}", dir.display()))
 }
 
 fn assert_send<T: Send>(_: &T) {}
@@ -199,18 +188,12 @@ fn open_raw(dir: &Path) -> sled::Db {
 /// Reopens the store where opening must fail for a reason other than the
 /// lock that the previous handle's flusher may still hold.
 fn reopen_error(dir: &Path) -> StoreError {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    loop {
-        match Store::open(dir) {
-            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            Err(error) => return error,
-            Ok(_) => panic!(
-                "opening the store at {} succeeded but must fail",
-                dir.display()
-            ),
-        }
+    match Store::open_when_unlocked(dir) {
+        Err(error) => error,
+        Ok(_) => panic!(
+            "opening the store at {} succeeded but must fail",
+            dir.display()
+        ),
     }
 }
 
