@@ -375,7 +375,7 @@ pub struct NotifyChannel {
     pub created_at: OffsetDateTime,
 }
 
-/// How a channel delivers.
+/// The delivery method of a channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "kind")]
 pub enum NotifyTarget {
@@ -391,7 +391,7 @@ pub enum NotifyTarget {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Notification {
-    /// What happened: `alert-firing`, `alert-repeat`, `alert-resolved` or `test`.
+    /// The event: `alert-firing`, `alert-repeat`, `alert-resolved` or `test`.
     #[serde(rename = "type")]
     pub kind: String,
     pub title: String,

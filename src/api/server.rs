@@ -533,7 +533,7 @@ struct SilenceBody {
     /// One rule; every rule of the deployment when left out.
     #[serde(default)]
     rule: Option<String>,
-    /// How long, such as `30m` or `2h`.
+    /// Duration of the silence, such as `30m` or `2h`.
     #[serde(rename = "for")]
     duration: String,
     comment: String,

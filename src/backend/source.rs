@@ -68,7 +68,7 @@ impl BuildDirs {
     }
 }
 
-/// Where a build's output goes: log entries of the deployment, marked as
+/// The destination of a build's output: log entries of the deployment, marked as
 /// build output of the revision.
 #[derive(Clone)]
 pub struct BuildLog {
@@ -327,7 +327,7 @@ async fn run_build(
 
     let waited = tokio::time::timeout(BUILD_TIMEOUT, child.wait()).await;
     // The output is complete before the result is reported, so the build log
-    // that a failure points to holds its last lines.
+    // that a failure points to contains its last lines.
     for capture in captures.into_iter().flatten() {
         let _ = tokio::time::timeout(Duration::from_secs(5), capture).await;
     }

@@ -516,7 +516,7 @@ fn sparkline(points: &[crate::model::PointView], min: f64, max: f64) -> String {
 async fn logs(home: &Home, args: LogsArgs) -> Result<String, CliError> {
     let client = client(home).await?;
     let path = logs_path(&args);
-    let colours = colours_wanted();
+    let colours = colours_enabled();
 
     if !args.follow {
         let entries: Vec<LogEntry> = client.get(&path).await?;
@@ -583,13 +583,13 @@ fn logs_path(args: &LogsArgs) -> String {
 
 /// Colours from applications are passed on only to a terminal, and not when
 /// NO_COLOR is set (https://no-color.org).
-fn colours_wanted() -> bool {
+fn colours_enabled() -> bool {
     use std::io::IsTerminal;
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
-/// One entry as `kubectl logs --timestamps` would print it, with the source
-/// and level added. The message is made safe for the terminal.
+/// Formats one entry as `kubectl logs --timestamps` prints a line, with the
+/// source and level added. The message is made safe for the terminal.
 fn log_line(entry: &LogEntry, colours: bool) -> String {
     let message = if colours {
         keep_colours(&entry.message)
@@ -605,7 +605,7 @@ fn log_line(entry: &LogEntry, colours: bool) -> String {
     )
 }
 
-/// One followed item as a YAML document of its own.
+/// Formats one followed item as a YAML document of its own.
 fn follow_yaml(line: &[u8]) -> String {
     let item = serde_json::from_slice::<serde_json::Value>(line);
     match item.map(|item| structured(&item, Format::Yaml)) {

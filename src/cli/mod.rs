@@ -119,11 +119,11 @@ pub struct SilenceArgs {
     #[arg(long, value_name = "RULE")]
     pub rule: Option<String>,
 
-    /// How long, such as 30m or 2h
+    /// Duration of the silence, such as 30m or 2h
     #[arg(long = "for", value_name = "DURATION")]
     pub duration: String,
 
-    /// Why, for whoever looks later
+    /// The reason, for operators who read the silence later
     #[arg(long, value_name = "TEXT")]
     pub comment: String,
 

@@ -887,7 +887,7 @@ impl Engine {
         Ok((follower, recent))
     }
 
-    /// What the store holds of a deployment's output.
+    /// Returns what the store contains of a deployment's output.
     pub fn log_stats(
         &self,
         name: &str,
@@ -897,7 +897,7 @@ impl Engine {
         Ok(self.logs.stats(&deployment.id))
     }
 
-    /// The log hub, for the backend's build capture and for tests.
+    /// Returns the log hub, for the backend's build capture and for tests.
     pub fn log_hub(&self) -> &LogHub {
         &self.logs
     }

@@ -12,8 +12,8 @@
 //! block first and drops the pending copy afterwards, and while the insert
 //! runs, the block is still visible as `flushing`. A query copies the pending
 //! and flushing entries under the lock, then reads from the store only the
-//! blocks that start before the first copied id. So every entry is seen
-//! exactly once, whichever side of a flush the query falls on.
+//! blocks that start before the first copied id. So no entry is seen twice,
+//! and none is missed unless retention removes its block in the meantime.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
@@ -678,8 +678,8 @@ fn mask_line(mask: &SecretMask, text: String) -> String {
 /// or byte limit (keeping the newest block), or while `expired` reports the
 /// oldest as too old. Returns the first ids of the dropped blocks.
 ///
-/// Room for one pending block is kept within the line limit, so that what a
-/// query sees, stored and pending together, stays within the limit.
+/// Room for one pending block is kept within the line limit, so that the
+/// entries a query returns, stored and pending together, stay within it.
 fn over_limits(log: &mut DeploymentLog, expired: impl Fn(&BlockInfo) -> bool) -> Vec<u64> {
     let pending_room = log.block_entries() as u64;
     let max_stored_lines = log.retention.max_lines.saturating_sub(pending_room);

@@ -379,7 +379,7 @@ pub struct Monitoring {
     pub alerts: Vec<AlertRuleSpec>,
 }
 
-/// What happens to the captured output.
+/// Settings for the captured output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LogsSpec {

@@ -2,8 +2,8 @@
 //! retries, off the engine's path.
 //!
 //! The engine hands a notification and its channels to [`Notifier::send`],
-//! which never waits: each delivery runs in a task of its own, so a webhook
-//! that hangs delays nothing else. A delivery that still fails after its
+//! which returns without waiting for any delivery: each delivery runs in a
+//! task of its own, so a webhook that hangs delays nothing else. A delivery that still fails after its
 //! retries is reported to the caller's failure hook, which records an event.
 //!
 //! NOTE: webhooks are plain `http://` only; `https://` needs a TLS client,

@@ -468,7 +468,7 @@ pub fn assert_every_response(port: u16, text: &str, count: usize) -> Vec<String>
 }
 
 /// Polls the stable endpoint on `port` until its responses have come from
-/// every replica in `pids`. Each round holds one connection per replica open
+/// every replica in `pids`. Each round keeps one connection per replica open
 /// at once, so least-connections must spread them over every replica. Taking
 /// turns alone is not enough: another client polling at the same pace, such as
 /// a [`Watcher`], would take every second turn and hide half the replicas.
@@ -491,7 +491,7 @@ pub fn wait_balanced(port: u16, pids: &[i64]) {
 }
 
 /// Opens `count` connections to `port` before sending a request on any, then
-/// returns the pids named in the answers that came back.
+/// returns the pids named in the responses that came back.
 fn concurrent_greeting_pids(port: u16, count: usize) -> Vec<i64> {
     let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let streams: Vec<TcpStream> = (0..count)
@@ -678,7 +678,7 @@ pub fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
     found
 }
 
-/// Sends a POST without a body to 127.0.0.1:`port` and asserts a 2xx answer.
+/// Sends a POST without a body to 127.0.0.1:`port` and asserts a 2xx response.
 pub fn http_post(port: u16, path: &str) {
     let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).expect("connect");
     stream

@@ -147,7 +147,7 @@ pub struct Supervisor<B: Backend> {
     shutting_down: bool,
 }
 
-/// What every supervisor shares with the engine.
+/// The services every supervisor shares with the engine.
 pub struct Services<B: Backend> {
     pub backend: Arc<B>,
     pub secrets: Arc<Vault>,

@@ -539,7 +539,7 @@ impl<B: Backend> Supervisor<B> {
     }
 }
 
-/// The retention of a revision's `logs.retention`, with the agent's default
+/// Returns the retention of a revision's `logs.retention`, with the agent's default
 /// for each limit it leaves out.
 pub(super) fn log_retention(spec: &crate::manifest::Manifest) -> crate::logs::Retention {
     let default = crate::logs::Retention::default();
