@@ -486,6 +486,34 @@ fn duration_param(
         .transpose()
 }
 
+/// Splits `a,b{x="1,2",y="3"}` at the commas that separate names, not at
+/// those inside the label set of a scraped series.
+fn split_metric_list(list: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut current = String::new();
+    let mut depth = 0usize;
+    let mut quoted = false;
+    let mut escaped = false;
+    for character in list.chars() {
+        match character {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '{' if !quoted => depth += 1,
+            '}' if !quoted => depth = depth.saturating_sub(1),
+            ',' if !quoted && depth == 0 => {
+                names.push(std::mem::take(&mut current));
+                continue;
+            }
+            _ => {}
+        }
+        current.push(character);
+    }
+    names.push(current);
+    names.retain(|name| !name.is_empty());
+    names
+}
+
 async fn metrics(
     State(state): State<Shared>,
     Path(name): Path<String>,
@@ -500,12 +528,7 @@ async fn metrics(
     let step = duration_param(&raw, "step")?;
     let names: Vec<String> = raw
         .get("metric")
-        .map(|list| {
-            list.split(',')
-                .filter(|name| !name.is_empty())
-                .map(str::to_owned)
-                .collect()
-        })
+        .map(|list| split_metric_list(list))
         .unwrap_or_default();
     let env = raw
         .get("env")
@@ -715,4 +738,22 @@ pub fn token_matches(headers: &HeaderMap, token: &str) -> bool {
         return false;
     };
     presented.as_bytes().ct_eq(token.as_bytes()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_metric_list;
+
+    #[test]
+    fn metric_lists_split_between_names_only() {
+        assert_eq!(
+            split_metric_list(r#"cpu_usage,,req{code="200",path="/a,b\"}"},up"#),
+            vec![
+                "cpu_usage".to_owned(),
+                r#"req{code="200",path="/a,b\"}"}"#.to_owned(),
+                "up".to_owned()
+            ]
+        );
+        assert!(split_metric_list("").is_empty());
+    }
 }

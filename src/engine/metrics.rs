@@ -5,23 +5,30 @@
 //! is due, so that two hundred replicas cost one pass over /proc rather than
 //! two hundred.
 //!
+//! Deployments with `monitoring.scrape` are scraped at the same interval,
+//! each scrape in a task of its own whose result the next sweep stores, so
+//! an application that responds slowly never delays the sweep.
+//!
 //! Alert rules of `monitoring.alerts` are evaluated on each collected value,
 //! and their transitions (firing, repeat, resolved) are recorded as events.
-//!
-//! NOTE: network, request and scraped metrics, silences and
-//! acknowledgements through the API, and notifications are not built yet.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
+use super::scrape::{self, ScrapeOutcome};
+use super::supervisor::Snapshot;
 use super::{Engine, EngineError};
 use crate::manifest::Manifest;
 use crate::model::{PointView, SeriesView};
 use crate::monitor::alerts::{AlertRule, AlertTransition};
 use crate::monitor::collect::{host_memory_bytes, sweep, CpuRates};
+use crate::monitor::exposition::{self, Exposition};
+use crate::monitor::scrape::{ReplicaKey, ScrapeMemory};
 use crate::monitor::series::{align, rollup, AlignedPoint, SeriesRetention, MINUTE_MS};
 use crate::store::Resolution;
 
@@ -31,7 +38,11 @@ const TICK: Duration = Duration::from_secs(1);
 /// Collection interval when the manifest gives none.
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 
-/// The series collected for every deployment.
+/// Scrape results waiting for the collector; more are dropped as gaps.
+const SCRAPE_QUEUE: usize = 64;
+
+/// The series that the sweep collects for every deployment. Every other
+/// series (`scrape_up` and the scraped ones) comes from scrapes.
 pub const SERIES: &[&str] = &[
     "cpu_usage",
     "cpu_percentage",
@@ -74,7 +85,6 @@ impl Settings {
 }
 
 /// The collection task's memory between sweeps.
-#[derive(Default)]
 struct Collector {
     rates: CpuRates,
     /// Settings per deployment id and revision, so the spec is read once.
@@ -84,11 +94,45 @@ struct Collector {
     retention: SeriesRetention,
     /// Alert rules per deployment id and revision.
     rules: HashMap<(String, u64), Arc<Vec<AlertRule>>>,
+    scrapes: Scrapes,
+}
+
+/// Scrapes in flight, their results, and what each deployment's last ones left.
+struct Scrapes {
+    sender: mpsc::Sender<ScrapeOutcome>,
+    results: mpsc::Receiver<ScrapeOutcome>,
+    in_flight: HashMap<String, JoinHandle<()>>,
+    memory: HashMap<String, ScrapeMemory>,
+    /// The problem of each deployment's last scrape, so that an event is
+    /// recorded when scrapes start failing and when they recover, not at
+    /// every interval.
+    problems: HashMap<String, String>,
+}
+
+impl Collector {
+    fn new() -> Self {
+        let (sender, results) = mpsc::channel(SCRAPE_QUEUE);
+        Self {
+            rates: CpuRates::default(),
+            settings: HashMap::new(),
+            last_run: HashMap::new(),
+            last_rollup: HashMap::new(),
+            retention: SeriesRetention::default(),
+            rules: HashMap::new(),
+            scrapes: Scrapes {
+                sender,
+                results,
+                in_flight: HashMap::new(),
+                memory: HashMap::new(),
+                problems: HashMap::new(),
+            },
+        }
+    }
 }
 
 /// Runs until the engine is dropped.
 pub(super) async fn run(engine: Weak<Engine>) {
-    let mut collector = Collector::default();
+    let mut collector = Collector::new();
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -116,8 +160,10 @@ pub(super) async fn run(engine: Weak<Engine>) {
 impl Collector {
     fn collect(&mut self, engine: &Arc<Engine>) -> Result<(), EngineError> {
         let now = Instant::now();
-        let due: Vec<(super::supervisor::Snapshot, Settings)> = engine
-            .all_snapshots()
+        let snapshots = engine.all_snapshots();
+        self.store_scrapes(engine, &snapshots)?;
+
+        let due: Vec<(Snapshot, Settings)> = snapshots
             .into_iter()
             .filter_map(|snapshot| {
                 let settings = self.settings_for(engine, &snapshot)?;
@@ -146,27 +192,189 @@ impl Collector {
 
         for (snapshot, settings) in &due {
             self.last_run.insert(snapshot.deployment.id.clone(), now);
+            self.start_scrape(snapshot, settings, time_ms);
             let values = self.values(snapshot, settings, &usage, now, host_memory);
             store_values(engine, &snapshot.deployment.id, time_ms, &values)?;
-            self.evaluate_alerts(engine, snapshot, &values);
+            self.evaluate_alerts(engine, snapshot, &values, |rule| {
+                SERIES.contains(&rule.metric.as_str())
+            });
             self.roll_up(engine, &snapshot.deployment.id, time_ms)?;
         }
         self.rates.retain(&groups);
         Ok(())
     }
 
-    /// Evaluates the deployment's alert rules on the values just collected
-    /// and records each transition as an event.
+    /// Starts a scrape of the deployment's ready replicas, unless the last
+    /// one is still running.
+    fn start_scrape(&mut self, snapshot: &Snapshot, settings: &Settings, time_ms: u64) {
+        if snapshot.scrape_targets.is_empty() {
+            return;
+        }
+        let id = &snapshot.deployment.id;
+        if self
+            .scrapes
+            .in_flight
+            .get(id)
+            .is_some_and(|task| !task.is_finished())
+        {
+            return;
+        }
+        let task = scrape::spawn(
+            id.clone(),
+            snapshot.scrape_targets.clone(),
+            settings.interval,
+            time_ms,
+            self.scrapes.sender.clone(),
+        );
+        self.scrapes.in_flight.insert(id.clone(), task);
+    }
+
+    /// Stores the scrapes that finished since the last sweep and evaluates
+    /// the alert rules on scraped series.
+    fn store_scrapes(
+        &mut self,
+        engine: &Engine,
+        snapshots: &[Snapshot],
+    ) -> Result<(), EngineError> {
+        let live: HashSet<&str> = snapshots
+            .iter()
+            .map(|snapshot| snapshot.deployment.id.as_str())
+            .collect();
+        self.scrapes
+            .memory
+            .retain(|id, _| live.contains(id.as_str()));
+        self.scrapes
+            .problems
+            .retain(|id, _| live.contains(id.as_str()));
+        self.scrapes
+            .in_flight
+            .retain(|id, _| live.contains(id.as_str()));
+
+        while let Ok(outcome) = self.scrapes.results.try_recv() {
+            let Some(snapshot) = snapshots
+                .iter()
+                .find(|snapshot| snapshot.deployment.id == outcome.deployment_id)
+            else {
+                continue;
+            };
+            let (values, problem) = self.scraped_values(&outcome);
+            self.note_scrape_problem(engine, snapshot, problem);
+            let borrowed: Vec<(&str, f64)> = values
+                .iter()
+                .map(|(name, value)| (name.as_str(), *value))
+                .collect();
+            store_values(engine, &outcome.deployment_id, outcome.time_ms, &borrowed)?;
+            self.evaluate_alerts(engine, snapshot, &borrowed, |rule| {
+                !SERIES.contains(&rule.metric.as_str())
+            });
+        }
+        Ok(())
+    }
+
+    /// Parses the responses of a scrape into values, with `scrape_up` (the
+    /// number of replicas whose response could be read), and describes what
+    /// went wrong, if anything did.
+    fn scraped_values(&mut self, outcome: &ScrapeOutcome) -> (Vec<(String, f64)>, Option<String>) {
+        let mut problems: Vec<String> = Vec::new();
+        let mut parsed: Vec<(ReplicaKey, Exposition)> = Vec::new();
+        for (target, response) in &outcome.responses {
+            match response {
+                Err(reason) => problems.push(format!("{}: {reason}", target.url())),
+                Ok(text) => {
+                    let exposition = exposition::parse(text);
+                    if let Some(error) = exposition.errors.first() {
+                        problems.push(format!(
+                            "{}: not all of it is the Prometheus text format ({} problems; first, {error})",
+                            target.url(),
+                            exposition.errors.len()
+                        ));
+                    }
+                    if exposition.samples.is_empty() && !exposition.errors.is_empty() {
+                        continue;
+                    }
+                    parsed.push((target.replica, exposition));
+                }
+            }
+        }
+
+        let time_ms = i64::try_from(outcome.time_ms).unwrap_or(i64::MAX);
+        let scrapes: Vec<(ReplicaKey, &Exposition)> = parsed
+            .iter()
+            .map(|(replica, exposition)| (*replica, exposition))
+            .collect();
+        let scraped = self
+            .scrapes
+            .memory
+            .entry(outcome.deployment_id.clone())
+            .or_default()
+            .values(time_ms, &scrapes);
+        if scraped.dropped > 0 {
+            problems.push(format!(
+                "{} series over the limit of {} were not stored; expose fewer label values",
+                scraped.dropped,
+                crate::monitor::scrape::MAX_SERIES
+            ));
+        }
+
+        let mut values = scraped.values;
+        values.push(("scrape_up".to_owned(), parsed.len() as f64));
+        let problem = match problems.len() {
+            0 => None,
+            1 => problems.pop(),
+            more => Some(format!("{} (and {} more)", problems[0], more - 1)),
+        };
+        (values, problem)
+    }
+
+    /// Records an event when a deployment's scrapes start failing, change
+    /// how they fail, or recover.
+    fn note_scrape_problem(
+        &mut self,
+        engine: &Engine,
+        snapshot: &Snapshot,
+        problem: Option<String>,
+    ) {
+        let deployment = &snapshot.deployment;
+        let previous = self.scrapes.problems.get(&deployment.id);
+        match (previous, problem) {
+            (None, None) => {}
+            (Some(_), None) => {
+                self.scrapes.problems.remove(&deployment.id);
+                engine.recorder.agent_event(
+                    deployment,
+                    "scrape-recovered",
+                    true,
+                    "every replica responds to the metrics scrape again",
+                );
+            }
+            (previous, Some(problem)) => {
+                if previous != Some(&problem) {
+                    tracing::warn!(deployment = %deployment.key(), %problem, "scraping the application's metrics failed");
+                    engine.recorder.agent_event(
+                        deployment,
+                        "scrape-failed",
+                        false,
+                        &format!("scraping the application's metrics failed: {problem}"),
+                    );
+                }
+                self.scrapes.problems.insert(deployment.id.clone(), problem);
+            }
+        }
+    }
+
+    /// Evaluates the deployment's alert rules that `applies` picks on the
+    /// values just collected and records each transition as an event.
     fn evaluate_alerts(
         &mut self,
         engine: &Engine,
-        snapshot: &super::supervisor::Snapshot,
-        values: &[(&'static str, f64)],
+        snapshot: &Snapshot,
+        values: &[(&str, f64)],
+        applies: impl Fn(&AlertRule) -> bool,
     ) {
         let deployment = &snapshot.deployment;
         let rules = self.rules_for(engine, &deployment.id, deployment.revision);
         let now = OffsetDateTime::now_utc();
-        for rule in rules.iter() {
+        for rule in rules.iter().filter(|rule| applies(rule)) {
             let value = values
                 .iter()
                 .find(|(series, _)| *series == rule.metric)
@@ -228,11 +436,7 @@ impl Collector {
         rules
     }
 
-    fn settings_for(
-        &mut self,
-        engine: &Engine,
-        snapshot: &super::supervisor::Snapshot,
-    ) -> Option<Settings> {
+    fn settings_for(&mut self, engine: &Engine, snapshot: &Snapshot) -> Option<Settings> {
         let key = (snapshot.deployment.id.clone(), snapshot.deployment.revision);
         if let Some(settings) = self.settings.get(&key) {
             return Some(*settings);
@@ -249,7 +453,7 @@ impl Collector {
     /// as a gap rather than a false zero.
     fn values(
         &mut self,
-        snapshot: &super::supervisor::Snapshot,
+        snapshot: &Snapshot,
         settings: &Settings,
         usage: &HashMap<i32, crate::monitor::collect::GroupUsage>,
         now: Instant,
@@ -324,7 +528,8 @@ impl Collector {
 
         let raw_cutoff = now_ms.saturating_sub(self.retention.raw.as_millis() as u64);
         let minute_cutoff = now_ms.saturating_sub(self.retention.minute.as_millis() as u64);
-        for series in SERIES {
+        for series in engine.store.metric_series(deployment_id)? {
+            let series = series.as_str();
             let raw =
                 engine
                     .store
@@ -449,12 +654,14 @@ impl Engine {
         step: Option<Duration>,
     ) -> Result<Vec<SeriesView>, EngineError> {
         let deployment = self.resolve(name, environment)?;
-        for name in names {
-            if !SERIES.contains(&name.as_str()) {
-                return Err(EngineError::Unsupported {
-                    field: "metric".to_owned(),
-                    message: format!("unknown metric {name:?}; choose from {}", SERIES.join(", ")),
-                });
+        let unknown: Vec<&String> = names
+            .iter()
+            .filter(|name| !SERIES.contains(&name.as_str()))
+            .collect();
+        if !unknown.is_empty() {
+            let stored = self.store.metric_series(&deployment.id)?;
+            if let Some(name) = unknown.into_iter().find(|name| !stored.contains(name)) {
+                return Err(unknown_metric(name, &stored));
             }
         }
         let wanted: Vec<&str> = if names.is_empty() {
@@ -502,6 +709,37 @@ impl Engine {
     /// Starts the collection task; it ends when the engine is dropped.
     pub(super) fn start_metrics(self: &Arc<Self>) {
         tokio::spawn(run(Arc::downgrade(self)));
+    }
+}
+
+/// Builds the error for a metric that is neither built in nor stored,
+/// listing the metrics that exist.
+fn unknown_metric(name: &str, stored: &[String]) -> EngineError {
+    let scraped: Vec<&str> = stored
+        .iter()
+        .map(String::as_str)
+        .filter(|series| !SERIES.contains(series))
+        .collect();
+    let mut message = format!(
+        "unknown metric {name:?}; the built-in metrics are {}",
+        SERIES.join(", ")
+    );
+    if scraped.is_empty() {
+        message.push_str(", and no scraped series is stored for this deployment");
+    } else {
+        const SHOWN: usize = 20;
+        let more = scraped.len().saturating_sub(SHOWN);
+        message.push_str(&format!(
+            ", and the scraped series include {}",
+            scraped[..scraped.len().min(SHOWN)].join(", ")
+        ));
+        if more > 0 {
+            message.push_str(&format!(" and {more} more"));
+        }
+    }
+    EngineError::Unsupported {
+        field: "metric".to_owned(),
+        message,
     }
 }
 

@@ -15,6 +15,7 @@ mod ports;
 mod recorder;
 mod replica;
 mod rolling;
+pub mod scrape;
 mod secrets;
 pub mod supervisor;
 

@@ -109,6 +109,18 @@ impl RevisionPlan {
         probe_target(self.spec.health_check.as_ref()?, ports, env)
     }
 
+    /// Returns the port and path where a replica with these ports serves
+    /// `monitoring.scrape`, if the manifest asks for a scrape.
+    pub fn scrape_target(&self, ports: &[AssignedPort]) -> Option<(u16, String)> {
+        let monitoring = self.spec.monitoring.as_ref()?;
+        if !monitoring.enabled {
+            return None;
+        }
+        let scrape = monitoring.scrape.as_ref()?;
+        let port = resolve_port(Some(&scrape.port), ports)?;
+        Some((port, scrape.path.clone()))
+    }
+
     /// Returns the liveness probe of a replica with these ports, if the manifest has one.
     pub fn liveness_target(
         &self,

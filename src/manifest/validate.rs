@@ -683,6 +683,7 @@ pub const BUILT_IN_METRICS: &[&str] = &[
     "replicas_desired",
     "replicas_available",
     "replicas_ready",
+    "scrape_up",
 ];
 
 const SEVERITIES: &[&str] = &["low", "medium", "high", "critical"];

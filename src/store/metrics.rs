@@ -184,4 +184,40 @@ impl Store {
         self.metrics.apply_batch(batch).map_err(storage(METRICS))?;
         Ok(removed)
     }
+
+    /// Lists the names of the series stored for a deployment, in byte order.
+    ///
+    /// Seeks past each series instead of reading its points, so the cost is
+    /// one short range read per series, whatever their length.
+    pub fn metric_series(&self, deployment_id: &str) -> Result<Vec<String>, StoreError> {
+        keys::check_component("deployment id", deployment_id)?;
+        let prefix = keys::prefix(deployment_id);
+        let mut names = Vec::new();
+        let mut from = prefix.clone();
+        loop {
+            let next = self
+                .metrics
+                .range(from.clone()..)
+                .next()
+                .transpose()
+                .map_err(storage(METRICS))?;
+            let Some((key, _)) = next else {
+                break;
+            };
+            let Some(rest) = key.strip_prefix(prefix.as_slice()) else {
+                break;
+            };
+            let Some(end) = rest.iter().position(|byte| *byte == 0) else {
+                break;
+            };
+            names.push(String::from_utf8_lossy(&rest[..end]).into_owned());
+
+            // The smallest key after every key of this series: its name
+            // followed by byte 1 instead of the NUL separator.
+            from = prefix.clone();
+            from.extend_from_slice(&rest[..end]);
+            from.push(1);
+        }
+        Ok(names)
+    }
 }

@@ -765,3 +765,33 @@ fn metric_points_range_by_series_and_resolution() {
         "a series whose name extends another is untouched"
     );
 }
+
+#[test]
+fn metric_series_lists_each_name_once_per_deployment() {
+    use super::{MetricPoint, Resolution};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let points: Vec<MetricPoint> = (0..50)
+        .map(|i| MetricPoint::sample(i * 1_000, i as f64))
+        .collect();
+    for series in ["cpu_usage", "cpu_usage_other", "app{code=\"500\"}", "b"] {
+        store
+            .put_metric_points("d", series, Resolution::Raw, &points)
+            .unwrap();
+    }
+    store
+        .put_metric_points("d", "b", Resolution::Minute, &points[..1])
+        .unwrap();
+    store
+        .put_metric_points("d2", "other", Resolution::Raw, &points[..1])
+        .unwrap();
+
+    let names = store.metric_series("d").unwrap();
+    assert_eq!(
+        names,
+        vec!["app{code=\"500\"}", "b", "cpu_usage", "cpu_usage_other"]
+    );
+    assert_eq!(store.metric_series("d2").unwrap(), vec!["other"]);
+    assert!(store.metric_series("none").unwrap().is_empty());
+}

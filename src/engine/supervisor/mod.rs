@@ -22,6 +22,7 @@ use super::plan::RevisionPlan;
 pub use super::plan::SharedPlan;
 use super::recorder::Recorder;
 use super::replica::{ProbeRole, Replica};
+use super::scrape::ScrapeTarget;
 use crate::backend::source::BuildDirs;
 use crate::backend::{Backend, ReplicaEvent, ReplicaId};
 use crate::config::Vault;
@@ -75,6 +76,8 @@ pub struct Snapshot {
     pub health: Health,
     pub last_checked: Option<OffsetDateTime>,
     pub endpoints: Vec<String>,
+    /// Where to scrape the ready replicas, when the revision has `monitoring.scrape`.
+    pub scrape_targets: Vec<ScrapeTarget>,
 }
 
 enum Internal {
@@ -182,6 +185,7 @@ impl<B: Backend> Supervisor<B> {
             health: Health::Unknown,
             last_checked: None,
             endpoints: Vec::new(),
+            scrape_targets: Vec::new(),
         });
 
         let phase = if stable.is_some() {

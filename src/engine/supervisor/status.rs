@@ -9,6 +9,7 @@ use super::{notify, Outcome, Phase, Snapshot, Supervisor};
 use crate::backend::Backend;
 use crate::endpoint::Backend as EndpointBackend;
 use crate::engine::replica::{is_first_start, Replica};
+use crate::engine::scrape::ScrapeTarget;
 use crate::model::{DeploymentStatus, Health, HealthCheckView, ReplicaView};
 
 impl<B: Backend> Supervisor<B> {
@@ -161,6 +162,7 @@ impl<B: Backend> Supervisor<B> {
             health,
             last_checked: self.last_checked,
             endpoints: self.endpoints(),
+            scrape_targets: self.scrape_targets(),
         };
         self.snapshot_tx.send_replace(snapshot);
     }
@@ -194,6 +196,21 @@ impl<B: Backend> Supervisor<B> {
             }
         }
         checks
+    }
+
+    fn scrape_targets(&self) -> Vec<ScrapeTarget> {
+        self.replicas
+            .iter()
+            .filter(|r| r.ready && r.is_live())
+            .filter_map(|r| {
+                let (port, path) = r.plan.scrape_target(&r.ports)?;
+                Some(ScrapeTarget {
+                    replica: (r.slot, r.revision()),
+                    address: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+                    path,
+                })
+            })
+            .collect()
     }
 
     /// Lists the stable address of every port with a `hostPort`. Ports
