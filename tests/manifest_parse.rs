@@ -705,3 +705,38 @@ fn alert_rules_name_known_metrics_and_severities() {
         "a scrape may provide any metric"
     );
 }
+
+#[test]
+fn monitoring_metrics_name_known_groups() {
+    let error = base_err("monitoring:\n  metrics: [cpu, memroy]\n");
+    assert_eq!(error.path, "monitoring.metrics[1]");
+    assert_mentions(&error, "did you mean `memory`");
+
+    let error = base_err(
+        "monitoring:\n  metrics: [memory]\n  alerts: [{ name: a, metric: cpu_percentage, condition: gt, threshold: 5 }]\n",
+    );
+    assert_eq!(error.path, "monitoring.alerts[0].metric");
+    assert_mentions(&error, "add `cpu` to monitoring.metrics");
+
+    let text = format!("{BASE}monitoring:\n  metrics: [cpu, requests]\n");
+    let metrics = parse_ok(&text).monitoring.expect("monitoring").metrics;
+    assert_eq!(metrics, vec!["cpu", "requests"]);
+}
+
+#[test]
+fn metrics_retention_has_a_minimum() {
+    let error = base_err("monitoring:\n  retention: { raw: 1m }\n");
+    assert_eq!(error.path, "monitoring.retention.raw");
+    assert_mentions(&error, "minimum of 5m");
+
+    let text = format!("{BASE}monitoring:\n  retention: {{ raw: 2h, rollups: 90d }}\n");
+    let retention = parse_ok(&text)
+        .monitoring
+        .and_then(|monitoring| monitoring.retention)
+        .expect("retention");
+    assert_eq!(retention.raw.map(|raw| raw.as_millis()), Some(7_200_000));
+    assert_eq!(
+        retention.rollups.map(|rollups| rollups.as_millis()),
+        Some(90 * 86_400_000)
+    );
+}

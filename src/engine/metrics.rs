@@ -24,6 +24,7 @@ use super::scrape::{self, ScrapeOutcome};
 use super::supervisor::Snapshot;
 use super::{Engine, EngineError};
 use crate::manifest::Manifest;
+use crate::manifest::{metric_group, METRIC_GROUPS};
 use crate::model::{PointView, SeriesView};
 use crate::monitor::alerts::{AlertRule, AlertTransition};
 use crate::monitor::collect::{host_memory_bytes, sweep, CpuRates};
@@ -60,6 +61,59 @@ struct Settings {
     interval: Duration,
     cpu_limit_cores: Option<f64>,
     memory_limit_bytes: Option<u64>,
+    retention: SeriesRetention,
+    groups: Groups,
+}
+
+/// The groups of built-in metrics that `monitoring.metrics` chose; all of
+/// them when it lists none.
+#[derive(Debug, Clone, Copy)]
+struct Groups {
+    all: bool,
+    chosen: [bool; METRIC_GROUPS.len()],
+}
+
+impl Groups {
+    fn of(listed: &[String]) -> Self {
+        let mut chosen = [false; METRIC_GROUPS.len()];
+        for (slot, group) in chosen.iter_mut().zip(METRIC_GROUPS) {
+            *slot = listed.iter().any(|name| name == group);
+        }
+        Self {
+            all: listed.is_empty(),
+            chosen,
+        }
+    }
+
+    fn collects(&self, series: &str) -> bool {
+        if self.all {
+            return true;
+        }
+        let Some(group) = metric_group(series) else {
+            return true;
+        };
+        METRIC_GROUPS
+            .iter()
+            .zip(self.chosen)
+            .any(|(name, chosen)| chosen && *name == group)
+    }
+}
+
+/// Returns the retention the manifest sets, with defaults for what it leaves out.
+pub fn retention_of(spec: &Manifest) -> SeriesRetention {
+    let default = SeriesRetention::default();
+    let set = spec
+        .monitoring
+        .as_ref()
+        .and_then(|monitoring| monitoring.retention);
+    SeriesRetention {
+        raw: set
+            .and_then(|set| set.raw)
+            .map_or(default.raw, |raw| raw.as_std()),
+        minute: set
+            .and_then(|set| set.rollups)
+            .map_or(default.minute, |rollups| rollups.as_std()),
+    }
 }
 
 impl Settings {
@@ -67,6 +121,8 @@ impl Settings {
         let monitoring = spec.monitoring.as_ref();
         let limits = spec.resources.limits.as_ref();
         Self {
+            retention: retention_of(spec),
+            groups: Groups::of(monitoring.map_or(&[][..], |monitoring| &monitoring.metrics)),
             enabled: monitoring.is_none_or(|monitoring| monitoring.enabled),
             interval: monitoring
                 .map(|monitoring| monitoring.interval.as_std())
@@ -91,7 +147,6 @@ struct Collector {
     settings: HashMap<(String, u64), Settings>,
     last_run: HashMap<String, Instant>,
     last_rollup: HashMap<String, u64>,
-    retention: SeriesRetention,
     /// Alert rules per deployment id and revision.
     rules: HashMap<(String, u64), Arc<Vec<AlertRule>>>,
     scrapes: Scrapes,
@@ -117,7 +172,6 @@ impl Collector {
             settings: HashMap::new(),
             last_run: HashMap::new(),
             last_rollup: HashMap::new(),
-            retention: SeriesRetention::default(),
             rules: HashMap::new(),
             scrapes: Scrapes {
                 sender,
@@ -193,12 +247,13 @@ impl Collector {
         for (snapshot, settings) in &due {
             self.last_run.insert(snapshot.deployment.id.clone(), now);
             self.start_scrape(snapshot, settings, time_ms);
-            let values = self.values(snapshot, settings, &usage, now, host_memory);
+            let mut values = self.values(snapshot, settings, &usage, now, host_memory);
+            values.retain(|(series, _)| settings.groups.collects(series));
             store_values(engine, &snapshot.deployment.id, time_ms, &values)?;
             self.evaluate_alerts(engine, snapshot, &values, |rule| {
                 SERIES.contains(&rule.metric.as_str())
             });
-            self.roll_up(engine, &snapshot.deployment.id, time_ms)?;
+            self.roll_up(engine, &snapshot.deployment.id, time_ms, settings.retention)?;
         }
         self.rates.retain(&groups);
         Ok(())
@@ -517,6 +572,7 @@ impl Collector {
         engine: &Engine,
         deployment_id: &str,
         now_ms: u64,
+        retention: SeriesRetention,
     ) -> Result<(), EngineError> {
         let minute = now_ms - now_ms % MINUTE_MS;
         let last = self.last_rollup.get(deployment_id).copied();
@@ -526,8 +582,8 @@ impl Collector {
         self.last_rollup.insert(deployment_id.to_owned(), minute);
         let from = last.unwrap_or(minute.saturating_sub(MINUTE_MS));
 
-        let raw_cutoff = now_ms.saturating_sub(self.retention.raw.as_millis() as u64);
-        let minute_cutoff = now_ms.saturating_sub(self.retention.minute.as_millis() as u64);
+        let raw_cutoff = now_ms.saturating_sub(retention.raw.as_millis() as u64);
+        let minute_cutoff = now_ms.saturating_sub(retention.minute.as_millis() as u64);
         for series in engine.store.metric_series(deployment_id)? {
             let series = series.as_str();
             let raw =
@@ -678,7 +734,13 @@ impl Engine {
             .map(|step| u64::try_from(step.as_millis()).unwrap_or(u64::MAX))
             .unwrap_or(window_ms / 60)
             .max(1_000);
-        let resolution = if window <= SeriesRetention::default().raw {
+        let retention = self
+            .store
+            .get_revision(&deployment.id, deployment.revision)?
+            .map_or_else(SeriesRetention::default, |revision| {
+                retention_of(&revision.spec)
+            });
+        let resolution = if window <= retention.raw {
             Resolution::Raw
         } else {
             Resolution::Minute

@@ -377,6 +377,19 @@ pub struct Monitoring {
     pub scrape: Option<Scrape>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alerts: Vec<AlertRuleSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<MetricsRetention>,
+}
+
+/// How long stored series are kept; each limit left out has the agent's
+/// default (24 hours of raw points, 30 days of one-minute rollups).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MetricsRetention {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<ManifestDuration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollups: Option<ManifestDuration>,
 }
 
 /// Settings for the captured output.

@@ -644,18 +644,87 @@ fn check_monitoring(manifest: &Manifest, problems: &mut Problems) {
             "interval is 0s; write a positive duration such as 10s".to_owned(),
         );
     }
-    for (index, metric) in monitoring.metrics.iter().enumerate() {
-        if metric.trim().is_empty() {
+    for (index, group) in monitoring.metrics.iter().enumerate() {
+        if !METRIC_GROUPS.contains(&group.as_str()) {
+            let hint = super::suggest::closest(group, METRIC_GROUPS)
+                .map(|close| format!("did you mean `{close}`? "))
+                .unwrap_or_default();
             problems.add(
                 format!("monitoring.metrics[{index}]"),
-                "metric name is empty".to_owned(),
+                format!(
+                    "unknown metric group `{group}`; {hint}use some of {}, or leave the list out to collect them all",
+                    METRIC_GROUPS.join(", ")
+                ),
             );
         }
     }
     if let Some(scrape) = &monitoring.scrape {
         check_scrape(scrape, &manifest.ports, problems);
     }
+    if let Some(retention) = &monitoring.retention {
+        check_metrics_retention(retention, problems);
+    }
     check_alerts(&monitoring.alerts, monitoring.scrape.is_some(), problems);
+    check_alerts_collected(monitoring, problems);
+}
+
+/// Groups of built-in metrics that `monitoring.metrics` can choose.
+pub const METRIC_GROUPS: &[&str] = &["cpu", "memory", "network", "requests", "replicas"];
+
+/// Returns the group of a built-in metric, or `None` for a scraped one.
+pub fn metric_group(metric: &str) -> Option<&'static str> {
+    let group = match metric {
+        "cpu_usage" | "cpu_percentage" => "cpu",
+        "memory_usage" | "memory_percentage" => "memory",
+        "replicas_desired" | "replicas_available" | "replicas_ready" => "replicas",
+        _ if metric.starts_with("network_") => "network",
+        _ if metric.starts_with("requests_") || metric.starts_with("response_time") => "requests",
+        _ => return None,
+    };
+    Some(group)
+}
+
+/// Rejects rules on built-in metrics that `monitoring.metrics` leaves out,
+/// since they would never get a value.
+fn check_alerts_collected(monitoring: &Monitoring, problems: &mut Problems) {
+    if monitoring.metrics.is_empty() {
+        return;
+    }
+    for (index, alert) in monitoring.alerts.iter().enumerate() {
+        let Some(group) = metric_group(alert.metric.trim()) else {
+            continue;
+        };
+        if !monitoring.metrics.iter().any(|listed| listed == group) {
+            problems.add(
+                format!("monitoring.alerts[{index}].metric"),
+                format!(
+                    "`{}` is in the `{group}` group, which monitoring.metrics leaves out; add `{group}` to monitoring.metrics",
+                    alert.metric.trim()
+                ),
+            );
+        }
+    }
+}
+
+/// Smallest raw retention: rollups are made from raw points once a minute,
+/// so a shorter one would drop points before they are rolled up.
+const MIN_RAW_RETENTION_MS: u64 = 5 * 60_000;
+
+fn check_metrics_retention(retention: &MetricsRetention, problems: &mut Problems) {
+    let raw = retention.raw.map(|raw| raw.as_millis());
+    if raw.is_some_and(|raw| raw < MIN_RAW_RETENTION_MS) {
+        problems.add(
+            "monitoring.retention.raw",
+            "raw is below the minimum of 5m; write 5m or more, such as 24h".to_owned(),
+        );
+    }
+    let rollups = retention.rollups.map(|rollups| rollups.as_millis());
+    if rollups.is_some_and(|rollups| rollups < MIN_RAW_RETENTION_MS) {
+        problems.add(
+            "monitoring.retention.rollups",
+            "rollups is below the minimum of 5m; write 5m or more, such as 30d".to_owned(),
+        );
+    }
 }
 
 fn check_scrape(scrape: &Scrape, ports: &[Port], problems: &mut Problems) {
