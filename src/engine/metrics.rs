@@ -813,3 +813,51 @@ fn point_view(point: AlignedPoint) -> PointView {
         value: point.value,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(extra: &str) -> Settings {
+        let text = format!("name: app\nrun:\n  command: [\"true\"]\n{extra}");
+        let spec = crate::manifest::parse(&text, "test.yaml", &[]).expect("a valid manifest");
+        Settings::of(&spec)
+    }
+
+    #[test]
+    fn settings_treat_zero_limits_as_none() {
+        let zero = settings("resources:\n  limits: { cpu: \"0\", memory: \"0\" }\n");
+        assert_eq!(zero.cpu_limit_cores, None);
+        assert_eq!(zero.memory_limit_bytes, None);
+
+        let half = settings("resources:\n  limits: { cpu: 500m, memory: 64Mi }\n");
+        assert_eq!(half.cpu_limit_cores, Some(0.5));
+        assert_eq!(half.memory_limit_bytes, Some(64 * 1024 * 1024));
+    }
+
+    #[test]
+    fn settings_groups_filter_built_in_series_only() {
+        let all = settings("");
+        assert!(all.groups.collects("cpu_usage"));
+        assert!(all.groups.collects("requests_total"));
+
+        let chosen = settings("monitoring:\n  metrics: [cpu, replicas]\n");
+        assert!(chosen.groups.collects("cpu_percentage"));
+        assert!(chosen.groups.collects("replicas_ready"));
+        assert!(!chosen.groups.collects("memory_usage"));
+        assert!(!chosen.groups.collects("network_bytes_in"));
+        assert!(!chosen.groups.collects("response_time_p95"));
+        assert!(
+            chosen.groups.collects("app_queue_depth"),
+            "scraped series stay"
+        );
+    }
+
+    #[test]
+    fn settings_retention_defaults_and_overrides() {
+        assert_eq!(settings("").retention, SeriesRetention::default());
+        let set = settings("monitoring:\n  retention: { raw: 2h }\n").retention;
+        assert_eq!(set.raw, Duration::from_secs(7200));
+        assert_eq!(set.minute, SeriesRetention::default().minute);
+    }
+}
