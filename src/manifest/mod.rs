@@ -29,6 +29,7 @@ mod yaml;
 pub use duration::ManifestDuration;
 pub use quantity::{CpuQuantity, MemoryQuantity};
 pub use types::*;
+pub use validate::{validate_alert_rule, Problem, BUILT_IN_METRICS};
 
 use positions::Positions;
 use yaml::Site;
