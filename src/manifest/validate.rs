@@ -928,4 +928,53 @@ mod tests {
         assert_eq!(first.path, "a");
         assert!(first.message.ends_with("(1 more problem after this one)"));
     }
+
+    fn rule(metric: &str, threshold: f64) -> AlertRuleSpec {
+        AlertRuleSpec {
+            name: "busy".to_owned(),
+            metric: metric.to_owned(),
+            condition: AlertCondition::Gt,
+            threshold,
+            for_duration: None,
+            repeat_interval: None,
+            severity: None,
+            notifications: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn single_rule_gets_field_paths_without_prefix() {
+        assert_eq!(
+            validate_alert_rule(&rule("cpu_percentage", 80.0), false),
+            Ok(())
+        );
+
+        let unknown = validate_alert_rule(&rule("cpu_percentag", 80.0), false).unwrap_err();
+        assert_eq!(unknown.path, "metric");
+        assert!(unknown.message.contains("did you mean `cpu_percentage`"));
+
+        let infinite = validate_alert_rule(&rule("cpu_percentage", f64::INFINITY), false);
+        assert_eq!(infinite.unwrap_err().path, "threshold");
+
+        let mut severity = rule("cpu_percentage", 80.0);
+        severity.severity = Some("urgent".to_owned());
+        assert_eq!(
+            validate_alert_rule(&severity, false).unwrap_err().path,
+            "severity"
+        );
+
+        let mut channel = rule("cpu_percentage", 80.0);
+        channel.notifications = vec![" ".to_owned()];
+        let empty = validate_alert_rule(&channel, false).unwrap_err();
+        assert_eq!(empty.path, "notifications[0]");
+    }
+
+    #[test]
+    fn scrape_allows_any_metric_name() {
+        assert_eq!(
+            validate_alert_rule(&rule("queue_depth", 10.0), true),
+            Ok(())
+        );
+        assert!(validate_alert_rule(&rule("queue_depth", 10.0), false).is_err());
+    }
 }
