@@ -405,7 +405,7 @@ pub struct Notification {
     pub time: OffsetDateTime,
 }
 
-/// Where an alert rule comes from.
+/// Origin of an alert rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertRuleSource {

@@ -31,10 +31,10 @@ fn api(home: &TestHome, method: &str, path: &str, headers: &str, body: &str) -> 
 }
 
 /// Returns the next notification, failing the test when none arrives.
-fn next(received: &mpsc::Receiver<Value>, what: &str) -> Value {
+fn next(received: &mpsc::Receiver<Value>, kind: &str) -> Value {
     received
         .recv_timeout(DEADLINE)
-        .unwrap_or_else(|_| panic!("no {what} notification arrived"))
+        .unwrap_or_else(|_| panic!("no {kind} notification arrived"))
 }
 
 fn rule_names(rules: &Value, source: &str) -> Vec<String> {
@@ -254,7 +254,7 @@ fn rules_crud_through_the_api() {
 }
 
 #[test]
-fn stored_rule_fires_and_its_state_survives_a_restart() {
+fn stored_rule_state_survives_restart() {
     let home = TestHome::new();
     let (port, received) = webhook_receiver(200);
     let url = format!("http://127.0.0.1:{port}/hook");

@@ -554,7 +554,7 @@ async fn alert_rules_list(
 
 /// Creates or replaces an API alert rule. The body is the rule as in
 /// `monitoring.alerts`; its `name` may be left out and otherwise must match
-/// the path. `If-None-Match: *` asks to create only.
+/// the path. With `If-None-Match: *` the request only creates.
 async fn alert_rule_put(
     State(state): State<Shared>,
     ConnectInfo(peer): ConnectInfo<PeerUser>,

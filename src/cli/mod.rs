@@ -74,7 +74,7 @@ pub enum Command {
     Metrics(MetricsArgs),
     /// Manage the encrypted secrets that manifests use as ${SECRET:name} in env
     Secrets(SecretsArgs),
-    /// Manage the channels that alert notifications go to
+    /// Manage the channels that alert and deployment notifications go to
     Notify(NotifyArgs),
     /// List alerts, silence them or acknowledge them
     Alerts(AlertsArgs),

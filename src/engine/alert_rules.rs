@@ -43,7 +43,7 @@ fn field_prefix(field: &str) -> String {
     }
 }
 
-/// How `put_alert_rule` treats a rule of the same name.
+/// Behaviour of `put_alert_rule` when a rule of the same name exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PutMode {
     /// Fail with [`AlertRuleError::Exists`].

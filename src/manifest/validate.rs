@@ -762,7 +762,7 @@ fn check_alert(alert: &AlertRuleSpec, prefix: &str, scraped: bool, problems: &mu
 
 /// Checks one alert rule that is not part of a manifest, such as one sent
 /// through the API, with the same rules as `monitoring.alerts`. `scraped`
-/// tells whether the deployment has `monitoring.scrape`, which allows
+/// is true when the deployment has `monitoring.scrape`, which allows
 /// metric names beyond [`BUILT_IN_METRICS`].
 pub fn validate_alert_rule(alert: &AlertRuleSpec, scraped: bool) -> Result<(), Problem> {
     let mut problems = Problems::default();
