@@ -641,7 +641,14 @@ pub fn run_with_input(mut command: Command, input: &[u8]) -> Output {
         .spawn()
         .expect("start shipdeck");
     let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(input).expect("write standard input");
+    // A command that rejects its arguments exits without reading its input.
+    if let Err(error) = stdin.write_all(input) {
+        assert_eq!(
+            error.kind(),
+            std::io::ErrorKind::BrokenPipe,
+            "write standard input: {error}"
+        );
+    }
     drop(stdin);
     child.wait_with_output().expect("wait for shipdeck")
 }
