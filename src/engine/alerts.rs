@@ -261,6 +261,14 @@ impl Engine {
         }
     }
 
+    /// Returns whether the supervisor of `deployment_id` is undeploying it
+    /// or has undeployed it. Unlike a snapshot, this copies no replicas.
+    pub(super) fn is_stopping(&self, deployment_id: &str) -> bool {
+        self.supervisors_guard()
+            .get(deployment_id)
+            .is_some_and(|handle| !handle.snapshot.borrow().deployment.wants_replicas())
+    }
+
     /// Returns the counter that changes whenever an API alert rule changes.
     pub(super) fn alert_rules_generation(&self) -> u64 {
         self.alert_book().rules_generation

@@ -198,10 +198,7 @@ impl Collector {
         deployment_id: &str,
         revision: u64,
     ) -> Arc<Vec<AlertRule>> {
-        let stopping = engine
-            .snapshot(deployment_id)
-            .is_some_and(|snapshot| !snapshot.deployment.wants_replicas());
-        if stopping {
+        if engine.is_stopping(deployment_id) {
             self.rules.retain(|(id, _, _), _| id != deployment_id);
             engine.forget_alert_states(deployment_id, |_| false);
             return Arc::new(Vec::new());
