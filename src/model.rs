@@ -391,7 +391,9 @@ pub enum NotifyTarget {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Notification {
-    /// The event: `alert-firing`, `alert-repeat`, `alert-resolved` or `test`.
+    /// The event: `alert-firing`, `alert-repeat`, `alert-resolved`,
+    /// `deployment-succeeded`, `deployment-failed`, `deployment-reverted`,
+    /// `deployment-undeployed` or `test`.
     #[serde(rename = "type")]
     pub kind: String,
     pub title: String,
@@ -401,4 +403,36 @@ pub struct Notification {
     pub environment: String,
     #[serde(with = "time::serde::rfc3339")]
     pub time: OffsetDateTime,
+}
+
+/// Origin of an alert rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertRuleSource {
+    /// `monitoring.alerts` of the deployment's current revision.
+    Manifest,
+    /// Added with `shipdeck alerts add` or `PUT .../alert-rules/RULE`; kept
+    /// across revisions until removed.
+    Api,
+}
+
+impl AlertRuleSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Manifest => "manifest",
+            Self::Api => "api",
+        }
+    }
+}
+
+/// One alert rule of a deployment, for listings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertRuleView {
+    pub deployment: String,
+    pub environment: String,
+    pub source: AlertRuleSource,
+    /// False for an API rule that a manifest rule of the same name replaces.
+    pub active: bool,
+    pub rule: crate::manifest::AlertRuleSpec,
 }

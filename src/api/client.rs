@@ -75,6 +75,22 @@ impl Client {
         self.send_json(Method::PUT, path, body).await
     }
 
+    /// Sends a PUT with `If-None-Match: *`, which creates the resource but
+    /// fails if it exists.
+    pub async fn put_if_absent<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let json = serde_json::to_vec(body).map_err(|error| protocol(path, error))?;
+        let headers = [("if-none-match", "*")];
+        let body = self
+            .open_with(Method::PUT, path, Some(json), &headers)
+            .await?;
+        let bytes = collect(path, body).await?;
+        decode(path, &bytes)
+    }
+
     async fn send_json<B: Serialize, T: DeserializeOwned>(
         &self,
         method: Method,
@@ -123,12 +139,7 @@ impl Client {
         body: Option<Vec<u8>>,
     ) -> Result<Bytes, ClientError> {
         let body = self.open(method, path, body).await?;
-        let bytes = body
-            .collect()
-            .await
-            .map_err(|error| protocol(path, error))?
-            .to_bytes();
-        Ok(bytes)
+        collect(path, body).await
     }
 
     /// Sends a request and returns the body of a successful response, or the
@@ -138,6 +149,17 @@ impl Client {
         method: Method,
         path: &str,
         body: Option<Vec<u8>>,
+    ) -> Result<Incoming, ClientError> {
+        self.open_with(method, path, body, &[]).await
+    }
+
+    /// Like [`Client::open`], with extra request headers.
+    async fn open_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
     ) -> Result<Incoming, ClientError> {
         let stream =
             UnixStream::connect(&self.socket)
@@ -155,11 +177,15 @@ impl Client {
             }
         });
 
-        let request = Request::builder()
+        let mut request = Request::builder()
             .method(method)
             .uri(path)
             .header("host", "shipdeck")
-            .header("content-type", "application/json")
+            .header("content-type", "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|error| protocol(path, error))?;
         let response = sender
@@ -178,6 +204,14 @@ impl Client {
             .to_bytes();
         Err(api_error(status, &bytes))
     }
+}
+
+async fn collect(path: &str, body: Incoming) -> Result<Bytes, ClientError> {
+    let collected = body
+        .collect()
+        .await
+        .map_err(|error| protocol(path, error))?;
+    Ok(collected.to_bytes())
 }
 
 fn protocol(path: &str, error: impl std::fmt::Display) -> ClientError {

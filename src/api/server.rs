@@ -23,11 +23,13 @@ use super::wire::{
     RevealedSecret, RollbackBody, RotateKeyBody, ScaleBody, SecretBody, TargetParams, UndeployBody,
 };
 use crate::config::{Rotation, SecretInfo, VaultError};
+use crate::engine::alert_rules::{AlertRuleError, PutMode};
 use crate::engine::supervisor::Outcome;
 use crate::engine::{
     Accepted, Caller, DeployRequest, Engine, EngineError, ListQuery, ManifestInput,
     RedeployRequest, SortKey,
 };
+use crate::manifest::AlertRuleSpec;
 use crate::model::DeploymentStatus;
 
 /// How long `wait` waits when the client gives no timeout.
@@ -96,6 +98,11 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/events", get(events))
         .route("/v1/alerts", get(alerts_list))
         .route("/v1/deployments/{name}/silences", post(silence))
+        .route("/v1/deployments/{name}/alert-rules", get(alert_rules_list))
+        .route(
+            "/v1/deployments/{name}/alert-rules/{rule}",
+            axum::routing::put(alert_rule_put).delete(alert_rule_delete),
+        )
         .route(
             "/v1/deployments/{name}/alerts/{rule}/ack",
             post(acknowledge),
@@ -193,6 +200,7 @@ impl From<EngineError> for ApiError {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
             EngineError::Logs(_) => StatusCode::BAD_REQUEST,
+            EngineError::AlertRule(error) => alert_rule_status(error),
             _ => StatusCode::UNPROCESSABLE_ENTITY,
         };
         if status == StatusCode::INTERNAL_SERVER_ERROR {
@@ -545,6 +553,98 @@ async fn alerts_list(
         params.deployment.as_deref(),
         params.env.as_deref(),
     )?))
+}
+
+fn alert_rule_status(error: &AlertRuleError) -> StatusCode {
+    match error {
+        AlertRuleError::FromManifest { .. } => StatusCode::CONFLICT,
+        // Only a request with `If-None-Match: *` is rejected for an existing rule.
+        AlertRuleError::Exists { .. } => StatusCode::PRECONDITION_FAILED,
+        AlertRuleError::NotFound { .. } => StatusCode::NOT_FOUND,
+        AlertRuleError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+async fn alert_rules_list(
+    State(state): State<Shared>,
+    Path(name): Path<String>,
+    Query(params): Query<TargetParams>,
+) -> Result<Response, ApiError> {
+    Ok(json(
+        state.engine.alert_rules(&name, params.env.as_deref())?,
+    ))
+}
+
+/// Creates or replaces an API alert rule. The body is the rule as in
+/// `monitoring.alerts`; its `name` may be left out and otherwise must match
+/// the path. With `If-None-Match: *` the request only creates.
+async fn alert_rule_put(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<PeerUser>,
+    Path((name, rule)): Path<(String, String)>,
+    Query(params): Query<TargetParams>,
+    headers: HeaderMap,
+    Body(body): Body<serde_json::Value>,
+) -> Result<Response, ApiError> {
+    let spec = alert_rule_body(&rule, body)?;
+    let create_only = headers
+        .get(axum::http::header::IF_NONE_MATCH)
+        .is_some_and(|value| value.as_bytes() == b"*");
+    let mode = if create_only {
+        PutMode::CreateOnly
+    } else {
+        PutMode::CreateOrReplace
+    };
+    let (view, created) = state
+        .engine
+        .put_alert_rule(&name, params.env.as_deref(), spec, mode, &caller(&peer))
+        .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(view)).into_response())
+}
+
+fn alert_rule_body(rule: &str, body: serde_json::Value) -> Result<AlertRuleSpec, ApiError> {
+    let serde_json::Value::Object(mut fields) = body else {
+        return Err(ApiError::bad_request(
+            "invalid alert rule body: expected a JSON object with metric, condition and threshold",
+        ));
+    };
+    match fields.get("name") {
+        None => {
+            fields.insert("name".to_owned(), rule.into());
+        }
+        Some(serde_json::Value::String(named)) if named == rule => {}
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "the body names rule {other}, but the path names {rule:?}; leave name out of the body or make them equal"
+            )))
+        }
+    }
+    serde_json::from_value(serde_json::Value::Object(fields)).map_err(|error| {
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            message: format!(
+                "invalid alert rule {rule:?}: {error}; give metric, condition (gt, gte, lt, lte, eq, ne) and a numeric threshold, and optionally for, repeatInterval, severity and notifications"
+            ),
+        }
+    })
+}
+
+async fn alert_rule_delete(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<PeerUser>,
+    Path((name, rule)): Path<(String, String)>,
+    Query(params): Query<TargetParams>,
+) -> Result<Response, ApiError> {
+    state
+        .engine
+        .remove_alert_rule(&name, params.env.as_deref(), &rule, &caller(&peer))
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// The body of `POST /v1/deployments/NAME/silences`.

@@ -1,19 +1,27 @@
-//! `shipdeck alerts`: listing alerts, silencing and acknowledging them.
+//! `shipdeck alerts`: listing alerts, silencing and acknowledging them, and
+//! managing the alert rules added beside the manifest's.
 
 use serde_json::json;
 
 use super::commands::{client, render, rfc3339};
 use super::output::Table;
-use super::{AckArgs, AlertsAction, AlertsListArgs, CliError, SilenceArgs};
+use super::{
+    AckArgs, AlertsAction, AlertsAddArgs, AlertsListArgs, AlertsRuleArgs, AlertsRulesArgs,
+    CliError, SilenceArgs,
+};
 use crate::api::client::encode;
 use crate::home::Home;
-use crate::monitor::alerts::{AlertState, AlertView, Silence};
+use crate::model::AlertRuleView;
+use crate::monitor::alerts::{AlertState, AlertView, Condition, Silence};
 
 pub async fn run(home: &Home, action: AlertsAction) -> Result<String, CliError> {
     match action {
         AlertsAction::Ls(args) => list(home, args).await,
         AlertsAction::Silence(args) => silence(home, args).await,
         AlertsAction::Ack(args) => acknowledge(home, args).await,
+        AlertsAction::Add(args) => add_rule(home, args).await,
+        AlertsAction::Rm(args) => remove_rule(home, args).await,
+        AlertsAction::Rules(args) => list_rules(home, args).await,
     }
 }
 
@@ -103,4 +111,110 @@ async fn acknowledge(home: &Home, args: AckArgs) -> Result<String, CliError> {
         .post_unit(&path, &json!({ "environment": args.env }))
         .await?;
     Ok(format!("{} of {} acknowledged\n", args.rule, args.name))
+}
+
+fn rules_path(name: &str, rule: &str, env: Option<&str>) -> String {
+    let mut path = format!(
+        "/v1/deployments/{}/alert-rules/{}",
+        encode(name),
+        encode(rule)
+    );
+    if let Some(env) = env {
+        path.push_str(&format!("?env={}", encode(env)));
+    }
+    path
+}
+
+/// Reads `--threshold`, rejecting text that is not a finite number before
+/// anything is sent.
+fn parse_threshold(text: &str) -> Result<f64, CliError> {
+    let invalid = |what: &str| {
+        CliError::Message(format!(
+            "invalid --threshold {text:?}: {what}; write a number such as 80 or 0.5"
+        ))
+    };
+    let value: f64 = text.trim().parse().map_err(|_| invalid("not a number"))?;
+    if !value.is_finite() {
+        return Err(invalid("not a finite number"));
+    }
+    Ok(value)
+}
+
+async fn add_rule(home: &Home, args: AlertsAddArgs) -> Result<String, CliError> {
+    let threshold = parse_threshold(&args.threshold)?;
+    let mut body = json!({
+        "metric": args.metric,
+        "condition": args.condition,
+        "threshold": threshold,
+    });
+    let optional = [
+        ("for", args.for_duration.map(serde_json::Value::from)),
+        ("repeatInterval", args.repeat_interval.map(Into::into)),
+        ("severity", args.severity.map(Into::into)),
+        (
+            "notifications",
+            (!args.notify.is_empty()).then(|| args.notify.clone().into()),
+        ),
+    ];
+    for (key, value) in optional {
+        if let Some(value) = value {
+            body[key] = value;
+        }
+    }
+
+    let client = client(home).await?;
+    let path = rules_path(&args.name, &args.rule, args.env.as_deref());
+    let _: AlertRuleView = if args.replace {
+        client.put(&path, &body).await?
+    } else {
+        client.put_if_absent(&path, &body).await?
+    };
+    let verb = if args.replace { "saved" } else { "added" };
+    Ok(format!("rule {} {verb} on {}\n", args.rule, args.name))
+}
+
+async fn remove_rule(home: &Home, args: AlertsRuleArgs) -> Result<String, CliError> {
+    let client = client(home).await?;
+    let path = rules_path(&args.name, &args.rule, args.env.as_deref());
+    client.delete(&path).await?;
+    Ok(format!("rule {} removed from {}\n", args.rule, args.name))
+}
+
+async fn list_rules(home: &Home, args: AlertsRulesArgs) -> Result<String, CliError> {
+    let client = client(home).await?;
+    let mut path = format!("/v1/deployments/{}/alert-rules", encode(&args.name));
+    if let Some(env) = &args.env {
+        path.push_str(&format!("?env={}", encode(env)));
+    }
+    let rules: Vec<AlertRuleView> = client.get(&path).await?;
+    render(&rules, args.format.format, |rules| {
+        let mut table = Table::new(vec![
+            "RULE",
+            "SOURCE",
+            "CONDITION",
+            "FOR",
+            "REPEAT",
+            "SEVERITY",
+            "NOTIFY",
+        ]);
+        for view in rules {
+            let rule = &view.rule;
+            let mut source = view.source.as_str().to_owned();
+            if !view.active {
+                source.push_str(" (replaced by the manifest's rule)");
+            }
+            let condition = Condition::from(rule.condition);
+            let text = |value: Option<String>| value.unwrap_or_else(|| "-".to_owned());
+            table.row(vec![
+                rule.name.clone(),
+                source,
+                format!("{} {condition} {}", rule.metric, rule.threshold),
+                text(rule.for_duration.map(|duration| duration.to_string())),
+                text(rule.repeat_interval.map(|duration| duration.to_string())),
+                rule.severity.clone().unwrap_or_else(|| "medium".to_owned()),
+                text((!rule.notifications.is_empty()).then(|| rule.notifications.join(","))),
+            ]);
+        }
+        table.render()
+    })
 }

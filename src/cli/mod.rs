@@ -74,7 +74,7 @@ pub enum Command {
     Metrics(MetricsArgs),
     /// Manage the encrypted secrets that manifests use as ${SECRET:name} in env
     Secrets(SecretsArgs),
-    /// Manage the channels that alert notifications go to
+    /// Manage the channels that alert and deployment notifications go to
     Notify(NotifyArgs),
     /// List alerts, silence them or acknowledge them
     Alerts(AlertsArgs),
@@ -88,13 +88,90 @@ pub struct AlertsArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum AlertsAction {
-    /// List the alerts evaluated since the agent started, of one deployment or of all
+    /// List the alerts of one deployment or of all, with their states
     #[command(alias = "list")]
     Ls(AlertsListArgs),
     /// Mute the notifications of one rule, or of every rule of a deployment, for a while
     Silence(SilenceArgs),
     /// Take ownership of a firing alert, which stops its reminders until it resolves
     Ack(AckArgs),
+    /// Add an alert rule to a deployment, kept across its revisions until removed
+    Add(AlertsAddArgs),
+    /// Remove an alert rule added with `alerts add`
+    Rm(AlertsRuleArgs),
+    /// List the alert rules of a deployment: its manifest's and those added with `alerts add`
+    Rules(AlertsRulesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AlertsAddArgs {
+    /// The deployment
+    pub name: String,
+
+    /// Name of the rule, unique within the deployment
+    pub rule: String,
+
+    /// Metric to watch, such as cpu_percentage or replicas_ready
+    #[arg(long, value_name = "METRIC")]
+    pub metric: String,
+
+    /// Comparison of the metric with the threshold: gt, gte, lt, lte, eq or ne
+    #[arg(long, value_name = "CONDITION")]
+    pub condition: String,
+
+    /// Number the metric is compared with, in the metric's unit
+    #[arg(long, value_name = "NUMBER", allow_hyphen_values = true)]
+    pub threshold: String,
+
+    /// Time the condition must hold before the alert fires, such as 3s or 2m [default: 0s]
+    #[arg(long = "for", value_name = "DURATION")]
+    pub for_duration: Option<String>,
+
+    /// Time between reminders while the alert fires, such as 10m [default: no reminders]
+    #[arg(long, value_name = "DURATION")]
+    pub repeat_interval: Option<String>,
+
+    /// low, medium, high or critical [default: medium]
+    #[arg(long, value_name = "SEVERITY")]
+    pub severity: Option<String>,
+
+    /// Channel to notify; repeat for several (see `shipdeck notify ls`)
+    #[arg(long = "notify", value_name = "CHANNEL")]
+    pub notify: Vec<String>,
+
+    /// Replace a rule of the same name instead of failing
+    #[arg(long)]
+    pub replace: bool,
+
+    /// Environment of the deployment, where its name is in several
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AlertsRuleArgs {
+    /// The deployment
+    pub name: String,
+
+    /// Name of the rule
+    pub rule: String,
+
+    /// Environment of the deployment, where its name is in several
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct AlertsRulesArgs {
+    /// The deployment
+    pub name: String,
+
+    /// Environment of the deployment, where its name is in several
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+
+    #[command(flatten)]
+    pub format: FormatArgs,
 }
 
 #[derive(Debug, Args)]

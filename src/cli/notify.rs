@@ -1,4 +1,4 @@
-//! `shipdeck notify`: the channels that alert notifications go to.
+//! `shipdeck notify`: the channels that alert and deployment notifications go to.
 
 use serde_json::json;
 

@@ -1,23 +1,30 @@
 //! The alert states of every deployment, their silences and
 //! acknowledgements, shared by the metrics collector and the API.
 //!
-//! NOTE: states and silences live in the agent's memory, so an agent restart
-//! starts every rule afresh and drops the silences.
+//! The book in memory is the working copy. Every change of a state (not
+//! every evaluation) and every silence is also written to the store, and
+//! [`Engine::load_alerts`] reads them back when the agent starts. So a
+//! restart neither sends a firing notification again nor forgets a silence.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::MutexGuard;
 use std::time::Duration;
 
 use time::OffsetDateTime;
 
 use super::{Caller, Engine, EngineError};
-use crate::monitor::alerts::{AlertState, AlertView, Silence, SilenceTarget};
+use crate::monitor::alerts::{
+    AlertRule, AlertState, AlertTransition, AlertView, Silence, SilenceTarget,
+};
 
 /// Alert states by deployment id and rule name, and silences by deployment id.
 #[derive(Default)]
 pub(super) struct AlertBook {
     pub(super) states: HashMap<(String, String), AlertState>,
     pub(super) silences: HashMap<String, Vec<Silence>>,
+    /// Bumped on every change of an API alert rule, so that the collector
+    /// rebuilds the rule lists it caches.
+    pub(super) rules_generation: u64,
 }
 
 impl AlertBook {
@@ -36,8 +43,7 @@ impl Engine {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Lists the alerts of one deployment, or of all, that have been
-    /// evaluated since the agent started.
+    /// Lists the alerts of one deployment, or of all, with their states.
     pub fn alerts(
         &self,
         name: Option<&str>,
@@ -98,7 +104,12 @@ impl Engine {
         let silences = book.silences.entry(deployment.id.clone()).or_default();
         silences.retain(|existing| existing.until > now);
         silences.push(silence.clone());
+        // Written under the lock, so that two silences added at once cannot
+        // store their lists in the wrong order.
+        let written = self.store.put_silences(&deployment.id, silences);
         drop(book);
+        written?;
+        self.store.flush()?;
 
         let what = match &silence.target {
             SilenceTarget::Rule(rule) => format!("rule {rule}"),
@@ -141,7 +152,10 @@ impl Engine {
         state
             .acknowledge(&caller.user, OffsetDateTime::now_utc())
             .map_err(alert_error)?;
+        let written = self.store.put_alert_state(&deployment.id, rule, state);
         drop(book);
+        written?;
+        self.store.flush()?;
         self.recorder.agent_event(
             &deployment,
             "alert-acknowledged",
@@ -150,6 +164,127 @@ impl Engine {
         );
         Ok(())
     }
+}
+
+impl Engine {
+    /// Reads the alert states and silences from the store into the book.
+    ///
+    /// States of deployments that are undeployed or gone are removed, and so
+    /// are silences that have ended. The time of the latest sample of a
+    /// pending or firing alert is set to now: the agent was down, which is no
+    /// evidence about the series, and an old time would make the first
+    /// evaluation after the restart resolve the alert as stale.
+    pub(super) fn load_alerts(&self) -> Result<(), EngineError> {
+        let now = OffsetDateTime::now_utc();
+        let live: HashSet<String> = self
+            .store
+            .list_deployments()?
+            .records
+            .into_iter()
+            .filter(|deployment| deployment.wants_replicas())
+            .map(|deployment| deployment.id)
+            .collect();
+
+        let states = self.store.alert_states::<AlertState>()?;
+        for error in &states.unreadable {
+            tracing::error!(%error, "skipping an unreadable alert state");
+        }
+        let silences = self.store.silences::<Silence>()?;
+        for error in &silences.unreadable {
+            tracing::error!(%error, "skipping unreadable silences");
+        }
+
+        let mut book = self.alert_book();
+        for stored in states.records {
+            if !live.contains(&stored.deployment_id) {
+                self.store
+                    .remove_alert_state(&stored.deployment_id, &stored.rule)?;
+                continue;
+            }
+            let state = with_last_sample(stored.state, now);
+            book.states
+                .insert((stored.deployment_id, stored.rule), state);
+        }
+        for (deployment_id, mut list) in silences.records {
+            let before = list.len();
+            list.retain(|silence| silence.until > now);
+            if list.len() != before {
+                self.store.put_silences(&deployment_id, &list)?;
+            }
+            if !list.is_empty() {
+                book.silences.insert(deployment_id, list);
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies one sample to the alert of `rule` and returns the transitions
+    /// to notify. The state is written to the store only when it changed in
+    /// more than the time of its latest sample.
+    pub(super) fn evaluate_alert(
+        &self,
+        deployment_id: &str,
+        rule: &AlertRule,
+        value: Option<f64>,
+        now: OffsetDateTime,
+    ) -> Vec<AlertTransition> {
+        let mut book = self.alert_book();
+        let silenced = book.silenced(deployment_id, &rule.name, now);
+        let key = (deployment_id.to_owned(), rule.name.clone());
+        let state = book.states.entry(key).or_default();
+        let before = with_last_sample(state.clone(), OffsetDateTime::UNIX_EPOCH);
+        let transitions = state.evaluate(rule, value, now, silenced);
+        if with_last_sample(state.clone(), OffsetDateTime::UNIX_EPOCH) != before {
+            if let Err(error) = self.store.put_alert_state(deployment_id, &rule.name, state) {
+                tracing::error!(deployment_id, rule = %rule.name, %error, "saving an alert state failed");
+            }
+        }
+        transitions
+    }
+
+    /// Removes the alert states of `deployment_id` whose rule `keep` rejects,
+    /// from the book and the store.
+    pub(super) fn forget_alert_states(&self, deployment_id: &str, keep: impl Fn(&str) -> bool) {
+        let mut book = self.alert_book();
+        let gone: Vec<String> = book
+            .states
+            .keys()
+            .filter(|(id, rule)| id == deployment_id && !keep(rule))
+            .map(|(_, rule)| rule.clone())
+            .collect();
+        for rule in gone {
+            book.states
+                .remove(&(deployment_id.to_owned(), rule.clone()));
+            if let Err(error) = self.store.remove_alert_state(deployment_id, &rule) {
+                tracing::error!(deployment_id, rule, %error, "removing an alert state failed");
+            }
+        }
+    }
+
+    /// Returns whether the supervisor of `deployment_id` is undeploying it
+    /// or has undeployed it. Unlike a snapshot, this copies no replicas.
+    pub(super) fn is_stopping(&self, deployment_id: &str) -> bool {
+        self.supervisors_guard()
+            .get(deployment_id)
+            .is_some_and(|handle| !handle.snapshot.borrow().deployment.wants_replicas())
+    }
+
+    /// Returns the counter that changes whenever an API alert rule changes.
+    pub(super) fn alert_rules_generation(&self) -> u64 {
+        self.alert_book().rules_generation
+    }
+}
+
+/// Returns `state` with the time of its latest sample set to `time`; states
+/// without one are returned as they are.
+fn with_last_sample(mut state: AlertState, time: OffsetDateTime) -> AlertState {
+    match &mut state {
+        AlertState::Pending { last_sample, .. } | AlertState::Firing { last_sample, .. } => {
+            *last_sample = time;
+        }
+        AlertState::Inactive | AlertState::Resolved { .. } => {}
+    }
+    state
 }
 
 fn alert_error(error: crate::monitor::alerts::AlertError) -> EngineError {

@@ -147,8 +147,8 @@ struct Collector {
     settings: HashMap<(String, u64), Settings>,
     last_run: HashMap<String, Instant>,
     last_rollup: HashMap<String, u64>,
-    /// Alert rules per deployment id and revision.
-    rules: HashMap<(String, u64), Arc<Vec<AlertRule>>>,
+    /// Alert rules per deployment id, revision and API rule generation.
+    rules: HashMap<(String, u64, u64), Arc<Vec<AlertRule>>>,
     scrapes: Scrapes,
 }
 
@@ -434,13 +434,7 @@ impl Collector {
                 .iter()
                 .find(|(series, _)| *series == rule.metric)
                 .map(|(_, value)| *value);
-            let transitions = {
-                let mut book = engine.alert_book();
-                let silenced = book.silenced(&deployment.id, &rule.name, now);
-                let key = (deployment.id.clone(), rule.name.clone());
-                let state = book.states.entry(key).or_default();
-                state.evaluate(rule, value, now, silenced)
-            };
+            let transitions = engine.evaluate_alert(&deployment.id, rule, value, now);
             for transition in transitions {
                 let (action, ok, message) = describe_transition(rule, &transition);
                 engine
@@ -457,24 +451,30 @@ impl Collector {
         }
     }
 
+    /// Returns the rules to evaluate: the revision's manifest rules merged
+    /// with the API rules. A deployment that is being undeployed or is
+    /// undeployed has none, and its alert states are dropped, so that
+    /// stopping its replicas does not fire `replicas_ready` rules.
     fn rules_for(
         &mut self,
         engine: &Engine,
         deployment_id: &str,
         revision: u64,
     ) -> Arc<Vec<AlertRule>> {
-        let key = (deployment_id.to_owned(), revision);
+        if engine.is_stopping(deployment_id) {
+            self.rules.retain(|(id, _, _), _| id != deployment_id);
+            engine.forget_alert_states(deployment_id, |_| false);
+            return Arc::new(Vec::new());
+        }
+        let key = (
+            deployment_id.to_owned(),
+            revision,
+            engine.alert_rules_generation(),
+        );
         if let Some(rules) = self.rules.get(&key) {
             return Arc::clone(rules);
         }
-        let specs = engine
-            .store
-            .get_revision(deployment_id, revision)
-            .ok()
-            .flatten()
-            .and_then(|revision| revision.spec.monitoring)
-            .map(|monitoring| monitoring.alerts)
-            .unwrap_or_default();
+        let specs = engine.merged_alert_rules(deployment_id, revision);
         let rules: Vec<AlertRule> = specs
             .iter()
             .filter_map(|spec| match AlertRule::from_spec(spec) {
@@ -485,8 +485,12 @@ impl Collector {
                 }
             })
             .collect();
+        // A rule that a redeploy or the API dropped leaves no state behind.
+        engine.forget_alert_states(deployment_id, |name| {
+            rules.iter().any(|rule| rule.name == name)
+        });
         let rules = Arc::new(rules);
-        self.rules.retain(|(id, _), _| id != deployment_id);
+        self.rules.retain(|(id, _, _), _| id != deployment_id);
         self.rules.insert(key, Arc::clone(&rules));
         rules
     }

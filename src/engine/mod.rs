@@ -6,6 +6,7 @@
 //! serialised by one lock so that revision numbers are assigned in order;
 //! waiting for a rollout happens outside it.
 
+pub mod alert_rules;
 mod alerts;
 mod backoff;
 pub mod metrics;
@@ -85,6 +86,8 @@ pub enum EngineError {
     RotationAborted,
     #[error("the supervisor of {key} is not running; restart the agent with `shipdeck agent stop` and try again")]
     SupervisorGone { key: DeploymentKey },
+    #[error(transparent)]
+    AlertRule(#[from] alert_rules::AlertRuleError),
 }
 
 fn in_environment(environment: &Option<String>) -> String {
@@ -177,7 +180,7 @@ impl Engine {
         let notifier =
             crate::notify::Notifier::new(store.clone(), notify_failure_hook(store.clone()));
         let engine = Arc::new(Self {
-            recorder: Recorder::new(store.clone()),
+            recorder: Recorder::new(store.clone(), notifier.clone()),
             notifier,
             alerts: Mutex::new(alerts::AlertBook::default()),
             store,
@@ -188,6 +191,7 @@ impl Engine {
             supervisors: Mutex::new(HashMap::new()),
             changes: tokio::sync::Mutex::new(()),
         });
+        engine.load_alerts()?;
         let resumed = engine.resume_all()?;
         engine.record_start(resumed, swept);
         engine.start_metrics();

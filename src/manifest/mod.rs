@@ -29,7 +29,7 @@ mod yaml;
 pub use duration::ManifestDuration;
 pub use quantity::{CpuQuantity, MemoryQuantity};
 pub use types::*;
-pub use validate::{metric_group, BUILT_IN_METRICS, METRIC_GROUPS};
+pub use validate::{metric_group, validate_alert_rule, Problem, BUILT_IN_METRICS, METRIC_GROUPS};
 
 use positions::Positions;
 use yaml::Site;

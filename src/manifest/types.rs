@@ -377,6 +377,11 @@ pub struct Monitoring {
     pub scrape: Option<Scrape>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alerts: Vec<AlertRuleSpec>,
+    /// Channels that get the deployment's own notifications (succeeded,
+    /// failed, reverted, undeployed). Without any, those notifications are
+    /// kept only in the agent's in-app history.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<MetricsRetention>,
 }

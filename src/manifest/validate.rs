@@ -666,6 +666,11 @@ fn check_monitoring(manifest: &Manifest, problems: &mut Problems) {
     }
     check_alerts(&monitoring.alerts, monitoring.scrape.is_some(), problems);
     check_alerts_collected(monitoring, problems);
+    check_channel_names(
+        &monitoring.notifications,
+        "monitoring.notifications",
+        problems,
+    );
 }
 
 /// Groups of built-in metrics that `monitoring.metrics` can choose.
@@ -760,55 +765,87 @@ const SEVERITIES: &[&str] = &["low", "medium", "high", "critical"];
 fn check_alerts(alerts: &[AlertRuleSpec], scraped: bool, problems: &mut Problems) {
     let mut names = HashSet::new();
     for (index, alert) in alerts.iter().enumerate() {
-        let path = format!("monitoring.alerts[{index}]");
-        if alert.name.trim().is_empty() {
-            problems.add(format!("{path}.name"), "alert name is empty".to_owned());
-        }
+        let path = format!("monitoring.alerts[{index}].");
         if !names.insert(alert.name.as_str()) {
             problems.add(
-                format!("{path}.name"),
+                format!("{path}name"),
                 format!(
                     "alert name `{}` is used twice; alert names must be unique",
                     alert.name
                 ),
             );
         }
-        if alert.metric.trim().is_empty() {
+        check_alert(alert, &path, scraped, problems);
+    }
+}
+
+/// Checks one alert rule whose field paths start with `prefix` (such as
+/// `monitoring.alerts[0].`, or nothing for a rule sent on its own).
+fn check_alert(alert: &AlertRuleSpec, prefix: &str, scraped: bool, problems: &mut Problems) {
+    if alert.name.trim().is_empty() {
+        problems.add(format!("{prefix}name"), "alert name is empty".to_owned());
+    }
+    if alert.metric.trim().is_empty() {
+        problems.add(
+            format!("{prefix}metric"),
+            "metric is empty; name the metric to watch, such as cpu_percentage".to_owned(),
+        );
+    }
+    let metric = alert.metric.trim();
+    if !metric.is_empty() && !scraped && !BUILT_IN_METRICS.contains(&metric) {
+        let hint = super::suggest::closest(metric, BUILT_IN_METRICS)
+            .map(|close| format!("did you mean `{close}`? "))
+            .unwrap_or_default();
+        problems.add(
+            format!("{prefix}metric"),
+            format!(
+                "unknown metric `{metric}`; {hint}use one of {}, or configure monitoring.scrape for the application's own metrics",
+                BUILT_IN_METRICS.join(", ")
+            ),
+        );
+    }
+    if !alert.threshold.is_finite() {
+        problems.add(
+            format!("{prefix}threshold"),
+            format!("threshold {} is not a finite number", alert.threshold),
+        );
+    }
+    if let Some(severity) = alert
+        .severity
+        .as_deref()
+        .filter(|s| !SEVERITIES.contains(s))
+    {
+        problems.add(
+            format!("{prefix}severity"),
+            format!(
+                "unknown severity `{severity}`; use one of {}",
+                SEVERITIES.join(", ")
+            ),
+        );
+    }
+    check_channel_names(
+        &alert.notifications,
+        &format!("{prefix}notifications"),
+        problems,
+    );
+}
+
+/// Checks one alert rule that is not part of a manifest, such as one sent
+/// through the API, with the same rules as `monitoring.alerts`. `scraped`
+/// is true when the deployment has `monitoring.scrape`, which allows
+/// metric names beyond [`BUILT_IN_METRICS`].
+pub fn validate_alert_rule(alert: &AlertRuleSpec, scraped: bool) -> Result<(), Problem> {
+    let mut problems = Problems::default();
+    check_alert(alert, "", scraped, &mut problems);
+    first_problem(problems.0)
+}
+
+fn check_channel_names(channels: &[String], path: &str, problems: &mut Problems) {
+    for (index, channel) in channels.iter().enumerate() {
+        if channel.trim().is_empty() {
             problems.add(
-                format!("{path}.metric"),
-                "metric is empty; name the metric to watch, such as cpu_percentage".to_owned(),
-            );
-        }
-        let metric = alert.metric.trim();
-        if !metric.is_empty() && !scraped && !BUILT_IN_METRICS.contains(&metric) {
-            let hint = super::suggest::closest(metric, BUILT_IN_METRICS)
-                .map(|close| format!("did you mean `{close}`? "))
-                .unwrap_or_default();
-            problems.add(
-                format!("{path}.metric"),
-                format!(
-                    "unknown metric `{metric}`; {hint}use one of {}, or configure monitoring.scrape for the application's own metrics",
-                    BUILT_IN_METRICS.join(", ")
-                ),
-            );
-        }
-        if !alert.threshold.is_finite() {
-            problems.add(
-                format!("{path}.threshold"),
-                format!("threshold {} is not a finite number", alert.threshold),
-            );
-        }
-        if let Some(severity) = alert
-            .severity
-            .as_deref()
-            .filter(|s| !SEVERITIES.contains(s))
-        {
-            problems.add(
-                format!("{path}.severity"),
-                format!(
-                    "unknown severity `{severity}`; use one of {}",
-                    SEVERITIES.join(", ")
-                ),
+                format!("{path}[{index}]"),
+                "channel name is empty; name a channel from `shipdeck notify ls`".to_owned(),
             );
         }
     }
@@ -960,5 +997,54 @@ mod tests {
         let first = first_problem(problems).expect_err("has problems");
         assert_eq!(first.path, "a");
         assert!(first.message.ends_with("(1 more problem after this one)"));
+    }
+
+    fn rule(metric: &str, threshold: f64) -> AlertRuleSpec {
+        AlertRuleSpec {
+            name: "busy".to_owned(),
+            metric: metric.to_owned(),
+            condition: AlertCondition::Gt,
+            threshold,
+            for_duration: None,
+            repeat_interval: None,
+            severity: None,
+            notifications: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn single_rule_gets_field_paths_without_prefix() {
+        assert_eq!(
+            validate_alert_rule(&rule("cpu_percentage", 80.0), false),
+            Ok(())
+        );
+
+        let unknown = validate_alert_rule(&rule("cpu_percentag", 80.0), false).unwrap_err();
+        assert_eq!(unknown.path, "metric");
+        assert!(unknown.message.contains("did you mean `cpu_percentage`"));
+
+        let infinite = validate_alert_rule(&rule("cpu_percentage", f64::INFINITY), false);
+        assert_eq!(infinite.unwrap_err().path, "threshold");
+
+        let mut severity = rule("cpu_percentage", 80.0);
+        severity.severity = Some("urgent".to_owned());
+        assert_eq!(
+            validate_alert_rule(&severity, false).unwrap_err().path,
+            "severity"
+        );
+
+        let mut channel = rule("cpu_percentage", 80.0);
+        channel.notifications = vec![" ".to_owned()];
+        let empty = validate_alert_rule(&channel, false).unwrap_err();
+        assert_eq!(empty.path, "notifications[0]");
+    }
+
+    #[test]
+    fn scrape_allows_any_metric_name() {
+        assert_eq!(
+            validate_alert_rule(&rule("queue_depth", 10.0), true),
+            Ok(())
+        );
+        assert!(validate_alert_rule(&rule("queue_depth", 10.0), false).is_err());
     }
 }

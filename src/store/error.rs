@@ -123,6 +123,12 @@ pub enum StoreError {
     InvalidKey { field: &'static str, value: String },
 
     #[error(
+        "invalid key {key} in tree `{tree}`: it lacks the NUL separator between \
+         deployment id and name; restore the store from a backup or remove that key"
+    )]
+    MalformedKey { tree: &'static str, key: String },
+
+    #[error(
         "deployment {name} ({environment}) already exists with id {existing_id}; \
          update that deployment instead of creating {new_id}"
     )]

@@ -1,5 +1,6 @@
-//! Persistent records of the agent in sled: deployments, revisions, events
-//! and encrypted secrets.
+//! Persistent records of the agent in sled: deployments, revisions, events,
+//! encrypted secrets, notification channels, alert rules, alert states and
+//! silences.
 //!
 //! The store has its own small interface, and the engine never uses sled
 //! types. So the engine can be tested without a database, and sled can be
@@ -23,6 +24,7 @@
 //! [`Store::delete_deployment`] removes only the record and its name index,
 //! and it keeps the revisions and events for the audit trail.
 
+mod alerts;
 mod deployments;
 mod error;
 mod events;
@@ -46,6 +48,7 @@ use std::path::{Path, PathBuf};
 use serde::{de::DeserializeOwned, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
+pub use alerts::StoredAlertState;
 pub use error::StoreError;
 pub use events::NewEvent;
 pub use logs::{LogBlock, LogBlockInfo};
@@ -53,6 +56,8 @@ pub use metrics::{MetricPoint, Resolution};
 pub use schema::CURRENT_VERSION;
 pub use secrets::{KdfRecord, SecretRecord, VaultRecord};
 
+const ALERT_RULES: &str = "alert_rules";
+const ALERT_STATE: &str = "alert_state";
 const DEPLOYMENTS: &str = "deployments";
 const DEPLOYMENT_KEYS: &str = "deployment_keys";
 const REVISIONS: &str = "revisions";
@@ -64,6 +69,7 @@ const METRICS: &str = "metrics";
 const NOTIFY_CHANNELS: &str = "notify_channels";
 const NOTIFICATIONS: &str = "notifications";
 const SECRETS: &str = "secrets";
+const SILENCES: &str = "silences";
 
 /// Memory for sled's page cache. sled's default is 1 GiB, far more than the
 /// small records kept in sled need (log blocks live in segment files), and
@@ -80,6 +86,8 @@ const SLED_LOCK_MESSAGE: &str = "could not acquire lock";
 pub struct Store {
     path: PathBuf,
     db: sled::Db,
+    alert_rules: sled::Tree,
+    alert_state: sled::Tree,
     deployments: sled::Tree,
     deployment_keys: sled::Tree,
     revisions: sled::Tree,
@@ -91,6 +99,7 @@ pub struct Store {
     notify_channels: sled::Tree,
     notifications: sled::Tree,
     secrets: sled::Tree,
+    silences: sled::Tree,
     segments: logs::Segments,
 }
 
@@ -133,6 +142,8 @@ impl Store {
         let tree = |name: &'static str| db.open_tree(name).map_err(storage(name));
         Ok(Store {
             path: dir.to_owned(),
+            alert_rules: tree(ALERT_RULES)?,
+            alert_state: tree(ALERT_STATE)?,
             deployments: tree(DEPLOYMENTS)?,
             deployment_keys: tree(DEPLOYMENT_KEYS)?,
             revisions: tree(REVISIONS)?,
@@ -145,6 +156,7 @@ impl Store {
             notifications: tree(NOTIFICATIONS)?,
             segments: logs::Segments::new(dir),
             secrets: tree(SECRETS)?,
+            silences: tree(SILENCES)?,
             db,
         })
     }

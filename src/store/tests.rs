@@ -795,3 +795,83 @@ fn metric_series_lists_each_name_once_per_deployment() {
     assert_eq!(store.metric_series("d2").unwrap(), vec!["other"]);
     assert!(store.metric_series("none").unwrap().is_empty());
 }
+
+fn alert_rule(name: &str) -> crate::manifest::AlertRuleSpec {
+    crate::manifest::AlertRuleSpec {
+        name: name.to_owned(),
+        metric: "cpu_percentage".to_owned(),
+        condition: crate::manifest::AlertCondition::Gt,
+        threshold: 80.0,
+        for_duration: None,
+        repeat_interval: None,
+        severity: Some("high".to_owned()),
+        notifications: vec!["ops".to_owned()],
+    }
+}
+
+#[test]
+fn alert_rules_are_kept_per_deployment() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        store.put_alert_rule("d1", &alert_rule("busy")).unwrap();
+        store.put_alert_rule("d1", &alert_rule("alive")).unwrap();
+        store.put_alert_rule("d10", &alert_rule("other")).unwrap();
+        store.put_alert_state("d1", "busy", &"firing").unwrap();
+        store.flush().unwrap();
+    }
+
+    let store = open(dir.path());
+    let names: Vec<String> = store
+        .alert_rules("d1")
+        .unwrap()
+        .records
+        .into_iter()
+        .map(|rule| rule.name)
+        .collect();
+    assert_eq!(names, ["alive", "busy"], "d10's rule is not d1's");
+    assert_eq!(
+        store.alert_rules("d1").unwrap().records[1],
+        alert_rule("busy")
+    );
+
+    assert!(store.remove_alert_rule("d1", "busy").unwrap());
+    assert!(!store.remove_alert_rule("d1", "busy").unwrap());
+    let states = store.alert_states::<String>().unwrap();
+    assert!(states.records.is_empty(), "the rule's state went with it");
+    assert!(store.put_alert_rule("d\0", &alert_rule("x")).is_err());
+}
+
+#[test]
+fn alert_states_and_silences_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.put_alert_state("d1", "busy", &"pending").unwrap();
+    store.put_alert_state("d1", "busy", &"firing").unwrap();
+    store.put_alert_state("d2", "alive", &"resolved").unwrap();
+
+    let states = store.alert_states::<String>().unwrap();
+    let found: Vec<(String, String, String)> = states
+        .records
+        .into_iter()
+        .map(|stored| (stored.deployment_id, stored.rule, stored.state))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("d1".to_owned(), "busy".to_owned(), "firing".to_owned()),
+            ("d2".to_owned(), "alive".to_owned(), "resolved".to_owned()),
+        ]
+    );
+    store.remove_alert_state("d1", "busy").unwrap();
+    assert_eq!(store.alert_states::<String>().unwrap().records.len(), 1);
+
+    store.put_silences("d1", &["a", "b"]).unwrap();
+    let silences = store.silences::<String>().unwrap().records;
+    assert_eq!(
+        silences,
+        [("d1".to_owned(), vec!["a".to_owned(), "b".to_owned()])]
+    );
+    store.put_silences::<String>("d1", &[]).unwrap();
+    assert!(store.silences::<String>().unwrap().records.is_empty());
+}

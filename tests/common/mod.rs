@@ -5,10 +5,11 @@
 
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -640,7 +641,14 @@ pub fn run_with_input(mut command: Command, input: &[u8]) -> Output {
         .spawn()
         .expect("start shipdeck");
     let mut stdin = child.stdin.take().expect("stdin");
-    stdin.write_all(input).expect("write standard input");
+    // A command that rejects its arguments exits without reading its input.
+    if let Err(error) = stdin.write_all(input) {
+        assert_eq!(
+            error.kind(),
+            std::io::ErrorKind::BrokenPipe,
+            "write standard input: {error}"
+        );
+    }
     drop(stdin);
     child.wait_with_output().expect("wait for shipdeck")
 }
@@ -695,4 +703,40 @@ pub fn http_post(port: u16, path: &str) {
         "POST {path}: {}",
         String::from_utf8_lossy(&response)
     );
+}
+
+/// Accepts webhook POSTs, replies to each with `status`, and sends their JSON
+/// bodies to the returned receiver.
+pub fn webhook_receiver(status: u16) -> (u16, mpsc::Receiver<Value>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a receiver");
+    let port = listener.local_addr().expect("address").port();
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let mut length = 0usize;
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|read| read > 0) {
+                if line == "\r\n" {
+                    break;
+                }
+                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+                line.clear();
+            }
+            let mut body = vec![0u8; length];
+            let _ = reader.read_exact(&mut body);
+            let mut stream = reader.into_inner();
+            let answer =
+                format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = stream.write_all(answer.as_bytes());
+            if let Ok(json) = serde_json::from_slice(&body) {
+                if sender.send(json).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    (port, receiver)
 }

@@ -8,6 +8,7 @@ use super::{notify, Internal, Outcome, Phase, SharedPlan, Supervisor, ENDPOINT_C
 use crate::backend::{Backend, BackendError, ExitReason, ReplicaEvent, ReplicaId};
 use crate::engine::backoff::{random_unit, Backoff};
 use crate::engine::plan::RevisionPlan;
+use crate::engine::recorder::DeploymentOutcome;
 use crate::engine::replica::{describe_exit, ProbeRole, ProbeState, Replica};
 use crate::manifest::{Probe, RestartMode};
 use crate::model::{DeploymentStatus, ReplicaState};
@@ -493,6 +494,11 @@ impl<B: Backend> Supervisor<B> {
             self.set_status(DeploymentStatus::Undeployed, None);
             self.recorder
                 .agent_event(&self.deployment, "undeploy", true, "all replicas stopped");
+            self.recorder.notify_outcome(
+                &self.deployment,
+                DeploymentOutcome::Undeployed,
+                "all replicas stopped",
+            );
             notify(waiters, Outcome::Done("all replicas stopped".to_owned()));
         }
         if let Some(shutdown) = shutdown {

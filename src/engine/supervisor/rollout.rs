@@ -16,6 +16,7 @@ use crate::backend::process::HOME_MARKER_VAR;
 use crate::backend::source::{fetch_and_build, BuildDirs, BuildLog};
 use crate::backend::Backend;
 use crate::endpoint::Endpoint;
+use crate::engine::recorder::DeploymentOutcome;
 use crate::engine::replica::is_first_start;
 use crate::engine::rolling::{next_step, Counts, RollingLimits};
 use crate::manifest::StrategyKind;
@@ -304,6 +305,8 @@ impl<B: Backend> Supervisor<B> {
                 self.stable = None;
                 self.phase = Phase::Idle;
                 self.close_unused_endpoints();
+                self.recorder
+                    .notify_outcome(&self.deployment, DeploymentOutcome::Failed, &reason);
                 self.set_status(DeploymentStatus::Failed, Some(reason));
             }
         }
@@ -475,6 +478,8 @@ impl<B: Backend> Supervisor<B> {
             notify(rollout.waiters, Outcome::Failed(message.clone()));
             self.recorder
                 .agent_event(&self.deployment, "revert", false, &message);
+            self.recorder
+                .notify_outcome(&self.deployment, DeploymentOutcome::Failed, &message);
             self.set_status(DeploymentStatus::Degraded, Some(message));
             return;
         }
@@ -502,6 +507,8 @@ impl<B: Backend> Supervisor<B> {
             let message = format!("{first_reason}; reverted to revision {}", plan.revision);
             self.recorder
                 .agent_event(&self.deployment, "revert", true, &message);
+            self.recorder
+                .notify_outcome(&self.deployment, DeploymentOutcome::Reverted, &message);
             notify(rollout.waiters, Outcome::Failed(message.clone()));
             self.set_status(DeploymentStatus::Deployed, Some(message));
             return;
@@ -534,6 +541,8 @@ impl<B: Backend> Supervisor<B> {
         );
         self.recorder
             .agent_event(&self.deployment, "rollout", true, &message);
+        self.recorder
+            .notify_outcome(&self.deployment, DeploymentOutcome::Succeeded, &message);
         notify(rollout.waiters, Outcome::Done(message));
         self.set_status(DeploymentStatus::Deployed, None);
     }
