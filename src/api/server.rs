@@ -589,7 +589,7 @@ struct NotifyBody {
     /// PEM certificates of a private CA that an https webhook is signed by.
     #[serde(default)]
     ca_pem: Option<String>,
-    /// Where `ca_pem` came from, kept for display.
+    /// The file that `ca_pem` was read from, kept for display.
     #[serde(default)]
     ca_file: Option<String>,
     #[serde(default)]

@@ -62,7 +62,7 @@ fn add_body(args: NotifyAddArgs) -> Result<serde_json::Value, CliError> {
                     "name": args.name,
                     "webhook": url,
                     "caPem": pem,
-                    "caFile": path.display().to_string(),
+                    "caFile": std::path::absolute(&path).unwrap_or(path).display().to_string(),
                 })
             }
         },
@@ -71,8 +71,8 @@ fn add_body(args: NotifyAddArgs) -> Result<serde_json::Value, CliError> {
     })
 }
 
-/// Reads and checks a CA file here, where its path means something; the
-/// agent stores the PEM text, so the file may move or go afterwards.
+/// Reads and checks a CA file on the client, where its path is meaningful.
+/// The agent stores the PEM text, so the file may move or go afterwards.
 fn read_ca_file(path: &Path) -> Result<String, CliError> {
     let shown = path.display();
     let bytes = std::fs::read(path).map_err(|error| {

@@ -5,7 +5,7 @@
 //! which returns without waiting for any delivery: each delivery runs in a
 //! task of its own, so a webhook that hangs delays nothing else. A delivery that still fails after its
 //! retries is reported to the caller's failure hook, which records an event.
-//! Webhooks are `http://` or `https://`; [`tls`] holds what https trusts.
+//! Webhooks are `http://` or `https://`, and [`tls`] builds what https trusts.
 
 mod tls;
 mod webhook;
@@ -24,7 +24,7 @@ use crate::store::Store;
 const ATTEMPTS: u32 = 4;
 
 /// Maximum time a webhook request (connect, TLS handshake, request and
-/// answer) or a command may take.
+/// response) or a command may take.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A channel definition that cannot be used.

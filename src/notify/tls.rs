@@ -14,7 +14,7 @@ use tokio_rustls::rustls::{
     CertificateError, ClientConfig, RootCertStore,
 };
 
-/// Why the PEM text given as a channel's CA cannot be used.
+/// A reason that PEM text given as a channel's CA cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum CaError {
     #[error("it holds no PEM certificate (a block starting with -----BEGIN CERTIFICATE-----); if it is DER, convert it with `openssl x509 -inform der -in FILE -out FILE.pem`")]
@@ -66,7 +66,7 @@ fn load_system_roots() -> SystemRoots {
         } else {
             format!(" ({})", errors.join("; "))
         };
-        format!("no CA certificate loaded from the system's trust store{detail}; install the ca-certificates package, or point SSL_CERT_FILE or SSL_CERT_DIR at the CA certificates")
+        format!("no CA certificate loaded from the system's trust store{detail}; install the ca-certificates package, or set SSL_CERT_FILE or SSL_CERT_DIR in the agent's environment")
     });
     if let Some(problem) = &problem {
         tracing::warn!(%problem, "https webhooks trust only their channels' CA files");
@@ -77,8 +77,8 @@ fn load_system_roots() -> SystemRoots {
     }
 }
 
-/// Reads the system's trust store on first use; reading ~150 files is kept
-/// off the runtime's worker threads.
+/// Reads the system's trust store on first use, on a blocking thread
+/// because it reads files.
 async fn system_roots() -> &'static SystemRoots {
     if let Some(roots) = SYSTEM_ROOTS.get() {
         return roots;
@@ -89,7 +89,8 @@ async fn system_roots() -> &'static SystemRoots {
     SYSTEM_ROOTS.get_or_init(|| loaded)
 }
 
-/// What a webhook connection trusts, with what to say when trust fails.
+/// The TLS client configuration of one webhook connection, with the context
+/// that a failed handshake is explained in.
 pub struct Trust {
     pub config: Arc<ClientConfig>,
     has_channel_ca: bool,
@@ -112,11 +113,13 @@ pub async fn trust(channel_ca: Option<&str>) -> Result<Trust, String> {
     };
     if roots.is_empty() {
         let problem = system.problem.as_deref().unwrap_or("no CA certificate");
-        return Err(format!("https webhooks cannot be checked: {problem}; or pass --ca-file with the CA that signed the webhook's certificate"));
+        return Err(format!(
+            "{problem}, or pass --ca-file with the CA that signed the webhook's certificate"
+        ));
     }
-    // rustls 0.23.48 deprecates ring's provider for lacking post-quantum key
-    // exchange, which only aws-lc-rs has; aws-lc-rs needs cmake and builds for
-    // minutes on two cores, and classical key exchange suits notifications.
+    // rustls 0.23.48 deprecates ring's provider because it lacks post-quantum
+    // key exchange, which only aws-lc-rs offers. aws-lc-rs needs cmake and
+    // builds slowly, and classical key exchange is enough for notifications.
     #[allow(deprecated)]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = WebPkiServerVerifier::builder_with_provider(roots, Arc::clone(&provider))
@@ -144,7 +147,7 @@ impl Trust {
         match tls_error {
             Some(rustls::Error::InvalidCertificate(problem)) => self.explain_certificate(host, problem),
             Some(rustls::Error::InvalidMessage(_)) | Some(rustls::Error::InappropriateMessage { .. }) => format!(
-                "{host} did not answer with TLS ({error}); check that the endpoint serves https on that port, or use an http:// URL"
+                "{host} did not respond with TLS ({error}); check that the endpoint serves https on that port, or use an http:// URL"
             ),
             Some(rustls::Error::AlertReceived(alert)) => format!(
                 "{host} refused the TLS handshake with the alert {alert:?}; check the server's TLS settings"
@@ -167,12 +170,15 @@ impl Trust {
                     .unwrap_or_default();
                 format!("the certificate of {host} is not trusted: it is not signed by a CA in {checked}{system}; pass --ca-file with the CA that signed it (PEM), or have the server send its full certificate chain")
             }
-            CertificateError::NotValidForName => format!(
+            CertificateError::NotValidForNameContext { presented, .. } if !presented.is_empty() => {
+                let names: Vec<&str> = presented.iter().map(|name| plain_name(name)).collect();
+                format!(
+                    "the certificate of {host} is for {} (name mismatch); use one of those names in the URL, or have the server's certificate issued for {host}",
+                    names.join(", ")
+                )
+            }
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => format!(
                 "the certificate of {host} is for another name (name mismatch); use the host name the certificate was issued for in the URL"
-            ),
-            CertificateError::NotValidForNameContext { presented, .. } => format!(
-                "the certificate of {host} is for {} (name mismatch); use one of those names in the URL, or have the server's certificate issued for {host}",
-                presented.join(", ")
             ),
             CertificateError::Expired | CertificateError::ExpiredContext { .. } => format!(
                 "the certificate of {host} has expired; renew it on the server"
@@ -187,8 +193,32 @@ impl Trust {
     }
 }
 
+/// Takes a name of a certificate out of the form webpki reports it in,
+/// `DnsName("host")` or `IpAddress(192.0.2.1)`.
+fn plain_name(presented: &str) -> &str {
+    for (prefix, suffix) in [("DnsName(\"", "\")"), ("IpAddress(", ")")] {
+        if let Some(name) = presented
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.strip_suffix(suffix))
+        {
+            return name;
+        }
+    }
+    presented
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn presented_names_lose_their_wrapping() {
+        assert_eq!(
+            plain_name("DnsName(\"hooks.example.test\")"),
+            "hooks.example.test"
+        );
+        assert_eq!(plain_name("IpAddress(192.0.2.1)"), "192.0.2.1");
+        assert_eq!(plain_name("something else"), "something else");
+    }
+
     use super::*;
 
     fn test_ca_pem() -> String {

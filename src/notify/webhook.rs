@@ -1,5 +1,5 @@
 //! Webhook delivery: one POST of the notification as JSON over http or
-//! https, within [`DELIVERY_TIMEOUT`] from connect to the answer.
+//! https, within [`DELIVERY_TIMEOUT`] from connect to the response.
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -69,7 +69,7 @@ pub(crate) async fn post(
     let url = WebhookUrl::parse(url).map_err(|error| error.to_string())?;
     let body = serde_json::to_vec(notification).map_err(|error| error.to_string())?;
     // One deadline for every step, so a slow connect leaves less time for
-    // the handshake and the answer, and the error names the step that ran out.
+    // the handshake and the response, and the error names the step that ran out.
     let deadline = Instant::now() + DELIVERY_TIMEOUT;
     let seconds = DELIVERY_TIMEOUT.as_secs();
     let address = format!("{}:{}", url.authority_host(), url.port);
@@ -80,7 +80,12 @@ pub(crate) async fn post(
     if !url.secure {
         return exchange(stream, &url, body, deadline).await;
     }
-    let trust = tls::trust(channel_ca).await?;
+    let trust = tls::trust(channel_ca).await.map_err(|problem| {
+        format!(
+            "the certificate of {} cannot be checked: {problem}",
+            url.host
+        )
+    })?;
     let server_name = ServerName::try_from(url.host.clone())
         .map_err(|error| format!("{:?} is not a valid TLS server name: {error}", url.host))?;
     let connector = TlsConnector::from(std::sync::Arc::clone(&trust.config));
@@ -92,7 +97,7 @@ pub(crate) async fn post(
 }
 
 impl WebhookUrl {
-    /// The host as it goes before `:port`, with brackets for IPv6.
+    /// Formats the host as it goes before `:port`, with brackets for IPv6.
     fn authority_host(&self) -> String {
         if self.host.contains(':') {
             format!("[{}]", self.host)
@@ -102,7 +107,7 @@ impl WebhookUrl {
     }
 }
 
-/// Sends the request on an open connection and reads the answer.
+/// Sends the request on an open connection and reads the response.
 async fn exchange<S>(
     stream: S,
     url: &WebhookUrl,
@@ -115,7 +120,7 @@ where
     let attempt = async {
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|error| error.to_string())?;
+            .map_err(|error| http_failure(url, &error))?;
         tokio::spawn(connection);
         let request = hyper::Request::post(url.target.as_str())
             .header("host", url.authority.as_str())
@@ -129,7 +134,7 @@ where
         let response = sender
             .send_request(request)
             .await
-            .map_err(|error| error.to_string())?;
+            .map_err(|error| http_failure(url, &error))?;
         let status = response.status();
         let _ = response.into_body().collect().await;
         if status.is_success() {
@@ -144,6 +149,21 @@ where
             DELIVERY_TIMEOUT.as_secs()
         )
     })?
+}
+
+/// Describes a failed HTTP exchange with the causes hyper keeps as sources,
+/// and the likely fix when an http:// URL points at an https endpoint.
+fn http_failure(url: &WebhookUrl, error: &hyper::Error) -> String {
+    let mut text = format!("the request to {} failed: {error}", url.authority);
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    if !url.secure {
+        text.push_str("; if the endpoint serves https, use an https:// URL");
+    }
+    text
 }
 
 #[cfg(test)]
@@ -242,7 +262,7 @@ mod tests {
             .await
             .expect_err("not TLS");
         assert!(
-            error.contains("127.0.0.1 did not answer with TLS"),
+            error.contains("127.0.0.1 did not respond with TLS"),
             "{error}"
         );
     }
@@ -254,13 +274,13 @@ mod tests {
             .expect("bind");
         let port = listener.local_addr().expect("address").port();
         // Accepts and then holds the connection without a word.
-        let held = tokio::spawn(async move { listener.accept().await });
+        let holder = tokio::spawn(async move { listener.accept().await });
         let url = format!("https://127.0.0.1:{port}/hook");
         let error = post(&url, Some(&some_ca()), &notification())
             .await
             .expect_err("no handshake");
         assert!(error.contains("handshake timeout"), "{error}");
         assert!(error.contains("127.0.0.1"), "{error}");
-        held.abort();
+        holder.abort();
     }
 }
