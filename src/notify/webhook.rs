@@ -7,6 +7,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::{timeout_at, Instant};
+use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 
@@ -57,6 +58,15 @@ impl WebhookUrl {
                 .to_owned(),
         })
     }
+
+    /// Formats the host as it goes before `:port`, with brackets for IPv6.
+    fn authority_host(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        }
+    }
 }
 
 /// POSTs `notification` to the webhook at `url`, trusting `channel_ca`
@@ -73,38 +83,58 @@ pub(crate) async fn post(
     let deadline = Instant::now() + DELIVERY_TIMEOUT;
     let seconds = DELIVERY_TIMEOUT.as_secs();
     let address = format!("{}:{}", url.authority_host(), url.port);
+    // What https trusts is settled before connecting, so that a channel
+    // that cannot be checked fails without opening a connection.
+    let trust = if url.secure {
+        Some(trust_for(&url, channel_ca).await?)
+    } else {
+        None
+    };
     let stream = timeout_at(deadline, TcpStream::connect((url.host.as_str(), url.port)))
         .await
         .map_err(|_| format!("connecting to {address} did not finish within {seconds} s"))?
         .map_err(|error| format!("connecting to {address} failed: {error}"))?;
-    if !url.secure {
-        return exchange(stream, &url, body, deadline).await;
+    match trust {
+        None => exchange(stream, &url, body, deadline).await,
+        Some(trust) => {
+            let stream = tls_handshake(stream, &url, &trust, deadline).await?;
+            exchange(stream, &url, body, deadline).await
+        }
     }
-    let trust = tls::trust(channel_ca).await.map_err(|problem| {
+}
+
+async fn trust_for(url: &WebhookUrl, channel_ca: Option<&str>) -> Result<tls::Trust, String> {
+    tls::trust(channel_ca).await.map_err(|problem| {
         format!(
             "the certificate of {} cannot be checked: {problem}",
             url.host
         )
-    })?;
+    })
+}
+
+/// Runs the TLS handshake with SNI and certificate checks by the host name
+/// or IP address of the URL.
+async fn tls_handshake(
+    stream: TcpStream,
+    url: &WebhookUrl,
+    trust: &tls::Trust,
+    deadline: Instant,
+) -> Result<TlsStream<TcpStream>, String> {
     let server_name = ServerName::try_from(url.host.clone())
         .map_err(|error| format!("{:?} is not a valid TLS server name: {error}", url.host))?;
     let connector = TlsConnector::from(std::sync::Arc::clone(&trust.config));
-    let stream = timeout_at(deadline, connector.connect(server_name, stream))
+    timeout_at(deadline, connector.connect(server_name, stream))
         .await
-        .map_err(|_| format!("the TLS handshake with {} did not finish within {seconds} s (handshake timeout); check that {address} serves https", url.host))?
-        .map_err(|error| trust.explain(&url.host, &error))?;
-    exchange(stream, &url, body, deadline).await
-}
-
-impl WebhookUrl {
-    /// Formats the host as it goes before `:port`, with brackets for IPv6.
-    fn authority_host(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        }
-    }
+        .map_err(|_| {
+            format!(
+                "the TLS handshake with {} did not finish within {} s (handshake timeout); check that {}:{} serves https",
+                url.host,
+                DELIVERY_TIMEOUT.as_secs(),
+                url.authority_host(),
+                url.port
+            )
+        })?
+        .map_err(|error| trust.explain(&url.host, &error))
 }
 
 /// Sends the request on an open connection and reads the response.
@@ -199,7 +229,7 @@ mod tests {
     }
 
     #[test]
-    fn credentials_in_the_url_are_refused_without_echoing_them() {
+    fn url_credentials_rejected_unechoed() {
         let error = WebhookUrl::parse("https://user:hunter2@example.test/h")
             .expect_err("userinfo")
             .to_string();
@@ -232,7 +262,7 @@ mod tests {
         }
     }
 
-    /// A CA of its own, so that these tests do not depend on the system's
+    /// Makes a CA of its own, so that these tests do not depend on the system's
     /// trust store.
     fn some_ca() -> String {
         let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
