@@ -379,8 +379,18 @@ pub struct NotifyChannel {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "kind")]
 pub enum NotifyTarget {
-    /// An HTTP POST of the notification as JSON.
-    Webhook { url: String },
+    /// An HTTP or HTTPS POST of the notification as JSON.
+    Webhook {
+        url: String,
+        /// PEM certificates of a private CA that this channel trusts besides
+        /// the system's trust store. Channels stored before HTTPS have none.
+        #[serde(default, rename = "caPem", skip_serializing_if = "Option::is_none")]
+        ca_pem: Option<String>,
+        /// The file `ca_pem` was read from, shown so that operators know
+        /// which file to update when the CA changes.
+        #[serde(default, rename = "caFile", skip_serializing_if = "Option::is_none")]
+        ca_file: Option<String>,
+    },
     /// A program that gets the notification as JSON on standard input.
     Command { command: Vec<String> },
     /// Kept by the agent for the dashboard and `shipdeck notify history`.

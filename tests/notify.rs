@@ -1,13 +1,253 @@
 //! Notification channels end to end: a webhook receiver that the test runs
 //! on 127.0.0.1 gets the alert notifications of a real agent, and failures
-//! are retried and then recorded as events.
+//! are retried and then recorded as events. The https receiver is a
+//! tokio-rustls server with a CA and a leaf certificate made by the test.
 
 mod common;
 
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
+
+/// A webhook receiver over TLS: its port, the PEM file of the CA that signed
+/// its certificate, and the JSON bodies it received.
+struct TlsReceiver {
+    port: u16,
+    ca_file: PathBuf,
+    received: mpsc::Receiver<Value>,
+}
+
+/// Makes a CA and a leaf for `names` (host names or IP addresses) signed by
+/// it, writes the CA to `ca.pem` in the scratch directory, and serves
+/// webhooks with the leaf on 127.0.0.1, responding with 200.
+fn tls_webhook_receiver(home: &TestHome, names: &[&str]) -> TlsReceiver {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "shipdeck test CA");
+    let ca_key = KeyPair::generate().expect("CA key");
+    let ca = ca_params.self_signed(&ca_key).expect("CA certificate");
+    let issuer = Issuer::new(ca_params, ca_key);
+    let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
+    let leaf_key = KeyPair::generate().expect("leaf key");
+    let leaf = CertificateParams::new(names)
+        .expect("leaf params")
+        .signed_by(&leaf_key, &issuer)
+        .expect("leaf certificate");
+    let ca_file = home.write("ca.pem", &ca.pem());
+
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+    let config = tokio_rustls::rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone()], key)
+        .expect("server TLS config");
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a receiver");
+    let port = listener.local_addr().expect("address").port();
+    listener
+        .set_nonblocking(true)
+        .expect("non-blocking listener");
+    let (sender, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for the receiver");
+        runtime.block_on(serve_tls(listener, acceptor, sender));
+    });
+    TlsReceiver {
+        port,
+        ca_file,
+        received,
+    }
+}
+
+async fn serve_tls(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    sender: mpsc::Sender<Value>,
+) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+    while let Ok((stream, _)) = listener.accept().await {
+        // A client that rejects the certificate ends the handshake; the
+        // receiver just waits for the next connection.
+        let Ok(stream) = acceptor.accept(stream).await else {
+            continue;
+        };
+        let mut reader = tokio::io::BufReader::new(stream);
+        let mut length = 0usize;
+        let mut line = String::new();
+        while reader.read_line(&mut line).await.is_ok_and(|read| read > 0) {
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+            line.clear();
+        }
+        let mut body = vec![0u8; length];
+        let _ = reader.read_exact(&mut body).await;
+        let mut stream = reader.into_inner();
+        let answer = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+        let _ = stream.write_all(answer.as_bytes()).await;
+        let _ = stream.shutdown().await;
+        if let Ok(json) = serde_json::from_slice(&body) {
+            if sender.send(json).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+#[test]
+fn https_webhook_with_its_ca_file_gets_the_test() {
+    let home = TestHome::new();
+    let receiver = tls_webhook_receiver(&home, &["localhost", "127.0.0.1"]);
+    let ca_file = receiver.ca_file.to_str().expect("UTF-8 path");
+    for (name, host) in [("by-name", "localhost"), ("by-address", "127.0.0.1")] {
+        let url = format!("https://{host}:{}/hook", receiver.port);
+        home.ok(&[
+            "notify",
+            "add",
+            name,
+            "--webhook",
+            &url,
+            "--ca-file",
+            ca_file,
+        ]);
+        home.ok(&["notify", "test", name]);
+        let test = receiver
+            .received
+            .recv_timeout(DEADLINE)
+            .expect("the test notification over TLS");
+        assert_eq!(test["type"], "test", "{test:#}");
+        assert_eq!(test["title"], format!("Test of channel {name}"), "{test:#}");
+    }
+    let listed = home.json(&["notify", "ls"]);
+    assert_eq!(listed[0]["caFile"], ca_file, "{listed:#}");
+    assert!(
+        listed[0]["caPem"]
+            .as_str()
+            .is_some_and(|pem| pem.starts_with("-----BEGIN CERTIFICATE-----")),
+        "{listed:#}"
+    );
+}
+
+#[test]
+fn untrusted_https_webhook_is_recorded_as_not_trusted() {
+    let home = TestHome::new();
+    let receiver = tls_webhook_receiver(&home, &["localhost", "127.0.0.1"]);
+    let url = format!("https://localhost:{}/hook", receiver.port);
+    home.ok(&["notify", "add", "private", "--webhook", &url]);
+    let error = home.fails(&["notify", "test", "private"]);
+    assert!(
+        error.contains("certificate of localhost is not trusted") && error.contains("--ca-file"),
+        "{error}"
+    );
+
+    let manifest = "name: up\nrun:\n  command: [sleep, \"1000\"]\nmonitoring:\n  interval: 1s\n  alerts:\n    - { name: running, metric: replicas_ready, condition: gte, threshold: 1, notifications: [private] }\n";
+    let path = home.write("up.yaml", manifest);
+    home.ok(&["deploy", "-f", path.to_str().unwrap(), "--wait"]);
+    let failure = wait_for(
+        "a failed delivery in the events",
+        Duration::from_secs(40),
+        || {
+            let events = home.json(&["events", "up"]);
+            events
+                .as_array()?
+                .iter()
+                .filter(|event| event["action"] == "notify-failed")
+                .find_map(|event| event["message"].as_str().map(str::to_owned))
+        },
+    );
+    assert!(
+        failure.contains("channel private") && failure.contains("is not trusted"),
+        "{failure}"
+    );
+    assert!(
+        receiver.received.try_recv().is_err(),
+        "nothing is sent to a server that is not trusted"
+    );
+}
+
+#[test]
+fn https_webhook_under_another_name_is_a_name_mismatch() {
+    let home = TestHome::new();
+    let receiver = tls_webhook_receiver(&home, &["hooks.example.test"]);
+    let url = format!("https://127.0.0.1:{}/hook", receiver.port);
+    let ca_file = receiver.ca_file.to_str().expect("UTF-8 path");
+    home.ok(&[
+        "notify",
+        "add",
+        "ops",
+        "--webhook",
+        &url,
+        "--ca-file",
+        ca_file,
+    ]);
+    let error = home.fails(&["notify", "test", "ops"]);
+    assert!(
+        error.contains("certificate of 127.0.0.1 is for hooks.example.test")
+            && error.contains("name mismatch"),
+        "{error}"
+    );
+}
+
+#[test]
+fn ca_files_are_checked_when_the_channel_is_added() {
+    let home = TestHome::new();
+    let url = "https://hooks.example.test/x";
+    let junk = home.write("junk.pem", "not a certificate\n");
+    let junk = junk.to_str().expect("UTF-8 path");
+    let error = home.fails(&["notify", "add", "ops", "--webhook", url, "--ca-file", junk]);
+    assert!(
+        error.contains(junk) && error.contains("no PEM certificate"),
+        "{error}"
+    );
+    let missing = home.work().join("missing.pem");
+    let missing = missing.to_str().expect("UTF-8 path");
+    let error = home.fails(&[
+        "notify",
+        "add",
+        "ops",
+        "--webhook",
+        url,
+        "--ca-file",
+        missing,
+    ]);
+    assert!(
+        error.contains(missing) && error.contains("reading the CA file"),
+        "{error}"
+    );
+    let receiver = tls_webhook_receiver(&home, &["localhost"]);
+    let ca_file = receiver.ca_file.to_str().expect("UTF-8 path");
+    let plain = "http://127.0.0.1:9/x";
+    let error = home.fails(&[
+        "notify",
+        "add",
+        "ops",
+        "--webhook",
+        plain,
+        "--ca-file",
+        ca_file,
+    ]);
+    assert!(
+        error.contains("http://, which uses no certificates"),
+        "{error}"
+    );
+    let channels = home.json(&["notify", "ls"]);
+    assert_eq!(channels.as_array().map(Vec::len), Some(0), "{channels:#}");
+}
 
 #[test]
 fn alert_notifications_reach_a_webhook_once_each() {
@@ -114,9 +354,12 @@ fn bad_channels_get_clear_errors() {
         "add",
         "ops",
         "--webhook",
-        "https://hooks.example.test/x",
+        "https://bot:s3cret@hooks.example.test/x",
     ]);
-    assert!(error.contains("https:// is not supported"), "{error}");
+    assert!(error.contains("user name or password"), "{error}");
+    assert!(!error.contains("s3cret"), "{error}");
+    let error = home.fails(&["notify", "add", "ops", "--webhook", "ftp://x/"]);
+    assert!(error.contains("is not http(s)://"), "{error}");
     let error = home.fails(&["notify", "add", "Ops Team", "--in-app"]);
     assert!(error.contains("invalid channel name"), "{error}");
     let error = home.fails(&["notify", "rm", "nobody"]);

@@ -709,6 +709,12 @@ struct NotifyBody {
     name: String,
     #[serde(default)]
     webhook: Option<String>,
+    /// PEM certificates of a private CA that an https webhook is signed by.
+    #[serde(default)]
+    ca_pem: Option<String>,
+    /// The file that `ca_pem` was read from, kept for display.
+    #[serde(default)]
+    ca_file: Option<String>,
     #[serde(default)]
     command: Option<Vec<String>>,
     #[serde(default)]
@@ -724,8 +730,17 @@ async fn notify_add(
     Body(body): Body<NotifyBody>,
 ) -> Result<Response, ApiError> {
     use crate::model::NotifyTarget;
+    if body.webhook.is_none() && (body.ca_pem.is_some() || body.ca_file.is_some()) {
+        return Err(ApiError::bad_request(
+            "caPem and caFile belong to a webhook channel; give webhook too",
+        ));
+    }
     let target = match (body.webhook, body.command, body.in_app) {
-        (Some(url), None, false) => NotifyTarget::Webhook { url },
+        (Some(url), None, false) => NotifyTarget::Webhook {
+            url,
+            ca_pem: body.ca_pem,
+            ca_file: body.ca_file,
+        },
         (None, Some(command), false) => NotifyTarget::Command { command },
         (None, None, true) => NotifyTarget::InApp,
         _ => {

@@ -256,9 +256,14 @@ pub struct NotifyAddArgs {
     /// The channel's name, used in an alert rule's `notifications`
     pub name: String,
 
-    /// POST each notification as JSON to this http:// URL
+    /// POST each notification as JSON to this http:// or https:// URL
     #[arg(long, value_name = "URL")]
     pub webhook: Option<String>,
+
+    /// Also trust the CA certificates in this PEM file for the https
+    /// webhook, for a server whose certificate a private CA signed
+    #[arg(long, value_name = "PATH", requires = "webhook")]
+    pub ca_file: Option<PathBuf>,
 
     /// Run this program with the notification as JSON on standard input;
     /// arguments follow after `--`

@@ -1,5 +1,7 @@
 //! `shipdeck notify`: the channels that alert and deployment notifications go to.
 
+use std::path::Path;
+
 use serde_json::json;
 
 use super::commands::{client, render, rfc3339};
@@ -8,6 +10,7 @@ use super::{CliError, NotifyAction, NotifyAddArgs, NotifyHistoryArgs};
 use crate::api::client::encode;
 use crate::home::Home;
 use crate::model::{Notification, NotifyChannel, NotifyTarget};
+use crate::notify::parse_ca_pem;
 
 pub async fn run(home: &Home, action: NotifyAction) -> Result<String, CliError> {
     let client = client(home).await?;
@@ -29,7 +32,7 @@ pub async fn run(home: &Home, action: NotifyAction) -> Result<String, CliError> 
             })
         }
         NotifyAction::Add(args) => {
-            let body = add_body(args);
+            let body = add_body(args)?;
             let channel: NotifyChannel = client.post("/v1/notify", &body).await?;
             Ok(format!("channel {} added\n", channel.name))
         }
@@ -49,17 +52,58 @@ pub async fn run(home: &Home, action: NotifyAction) -> Result<String, CliError> 
     }
 }
 
-fn add_body(args: NotifyAddArgs) -> serde_json::Value {
-    match (args.webhook, args.command) {
-        (Some(url), _) => json!({ "name": args.name, "webhook": url }),
+fn add_body(args: NotifyAddArgs) -> Result<serde_json::Value, CliError> {
+    Ok(match (args.webhook, args.command) {
+        (Some(url), _) => match args.ca_file {
+            None => json!({ "name": args.name, "webhook": url }),
+            Some(path) => {
+                let pem = read_ca_file(&path)?;
+                json!({
+                    "name": args.name,
+                    "webhook": url,
+                    "caPem": pem,
+                    "caFile": std::path::absolute(&path).unwrap_or(path).display().to_string(),
+                })
+            }
+        },
         (None, Some(command)) => json!({ "name": args.name, "command": command }),
         (None, None) => json!({ "name": args.name, "inApp": true }),
-    }
+    })
+}
+
+/// Reads and checks a CA file on the client, where its path is meaningful.
+/// The agent stores the PEM text, so the file may move or go afterwards.
+fn read_ca_file(path: &Path) -> Result<String, CliError> {
+    let shown = path.display();
+    let bytes = std::fs::read(path).map_err(|error| {
+        CliError::Message(format!(
+            "reading the CA file {shown} failed: {error}; give the path of a PEM file with the CA certificate"
+        ))
+    })?;
+    parse_ca_pem(&bytes).map_err(|error| {
+        CliError::Message(format!("the CA file {shown} is not usable: {error}"))
+    })?;
+    String::from_utf8(bytes).map_err(|_| {
+        CliError::Message(format!(
+            "the CA file {shown} has bytes that are not text around its certificates; keep only the PEM blocks"
+        ))
+    })
 }
 
 fn describe(target: &NotifyTarget) -> (&'static str, String) {
     match target {
-        NotifyTarget::Webhook { url } => ("webhook", url.clone()),
+        NotifyTarget::Webhook {
+            url,
+            ca_pem,
+            ca_file,
+        } => {
+            let target = match (ca_file, ca_pem) {
+                (Some(file), _) => format!("{url} (CA {file})"),
+                (None, Some(_)) => format!("{url} (private CA)"),
+                (None, None) => url.clone(),
+            };
+            ("webhook", target)
+        }
         NotifyTarget::Command { command } => ("command", command.join(" ")),
         NotifyTarget::InApp => ("in-app", String::new()),
     }

@@ -5,18 +5,17 @@
 //! which returns without waiting for any delivery: each delivery runs in a
 //! task of its own, so a webhook that hangs delays nothing else. A delivery that still fails after its
 //! retries is reported to the caller's failure hook, which records an event.
-//!
-//! NOTE: webhooks are plain `http://` only; `https://` needs a TLS client,
-//! which is not built in yet, and is rejected when the channel is added.
+//! Webhooks are `http://` or `https://`, and [`tls`] builds what https trusts.
+
+mod tls;
+mod webhook;
+
+pub use tls::{parse_ca_pem, CaError};
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpStream;
 
 use crate::model::{Notification, NotifyChannel, NotifyTarget};
 use crate::store::Store;
@@ -24,7 +23,8 @@ use crate::store::Store;
 /// Attempts per delivery, with waits of 1, 2 and 4 seconds between them.
 const ATTEMPTS: u32 = 4;
 
-/// Maximum time a webhook request or a command may take.
+/// Maximum time a webhook request (connect, TLS handshake, request and
+/// response) or a command may take.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A channel definition that cannot be used.
@@ -34,8 +34,18 @@ pub enum ChannelError {
         "invalid channel name {0:?}: use 1 to 63 of a-z, 0-9, '.', '_' and '-', starting with a letter or digit"
     )]
     Name(String),
-    #[error("webhook URL {0:?} is not http://HOST[:PORT]/PATH; https:// is not supported yet, so point it at an http endpoint or a local relay")]
+    #[error("webhook URL {0:?} is not http(s)://HOST[:PORT]/PATH; give the endpoint's full URL, such as https://hooks.example.com/notify")]
     Url(String),
+    #[error("the webhook URL for {0} has a user name or password before the host, which shipdeck does not send; remove it and use the token the service puts in the URL's path or query")]
+    UrlCredentials(String),
+    #[error("channel {0:?} has a CA file but its webhook URL is http://, which uses no certificates; use the https:// URL or leave out --ca-file")]
+    CaWithoutTls(String),
+    #[error("the CA certificates (caPem) of channel {name:?} are not usable: {source}")]
+    Ca {
+        name: String,
+        #[source]
+        source: CaError,
+    },
     #[error("the command of channel {0:?} is empty; give the program to run and its arguments")]
     EmptyCommand(String),
 }
@@ -55,7 +65,7 @@ pub fn check_channel(channel: &NotifyChannel) -> Result<(), ChannelError> {
     }
 
     match &channel.target {
-        NotifyTarget::Webhook { url } => parse_http_url(url).map(|_| ()),
+        NotifyTarget::Webhook { url, ca_pem, .. } => check_webhook(name, url, ca_pem.as_deref()),
         NotifyTarget::Command { command }
             if command.first().is_none_or(|program| program.is_empty()) =>
         {
@@ -65,17 +75,20 @@ pub fn check_channel(channel: &NotifyChannel) -> Result<(), ChannelError> {
     }
 }
 
-/// Splits an `http://` URL into the address to connect to and the request
-/// target.
-fn parse_http_url(url: &str) -> Result<(String, hyper::Uri), ChannelError> {
-    let invalid = || ChannelError::Url(url.to_owned());
-    let uri: hyper::Uri = url.parse().map_err(|_| invalid())?;
-    if uri.scheme_str() != Some("http") {
-        return Err(invalid());
+fn check_webhook(name: &str, url: &str, ca_pem: Option<&str>) -> Result<(), ChannelError> {
+    let parsed = webhook::WebhookUrl::parse(url)?;
+    let Some(pem) = ca_pem else {
+        return Ok(());
+    };
+    if !parsed.secure {
+        return Err(ChannelError::CaWithoutTls(name.to_owned()));
     }
-    let host = uri.host().ok_or_else(invalid)?;
-    let port = uri.port_u16().unwrap_or(80);
-    Ok((format!("{host}:{port}"), uri))
+    parse_ca_pem(pem.as_bytes())
+        .map(|_| ())
+        .map_err(|source| ChannelError::Ca {
+            name: name.to_owned(),
+            source,
+        })
 }
 
 /// Called with the channel name and the last error of a delivery that
@@ -168,7 +181,9 @@ impl Notifier {
         notification: &Notification,
     ) -> Result<(), String> {
         match &channel.target {
-            NotifyTarget::Webhook { url } => post_webhook(url, notification).await,
+            NotifyTarget::Webhook { url, ca_pem, .. } => {
+                webhook::post(url, ca_pem.as_deref(), notification).await
+            }
             NotifyTarget::Command { command } => run_command(command, notification).await,
             NotifyTarget::InApp => self
                 .store
@@ -176,49 +191,6 @@ impl Notifier {
                 .map_err(|error| error.to_string()),
         }
     }
-}
-
-async fn post_webhook(url: &str, notification: &Notification) -> Result<(), String> {
-    let (address, uri) = parse_http_url(url).map_err(|error| error.to_string())?;
-    let body = serde_json::to_vec(notification).map_err(|error| error.to_string())?;
-    let attempt = async {
-        let stream = TcpStream::connect(&address)
-            .await
-            .map_err(|error| format!("connecting to {address} failed: {error}"))?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|error| error.to_string())?;
-        tokio::spawn(connection);
-        let target = uri.path_and_query().map_or("/", |target| target.as_str());
-        let request = hyper::Request::post(target)
-            .header("host", &address)
-            .header("content-type", "application/json")
-            .header(
-                "user-agent",
-                concat!("shipdeck/", env!("CARGO_PKG_VERSION")),
-            )
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|error| error.to_string())?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|error| error.to_string())?;
-        let status = response.status();
-        let _ = response.into_body().collect().await;
-        if status.is_success() {
-            Ok(())
-        } else {
-            Err(format!("the webhook answered {status}"))
-        }
-    };
-    tokio::time::timeout(DELIVERY_TIMEOUT, attempt)
-        .await
-        .map_err(|_| {
-            format!(
-                "the webhook did not answer within {} s",
-                DELIVERY_TIMEOUT.as_secs()
-            )
-        })?
 }
 
 async fn run_command(command: &[String], notification: &Notification) -> Result<(), String> {
@@ -270,11 +242,14 @@ mod tests {
     fn channel_checks() {
         let webhook = |url: &str| NotifyTarget::Webhook {
             url: url.to_owned(),
+            ca_pem: None,
+            ca_file: None,
         };
         assert!(check_channel(&channel("ops", webhook("http://127.0.0.1:9000/hook"))).is_ok());
         assert!(check_channel(&channel("ops", webhook("http://example.test/x?y=1"))).is_ok());
+        assert!(check_channel(&channel("ops", webhook("https://example.test/"))).is_ok());
         for url in [
-            "https://example.test/",
+            "https://u:p@example.test/",
             "ftp://x/",
             "not a url",
             "http:///nohost",
@@ -290,7 +265,36 @@ mod tests {
                 "{name:?}"
             );
         }
+        let with_ca = |url: &str, pem: &str| NotifyTarget::Webhook {
+            url: url.to_owned(),
+            ca_pem: Some(pem.to_owned()),
+            ca_file: None,
+        };
+        let error = check_channel(&channel("ops", with_ca("http://x/", "PEM")))
+            .expect_err("a CA on http://")
+            .to_string();
+        assert!(error.contains("http://"), "{error}");
+        let error = check_channel(&channel("ops", with_ca("https://x/", "junk")))
+            .expect_err("a CA that is not PEM")
+            .to_string();
+        assert!(error.contains("caPem"), "{error}");
         let empty = NotifyTarget::Command { command: vec![] };
         assert!(check_channel(&channel("cmd", empty)).is_err());
+    }
+
+    #[test]
+    fn channels_stored_before_https_still_load() {
+        let stored = r#"{"name":"ops","kind":"webhook","url":"http://127.0.0.1:9/h","createdAt":"2024-01-01T00:00:00Z"}"#;
+        let channel: NotifyChannel = serde_json::from_str(stored).expect("an old channel");
+        assert_eq!(
+            channel.target,
+            NotifyTarget::Webhook {
+                url: "http://127.0.0.1:9/h".to_owned(),
+                ca_pem: None,
+                ca_file: None,
+            }
+        );
+        let again = serde_json::to_string(&channel).expect("encode");
+        assert!(!again.contains("caPem"), "{again}");
     }
 }

@@ -1,0 +1,316 @@
+//! Webhook delivery: one POST of the notification as JSON over http or
+//! https, within [`DELIVERY_TIMEOUT`] from connect to the response.
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::time::{timeout_at, Instant};
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::TlsConnector;
+
+use super::{tls, ChannelError, DELIVERY_TIMEOUT};
+use crate::model::Notification;
+
+/// A webhook URL taken apart for the request.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct WebhookUrl {
+    pub secure: bool,
+    /// The host without the brackets of an IPv6 literal.
+    pub host: String,
+    pub port: u16,
+    /// `host[:port]` as written, for the Host header.
+    pub authority: String,
+    /// The path and query.
+    pub target: String,
+}
+
+impl WebhookUrl {
+    pub fn parse(url: &str) -> Result<Self, ChannelError> {
+        let invalid = || ChannelError::Url(url.to_owned());
+        let uri: hyper::Uri = url.parse().map_err(|_| invalid())?;
+        let secure = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => return Err(invalid()),
+        };
+        let authority = uri.authority().ok_or_else(invalid)?;
+        let host = authority.host();
+        if host.is_empty() {
+            return Err(invalid());
+        }
+        let bare_host = host.trim_start_matches('[').trim_end_matches(']');
+        if authority.as_str().contains('@') {
+            return Err(ChannelError::UrlCredentials(bare_host.to_owned()));
+        }
+        Ok(Self {
+            secure,
+            host: bare_host.to_owned(),
+            port: authority
+                .port_u16()
+                .unwrap_or(if secure { 443 } else { 80 }),
+            authority: authority.as_str().to_owned(),
+            target: uri
+                .path_and_query()
+                .map_or("/", |target| target.as_str())
+                .to_owned(),
+        })
+    }
+
+    /// Formats the host as it goes before `:port`, with brackets for IPv6.
+    fn authority_host(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        }
+    }
+}
+
+/// POSTs `notification` to the webhook at `url`, trusting `channel_ca`
+/// besides the system's roots for https.
+pub(crate) async fn post(
+    url: &str,
+    channel_ca: Option<&str>,
+    notification: &Notification,
+) -> Result<(), String> {
+    let url = WebhookUrl::parse(url).map_err(|error| error.to_string())?;
+    let body = serde_json::to_vec(notification).map_err(|error| error.to_string())?;
+    // One deadline for every step, so a slow connect leaves less time for
+    // the handshake and the response, and the error names the step that ran out.
+    let deadline = Instant::now() + DELIVERY_TIMEOUT;
+    let seconds = DELIVERY_TIMEOUT.as_secs();
+    let address = format!("{}:{}", url.authority_host(), url.port);
+    // What https trusts is settled before connecting, so that a channel
+    // that cannot be checked fails without opening a connection.
+    let trust = if url.secure {
+        Some(trust_for(&url, channel_ca).await?)
+    } else {
+        None
+    };
+    let stream = timeout_at(deadline, TcpStream::connect((url.host.as_str(), url.port)))
+        .await
+        .map_err(|_| format!("connecting to {address} did not finish within {seconds} s"))?
+        .map_err(|error| format!("connecting to {address} failed: {error}"))?;
+    match trust {
+        None => exchange(stream, &url, body, deadline).await,
+        Some(trust) => {
+            let stream = tls_handshake(stream, &url, &trust, deadline).await?;
+            exchange(stream, &url, body, deadline).await
+        }
+    }
+}
+
+async fn trust_for(url: &WebhookUrl, channel_ca: Option<&str>) -> Result<tls::Trust, String> {
+    tls::trust(channel_ca).await.map_err(|problem| {
+        format!(
+            "the certificate of {} cannot be checked: {problem}",
+            url.host
+        )
+    })
+}
+
+/// Runs the TLS handshake with SNI and certificate checks by the host name
+/// or IP address of the URL.
+async fn tls_handshake(
+    stream: TcpStream,
+    url: &WebhookUrl,
+    trust: &tls::Trust,
+    deadline: Instant,
+) -> Result<TlsStream<TcpStream>, String> {
+    let server_name = ServerName::try_from(url.host.clone())
+        .map_err(|error| format!("{:?} is not a valid TLS server name: {error}", url.host))?;
+    let connector = TlsConnector::from(std::sync::Arc::clone(&trust.config));
+    timeout_at(deadline, connector.connect(server_name, stream))
+        .await
+        .map_err(|_| {
+            format!(
+                "the TLS handshake with {} did not finish within {} s (handshake timeout); check that {}:{} serves https",
+                url.host,
+                DELIVERY_TIMEOUT.as_secs(),
+                url.authority_host(),
+                url.port
+            )
+        })?
+        .map_err(|error| trust.explain(&url.host, &error))
+}
+
+/// Sends the request on an open connection and reads the response.
+async fn exchange<S>(
+    stream: S,
+    url: &WebhookUrl,
+    body: Vec<u8>,
+    deadline: Instant,
+) -> Result<(), String>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let attempt = async {
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|error| http_failure(url, &error))?;
+        tokio::spawn(connection);
+        let request = hyper::Request::post(url.target.as_str())
+            .header("host", url.authority.as_str())
+            .header("content-type", "application/json")
+            .header(
+                "user-agent",
+                concat!("shipdeck/", env!("CARGO_PKG_VERSION")),
+            )
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|error| error.to_string())?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|error| http_failure(url, &error))?;
+        let status = response.status();
+        let _ = response.into_body().collect().await;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(format!("the webhook answered {status}"))
+        }
+    };
+    timeout_at(deadline, attempt).await.map_err(|_| {
+        format!(
+            "the webhook did not answer within {} s",
+            DELIVERY_TIMEOUT.as_secs()
+        )
+    })?
+}
+
+/// Describes a failed HTTP exchange with the causes hyper keeps as sources,
+/// and the likely fix when an http:// URL points at an https endpoint.
+fn http_failure(url: &WebhookUrl, error: &hyper::Error) -> String {
+    let mut text = format!("the request to {} failed: {error}", url.authority);
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    if !url.secure {
+        text.push_str("; if the endpoint serves https, use an https:// URL");
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(url: &str) -> WebhookUrl {
+        WebhookUrl::parse(url).unwrap_or_else(|error| panic!("{url}: {error}"))
+    }
+
+    #[test]
+    fn default_ports_follow_the_scheme() {
+        let plain = parsed("http://example.test/x?y=1");
+        assert!(!plain.secure);
+        assert_eq!(plain.port, 80);
+        assert_eq!(plain.target, "/x?y=1");
+        let secure = parsed("https://hooks.example.test");
+        assert!(secure.secure);
+        assert_eq!(secure.port, 443);
+        assert_eq!(secure.target, "/");
+        assert_eq!(secure.authority, "hooks.example.test");
+        assert_eq!(parsed("https://hooks.example.test:8443/h").port, 8443);
+    }
+
+    #[test]
+    fn ipv6_literals_lose_their_brackets_for_tls_only() {
+        let url = parsed("https://[::1]:9443/hook");
+        assert_eq!(url.host, "::1");
+        assert_eq!(url.port, 9443);
+        assert_eq!(url.authority, "[::1]:9443");
+        assert_eq!(url.authority_host(), "[::1]");
+        assert!(ServerName::try_from(url.host).is_ok());
+    }
+
+    #[test]
+    fn url_credentials_rejected_unechoed() {
+        let error = WebhookUrl::parse("https://user:hunter2@example.test/h")
+            .expect_err("userinfo")
+            .to_string();
+        assert!(error.contains("example.test"), "{error}");
+        assert!(!error.contains("hunter2"), "{error}");
+    }
+
+    #[test]
+    fn other_schemes_and_hostless_urls_are_refused() {
+        for url in [
+            "ftp://x/",
+            "not a url",
+            "http:///nohost",
+            "https://",
+            "/relative",
+        ] {
+            assert!(WebhookUrl::parse(url).is_err(), "{url}");
+        }
+    }
+
+    fn notification() -> Notification {
+        Notification {
+            kind: "test".to_owned(),
+            title: "t".to_owned(),
+            message: "m".to_owned(),
+            severity: "low".to_owned(),
+            deployment: String::new(),
+            environment: String::new(),
+            time: time::OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    /// Makes a CA of its own, so that these tests do not depend on the system's
+    /// trust store.
+    fn some_ca() -> String {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let key = rcgen::KeyPair::generate().expect("CA key");
+        params.self_signed(&key).expect("CA certificate").pem()
+    }
+
+    #[tokio::test]
+    async fn a_plain_http_server_behind_an_https_url_is_named() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            if let Ok((mut stream, _)) = listener.accept().await {
+                let mut buffer = [0u8; 1024];
+                let _ = stream.read(&mut buffer).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                    .await;
+            }
+        });
+        let url = format!("https://127.0.0.1:{port}/hook");
+        let error = post(&url, Some(&some_ca()), &notification())
+            .await
+            .expect_err("not TLS");
+        assert!(
+            error.contains("127.0.0.1 did not respond with TLS"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_silent_server_is_a_handshake_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        // Accepts and then holds the connection without a word.
+        let holder = tokio::spawn(async move { listener.accept().await });
+        let url = format!("https://127.0.0.1:{port}/hook");
+        let error = post(&url, Some(&some_ca()), &notification())
+            .await
+            .expect_err("no handshake");
+        assert!(error.contains("handshake timeout"), "{error}");
+        assert!(error.contains("127.0.0.1"), "{error}");
+        holder.abort();
+    }
+}
