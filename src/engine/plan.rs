@@ -30,6 +30,18 @@ impl RevisionPlan {
         self.spec.ports.iter().filter_map(|port| port.host_port)
     }
 
+    /// Lists the `hostPort`s of this revision with whether clients speak HTTP/1.1 on
+    /// each, which a port declares with `appProtocol: http` (in any letter case).
+    pub fn stable_ports(&self) -> impl Iterator<Item = (u16, bool)> + '_ {
+        self.spec.ports.iter().filter_map(|port| {
+            let http = port
+                .app_protocol
+                .as_deref()
+                .is_some_and(|protocol| protocol.eq_ignore_ascii_case("http"));
+            Some((port.host_port?, http))
+        })
+    }
+
     /// Leases a private port for each manifest port of one replica. Host
     /// ports belong to the stable endpoints, never to a replica.
     pub fn assign_ports(&self) -> Result<(Vec<AssignedPort>, Vec<PortLease>), BackendError> {

@@ -25,7 +25,7 @@ use super::replica::{ProbeRole, Replica};
 use crate::backend::source::BuildDirs;
 use crate::backend::{Backend, ReplicaEvent, ReplicaId};
 use crate::config::Vault;
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, EndpointStats, EndpointStatsReader};
 use crate::logs::LogHub;
 use crate::model::{Deployment, Health, HealthCheckView, ReplicaView, Revision};
 use crate::probe::ProbeOutcome;
@@ -75,6 +75,20 @@ pub struct Snapshot {
     pub health: Health,
     pub last_checked: Option<OffsetDateTime>,
     pub endpoints: Vec<String>,
+    /// Readers of the counters of the deployment's stable endpoints, one per open
+    /// `hostPort`. They read live counters when called, so an old snapshot still
+    /// returns current counts.
+    pub endpoint_readers: Vec<EndpointStatsReader>,
+}
+
+impl Snapshot {
+    /// Reads the counters of every stable endpoint of the deployment now.
+    pub fn endpoint_stats(&self) -> Vec<EndpointStats> {
+        self.endpoint_readers
+            .iter()
+            .map(EndpointStatsReader::stats)
+            .collect()
+    }
 }
 
 enum Internal {
@@ -182,6 +196,7 @@ impl<B: Backend> Supervisor<B> {
             health: Health::Unknown,
             last_checked: None,
             endpoints: Vec::new(),
+            endpoint_readers: Vec::new(),
         });
 
         let phase = if stable.is_some() {

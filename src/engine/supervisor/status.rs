@@ -161,6 +161,11 @@ impl<B: Backend> Supervisor<B> {
             health,
             last_checked: self.last_checked,
             endpoints: self.endpoints(),
+            endpoint_readers: self
+                .endpoints
+                .values()
+                .map(|stable| stable.endpoint.stats_reader())
+                .collect(),
         };
         self.snapshot_tx.send_replace(snapshot);
     }
