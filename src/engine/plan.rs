@@ -185,6 +185,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn stable_ports_mark_http_case_insensitively() {
+        let manifest = crate::manifest::parse(
+            "name: web\nrun: { command: [\"true\"] }\nports:\n\
+             - { name: web, containerPort: 8080, hostPort: 18080, appProtocol: HTTP }\n\
+             - { name: db, containerPort: 5432, hostPort: 15432 }\n\
+             - { name: grpc, containerPort: 9000, hostPort: 19000, appProtocol: grpc }\n\
+             - { name: admin, containerPort: 9090 }\n",
+            "test",
+            &[],
+        )
+        .expect("manifest parses");
+        let plan = RevisionPlan {
+            revision: 1,
+            spec: manifest,
+            workdir: PathBuf::from("/"),
+        };
+
+        let ports: Vec<(u16, bool)> = plan.stable_ports().collect();
+
+        assert_eq!(ports, [(18080, true), (15432, false), (19000, false)]);
+    }
+
+    #[test]
     fn env_suffix_uppercases_and_replaces() {
         assert_eq!(env_suffix("http-alt"), "HTTP_ALT");
     }

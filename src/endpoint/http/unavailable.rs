@@ -53,9 +53,10 @@ pub(crate) async fn answer_unavailable(
     accepted: Instant,
     counters: &RequestCounters,
 ) {
+    // Counted before the write, so the count is in place when the client reads the answer.
+    counters.record_response(503, accepted.elapsed());
     let response = unavailable_response(reason);
     let written = tokio::time::timeout(WRITE_TIMEOUT, client.write_all(response.as_bytes())).await;
-    counters.record_response(503, accepted.elapsed());
 
     match written {
         Ok(Ok(())) => linger(&mut client).await,
