@@ -25,7 +25,7 @@ async fn bounded(test: impl Future<Output = ()>) {
         .expect("test finished within its time limit");
 }
 
-/// An axum server with `/` answering 200 and `/fail` answering 500, stopped on drop.
+/// An axum server whose `/` returns 200 and `/fail` returns 500, stopped on drop.
 struct HttpServer {
     addr: SocketAddr,
     task: JoinHandle<()>,
@@ -254,7 +254,7 @@ async fn refused_connects_answer_503() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backend_closing_mid_request_counts_failure() {
     bounded(async {
-        // A backend that reads the request and closes without answering.
+        // A backend that reads the request and closes without a response.
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
         let server = tokio::spawn(async move {

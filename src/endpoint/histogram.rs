@@ -136,7 +136,7 @@ impl LatencyHistogram {
     }
 
     /// Returns the response time in microseconds below which a fraction `q` of the
-    /// responses fall, interpolated linearly within the bucket that holds it, or `None`
+    /// responses fall, interpolated linearly within the bucket that contains it, or `None`
     /// when nothing was recorded. `q` is clamped to 0..=1. In the overflow bucket, which
     /// has no upper bound, this returns the bucket's lower bound.
     pub fn quantile(&self, q: f64) -> Option<f64> {
@@ -234,7 +234,8 @@ mod tests {
 
         for q in [0.0, 0.5, 0.95, 1.0] {
             let estimate = histogram.quantile(q).expect("histogram is not empty");
-            assert!(estimate >= lower && estimate <= upper, "q{q}: {estimate}");
+            assert!(estimate >= lower, "q{q}: {estimate} below {lower}");
+            assert!(estimate <= upper, "q{q}: {estimate} above {upper}");
         }
     }
 

@@ -135,7 +135,7 @@ async fn serve_client(shared: Arc<Shared>, client: TcpStream, peer: SocketAddr) 
     match open_upstream(&shared, peer).await {
         Ok(upstream) if http => copy_observed(&shared, client, peer, upstream).await,
         Ok(upstream) => copy_both_ways(&shared, client, peer, upstream).await,
-        // An HTTP client gets an answer that names the reason instead of a bare close.
+        // An HTTP client gets a response that names the reason instead of a bare close.
         Err(reason) if http => answer_unavailable(client, reason, accepted, &shared.requests).await,
         Err(_) => {}
     }

@@ -99,8 +99,8 @@ fn find_head_end(bytes: &[u8], from: usize) -> Option<usize> {
         .map(|lf| lf + 1)
 }
 
-/// Returns how many of the leading bytes are CR or LF. RFC 9112 section 2.2 asks
-/// servers to ignore empty lines before a request line, which some clients send after
+/// Returns how many of the leading bytes are CR or LF. RFC 9112 section 2.2 lets
+/// servers ignore empty lines before a request line, which some clients send after
 /// a body.
 pub(crate) fn leading_empty_lines(chunk: &[u8]) -> usize {
     chunk
@@ -109,12 +109,12 @@ pub(crate) fn leading_empty_lines(chunk: &[u8]) -> usize {
         .count()
 }
 
-/// What a request head says about the request and its body.
+/// Request properties read from a request head, and its body framing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RequestHead {
     pub(crate) method: Method,
     pub(crate) keep_alive: bool,
-    /// Whether the request asks to leave HTTP: `CONNECT`, or `Upgrade` listed in `Connection`.
+    /// Whether the request is a request to leave HTTP: `CONNECT`, or `Upgrade` listed in `Connection`.
     pub(crate) wants_switch: bool,
     pub(crate) body: Body,
 }
@@ -127,8 +127,8 @@ pub(crate) enum Method {
     Other,
 }
 
-/// What a response head says about the response. The body depends on the request too,
-/// so [`ResponseHead::body`] decides it.
+/// Response properties read from a response head. The body framing depends on the
+/// request too, so [`ResponseHead::body`] computes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ResponseHead {
     pub(crate) status: u16,
@@ -267,7 +267,7 @@ impl Fields {
         fields
     }
 
-    /// The coding listed last, across all `Transfer-Encoding` fields, decides.
+    /// Records whether the coding listed last, across all `Transfer-Encoding` fields, is chunked.
     fn read_transfer_encoding(&mut self, value: &[u8]) {
         let Some(last) = list_items(value).last() else {
             return;
@@ -357,7 +357,7 @@ fn trim(bytes: &[u8]) -> &[u8] {
     &bytes[start..end]
 }
 
-/// How the end of a body is found.
+/// Body framing: the rule that finds where a body ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Body {
     /// This many bytes remain.

@@ -33,7 +33,7 @@ pub(crate) use unavailable::{answer_unavailable, Unavailable};
 /// pipelines more turns its connection opaque, which bounds the queue's memory.
 pub(crate) const MAX_PIPELINED: usize = 1024;
 
-/// Why a connection turned opaque.
+/// Reason that a connection turned opaque.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Opaque {
     InvalidRequestHead(httparse::Error),
@@ -50,7 +50,7 @@ pub(crate) enum Opaque {
     TooManyPipelined,
     ResponseWithoutRequest,
     ResponseBeforeRequestHead,
-    /// The client sent more bytes before the answer to its `Upgrade` or `CONNECT` request.
+    /// The client sent more bytes before the response to its `Upgrade` or `CONNECT` request.
     BytesBeforeSwitch,
     /// A 101 response, or a 2xx response to `CONNECT`.
     Switched(u16),
@@ -144,7 +144,7 @@ enum ResponsePhase {
     Closed,
 }
 
-/// How the proxying of a connection ended, as [`HttpObserver::finish`] needs it.
+/// End state of a proxied connection, as [`HttpObserver::finish`] needs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Ending {
     /// Both directions reached end of stream.
@@ -255,10 +255,9 @@ impl<'a> HttpObserver<'a> {
         self.backend_failed = true;
     }
 
-    /// Counts the requests still waiting when the connection ended. A client that
-    /// went away (its socket failed while the backend's did not) abandoned them, so
-    /// they are not counted; any other ending leaves them without a response, which
-    /// counts as a failure.
+    /// Counts the requests still waiting when the connection ended. A client whose
+    /// socket failed while the backend's did not abandoned them, so they are not
+    /// counted. Any other ending leaves them without a response, which is a failure.
     pub(crate) fn finish(mut self, ending: Ending) {
         if self.opaque {
             return;
@@ -420,7 +419,7 @@ impl<'a> HttpObserver<'a> {
         let switched =
             status == 101 || (request.method == Method::Connect && (200..300).contains(&status));
         if switched {
-            // The handshake itself got its answer, so it counts before counting stops.
+            // The handshake itself got its response, so it counts before counting stops.
             self.record_oldest(status, now);
             return Err(Opaque::Switched(status));
         }
@@ -443,8 +442,8 @@ impl<'a> HttpObserver<'a> {
         }
     }
 
-    /// Counts the oldest waiting request as answered with `status` at `now`, and
-    /// returns what its head said.
+    /// Counts the oldest waiting request as completed with `status` at `now`, and
+    /// returns the properties read from its head.
     fn record_oldest(&mut self, status: u16, now: Instant) -> Option<PendingHead> {
         let request = self.pending.pop_front()?;
         self.counters
@@ -452,7 +451,7 @@ impl<'a> HttpObserver<'a> {
         request.head
     }
 
-    /// Counts the oldest waiting request as answered with a final `status` at `now`,
+    /// Counts the oldest waiting request as completed with a final `status` at `now`,
     /// and waits for the next response unless this one closes the connection.
     fn complete_response(
         &mut self,

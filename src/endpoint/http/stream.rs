@@ -1,5 +1,5 @@
-//! A stream wrapper that shows every chunk read from a socket to the connection's
-//! [`HttpObserver`], and tells it which socket failed.
+//! A stream wrapper that passes every chunk read from a socket to the connection's
+//! [`HttpObserver`], and reports to it which socket failed.
 
 use std::io;
 use std::pin::Pin;
@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::HttpObserver;
 
-/// Which socket of the connection a stream is.
+/// Socket of the connection that a stream wraps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Side {
     Client,
@@ -62,14 +62,14 @@ impl<'o, 'c, S> ObservedStream<'o, 'c, S> {
         }
     }
 
-    fn observe_read(&self, bytes: &[u8], wanted: bool) {
+    fn observe_read(&self, bytes: &[u8], has_room: bool) {
         let now = Instant::now();
         let mut observer = self.observer();
         match (self.side, bytes.is_empty()) {
             (Side::Client, false) => observer.on_request_bytes(bytes, now),
             (Side::Backend, false) => observer.on_response_bytes(bytes, now),
             // An empty read into a buffer with room is the end of the stream.
-            (Side::Backend, true) if wanted => observer.on_backend_end(now),
+            (Side::Backend, true) if has_room => observer.on_backend_end(now),
             _ => {}
         }
     }
@@ -82,11 +82,11 @@ impl<S: AsyncRead + Unpin> AsyncRead for ObservedStream<'_, '_, S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
-        let wanted = buf.remaining() > 0;
+        let has_room = buf.remaining() > 0;
         let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
 
         match &poll {
-            Poll::Ready(Ok(())) => self.observe_read(&buf.filled()[before..], wanted),
+            Poll::Ready(Ok(())) => self.observe_read(&buf.filled()[before..], has_room),
             Poll::Ready(Err(_)) => self.note_error(&poll),
             Poll::Pending => {}
         }

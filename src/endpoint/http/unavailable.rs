@@ -1,4 +1,4 @@
-//! The endpoint's own `503 Service Unavailable` answer on an HTTP port, for a client
+//! The endpoint's own `503 Service Unavailable` response on an HTTP port, for a client
 //! connection that no backend can take.
 
 use std::time::{Duration, Instant};
@@ -9,16 +9,16 @@ use tracing::debug;
 
 use crate::endpoint::stats::RequestCounters;
 
-/// Maximum time to write the answer to a client that does not read.
+/// Maximum time to write the response to a client that does not read.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// How long, and how many bytes, the request is read and dropped after the answer.
+/// How long, and how many bytes, the request is read and dropped after the response.
 /// Closing a socket with unread input sends a reset, which can make the client lose the
-/// answer before it reads it.
+/// response before it reads it.
 const LINGER_TIME: Duration = Duration::from_secs(1);
 const LINGER_BYTES: usize = 1024 * 1024;
 
-/// Why no backend took a client connection.
+/// Reason that no backend took a client connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Unavailable {
     /// No backend was in rotation within the endpoint's backend wait.
@@ -53,16 +53,16 @@ pub(crate) async fn answer_unavailable(
     accepted: Instant,
     counters: &RequestCounters,
 ) {
-    // Counted before the write, so the count is in place when the client reads the answer.
+    // Counted before the write, so the count is in place when the client reads the response.
     counters.record_response(503, accepted.elapsed());
     let response = unavailable_response(reason);
     let written = tokio::time::timeout(WRITE_TIMEOUT, client.write_all(response.as_bytes())).await;
 
     match written {
         Ok(Ok(())) => linger(&mut client).await,
-        Ok(Err(error)) => debug!(%error, "writing the 503 answer to the client failed"),
+        Ok(Err(error)) => debug!(%error, "writing the 503 response to the client failed"),
         Err(_elapsed) => {
-            debug!(timeout = ?WRITE_TIMEOUT, "writing the 503 answer to the client timed out")
+            debug!(timeout = ?WRITE_TIMEOUT, "writing the 503 response to the client timed out")
         }
     }
 }
@@ -77,7 +77,7 @@ fn unavailable_response(reason: Unavailable) -> String {
 }
 
 /// Ends the client's direction and reads what it still sends, for a bounded time, so
-/// that the close does not reset the connection under the answer.
+/// that the close does not reset the connection under the response.
 async fn linger(client: &mut TcpStream) {
     if client.shutdown().await.is_err() {
         return;
@@ -107,7 +107,7 @@ mod tests {
 
         let head_len = match parsed.parse(response.as_bytes()) {
             Ok(httparse::Status::Complete(len)) => len,
-            other => panic!("503 answer did not parse: {other:?}"),
+            other => panic!("503 response did not parse: {other:?}"),
         };
         assert_eq!(parsed.code, Some(503));
         let body = &response.as_bytes()[head_len..];
