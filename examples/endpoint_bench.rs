@@ -1,15 +1,16 @@
 //! Runs one stable endpoint in front of fixed backends until SIGINT or SIGTERM, on a
 //! tokio runtime with 2 worker threads as the agent uses. `benches/endpoint_proxy.sh`
-//! starts it to measure the endpoint's overhead.
+//! and `benches/http_endpoint.sh` start it to measure the endpoint's overhead. With
+//! `--http`, it prints the endpoint's request counts on standard output when it stops.
 //!
-//! Example: `endpoint_bench --listen 127.0.0.1:18080 --backend 127.0.0.1:18081`
+//! Example: `endpoint_bench --listen 127.0.0.1:18080 --backend 127.0.0.1:18081 --http`
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use shipdeck::endpoint::{Backend, Endpoint};
+use shipdeck::endpoint::{Backend, Endpoint, EndpointConfig};
 use tokio::signal::unix::{signal, SignalKind};
 
 /// Command-line options.
@@ -26,6 +27,10 @@ struct Options {
     /// Backend address; repeat the option for several backends, which get ids 0, 1, 2...
     #[arg(long = "backend", required = true)]
     backends: Vec<SocketAddr>,
+
+    /// Observe HTTP/1.1 and count requests, as for a port with `appProtocol: http`.
+    #[arg(long)]
+    http: bool,
 
     /// Worker threads of the tokio runtime.
     #[arg(long, default_value_t = 2)]
@@ -60,7 +65,11 @@ fn main() -> ExitCode {
 }
 
 async fn run(options: Options) -> Result<(), String> {
-    let endpoint = Endpoint::bind(options.listen)
+    let config = EndpointConfig {
+        http: options.http,
+        ..EndpointConfig::default()
+    };
+    let endpoint = Endpoint::bind_with_config(options.listen, config)
         .await
         .map_err(|error| error.to_string())?;
     let backends = options
@@ -75,6 +84,16 @@ async fn run(options: Options) -> Result<(), String> {
 
     wait_for_stop_signal().await?;
     endpoint.close(Duration::from_secs(1)).await;
+    if let Some(requests) = endpoint.stats().requests {
+        let times = &requests.response_time;
+        println!(
+            "requests completed={} failed={} mean_us={:.0} p95_us={:.0}",
+            requests.completed,
+            requests.failed,
+            times.mean_micros().unwrap_or(0.0),
+            times.quantile(0.95).unwrap_or(0.0),
+        );
+    }
     Ok(())
 }
 

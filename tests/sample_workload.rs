@@ -267,6 +267,42 @@ fn unknown_path_and_wrong_method() {
 }
 
 #[test]
+fn status_route_answers_requested_code() {
+    let sample = Sample::start(&["--log-rate", "0"], &[]);
+
+    let failing = sample.get("/status/500");
+    assert_eq!(failing.status, 500);
+    assert_eq!(failing.body, "status 500 as requested\n");
+    assert_eq!(sample.get("/status/201").status, 201);
+    assert_eq!(sample.send("HEAD", "/status/503").status, 503);
+
+    let no_content = sample.get("/status/204");
+    assert_eq!(no_content.status, 204);
+    assert_eq!(no_content.body, "");
+    assert_eq!(no_content.header("content-length"), None);
+    let not_modified = sample.get("/status/304");
+    assert_eq!(not_modified.status, 304);
+    assert_eq!(not_modified.body, "");
+
+    for invalid in ["/status/100", "/status/600", "/status/abc", "/status/"] {
+        let rejected = sample.get(invalid);
+        assert_eq!(rejected.status, 400, "{invalid}");
+        assert!(
+            rejected.body.contains("200 to 599"),
+            "{invalid}: {}",
+            rejected.body
+        );
+    }
+    assert_eq!(sample.post("/status/200").status, 405);
+
+    let metrics = parse_exposition(&sample.get("/metrics").body);
+    let series = "sample_requests_total{path=\"/status\",code=\"500\"}";
+    assert_eq!(sample_value(&metrics, series), Some(1.0));
+    let rejected = "sample_requests_total{path=\"/status\",code=\"400\"}";
+    assert_eq!(sample_value(&metrics, rejected), Some(4.0));
+}
+
+#[test]
 fn malformed_requests_rejected() {
     let sample = Sample::start(&["--log-rate", "0"], &[]);
 

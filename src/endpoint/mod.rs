@@ -17,6 +17,8 @@
 //! exits earlier and so ends them itself.
 
 mod error;
+mod histogram;
+mod http;
 mod proxy;
 mod stats;
 mod table;
@@ -34,7 +36,8 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 pub use error::EndpointError;
-pub use stats::{BackendStats, EndpointStats};
+pub use histogram::{bucket_bounds_micros, LatencyHistogram, BUCKETS_PER_DOUBLING, BUCKET_COUNT};
+pub use stats::{BackendStats, EndpointStats, RequestStats};
 
 use proxy::Shared;
 use stats::read;
@@ -53,7 +56,7 @@ pub struct Backend {
     pub addr: SocketAddr,
 }
 
-/// Timeouts of an endpoint.
+/// Timeouts and protocol of an endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointConfig {
     /// How long a client connection waits for a backend when none is ready, which covers
@@ -61,6 +64,10 @@ pub struct EndpointConfig {
     pub backend_wait: Duration,
     /// Maximum time for one connect to a backend before the next backend is tried.
     pub connect_timeout: Duration,
+    /// Whether clients speak HTTP/1.1 (a port with `appProtocol: http`). The endpoint then
+    /// counts requests and response times, and answers a client that no backend can take
+    /// with `503 Service Unavailable` instead of closing the connection.
+    pub http: bool,
 }
 
 impl Default for EndpointConfig {
@@ -70,6 +77,7 @@ impl Default for EndpointConfig {
             // Linux resends an unanswered SYN after 1 s (TCP_TIMEOUT_INIT, as RFC 6298
             // sets it), so 2 s allows one resend.
             connect_timeout: Duration::from_secs(2),
+            http: false,
         }
     }
 }
@@ -226,22 +234,63 @@ impl Endpoint {
         }
     }
 
+    /// Sets whether new client connections are observed as HTTP/1.1, as
+    /// [`EndpointConfig::http`] does at bind. Open connections keep their mode, and the
+    /// request counters keep counting from where they were.
+    pub fn set_http(&self, http: bool) {
+        let shared = self.shared();
+        if shared.set_http(http) != http {
+            info!(endpoint = %shared.address, http, "endpoint protocol changed");
+        }
+    }
+
     /// Returns the endpoint's counters and those of its backends.
     pub fn stats(&self) -> EndpointStats {
-        let shared = self.shared();
-        let counters = &shared.counters;
-        let backends = shared.table().snapshot();
+        stats_of(self.shared())
+    }
 
-        EndpointStats {
-            address: shared.address,
-            accepted: read(&counters.accepted),
-            active: shared.connections.open() as u64,
-            failed_no_backend: read(&counters.failed_no_backend),
-            failed_connect: read(&counters.failed_connect),
-            bytes_in: read(&counters.bytes_in),
-            bytes_out: read(&counters.bytes_out),
-            backends,
+    /// Returns a handle that reads this endpoint's counters without keeping it open.
+    pub fn stats_reader(&self) -> EndpointStatsReader {
+        EndpointStatsReader {
+            shared: Arc::clone(&self.inner.shared),
         }
+    }
+}
+
+/// Reads the counters of an endpoint, from [`Endpoint::stats_reader`]. Unlike an
+/// [`Endpoint`] handle, it does not keep the endpoint accepting: once the endpoint is
+/// closed or its handles are dropped, the reader returns the final counts.
+#[derive(Debug, Clone)]
+pub struct EndpointStatsReader {
+    shared: Arc<Shared>,
+}
+
+impl EndpointStatsReader {
+    /// Returns the endpoint's counters and those of its backends, as [`Endpoint::stats`] does.
+    pub fn stats(&self) -> EndpointStats {
+        stats_of(&self.shared)
+    }
+
+    /// Returns the address the endpoint listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared.address
+    }
+}
+
+fn stats_of(shared: &Shared) -> EndpointStats {
+    let counters = &shared.counters;
+    let backends = shared.table().snapshot();
+
+    EndpointStats {
+        address: shared.address,
+        accepted: read(&counters.accepted),
+        active: shared.connections.open() as u64,
+        failed_no_backend: read(&counters.failed_no_backend),
+        failed_connect: read(&counters.failed_connect),
+        bytes_in: read(&counters.bytes_in),
+        bytes_out: read(&counters.bytes_out),
+        backends,
+        requests: shared.is_http().then(|| shared.requests.snapshot()),
     }
 }
 

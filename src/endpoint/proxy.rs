@@ -1,15 +1,18 @@
 //! The accept loop and the work on each client connection: wait for a backend,
-//! connect with failover, then copy bytes both ways.
+//! connect with failover, then copy bytes both ways, observing HTTP on HTTP ports.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use super::stats::{increment, CountedStream, EndpointCounters};
+use super::http::{answer_unavailable, Ending, HttpObserver, ObservedStream, Unavailable};
+use super::stats::{increment, CountedStream, EndpointCounters, RequestCounters};
 use super::table::{BackendState, BackendTable};
 use super::tracker::{ConnectionTracker, TrackerGuard};
 use super::warning::WarningLimiter;
@@ -28,6 +31,11 @@ pub(crate) struct Shared {
     /// Number of backends in rotation, watched by clients that wait for one.
     rotation_len: watch::Sender<usize>,
     pub(crate) counters: EndpointCounters,
+    /// Whether new connections are observed as HTTP/1.1. Connections keep the mode they
+    /// were accepted with.
+    http: AtomicBool,
+    /// Counted while `http` is set; kept when it is cleared, so counts stay cumulative.
+    pub(crate) requests: RequestCounters,
     pub(crate) connections: Arc<ConnectionTracker>,
     /// Set to true to stop accepting and to end waits for a backend.
     pub(crate) stop_accepting: watch::Sender<bool>,
@@ -40,12 +48,15 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new(address: SocketAddr, config: EndpointConfig) -> Shared {
+        let http = config.http;
         Shared {
             address,
             config,
             table: Mutex::new(BackendTable::default()),
             rotation_len: watch::Sender::new(0),
             counters: EndpointCounters::default(),
+            http: AtomicBool::new(http),
+            requests: RequestCounters::default(),
             connections: Arc::new(ConnectionTracker::default()),
             stop_accepting: watch::Sender::new(false),
             force_close: watch::Sender::new(false),
@@ -62,6 +73,15 @@ impl Shared {
         self.table
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn is_http(&self) -> bool {
+        self.http.load(Ordering::Relaxed)
+    }
+
+    /// Sets whether new connections are observed as HTTP/1.1, and returns the previous setting.
+    pub(crate) fn set_http(&self, http: bool) -> bool {
+        self.http.swap(http, Ordering::Relaxed)
     }
 
     /// Publishes the rotation size after a change to the table.
@@ -107,13 +127,18 @@ async fn wait_true(flag: &mut watch::Receiver<bool>) {
 
 async fn serve_client(shared: Arc<Shared>, client: TcpStream, peer: SocketAddr) {
     let _client_guard = shared.connections.enter();
+    let accepted = std::time::Instant::now();
     increment(&shared.counters.accepted);
     set_nodelay(&client, "client", peer);
+    let http = shared.is_http();
 
-    let Some(upstream) = open_upstream(&shared, peer).await else {
-        return;
-    };
-    copy_both_ways(&shared, client, peer, upstream).await;
+    match open_upstream(&shared, peer).await {
+        Ok(upstream) if http => copy_observed(&shared, client, peer, upstream).await,
+        Ok(upstream) => copy_both_ways(&shared, client, peer, upstream).await,
+        // An HTTP client gets a response that names the reason instead of a bare close.
+        Err(reason) if http => answer_unavailable(client, reason, accepted, &shared.requests).await,
+        Err(_) => {}
+    }
 }
 
 fn set_nodelay(stream: &TcpStream, side: &str, peer: SocketAddr) {
@@ -131,7 +156,7 @@ struct Upstream {
 
 /// Waits for a backend if none is in rotation, then connects to the least loaded one,
 /// trying each other backend once when a connect fails.
-async fn open_upstream(shared: &Shared, peer: SocketAddr) -> Option<Upstream> {
+async fn open_upstream(shared: &Shared, peer: SocketAddr) -> Result<Upstream, Unavailable> {
     match wait_for_backend(shared).await {
         BackendWait::Ready => {}
         BackendWait::TimedOut => {
@@ -140,13 +165,13 @@ async fn open_upstream(shared: &Shared, peer: SocketAddr) -> Option<Upstream> {
                 warn!(endpoint = %shared.address, %peer, wait = ?shared.config.backend_wait, suppressed,
                     "closed a client connection because no ready backend appeared in time");
             }
-            return None;
+            return Err(Unavailable::NoBackend(shared.config.backend_wait));
         }
         BackendWait::Closing => {
             increment(&shared.counters.failed_no_backend);
             debug!(endpoint = %shared.address, %peer,
                 "closed a client connection that waited for a backend because the endpoint is closing");
-            return None;
+            return Err(Unavailable::Closing);
         }
     }
 
@@ -160,7 +185,7 @@ async fn open_upstream(shared: &Shared, peer: SocketAddr) -> Option<Upstream> {
 
         if let Some(stream) = connect_backend(shared, &backend, peer).await {
             increment(&backend.counters.connections);
-            return Some(Upstream {
+            return Ok(Upstream {
                 stream,
                 backend,
                 _backend_guard: backend_guard,
@@ -173,7 +198,7 @@ async fn open_upstream(shared: &Shared, peer: SocketAddr) -> Option<Upstream> {
         warn!(endpoint = %shared.address, %peer, backends = ?tried, suppressed,
             "closed a client connection because connecting to every backend failed");
     }
-    None
+    Err(Unavailable::ConnectFailed)
 }
 
 enum BackendWait {
@@ -241,29 +266,86 @@ async fn connect_backend(
 /// direction shuts down writing on the other socket and the other direction continues.
 async fn copy_both_ways(shared: &Shared, client: TcpStream, peer: SocketAddr, upstream: Upstream) {
     let backend = &upstream.backend;
-    let mut client = CountedStream::new(
+    let client = CountedStream::new(
         client,
         &shared.counters.bytes_in,
         &backend.counters.bytes_in,
     );
-    let mut server = CountedStream::new(
+    let server = CountedStream::new(
         upstream.stream,
         &shared.counters.bytes_out,
         &backend.counters.bytes_out,
     );
+    relay(shared, peer, backend, client, server).await;
+}
+
+/// Copies bytes as [`copy_both_ways`] does, and shows them to an [`HttpObserver`] that
+/// counts the requests in the endpoint's request counters.
+async fn copy_observed(shared: &Shared, client: TcpStream, peer: SocketAddr, upstream: Upstream) {
+    let backend = &upstream.backend;
+    let observer = Mutex::new(HttpObserver::new(&shared.requests, shared.address, peer));
+    let client = CountedStream::new(
+        client,
+        &shared.counters.bytes_in,
+        &backend.counters.bytes_in,
+    );
+    let server = CountedStream::new(
+        upstream.stream,
+        &shared.counters.bytes_out,
+        &backend.counters.bytes_out,
+    );
+
+    let ending = relay(
+        shared,
+        peer,
+        backend,
+        ObservedStream::client(client, &observer),
+        ObservedStream::backend(server, &observer),
+    )
+    .await;
+    observer
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner)
+        .finish(ending);
+}
+
+/// Copies bytes both ways until both directions end or a grace runs out, and returns how it ended.
+async fn relay<C, S>(
+    shared: &Shared,
+    peer: SocketAddr,
+    backend: &BackendState,
+    mut client: C,
+    mut server: S,
+) -> Ending
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let mut backend_closing = backend.force_close.subscribe();
     let mut endpoint_closing = shared.force_close.subscribe();
 
     tokio::select! {
         copied = tokio::io::copy_bidirectional(&mut client, &mut server) => match copied {
-            Ok((sent, received)) => debug!(endpoint = %shared.address, %peer, backend = backend.id,
-                sent, received, "connection closed"),
-            Err(error) => debug!(endpoint = %shared.address, %peer, backend = backend.id,
-                %error, "connection ended with an error"),
+            Ok((sent, received)) => {
+                debug!(endpoint = %shared.address, %peer, backend = backend.id,
+                    sent, received, "connection closed");
+                Ending::Closed
+            }
+            Err(error) => {
+                debug!(endpoint = %shared.address, %peer, backend = backend.id,
+                    %error, "connection ended with an error");
+                Ending::Failed
+            }
         },
-        _ = wait_true(&mut backend_closing) => debug!(endpoint = %shared.address, %peer,
-            backend = backend.id, "connection closed because the backend's drain grace ran out"),
-        _ = wait_true(&mut endpoint_closing) => debug!(endpoint = %shared.address, %peer,
-            backend = backend.id, "connection closed because the endpoint's close grace ran out"),
+        _ = wait_true(&mut backend_closing) => {
+            debug!(endpoint = %shared.address, %peer, backend = backend.id,
+                "connection closed because the backend's drain grace ran out");
+            Ending::ForceClosed
+        }
+        _ = wait_true(&mut endpoint_closing) => {
+            debug!(endpoint = %shared.address, %peer, backend = backend.id,
+                "connection closed because the endpoint's close grace ran out");
+            Ending::ForceClosed
+        }
     }
 }

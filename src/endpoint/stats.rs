@@ -5,9 +5,12 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::histogram::{AtomicHistogram, LatencyHistogram};
 
 /// Counters of one endpoint. Each is updated on its own with relaxed ordering, so a
 /// snapshot taken while traffic flows may be a few bytes or connections apart between fields.
@@ -27,6 +30,40 @@ pub(crate) struct BackendCounters {
     pub(crate) connect_failures: AtomicU64,
     pub(crate) bytes_in: AtomicU64,
     pub(crate) bytes_out: AtomicU64,
+}
+
+/// Request counters of an endpoint whose port speaks HTTP/1.1.
+#[derive(Debug, Default)]
+pub(crate) struct RequestCounters {
+    completed: AtomicU64,
+    failed: AtomicU64,
+    response_time: AtomicHistogram,
+}
+
+impl RequestCounters {
+    /// Counts a request that got a complete response with `status`, sent `elapsed`
+    /// after the first byte of the request.
+    pub(crate) fn record_response(&self, status: u16, elapsed: Duration) {
+        self.response_time.record(elapsed);
+        if status >= 500 {
+            increment(&self.failed);
+        }
+        increment(&self.completed);
+    }
+
+    /// Counts a request that got no response because a connection closed or failed.
+    pub(crate) fn record_connection_error(&self) {
+        increment(&self.failed);
+        increment(&self.completed);
+    }
+
+    pub(crate) fn snapshot(&self) -> RequestStats {
+        RequestStats {
+            completed: read(&self.completed),
+            failed: read(&self.failed),
+            response_time: self.response_time.snapshot(),
+        }
+    }
 }
 
 pub(crate) fn increment(counter: &AtomicU64) {
@@ -56,6 +93,27 @@ pub struct EndpointStats {
     pub bytes_out: u64,
     /// Backends in rotation, then removed backends that still have open connections.
     pub backends: Vec<BackendStats>,
+    /// Request counters, present while the endpoint treats its traffic as HTTP/1.1 and
+    /// `None` for a plain TCP endpoint.
+    pub requests: Option<RequestStats>,
+}
+
+/// Requests seen by an HTTP endpoint since it was bound. A metrics collector diffs two
+/// snapshots to get the requests of one interval. Requests on connections that switched
+/// to another protocol (an `Upgrade`, a `CONNECT` tunnel) or that the endpoint could not
+/// parse as HTTP/1.1 are not counted after the switch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RequestStats {
+    /// Requests counted: each got a complete response, got the endpoint's own
+    /// `503 Service Unavailable`, or was cut off when the backend connection closed or failed.
+    pub completed: u64,
+    /// Requests of `completed` that failed: status 500 or above (the endpoint's 503
+    /// included), or no response because the backend connection closed or failed.
+    pub failed: u64,
+    /// Time from the first byte of the request to the last byte of its response, for
+    /// each request that got a complete response. Requests cut off by a connection
+    /// error are in `completed` and `failed` but not here.
+    pub response_time: LatencyHistogram,
 }
 
 /// Snapshot of one backend's counters.

@@ -30,6 +30,18 @@ impl RevisionPlan {
         self.spec.ports.iter().filter_map(|port| port.host_port)
     }
 
+    /// Lists the `hostPort`s of this revision with whether clients speak HTTP/1.1 on
+    /// each, which a port declares with `appProtocol: http` (in any letter case).
+    pub fn stable_ports(&self) -> impl Iterator<Item = (u16, bool)> + '_ {
+        self.spec.ports.iter().filter_map(|port| {
+            let http = port
+                .app_protocol
+                .as_deref()
+                .is_some_and(|protocol| protocol.eq_ignore_ascii_case("http"));
+            Some((port.host_port?, http))
+        })
+    }
+
     /// Leases a private port for each manifest port of one replica. Host
     /// ports belong to the stable endpoints, never to a replica.
     pub fn assign_ports(&self) -> Result<(Vec<AssignedPort>, Vec<PortLease>), BackendError> {
@@ -183,6 +195,29 @@ pub fn port_is_free(port: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stable_ports_mark_http_case_insensitively() {
+        let manifest = crate::manifest::parse(
+            "name: web\nrun: { command: [\"true\"] }\nports:\n\
+             - { name: web, containerPort: 8080, hostPort: 18080, appProtocol: HTTP }\n\
+             - { name: db, containerPort: 5432, hostPort: 15432 }\n\
+             - { name: grpc, containerPort: 9000, hostPort: 19000, appProtocol: grpc }\n\
+             - { name: admin, containerPort: 9090 }\n",
+            "test",
+            &[],
+        )
+        .expect("manifest parses");
+        let plan = RevisionPlan {
+            revision: 1,
+            spec: manifest,
+            workdir: PathBuf::from("/"),
+        };
+
+        let ports: Vec<(u16, bool)> = plan.stable_ports().collect();
+
+        assert_eq!(ports, [(18080, true), (15432, false), (19000, false)]);
+    }
 
     #[test]
     fn env_suffix_uppercases_and_replaces() {

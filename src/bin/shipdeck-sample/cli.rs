@@ -13,6 +13,7 @@ Endpoints (serve):
   POST /recover-health        make /healthz return 200 again
   POST /exit?code=N           answer, then exit with status N (0-255, default 0)
   POST /burn-cpu?seconds=S    keep one core busy for S seconds (required, at most 86400)
+  GET  /status/CODE           answer with status CODE (200-599), for testing error counts
   Other paths return 404 and wrong methods 405. HEAD works wherever GET does.
 
 Environment:

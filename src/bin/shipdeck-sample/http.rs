@@ -468,19 +468,29 @@ pub fn write_response(
     keep_alive: bool,
     include_body: bool,
 ) -> io::Result<()> {
+    // RFC 9110 section 6.4.1: 204 and 304 responses have no body, and a 204 has no
+    // Content-Length either.
+    let has_body = !matches!(response.status, 204 | 304);
     let mut out = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: {}\r\n",
+        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\n",
         response.status,
         reason_phrase(response.status),
         response.content_type,
-        response.body.len(),
-        if keep_alive { "keep-alive" } else { "close" },
     );
+    if response.status != 204 {
+        let length = if has_body { response.body.len() } else { 0 };
+        out.push_str(&format!("Content-Length: {length}\r\n"));
+    }
+    out.push_str(if keep_alive {
+        "Connection: keep-alive\r\n"
+    } else {
+        "Connection: close\r\n"
+    });
     if let Some(allow) = response.allow {
         out.push_str(&format!("Allow: {allow}\r\n"));
     }
     out.push_str("\r\n");
-    if include_body {
+    if include_body && has_body {
         out.push_str(&response.body);
     }
 
@@ -492,14 +502,20 @@ fn reason_phrase(status: u16) -> &'static str {
     match status {
         200 => "OK",
         202 => "Accepted",
+        204 => "No Content",
+        304 => "Not Modified",
         400 => "Bad Request",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         413 => "Content Too Large",
+        429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
         501 => "Not Implemented",
+        502 => "Bad Gateway",
         503 => "Service Unavailable",
+        504 => "Gateway Timeout",
         505 => "HTTP Version Not Supported",
         _ => "",
     }

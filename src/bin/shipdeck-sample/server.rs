@@ -25,6 +25,9 @@ const MAX_BURN_SECONDS: f64 = 86_400.0;
 /// Route label for requests that matched no route, so 404s add one series, not one per path.
 const UNMATCHED_ROUTE: &str = "unmatched";
 
+/// Route label of every `/status/CODE` request, so the codes add one series, not one per code.
+const STATUS_ROUTE: &str = "/status";
+
 /// Route label for requests rejected before their path was known.
 const INVALID_ROUTE: &str = "invalid";
 
@@ -165,6 +168,10 @@ fn route(request: &Request, app: &App) -> Routed {
         "/recover-health" => action("/recover-health", request, || set_health(app, false)),
         "/burn-cpu" => action("/burn-cpu", request, || burn_cpu(request, app)),
         "/exit" => exit_route(request),
+        path if path.starts_with("/status/") => {
+            let code = &path["/status/".len()..];
+            read_only(STATUS_ROUTE, request, || status_route(code))
+        }
         _ => Routed::new(
             UNMATCHED_ROUTE,
             Response::text(404, format!("no route for {}\n", request.path)),
@@ -278,6 +285,25 @@ fn parse_burn_seconds(value: Option<&str>) -> Result<f64, String> {
     }
 }
 
+/// Answers with the status code named in the path. Interim (1xx) codes would need a
+/// final response after them, so they are rejected like any other invalid code.
+fn status_route(code: &str) -> Response {
+    match parse_status_code(code) {
+        Ok(status) => Response::text(status, format!("status {status} as requested\n")),
+        Err(message) => Response::text(400, format!("{message}\n")),
+    }
+}
+
+fn parse_status_code(code: &str) -> Result<u16, String> {
+    let valid = code.len() == 3 && code.bytes().all(|byte| byte.is_ascii_digit());
+    match code.parse::<u16>() {
+        Ok(status) if valid && (200..=599).contains(&status) => Ok(status),
+        _ => Err(format!(
+            "invalid status code {code:?} in /status/CODE: use a whole number from 200 to 599"
+        )),
+    }
+}
+
 fn exit_route(request: &Request) -> Routed {
     if request.method != "POST" {
         return Routed::new("/exit", method_not_allowed(request, "POST"));
@@ -308,5 +334,14 @@ mod tests {
         assert!(parse_burn_seconds(Some("-1")).is_err());
         assert!(parse_burn_seconds(Some("NaN")).is_err());
         assert!(parse_burn_seconds(Some("100000")).is_err());
+    }
+
+    #[test]
+    fn status_code_bounds() {
+        assert_eq!(parse_status_code("200"), Ok(200));
+        assert_eq!(parse_status_code("599"), Ok(599));
+        for invalid in ["100", "199", "600", "20", "+200", "2000", "abc", ""] {
+            assert!(parse_status_code(invalid).is_err(), "{invalid:?}");
+        }
     }
 }

@@ -26,7 +26,7 @@ use super::scrape::ScrapeTarget;
 use crate::backend::source::BuildDirs;
 use crate::backend::{Backend, ReplicaEvent, ReplicaId};
 use crate::config::Vault;
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, EndpointStats, EndpointStatsReader};
 use crate::logs::LogHub;
 use crate::model::{Deployment, Health, HealthCheckView, ReplicaView, Revision};
 use crate::probe::ProbeOutcome;
@@ -78,6 +78,20 @@ pub struct Snapshot {
     pub endpoints: Vec<String>,
     /// Where to scrape the ready replicas, when the revision has `monitoring.scrape`.
     pub scrape_targets: Vec<ScrapeTarget>,
+    /// Readers of the counters of the deployment's stable endpoints, one per open
+    /// `hostPort`. They read live counters when called, so an old snapshot still
+    /// returns current counts.
+    pub endpoint_readers: Vec<EndpointStatsReader>,
+}
+
+impl Snapshot {
+    /// Reads the counters of every stable endpoint of the deployment now.
+    pub fn endpoint_stats(&self) -> Vec<EndpointStats> {
+        self.endpoint_readers
+            .iter()
+            .map(EndpointStatsReader::stats)
+            .collect()
+    }
 }
 
 enum Internal {
@@ -186,6 +200,7 @@ impl<B: Backend> Supervisor<B> {
             last_checked: None,
             endpoints: Vec::new(),
             scrape_targets: Vec::new(),
+            endpoint_readers: Vec::new(),
         });
 
         let phase = if stable.is_some() {

@@ -15,7 +15,7 @@ use super::{
 use crate::backend::process::HOME_MARKER_VAR;
 use crate::backend::source::{fetch_and_build, BuildDirs, BuildLog};
 use crate::backend::Backend;
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, EndpointConfig};
 use crate::engine::recorder::DeploymentOutcome;
 use crate::engine::replica::is_first_start;
 use crate::engine::rolling::{next_step, Counts, RollingLimits};
@@ -170,18 +170,25 @@ impl<B: Backend> Supervisor<B> {
         self.set_status(DeploymentStatus::Deploying, None);
     }
 
-    /// Opens a stable endpoint for every `hostPort` of `plan` that has none.
+    /// Opens a stable endpoint for every `hostPort` of `plan` that has none, and sets
+    /// whether each endpoint observes HTTP as `plan` declares it. An endpoint that is
+    /// already open keeps listening and changes its protocol for new connections only.
     pub(super) async fn ensure_endpoints(&mut self, plan: &SharedPlan) -> Result<(), String> {
-        let wanted: Vec<u16> = plan.host_ports().collect();
-        for host_port in wanted {
-            if self.endpoints.contains_key(&host_port) {
+        let wanted: Vec<(u16, bool)> = plan.stable_ports().collect();
+        for (host_port, http) in wanted {
+            if let Some(stable) = self.endpoints.get(&host_port) {
+                stable.endpoint.set_http(http);
                 continue;
             }
             let address = SocketAddr::from((Ipv4Addr::UNSPECIFIED, host_port));
-            let endpoint = Endpoint::bind(address)
+            let config = EndpointConfig {
+                http,
+                ..EndpointConfig::default()
+            };
+            let endpoint = Endpoint::bind_with_config(address, config)
                 .await
                 .map_err(|error| error.to_string())?;
-            tracing::info!(deployment = %self.deployment.key(), port = host_port, "stable endpoint listening");
+            tracing::info!(deployment = %self.deployment.key(), port = host_port, http, "stable endpoint listening");
             self.endpoints.insert(
                 host_port,
                 StableEndpoint {

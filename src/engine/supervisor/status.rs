@@ -163,6 +163,11 @@ impl<B: Backend> Supervisor<B> {
             last_checked: self.last_checked,
             endpoints: self.endpoints(),
             scrape_targets: self.scrape_targets(),
+            endpoint_readers: self
+                .endpoints
+                .values()
+                .map(|stable| stable.endpoint.stats_reader())
+                .collect(),
         };
         self.snapshot_tx.send_replace(snapshot);
     }
