@@ -362,6 +362,10 @@ pub struct PointView {
     #[serde(with = "time::serde::rfc3339")]
     pub time: OffsetDateTime,
     pub value: Option<f64>,
+    /// Sum of the samples in the step; for counts per interval, such as
+    /// `requests_total`, the count over the step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sum: Option<f64>,
 }
 
 /// A named place where notifications go.

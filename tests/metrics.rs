@@ -1,8 +1,9 @@
 //! Metrics collection end to end: the real agent sweeps /proc for the
-//! replicas of the sample workload and stores the series in sled.
+//! replicas of the sample workload, reads the counters of its HTTP-aware
+//! stable endpoint, and stores the series in sled.
 //!
-//! Not covered here: network, request and scraped metrics, alert rules and
-//! notifications, which are not collected yet.
+//! Scraped series are in tests/scrape.rs, notifications in tests/notify.rs
+//! and API alert rules in tests/alert_rules.rs.
 
 mod common;
 
@@ -154,4 +155,130 @@ fn alert_on_unknown_metric_is_rejected() {
     let error = home.fails(&["deploy", "-f", path.to_str().unwrap()]);
     assert!(error.contains("monitoring.alerts[0].metric"), "{error}");
     assert!(error.contains("did you mean `cpu_percentage`"), "{error}");
+}
+
+/// Sends `paths` as keep-alive HTTP/1.1 requests on one connection, one at a
+/// time, and returns the status of each.
+fn keep_alive_statuses(port: u16, paths: &[&str]) -> Vec<u16> {
+    use std::io::{BufRead, BufReader, Read, Write};
+
+    let stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .expect("timeout");
+    let mut writer = stream.try_clone().expect("clone");
+    let mut reader = BufReader::new(stream);
+    let mut statuses = Vec::new();
+    for path in paths {
+        write!(writer, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").expect("send");
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("status line");
+        let status: u16 = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .expect("a status code");
+        let mut length = 0usize;
+        loop {
+            line.clear();
+            reader.read_line(&mut line).expect("header");
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = value.trim().parse().expect("a length");
+            }
+        }
+        let mut body = vec![0u8; length];
+        reader.read_exact(&mut body).expect("body");
+        statuses.push(status);
+    }
+    statuses
+}
+
+/// Sums the per-step totals of `metric` over the last minute.
+fn total(home: &TestHome, name: &str, metric: &str) -> f64 {
+    let series = home.json(&[
+        "metrics", name, "--since", "2m", "--step", "1s", "--metric", metric,
+    ]);
+    series[0]["points"]
+        .as_array()
+        .map(|points| points.iter().filter_map(|p| p["sum"].as_f64()).sum())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn request_counts_through_the_http_endpoint_are_exact() {
+    let home = TestHome::new();
+    let host_port = free_ports(1);
+    let manifest = format!(
+        "name: web\nrun:\n  command: [\"{SAMPLE}\", \"--log-rate\", \"0\"]\nreplicas: 2\nports: [{{ containerPort: 8080, hostPort: {host_port}, appProtocol: http }}]\nmonitoring:\n  interval: 1s\n"
+    );
+    let path = home.write("web.yaml", &manifest);
+    home.ok(&["deploy", "-f", path.to_str().unwrap(), "--wait"]);
+
+    // A bounded loop: 20 successes and 5 server errors on separate
+    // connections, then 6 more (2 of them 503) on one keep-alive connection.
+    for _ in 0..20 {
+        let (status, _) = http_get(host_port, "/").expect("a response");
+        assert_eq!(status, 200);
+    }
+    for _ in 0..5 {
+        let (status, _) = http_get(host_port, "/status/500").expect("a response");
+        assert_eq!(status, 500);
+    }
+    let statuses = keep_alive_statuses(
+        host_port,
+        &["/", "/status/503", "/", "/status/404", "/status/503", "/"],
+    );
+    assert_eq!(statuses, vec![200, 503, 200, 404, 503, 200]);
+
+    let counted = wait_for("every request counted", DEADLINE, || {
+        let counted = total(&home, "web", "requests_total");
+        (counted >= 31.0).then_some(counted)
+    });
+    assert_eq!(counted, 31.0);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(
+        total(&home, "web", "requests_total"),
+        31.0,
+        "no request counted twice"
+    );
+    assert_eq!(total(&home, "web", "requests_failed"), 7.0);
+    assert_eq!(total(&home, "web", "network_connections_in"), 26.0);
+
+    let response_time = last_value(&home, "web", "response_time");
+    assert!(
+        response_time.is_none_or(|ms| ms > 0.0 && ms < 5_000.0),
+        "milliseconds: {response_time:?}"
+    );
+    let series = home.json(&[
+        "metrics",
+        "web",
+        "--since",
+        "2m",
+        "--metric",
+        "response_time_p95",
+    ]);
+    let p95 = series[0]["points"]
+        .as_array()
+        .and_then(|points| points.iter().find_map(|p| p["value"].as_f64()))
+        .expect("a p95 while requests ran");
+    assert!(p95 > 0.0 && p95 < 5_000.0, "milliseconds: {p95}");
+    let bytes = wait_for("bytes out", DEADLINE, || {
+        let series = home.json(&[
+            "metrics",
+            "web",
+            "--since",
+            "2m",
+            "--metric",
+            "network_bytes_out",
+        ]);
+        series[0]["points"]
+            .as_array()
+            .and_then(|points| points.iter().find_map(|p| p["value"].as_f64()))
+            .filter(|rate| *rate > 0.0)
+    });
+    assert!(bytes > 0.0);
+    home.finish();
 }

@@ -490,8 +490,16 @@ fn metric_value(series: &str, value: f64) -> String {
         format!("{:.1} MiB", value / f64::from(1u32 << 20))
     } else if series == "cpu_usage" {
         format!("{value:.3} cores")
+    } else if series.starts_with("network_bytes_") {
+        format!("{:.1} KiB/s", value / 1024.0)
+    } else if series.starts_with("response_time") {
+        format!("{value:.2} ms")
+    } else if series.ends_with("per_second") || series.ends_with(":rate") {
+        format!("{value:.2}/s")
+    } else if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{value:.0}")
     } else {
-        format!("{value}")
+        format!("{value:.4}")
     }
 }
 

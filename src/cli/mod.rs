@@ -70,7 +70,7 @@ pub enum Command {
     Events(EventsArgs),
     /// Show, search and follow a deployment's output, or its build output
     Logs(LogsArgs),
-    /// Show a deployment's CPU, memory and replica metrics over a window
+    /// Show a deployment's metrics over a window: CPU, memory, network, requests, replicas, scraped series
     Metrics(MetricsArgs),
     /// Manage the encrypted secrets that manifests use as ${SECRET:name} in env
     Secrets(SecretsArgs),
@@ -550,8 +550,8 @@ pub struct MetricsArgs {
     #[arg(long, value_name = "DURATION")]
     pub step: Option<String>,
 
-    /// Only this metric (repeatable): cpu_usage, cpu_percentage, memory_usage,
-    /// memory_percentage, replicas_desired, replicas_available, replicas_ready
+    /// Only this metric (repeatable): a built-in one such as cpu_percentage,
+    /// requests_total or response_time_p95, or a scraped series by name
     #[arg(long = "metric", value_name = "NAME")]
     pub metrics: Vec<String>,
 

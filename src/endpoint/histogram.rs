@@ -124,6 +124,17 @@ impl LatencyHistogram {
         }
     }
 
+    /// Adds the responses of `other`, such as another endpoint of the same deployment.
+    pub fn merge(&mut self, other: &Self) {
+        if self.counts.len() < other.counts.len() {
+            self.counts.resize(other.counts.len(), 0);
+        }
+        for (total, count) in self.counts.iter_mut().zip(&other.counts) {
+            *total = total.saturating_add(*count);
+        }
+        self.sum_micros = self.sum_micros.saturating_add(other.sum_micros);
+    }
+
     /// Returns the number of recorded responses.
     pub fn count(&self) -> u64 {
         self.counts.iter().sum()

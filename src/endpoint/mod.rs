@@ -283,6 +283,7 @@ fn stats_of(shared: &Shared) -> EndpointStats {
 
     EndpointStats {
         address: shared.address,
+        uptime_ms: u64::try_from(shared.bound_at.elapsed().as_millis()).unwrap_or(u64::MAX),
         accepted: read(&counters.accepted),
         active: shared.connections.open() as u64,
         failed_no_backend: read(&counters.failed_no_backend),

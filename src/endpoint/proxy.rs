@@ -25,6 +25,9 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// State shared by the endpoint's handles, its accept loop and its connection tasks.
 #[derive(Debug)]
 pub(crate) struct Shared {
+    /// When the endpoint started listening, so that a first reading of the
+    /// counters can still be turned into a rate.
+    pub(crate) bound_at: std::time::Instant,
     pub(crate) address: SocketAddr,
     pub(crate) config: EndpointConfig,
     table: Mutex<BackendTable>,
@@ -50,6 +53,7 @@ impl Shared {
     pub(crate) fn new(address: SocketAddr, config: EndpointConfig) -> Shared {
         let http = config.http;
         Shared {
+            bound_at: std::time::Instant::now(),
             address,
             config,
             table: Mutex::new(BackendTable::default()),

@@ -79,6 +79,8 @@ pub(crate) fn read(counter: &AtomicU64) -> u64 {
 pub struct EndpointStats {
     /// Address the endpoint listens on.
     pub address: SocketAddr,
+    /// Milliseconds since the endpoint was bound, over which the counters grew.
+    pub uptime_ms: u64,
     /// Client connections accepted since the endpoint was bound.
     pub accepted: u64,
     /// Client connections open now, including those waiting for a backend.

@@ -13,6 +13,7 @@
 //! and their transitions (firing, repeat, resolved) are recorded as events.
 
 use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,7 @@ use tokio::task::JoinHandle;
 use super::scrape::{self, ScrapeOutcome};
 use super::supervisor::Snapshot;
 use super::{Engine, EngineError};
+use crate::endpoint::{EndpointStats, LatencyHistogram};
 use crate::manifest::Manifest;
 use crate::manifest::{metric_group, METRIC_GROUPS};
 use crate::model::{PointView, SeriesView};
@@ -49,6 +51,16 @@ pub const SERIES: &[&str] = &[
     "cpu_percentage",
     "memory_usage",
     "memory_percentage",
+    "network_bytes_in",
+    "network_bytes_out",
+    "network_connections_in",
+    "network_connections_out",
+    "network_connections_active",
+    "requests_total",
+    "requests_failed",
+    "requests_per_second",
+    "response_time",
+    "response_time_p95",
     "replicas_desired",
     "replicas_available",
     "replicas_ready",
@@ -147,9 +159,17 @@ struct Collector {
     settings: HashMap<(String, u64), Settings>,
     last_run: HashMap<String, Instant>,
     last_rollup: HashMap<String, u64>,
+    /// Each deployment's stable endpoint counters at its last sweep.
+    traffic: HashMap<String, Traffic>,
     /// Alert rules per deployment id, revision and API rule generation.
     rules: HashMap<(String, u64, u64), Arc<Vec<AlertRule>>>,
     scrapes: Scrapes,
+}
+
+/// Counters of a deployment's stable endpoints, by listening address.
+struct Traffic {
+    at: Instant,
+    endpoints: HashMap<SocketAddr, EndpointStats>,
 }
 
 /// Scrapes in flight, their results, and what each deployment's last ones left.
@@ -173,6 +193,7 @@ impl Collector {
             last_run: HashMap::new(),
             last_rollup: HashMap::new(),
             rules: HashMap::new(),
+            traffic: HashMap::new(),
             scrapes: Scrapes {
                 sender,
                 results,
@@ -248,6 +269,7 @@ impl Collector {
             self.last_run.insert(snapshot.deployment.id.clone(), now);
             self.start_scrape(snapshot, settings, time_ms);
             let mut values = self.values(snapshot, settings, &usage, now, host_memory);
+            values.extend(self.traffic_values(snapshot, now));
             values.retain(|(series, _)| settings.groups.collects(series));
             store_values(engine, &snapshot.deployment.id, time_ms, &values)?;
             self.evaluate_alerts(engine, snapshot, &values, |rule| {
@@ -569,6 +591,43 @@ impl Collector {
         values
     }
 
+    /// Computes the network and request series of the deployment's stable
+    /// endpoints since the last sweep. Counts since an endpoint was bound
+    /// belong to the first sweep that sees it, so none are lost, and its
+    /// rates are then taken over the time since it was bound.
+    fn traffic_values(&mut self, snapshot: &Snapshot, now: Instant) -> Vec<(&'static str, f64)> {
+        let current: HashMap<SocketAddr, EndpointStats> = snapshot
+            .endpoint_stats()
+            .into_iter()
+            .map(|stats| (stats.address, stats))
+            .collect();
+        let id = &snapshot.deployment.id;
+        if current.is_empty() {
+            self.traffic.remove(id);
+            return Vec::new();
+        }
+        let previous = self.traffic.insert(
+            id.clone(),
+            Traffic {
+                at: now,
+                endpoints: current.clone(),
+            },
+        );
+        let mut delta = TrafficDelta::default();
+        for (address, stats) in &current {
+            let earlier = previous
+                .as_ref()
+                .and_then(|previous| Some((previous.at, previous.endpoints.get(address)?)));
+            match earlier {
+                Some((at, before)) if stats.uptime_ms >= before.uptime_ms => {
+                    delta.add(stats, Some(before), now.duration_since(at).as_secs_f64());
+                }
+                _ => delta.add(stats, None, stats.uptime_ms as f64 / 1000.0),
+            }
+        }
+        delta.values()
+    }
+
     /// Once a minute, rolls the finished minutes up and drops what is past
     /// retention.
     fn roll_up(
@@ -815,6 +874,114 @@ fn point_view(point: AlignedPoint) -> PointView {
         time: OffsetDateTime::from_unix_timestamp_nanos(nanos)
             .unwrap_or(OffsetDateTime::UNIX_EPOCH),
         value: point.value,
+        sum: point.sum,
+    }
+}
+
+/// Growth of endpoint counters between two sweeps, over every endpoint of
+/// a deployment.
+#[derive(Default)]
+struct TrafficDelta {
+    /// Bytes per second, summed over the endpoints; `None` until an
+    /// endpoint has been up long enough to give a rate.
+    bytes_in: Option<f64>,
+    bytes_out: Option<f64>,
+    connections_in: u64,
+    connections_out: u64,
+    active: u64,
+    http: bool,
+    requests: u64,
+    request_rate: Option<f64>,
+    failed: u64,
+    latency: Option<LatencyHistogram>,
+}
+
+/// Adds a rate to an optional sum, or leaves the sum as it is when the
+/// time is too short for a rate.
+fn add_rate(sum: &mut Option<f64>, count: u64, seconds: f64) {
+    if seconds >= MIN_RATE_SECONDS {
+        *sum.get_or_insert(0.0) += count as f64 / seconds;
+    }
+}
+
+/// Shortest time a rate is computed over: a sweep right after an endpoint
+/// opened would otherwise divide by almost nothing.
+const MIN_RATE_SECONDS: f64 = 0.1;
+
+/// Returns how much a counter grew; one that went down belongs to a new
+/// endpoint on the same address, so all of its value is new.
+fn growth(now: u64, before: Option<u64>) -> u64 {
+    match before {
+        Some(before) if now >= before => now - before,
+        _ => now,
+    }
+}
+
+impl TrafficDelta {
+    /// Adds one endpoint's growth over `seconds`, from `before` or, without
+    /// it, from when the endpoint was bound.
+    fn add(&mut self, now: &EndpointStats, before: Option<&EndpointStats>, seconds: f64) {
+        let bytes_in = growth(now.bytes_in, before.map(|b| b.bytes_in));
+        let bytes_out = growth(now.bytes_out, before.map(|b| b.bytes_out));
+        add_rate(&mut self.bytes_in, bytes_in, seconds);
+        add_rate(&mut self.bytes_out, bytes_out, seconds);
+        self.connections_in += growth(now.accepted, before.map(|b| b.accepted));
+        self.active += now.active;
+        for backend in &now.backends {
+            let earlier = before
+                .and_then(|b| b.backends.iter().find(|old| old.id == backend.id))
+                .map(|old| old.connections);
+            self.connections_out += growth(backend.connections, earlier);
+        }
+
+        let Some(requests) = &now.requests else {
+            return;
+        };
+        self.http = true;
+        let earlier = before.and_then(|b| b.requests.as_ref());
+        let completed = growth(requests.completed, earlier.map(|r| r.completed));
+        self.requests += completed;
+        add_rate(&mut self.request_rate, completed, seconds);
+        self.failed += growth(requests.failed, earlier.map(|r| r.failed));
+        let latency = match earlier {
+            Some(earlier) => requests.response_time.since(&earlier.response_time),
+            None => requests.response_time.clone(),
+        };
+        match &mut self.latency {
+            Some(total) => total.merge(&latency),
+            None => self.latency = Some(latency),
+        }
+    }
+
+    fn values(self) -> Vec<(&'static str, f64)> {
+        let mut values = vec![
+            ("network_connections_in", self.connections_in as f64),
+            ("network_connections_out", self.connections_out as f64),
+            ("network_connections_active", self.active as f64),
+        ];
+        if let Some(rate) = self.bytes_in {
+            values.push(("network_bytes_in", rate));
+        }
+        if let Some(rate) = self.bytes_out {
+            values.push(("network_bytes_out", rate));
+        }
+        if !self.http {
+            return values;
+        }
+
+        values.push(("requests_total", self.requests as f64));
+        values.push(("requests_failed", self.failed as f64));
+        if let Some(rate) = self.request_rate {
+            values.push(("requests_per_second", rate));
+        }
+        let latency = self.latency.unwrap_or_default();
+        if let Some(mean) = latency.mean_micros() {
+            values.push(("response_time", mean / 1000.0));
+        }
+        if let Some(p95) = latency.quantile(0.95) {
+            values.push(("response_time_p95", p95 / 1000.0));
+        }
+        values
     }
 }
 
@@ -826,6 +993,70 @@ mod tests {
         let text = format!("name: app\nrun:\n  command: [\"true\"]\n{extra}");
         let spec = crate::manifest::parse(&text, "test.yaml", &[]).expect("a valid manifest");
         Settings::of(&spec)
+    }
+
+    #[test]
+    fn series_are_the_built_in_metrics_but_scrape_up() {
+        let mut listed: Vec<&str> = crate::manifest::BUILT_IN_METRICS.to_vec();
+        listed.retain(|metric| *metric != "scrape_up");
+        assert_eq!(listed, SERIES);
+    }
+
+    #[test]
+    fn traffic_counts_since_bind_and_rates_after() {
+        use crate::endpoint::RequestStats;
+
+        let stats = |accepted: u64, bytes: u64, completed: u64, failed: u64| EndpointStats {
+            address: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            uptime_ms: 4_000,
+            accepted,
+            active: 1,
+            failed_no_backend: 0,
+            failed_connect: 0,
+            bytes_in: bytes,
+            bytes_out: bytes * 2,
+            backends: Vec::new(),
+            requests: Some(RequestStats {
+                completed,
+                failed,
+                response_time: LatencyHistogram::default(),
+            }),
+        };
+        let value = |values: &[(&str, f64)], name: &str| {
+            values
+                .iter()
+                .find(|(series, _)| *series == name)
+                .map(|(_, value)| *value)
+        };
+
+        let mut first = TrafficDelta::default();
+        first.add(&stats(3, 100, 10, 2), None, 0.05);
+        let values = first.values();
+        assert_eq!(value(&values, "requests_total"), Some(10.0));
+        assert_eq!(value(&values, "requests_failed"), Some(2.0));
+        assert_eq!(value(&values, "network_connections_in"), Some(3.0));
+        assert_eq!(
+            value(&values, "network_bytes_in"),
+            None,
+            "too soon for a rate"
+        );
+        assert_eq!(value(&values, "response_time"), None, "no responses timed");
+
+        let mut second = TrafficDelta::default();
+        second.add(&stats(5, 300, 16, 2), Some(&stats(3, 100, 10, 2)), 2.0);
+        let values = second.values();
+        assert_eq!(value(&values, "requests_total"), Some(6.0));
+        assert_eq!(value(&values, "requests_failed"), Some(0.0));
+        assert_eq!(value(&values, "requests_per_second"), Some(3.0));
+        assert_eq!(value(&values, "network_bytes_in"), Some(100.0));
+        assert_eq!(value(&values, "network_bytes_out"), Some(200.0));
+
+        // A new endpoint on the same address starts from zero.
+        let mut replaced = TrafficDelta::default();
+        replaced.add(&stats(1, 10, 4, 1), Some(&stats(5, 300, 16, 2)), 1.0);
+        let values = replaced.values();
+        assert_eq!(value(&values, "requests_total"), Some(4.0));
+        assert_eq!(value(&values, "requests_failed"), Some(1.0));
     }
 
     #[test]

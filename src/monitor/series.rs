@@ -65,6 +65,9 @@ fn merge_into(target: &mut MetricPoint, point: &MetricPoint) {
 pub struct AlignedPoint {
     pub time_ms: u64,
     pub value: Option<f64>,
+    /// Sum of the samples in the step, which for a per-interval count such
+    /// as `requests_total` is the count over the whole step.
+    pub sum: Option<f64>,
 }
 
 /// Aligns `points` to steps of `step_ms` from `from_ms` up to `to_ms`, so
@@ -92,6 +95,7 @@ pub fn align(points: &[MetricPoint], from_ms: u64, to_ms: u64, step_ms: u64) -> 
         .map(|(index, (sum, count))| AlignedPoint {
             time_ms: first + index as u64 * step_ms,
             value: (*count > 0).then(|| sum / *count as f64),
+            sum: (*count > 0).then_some(*sum),
         })
         .collect()
 }
