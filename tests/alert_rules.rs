@@ -432,3 +432,52 @@ fn deployment_outcome_without_channels_stays_in_app() {
     assert!(error.contains("channel name is empty"), "{error}");
     home.finish();
 }
+
+#[test]
+fn silence_until_time_is_checked() {
+    let home = TestHome::new();
+    let manifest = "name: quiet\nrun:\n  command: [sleep, \"1000\"]\n";
+    let path = home.write("quiet.yaml", manifest);
+    home.ok(&["deploy", "-f", path.to_str().unwrap(), "--wait"]);
+
+    let later = time::OffsetDateTime::now_utc() + time::Duration::hours(2);
+    let later = later
+        .replace_nanosecond(0)
+        .expect("zero nanoseconds")
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("format");
+    let output = home.ok(&[
+        "alerts",
+        "silence",
+        "quiet",
+        "--until",
+        &later,
+        "--comment",
+        "upgrade",
+    ]);
+    assert!(output.contains(&later), "{output}");
+
+    let error = home.fails(&[
+        "alerts",
+        "silence",
+        "quiet",
+        "--until",
+        "2001-01-01T00:00:00Z",
+        "--comment",
+        "late",
+    ]);
+    assert!(error.contains("is in the past"), "{error}");
+    let error = home.fails(&[
+        "alerts",
+        "silence",
+        "quiet",
+        "--until",
+        "tomorrow",
+        "--comment",
+        "vague",
+    ]);
+    assert!(error.contains("not an RFC 3339 time"), "{error}");
+    let error = home.fails(&["alerts", "silence", "quiet", "--comment", "open-ended"]);
+    assert!(error.contains("--for"), "{error}");
+    home.finish();
+}

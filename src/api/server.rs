@@ -656,10 +656,45 @@ struct SilenceBody {
     /// One rule; every rule of the deployment when left out.
     #[serde(default)]
     rule: Option<String>,
-    /// Duration of the silence, such as `30m` or `2h`.
-    #[serde(rename = "for")]
-    duration: String,
+    /// Duration of the silence, such as `30m` or `2h`; or give `until`.
+    #[serde(rename = "for", default)]
+    duration: Option<String>,
+    /// End of the silence as an RFC 3339 time, such as `2026-12-24T08:00:00Z`.
+    #[serde(default)]
+    until: Option<String>,
     comment: String,
+}
+
+/// Returns when a silence ends, from exactly one of `for` and `until`.
+fn silence_end(
+    body: &SilenceBody,
+    now: time::OffsetDateTime,
+) -> Result<time::OffsetDateTime, ApiError> {
+    match (&body.duration, &body.until) {
+        (Some(duration), None) => {
+            let duration = crate::manifest::ManifestDuration::try_from(duration.clone())
+                .map_err(|error| ApiError::bad_request(format!("for: {error}")))?;
+            Ok(now + duration.as_std())
+        }
+        (None, Some(until)) => {
+            let until = time::OffsetDateTime::parse(until, &time::format_description::well_known::Rfc3339)
+                .map_err(|_| {
+                    ApiError::bad_request(format!(
+                        "until {until:?} is not an RFC 3339 time; write one such as 2026-12-24T08:00:00Z"
+                    ))
+                })?;
+            if until <= now {
+                return Err(ApiError::bad_request(format!(
+                    "until {until} is in the past; give a later time, or a duration with for"
+                )));
+            }
+            Ok(until)
+        }
+        (Some(_), Some(_)) => Err(ApiError::bad_request("give either for or until, not both")),
+        (None, None) => Err(ApiError::bad_request(
+            "give the length of the silence with for (such as 2h) or its end with until",
+        )),
+    }
 }
 
 async fn silence(
@@ -668,14 +703,12 @@ async fn silence(
     Path(name): Path<String>,
     Body(body): Body<SilenceBody>,
 ) -> Result<Response, ApiError> {
-    let duration = crate::manifest::ManifestDuration::try_from(body.duration.clone())
-        .map_err(|error| ApiError::bad_request(format!("for: {error}")))?
-        .as_std();
+    let until = silence_end(&body, time::OffsetDateTime::now_utc())?;
     let silence = state.engine.silence(
         &name,
         body.environment.as_deref(),
         body.rule,
-        duration,
+        until,
         &body.comment,
         &caller(&peer),
     )?;

@@ -89,6 +89,7 @@ async fn silence(home: &Home, args: SilenceArgs) -> Result<String, CliError> {
         "environment": args.env,
         "rule": args.rule,
         "for": args.duration,
+        "until": args.until,
         "comment": args.comment,
     });
     let silence: Silence = client

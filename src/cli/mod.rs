@@ -197,8 +197,17 @@ pub struct SilenceArgs {
     pub rule: Option<String>,
 
     /// Duration of the silence, such as 30m or 2h
-    #[arg(long = "for", value_name = "DURATION")]
-    pub duration: String,
+    #[arg(
+        long = "for",
+        value_name = "DURATION",
+        required_unless_present = "until",
+        conflicts_with = "until"
+    )]
+    pub duration: Option<String>,
+
+    /// End of the silence, as an RFC 3339 time such as 2026-12-24T08:00:00Z
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
 
     /// The reason, for operators who read the silence later
     #[arg(long, value_name = "TEXT")]

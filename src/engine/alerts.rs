@@ -8,7 +8,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::MutexGuard;
-use std::time::Duration;
 
 use time::OffsetDateTime;
 
@@ -89,13 +88,12 @@ impl Engine {
         name: &str,
         environment: Option<&str>,
         rule: Option<String>,
-        duration: Duration,
+        until: OffsetDateTime,
         comment: &str,
         caller: &Caller,
     ) -> Result<Silence, EngineError> {
         let deployment = self.resolve(name, environment)?;
         let now = OffsetDateTime::now_utc();
-        let until = now + duration;
         let target = rule.map_or(SilenceTarget::Deployment, SilenceTarget::Rule);
         let silence =
             Silence::new(target, until, comment, &caller.user, now).map_err(alert_error)?;
