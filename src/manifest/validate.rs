@@ -762,6 +762,7 @@ pub const BUILT_IN_METRICS: &[&str] = &[
     "replicas_desired",
     "replicas_available",
     "replicas_ready",
+    // Last, because the metrics collector sweeps every metric before it.
     "scrape_up",
 ];
 
