@@ -1,8 +1,8 @@
-//! Environment configs and templates through the real CLI and agent: the
-//! built-in ones on a fresh home, the precedence of every layer as a
-//! replica's environment shows it, placeholders, template management and
-//! rendering, cycles, and a rollback that reproduces its revision's config
-//! while it picks up the current value of each secret.
+//! Environment configs and templates through the real CLI and agent. The
+//! tests cover the built-in ones on a fresh home, the precedence of every
+//! layer as a replica's environment shows it, placeholders, template
+//! management and rendering, and cycles. A rollback must reproduce its
+//! revision's config while it picks up the current value of each secret.
 
 mod common;
 
@@ -36,8 +36,8 @@ fn path_arg(path: &std::path::Path) -> &str {
     path.to_str().expect("UTF-8 path")
 }
 
-/// A manifest running the sample workload with `template` and `env` lines
-/// (each `KEY: value`, indented by the caller).
+/// Builds a manifest in `staging` that runs the sample workload with
+/// `template` and `env` lines (each `KEY: value`, indented by the caller).
 fn templated_manifest(name: &str, template: &str, env: &str) -> String {
     format!(
         r#"name: {name}
@@ -51,7 +51,7 @@ env:
     )
 }
 
-/// A template whose port and health check fit the sample workload.
+/// Builds a template whose port and health check fit the sample workload.
 fn sample_template(env: &str) -> String {
     format!(
         "description: test template\nports:\n  - {{ name: http, containerPort: 8080 }}\n\

@@ -29,7 +29,7 @@ use crate::model::{
     TemplateView,
 };
 
-/// How `put_template` treats an existing template of the same name.
+/// The behaviour of `put_template` when a template of the same name exists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TemplateWrite {
     /// Fail if it exists.
@@ -39,7 +39,7 @@ pub enum TemplateWrite {
     CreateOrReplace,
 }
 
-/// One template of a resolved chain, nearest to the manifest first.
+/// The templates of a resolved chain with their names, nearest to the manifest first.
 type Chain = Vec<(String, TemplateSpec)>;
 
 impl Engine {
