@@ -450,3 +450,87 @@ pub struct AlertRuleView {
     pub active: bool,
     pub rule: crate::manifest::AlertRuleSpec,
 }
+
+/// A named environment and the key/value config that every deployment in it
+/// starts its `env` from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentConfig {
+    pub name: String,
+    #[serde(default)]
+    pub config: std::collections::BTreeMap<String, String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// An environment as the API lists it: its config and the deployments in it
+/// that are not undeployed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentView {
+    #[serde(flatten)]
+    pub environment: EnvironmentConfig,
+    #[serde(default)]
+    pub deployments: Vec<String>,
+}
+
+/// A stored config template: its YAML text as the user wrote it, comments
+/// included, so that `template show` returns what was stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateRecord {
+    pub name: String,
+    pub source: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// A template as the API shows it: the stored text with the description
+/// and parent read from it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateView {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The template this one extends, from its `template:` field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+    pub source: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// A template rendered for one environment, as `template render` shows it:
+/// every layer merged and every placeholder replaced, with each secret
+/// reference shown as `****`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RenderedTemplate {
+    pub template: String,
+    pub environment: String,
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<crate::manifest::Port>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<crate::manifest::Probe>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub liveness_check: Option<crate::manifest::Probe>,
+    #[serde(default, skip_serializing_if = "crate::manifest::Resources::is_empty")]
+    pub resources: crate::manifest::Resources,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<crate::manifest::Monitoring>,
+    /// Secrets that `env` refers to, by name.
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    /// Referenced secrets that do not exist; a deploy would fail on them.
+    #[serde(default)]
+    pub missing_secrets: Vec<String>,
+}

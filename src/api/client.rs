@@ -91,6 +91,30 @@ impl Client {
         decode(path, &bytes)
     }
 
+    /// Sends a PUT with `If-Match: *`, which replaces the resource but
+    /// fails if it does not exist.
+    pub async fn put_if_present<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        let json = serde_json::to_vec(body).map_err(|error| protocol(path, error))?;
+        let headers = [("if-match", "*")];
+        let body = self
+            .open_with(Method::PUT, path, Some(json), &headers)
+            .await?;
+        let bytes = collect(path, body).await?;
+        decode(path, &bytes)
+    }
+
+    pub async fn patch<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        self.send_json(Method::PATCH, path, body).await
+    }
+
     async fn send_json<B: Serialize, T: DeserializeOwned>(
         &self,
         method: Method,

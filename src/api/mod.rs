@@ -3,6 +3,7 @@
 //! client the CLI uses.
 
 pub mod client;
+mod config;
 mod logs;
 pub mod server;
 pub mod wire;

@@ -50,6 +50,7 @@ pub struct AgentState {
 }
 
 pub(super) type Shared = Arc<AgentState>;
+pub(super) type ApiResult<T> = Result<Json<T>, ApiError>;
 
 /// The connecting process's user, from the socket's peer credentials.
 #[derive(Debug, Clone)]
@@ -117,6 +118,24 @@ pub fn router(state: Shared) -> Router {
             get(reveal_secret).put(set_secret).delete(delete_secret),
         )
         .route("/v1/vault/rotate-key", post(rotate_key))
+        .route("/v1/environments", get(super::config::environments_list))
+        .route(
+            "/v1/environments/{name}",
+            get(super::config::environment_get)
+                .patch(super::config::environment_change)
+                .delete(super::config::environment_remove),
+        )
+        .route("/v1/templates", get(super::config::templates_list))
+        .route(
+            "/v1/templates/{name}",
+            get(super::config::template_get)
+                .put(super::config::template_put)
+                .delete(super::config::template_remove),
+        )
+        .route(
+            "/v1/templates/{name}/render",
+            post(super::config::template_render),
+        )
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .with_state(state)
@@ -188,6 +207,7 @@ impl From<EngineError> for ApiError {
             EngineError::NotFound { .. }
             | EngineError::RevisionNotFound { .. }
             | EngineError::Vault(VaultError::NotFound { .. }) => StatusCode::NOT_FOUND,
+            EngineError::Config(error) => super::config::status_of(error),
             EngineError::Ambiguous { .. } | EngineError::Undeployed { .. } => StatusCode::CONFLICT,
             EngineError::Backend(crate::backend::BackendError::PortInUse { .. }) => {
                 StatusCode::CONFLICT
@@ -225,9 +245,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-type ApiResult<T> = Result<Json<T>, ApiError>;
-
-fn caller(peer: &PeerUser) -> Caller {
+pub(super) fn caller(peer: &PeerUser) -> Caller {
     Caller {
         user: peer.0.clone(),
     }

@@ -45,6 +45,8 @@ pub async fn run(home: &Home, command: Command) -> Result<String, CliError> {
         Command::Logs(args) => logs(home, args).await,
         Command::Metrics(args) => metrics(home, args).await,
         Command::Secrets(args) => super::secrets::run(home, args.action).await,
+        Command::Env(args) => super::config::run_env(home, args.action).await,
+        Command::Template(args) => super::config::run_template(home, args.action).await,
         Command::Notify(args) => super::notify::run(home, args.action).await,
         Command::Alerts(args) => super::alerts::run(home, args.action).await,
     }
@@ -103,7 +105,7 @@ fn timeout_ms(wait: &WaitArgs) -> Result<Option<u64>, CliError> {
 }
 
 /// Reads a manifest file (or standard input for `-`) for sending to the agent.
-fn read_manifest(path: &Path) -> Result<ManifestBody, CliError> {
+pub(super) fn read_manifest(path: &Path) -> Result<ManifestBody, CliError> {
     let (text, origin, base) = if path == Path::new("-") {
         let mut text = String::new();
         std::io::stdin()

@@ -3,6 +3,7 @@
 
 mod alerts;
 mod commands;
+mod config;
 mod notify;
 pub mod output;
 mod secrets;
@@ -74,6 +75,10 @@ pub enum Command {
     Metrics(MetricsArgs),
     /// Manage the encrypted secrets that manifests use as ${SECRET:name} in env
     Secrets(SecretsArgs),
+    /// Manage environments and the config every deployment in one starts from
+    Env(EnvArgs),
+    /// Manage config templates that manifests name with `template:`
+    Template(TemplateArgs),
     /// Manage the channels that alert and deployment notifications go to
     Notify(NotifyArgs),
     /// List alerts, silence them or acknowledge them
@@ -295,6 +300,129 @@ pub struct NotifyHistoryArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct EnvArgs {
+    #[command(subcommand)]
+    pub action: EnvAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnvAction {
+    /// List environments with their number of keys and their deployments
+    #[command(alias = "list")]
+    Ls(FormatArgs),
+    /// Show the config of one environment
+    Show(EnvShowArgs),
+    /// Set config keys, creating the environment if it does not exist
+    Set(EnvSetArgs),
+    /// Remove config keys
+    Unset(EnvUnsetArgs),
+    /// Remove an environment that no deployment uses
+    #[command(alias = "remove")]
+    Rm(EnvNameArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EnvNameArgs {
+    /// Environment name: a DNS-1123 label such as staging or prod-eu
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct EnvShowArgs {
+    /// Environment name
+    pub name: String,
+
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct EnvSetArgs {
+    /// Environment name: a DNS-1123 label such as staging or prod-eu
+    pub name: String,
+
+    /// KEY=VALUE pairs; a value may use ${ENVIRONMENT}, ${SECRET:name} and ${NAME} variables
+    #[arg(required = true, value_name = "KEY=VALUE")]
+    pub pairs: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EnvUnsetArgs {
+    /// Environment name
+    pub name: String,
+
+    /// Keys to remove
+    #[arg(required = true, value_name = "KEY")]
+    pub keys: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TemplateArgs {
+    #[command(subcommand)]
+    pub action: TemplateAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TemplateAction {
+    /// List templates
+    #[command(alias = "list")]
+    Ls(FormatArgs),
+    /// Print a template's YAML as stored
+    Show(TemplateShowArgs),
+    /// Store a new template from a YAML file
+    Create(TemplateFileArgs),
+    /// Replace an existing template with a YAML file
+    Update(TemplateFileArgs),
+    /// Remove a template
+    #[command(alias = "remove")]
+    Rm(TemplateNameArgs),
+    /// Show a template merged with an environment's config, secrets masked
+    Render(TemplateRenderArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TemplateNameArgs {
+    /// Template name: a DNS-1123 label such as web-app
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TemplateShowArgs {
+    /// Template name
+    pub name: String,
+
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TemplateFileArgs {
+    /// Template name: a DNS-1123 label such as web-app
+    pub name: String,
+
+    /// Template file (YAML); `-` reads standard input
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct TemplateRenderArgs {
+    /// Template name
+    pub name: String,
+
+    /// Environment whose config to merge under the template
+    #[arg(long, value_name = "ENV")]
+    pub env: String,
+
+    /// env.KEY=VALUE to set a variable over the template, or var.NAME=VALUE for ${NAME}
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct SecretsArgs {
     #[command(subcommand)]
     pub action: SecretsAction,
@@ -392,7 +520,8 @@ pub struct DeployArgs {
     #[arg(long, value_name = "ENV")]
     pub env: Option<String>,
 
-    /// Override a manifest field, such as replicas=3 or env.GREETING=hi
+    /// Override a manifest field, such as replicas=3 or env.GREETING=hi, or
+    /// define a variable for ${NAME} in env with var.NAME=VALUE
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
 
@@ -465,7 +594,8 @@ pub struct RedeployArgs {
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: Option<PathBuf>,
 
-    /// Override a manifest field, such as replicas=3 or env.GREETING=hi
+    /// Override a manifest field, such as replicas=3 or env.GREETING=hi, or
+    /// define a variable for ${NAME} in env with var.NAME=VALUE
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
 

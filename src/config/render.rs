@@ -57,6 +57,16 @@ pub enum RenderError {
          `shipdeck secrets set {name}`"
     )]
     NotFound { key: String, name: String },
+    #[error(
+        "{field} uses ${{{name}}}, which is not defined; pass a value with \
+         `--set var.{name}=VALUE`, or write `$${{{name}}}` for a literal `${{{name}}}`"
+    )]
+    UnknownVariable { field: String, name: String },
+    #[error(
+        "{field}: `${{{text}}}` is not a valid placeholder; write ${{ENVIRONMENT}}, \
+         ${{SECRET:name}} or ${{NAME}} (letters, digits and `_`), or `$${{` for a literal `${{`"
+    )]
+    InvalidPlaceholder { field: String, text: String },
     #[error(transparent)]
     Vault(#[from] VaultError),
 }

@@ -9,6 +9,7 @@
 pub mod alert_rules;
 mod alerts;
 mod backoff;
+mod config;
 pub mod metrics;
 mod notify;
 mod plan;
@@ -20,7 +21,7 @@ pub mod scrape;
 mod secrets;
 pub mod supervisor;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -31,7 +32,7 @@ use tokio::sync::oneshot;
 use crate::backend::process::{resolve_program, ProcessBackend};
 use crate::backend::source::{local_path, BuildDirs};
 use crate::backend::BackendError;
-use crate::config::{RenderError, Vault, VaultError};
+use crate::config::{ConfigError, RenderError, Vault, VaultError, ENVIRONMENT_VARIABLE};
 use crate::home::Home;
 use crate::logs::{Follower, LogEntry, LogError, LogFilter, LogHub, LogQuery, LogStats, Page};
 use crate::manifest::{self, Manifest, ManifestError, Override};
@@ -42,6 +43,8 @@ use crate::model::{
 use crate::store::{NewEvent, Store, StoreError};
 use recorder::Recorder;
 use supervisor::{Command, Outcome, Snapshot, Supervisor, SupervisorHandle};
+
+pub use config::TemplateWrite;
 
 /// Largest replica count accepted by `scale`, matching the manifest's limit.
 pub const MAX_REPLICAS: u32 = 1000;
@@ -82,6 +85,8 @@ pub enum EngineError {
     Vault(#[from] VaultError),
     #[error(transparent)]
     Secrets(#[from] RenderError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     #[error("the key rotation stopped unexpectedly; see the agent's log, and check the secrets with `shipdeck secrets ls`")]
     RotationAborted,
     #[error("the supervisor of {key} is not running; restart the agent with `shipdeck agent stop` and try again")]
@@ -191,6 +196,7 @@ impl Engine {
             supervisors: Mutex::new(HashMap::new()),
             changes: tokio::sync::Mutex::new(()),
         });
+        engine.seed_config()?;
         engine.load_alerts()?;
         let resumed = engine.resume_all()?;
         engine.record_start(resumed, swept);
@@ -318,14 +324,14 @@ impl Engine {
         request: DeployRequest,
         caller: &Caller,
     ) -> Result<Accepted, EngineError> {
-        let mut overrides = parse_overrides(&request.sets)?;
+        let (mut overrides, vars) = split_sets(&request.sets)?;
         if let Some(environment) = &request.environment {
             overrides.push(Override {
                 path: "environment".to_owned(),
                 value: environment.clone(),
             });
         }
-        let spec = parse_manifest(&request.manifest, &overrides)?;
+        let spec = self.build_spec(&request.manifest, &overrides, vars)?;
         let _guard = self.changes.lock().await;
         let existing = self
             .store
@@ -369,7 +375,7 @@ impl Engine {
     ) -> Result<Accepted, EngineError> {
         let _guard = self.changes.lock().await;
         let deployment = self.resolve(name, environment)?;
-        let overrides = parse_overrides(&request.sets)?;
+        let (overrides, vars) = split_sets(&request.sets)?;
         let spec = match &request.manifest {
             Some(input) => {
                 let mut overrides = overrides;
@@ -377,19 +383,24 @@ impl Engine {
                     path: "environment".to_owned(),
                     value: deployment.environment.clone(),
                 });
-                parse_manifest(input, &overrides)?
+                self.build_spec(input, &overrides, vars)?
             }
             None => {
                 let mut current = self.revision(&deployment, deployment.revision)?;
                 // The current scale lives on the deployment, not in the
                 // revision's spec; `--set replicas=N` still wins below.
                 current.spec.replicas = deployment.desired_replicas;
-                if overrides.is_empty() {
+                // The stored spec has its environment config and template
+                // merged in already, so only the placeholders that an
+                // override brings in are left to replace.
+                let mut spec = if overrides.is_empty() {
                     current.spec
                 } else {
                     let text = manifest::to_yaml(&current.spec);
                     manifest::parse(&text, "current revision", &overrides)?
-                }
+                };
+                self.interpolate_env(&mut spec, vars)?;
+                spec
             }
         };
         if spec.name != deployment.name {
@@ -564,6 +575,7 @@ impl Engine {
         existing: Option<&Deployment>,
     ) -> Result<(), EngineError> {
         check_supported(spec)?;
+        self.check_environment(spec)?;
         self.check_secrets(spec)?;
         if spec.source.is_none() {
             if let Some(run) = &spec.run {
@@ -1029,22 +1041,65 @@ fn matches_query(view: &DeploymentView, query: &ListQuery) -> bool {
         && query.tags.iter().all(|tag| view.tags.contains(tag))
 }
 
-fn parse_overrides(sets: &[String]) -> Result<Vec<Override>, EngineError> {
-    sets.iter()
-        .map(|set| {
-            set.parse::<Override>()
-                .map_err(|message| EngineError::InvalidOverride {
-                    value: set.clone(),
-                    message,
-                })
-        })
-        .collect()
+/// Prefix of a `--set` that defines a `${NAME}` variable instead of
+/// overriding a manifest field.
+const VARIABLE_PREFIX: &str = "var.";
+
+/// Splits `--set` arguments into manifest overrides and `var.NAME=VALUE`
+/// variables.
+fn split_sets(sets: &[String]) -> Result<(Vec<Override>, BTreeMap<String, String>), EngineError> {
+    let mut overrides = Vec::new();
+    let mut vars = BTreeMap::new();
+    for set in sets {
+        let invalid = |message: String| EngineError::InvalidOverride {
+            value: set.clone(),
+            message,
+        };
+        if let Some(assignment) = set.strip_prefix(VARIABLE_PREFIX) {
+            let (name, value) = assignment.split_once('=').ok_or_else(|| {
+                invalid("expected var.NAME=VALUE, such as var.REGION=eu".to_owned())
+            })?;
+            check_variable_name(name).map_err(invalid)?;
+            vars.insert(name.to_owned(), value.to_owned());
+        } else {
+            overrides.push(set.parse::<Override>().map_err(invalid)?);
+        }
+    }
+    Ok((overrides, vars))
 }
 
-/// Parses a manifest and renders it for this host: relative paths become
-/// absolute against the manifest's directory.
-fn parse_manifest(input: &ManifestInput, overrides: &[Override]) -> Result<Manifest, EngineError> {
-    let mut spec = manifest::parse(&input.text, &input.origin, overrides)?;
+fn check_variable_name(name: &str) -> Result<(), String> {
+    if name == ENVIRONMENT_VARIABLE {
+        return Err(format!(
+            "${{{ENVIRONMENT_VARIABLE}}} is the deployment's environment; choose it with --env"
+        ));
+    }
+    if !manifest::is_env_name(name) {
+        return Err(format!(
+            "invalid variable name `{name}`; use letters, digits and `_`, not starting with a digit"
+        ));
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// Parses a manifest, merges in its environment config and template,
+    /// validates the result and renders it for this host: relative paths
+    /// become absolute against the manifest's directory.
+    fn build_spec(
+        &self,
+        input: &ManifestInput,
+        overrides: &[Override],
+        vars: BTreeMap<String, String>,
+    ) -> Result<Manifest, EngineError> {
+        let mut parsed = manifest::parse_typed::<Manifest>(&input.text, &input.origin, overrides)?;
+        self.apply_config(&mut parsed.value, vars)?;
+        let spec = parsed.validate()?;
+        Ok(absolute_paths(spec, input))
+    }
+}
+
+fn absolute_paths(mut spec: Manifest, input: &ManifestInput) -> Manifest {
     let base = input.base_dir.clone().unwrap_or_else(|| PathBuf::from("/"));
     // In a revision built from source, run.workdir stays relative to the
     // build tree; otherwise it becomes absolute here.
@@ -1059,7 +1114,7 @@ fn parse_manifest(input: &ManifestInput, overrides: &[Override]) -> Result<Manif
             }
         }
     }
-    Ok(spec)
+    spec
 }
 
 /// Removes `.` and `..` components without touching the filesystem.

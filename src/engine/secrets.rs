@@ -34,7 +34,7 @@ impl Engine {
     ) -> Result<SecretInfo, EngineError> {
         let info = self.vault.set(name, value)?;
         let message = format!("secret {name} set");
-        self.record_vault_event(caller, "secret-set", &message)
+        self.record_agent_event(caller, "secret-set", &message)
             .await?;
         Ok(info)
     }
@@ -52,7 +52,7 @@ impl Engine {
     ) -> Result<SecretValue, EngineError> {
         let value = self.vault.get(name)?;
         let message = format!("secret {name} revealed");
-        self.record_vault_event(caller, "secret-reveal", &message)
+        self.record_agent_event(caller, "secret-reveal", &message)
             .await?;
         Ok(value)
     }
@@ -62,7 +62,7 @@ impl Engine {
     pub async fn delete_secret(&self, name: &str, caller: &Caller) -> Result<(), EngineError> {
         self.vault.delete(name)?;
         let message = format!("secret {name} removed");
-        self.record_vault_event(caller, "secret-rm", &message)
+        self.record_agent_event(caller, "secret-rm", &message)
             .await?;
         Ok(())
     }
@@ -87,7 +87,7 @@ impl Engine {
             "master key rotated to key id {}; {} secrets encrypted again",
             rotation.key_id, rotation.secrets
         );
-        self.record_vault_event(caller, "vault-rotate-key", &message)
+        self.record_agent_event(caller, "vault-rotate-key", &message)
             .await?;
         Ok(rotation)
     }
@@ -115,7 +115,7 @@ impl Engine {
         Ok(values)
     }
 
-    async fn record_vault_event(
+    pub(super) async fn record_agent_event(
         &self,
         caller: &Caller,
         action: &str,

@@ -28,8 +28,12 @@ mod yaml;
 
 pub use duration::ManifestDuration;
 pub use quantity::{CpuQuantity, MemoryQuantity};
+pub use suggest::closest;
 pub use types::*;
-pub use validate::{metric_group, validate_alert_rule, Problem, BUILT_IN_METRICS, METRIC_GROUPS};
+pub use validate::{
+    dns_label_problem, is_env_name, metric_group, validate_alert_rule, validate_environment_name,
+    Problem, BUILT_IN_METRICS, METRIC_GROUPS,
+};
 
 use positions::Positions;
 use yaml::Site;
@@ -117,16 +121,61 @@ impl std::str::FromStr for Override {
 ///
 /// `origin` names the text in error messages, usually the file name.
 pub fn parse(text: &str, origin: &str, overrides: &[Override]) -> Result<Manifest, ManifestError> {
+    parse_typed::<Manifest>(text, origin, overrides)?.validate()
+}
+
+/// A document typed from its text but not yet checked by the rules that
+/// span fields, with the positions of its fields for locating errors.
+///
+/// The engine merges a template's fields into a manifest before it checks
+/// the rules, because a probe may name a port that only the template has.
+pub struct Parsed<T> {
+    pub value: T,
+    positions: Positions,
+    origin: String,
+}
+
+impl<T> Parsed<T> {
+    /// Builds the error for a problem at `path`, at the line and column of
+    /// that field or of its nearest ancestor that the text contains.
+    pub fn error_at(&self, path: &str, message: &str) -> ManifestError {
+        let site = self.positions.site_of(path);
+        ManifestError::at_site(&self.origin, path, &site, message)
+    }
+}
+
+impl Parsed<Manifest> {
+    /// Checks the rules that span fields and returns the manifest.
+    pub fn validate(self) -> Result<Manifest, ManifestError> {
+        match validate::validate(&self.value) {
+            Ok(()) => Ok(self.value),
+            Err(problem) => Err(self.error_at(&problem.path, &problem.message)),
+        }
+    }
+}
+
+/// Parses a YAML document into `T` with the manifest's rules for scalars
+/// and unknown keys, applying `overrides` first, without the rules that
+/// span fields.
+pub fn parse_typed<T: serde::de::DeserializeOwned>(
+    text: &str,
+    origin: &str,
+    overrides: &[Override],
+) -> Result<Parsed<T>, ManifestError> {
     let mut root = read_tree(text, origin)?;
     apply_overrides(&mut root, overrides)?;
-    let manifest = type_tree(&root, origin)?;
+    let value = type_tree(&root, origin)?;
+    Ok(Parsed {
+        value,
+        positions: Positions::from_tree(&root),
+        origin: origin.to_owned(),
+    })
+}
 
-    let positions = Positions::from_tree(&root);
-    validate::validate(&manifest).map_err(|problem| {
-        let site = positions.site_of(&problem.path);
-        ManifestError::at_site(origin, &problem.path, &site, &problem.message)
-    })?;
-    Ok(manifest)
+/// Checks the rules that span fields on a manifest assembled in code, such
+/// as one with a template merged in.
+pub fn check_rules(manifest: &Manifest) -> Result<(), Problem> {
+    validate::validate(manifest)
 }
 
 fn read_tree(text: &str, origin: &str) -> Result<yaml::Node, ManifestError> {
@@ -152,7 +201,10 @@ fn apply_overrides(root: &mut yaml::Node, overrides: &[Override]) -> Result<(), 
     Ok(())
 }
 
-fn type_tree(root: &yaml::Node, origin: &str) -> Result<Manifest, ManifestError> {
+fn type_tree<T: serde::de::DeserializeOwned>(
+    root: &yaml::Node,
+    origin: &str,
+) -> Result<T, ManifestError> {
     de::from_node(root).map_err(|error| {
         let path = error.path.clone().unwrap_or_default();
         let site = error.site.clone().unwrap_or_else(|| root.site.clone());

@@ -95,6 +95,12 @@ pub fn dns_label_problem(value: &str) -> Option<String> {
     None
 }
 
+/// Checks a name with the rules of the manifest's `environment` field, a
+/// DNS-1123 label, and returns the problem in words.
+pub fn validate_environment_name(name: &str) -> Result<(), String> {
+    dns_label_problem(name).map_or(Ok(()), Err)
+}
+
 fn check_identity(manifest: &Manifest, problems: &mut Problems) {
     if let Some(problem) = dns_label_problem(&manifest.name) {
         problems.add("name", format!("invalid deployment name: {problem}"));
@@ -389,7 +395,9 @@ fn check_volume(volume: &Volume, path: &str, problems: &mut Problems) {
     }
 }
 
-fn is_env_name(name: &str) -> bool {
+/// Checks that `name` is a portable environment variable name: letters,
+/// digits and `_`, not starting with a digit.
+pub fn is_env_name(name: &str) -> bool {
     let mut bytes = name.bytes();
     let first_ok = bytes
         .next()

@@ -1,6 +1,6 @@
 //! Persistent records of the agent in sled: deployments, revisions, events,
-//! encrypted secrets, notification channels, alert rules, alert states and
-//! silences.
+//! encrypted secrets, environment configs, config templates, notification
+//! channels, alert rules, alert states and silences.
 //!
 //! The store has its own small interface, and the engine never uses sled
 //! types. So the engine can be tested without a database, and sled can be
@@ -25,6 +25,7 @@
 //! and it keeps the revisions and events for the audit trail.
 
 mod alerts;
+mod config;
 mod deployments;
 mod error;
 mod events;
@@ -60,6 +61,7 @@ const ALERT_RULES: &str = "alert_rules";
 const ALERT_STATE: &str = "alert_state";
 const DEPLOYMENTS: &str = "deployments";
 const DEPLOYMENT_KEYS: &str = "deployment_keys";
+const ENV_CONFIGS: &str = "env_configs";
 const REVISIONS: &str = "revisions";
 const EVENTS: &str = "events";
 const EVENTS_BY_DEPLOYMENT: &str = "events_by_deployment";
@@ -70,6 +72,7 @@ const NOTIFY_CHANNELS: &str = "notify_channels";
 const NOTIFICATIONS: &str = "notifications";
 const SECRETS: &str = "secrets";
 const SILENCES: &str = "silences";
+const TEMPLATES: &str = "templates";
 
 /// Memory for sled's page cache. sled's default is 1 GiB, far more than the
 /// small records kept in sled need (log blocks live in segment files), and
@@ -90,6 +93,7 @@ pub struct Store {
     alert_state: sled::Tree,
     deployments: sled::Tree,
     deployment_keys: sled::Tree,
+    env_configs: sled::Tree,
     revisions: sled::Tree,
     events: sled::Tree,
     events_by_deployment: sled::Tree,
@@ -100,6 +104,7 @@ pub struct Store {
     notifications: sled::Tree,
     secrets: sled::Tree,
     silences: sled::Tree,
+    templates: sled::Tree,
     segments: logs::Segments,
 }
 
@@ -146,6 +151,7 @@ impl Store {
             alert_state: tree(ALERT_STATE)?,
             deployments: tree(DEPLOYMENTS)?,
             deployment_keys: tree(DEPLOYMENT_KEYS)?,
+            env_configs: tree(ENV_CONFIGS)?,
             revisions: tree(REVISIONS)?,
             events: tree(EVENTS)?,
             events_by_deployment: tree(EVENTS_BY_DEPLOYMENT)?,
@@ -157,6 +163,7 @@ impl Store {
             segments: logs::Segments::new(dir),
             secrets: tree(SECRETS)?,
             silences: tree(SILENCES)?,
+            templates: tree(TEMPLATES)?,
             db,
         })
     }
