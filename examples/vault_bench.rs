@@ -82,7 +82,11 @@ fn run(unlock_runs: usize, render_runs: usize) -> Result<(), Box<dyn std::error:
         unlocked = Some(vault);
     }
     report(
-        "unlock with a passphrase (Argon2id, 64 MiB, 3 passes)",
+        &format!(
+            "unlock with a passphrase (Argon2id, {} MiB, {} passes)",
+            shipdeck::config::keys::KDF_MEMORY_KIB / 1024,
+            shipdeck::config::keys::KDF_ITERATIONS
+        ),
         &mut unlock,
     );
 
