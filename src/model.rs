@@ -366,6 +366,11 @@ pub struct PointView {
     /// `requests_total`, the count over the step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sum: Option<f64>,
+    /// Lowest and highest sample in the step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
 }
 
 /// A named place where notifications go.

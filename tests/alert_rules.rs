@@ -436,7 +436,7 @@ fn deployment_outcome_without_channels_stays_in_app() {
 #[test]
 fn silence_until_time_is_checked() {
     let home = TestHome::new();
-    let manifest = "name: quiet\nrun:\n  command: [sleep, \"1000\"]\n";
+    let manifest = "name: quiet\nrun:\n  command: [sleep, \"1000\"]\nmonitoring:\n  alerts:\n    - { name: up, metric: replicas_ready, condition: lt, threshold: 1 }\n";
     let path = home.write("quiet.yaml", manifest);
     home.ok(&["deploy", "-f", path.to_str().unwrap(), "--wait"]);
 
@@ -479,5 +479,146 @@ fn silence_until_time_is_checked() {
     assert!(error.contains("not an RFC 3339 time"), "{error}");
     let error = home.fails(&["alerts", "silence", "quiet", "--comment", "open-ended"]);
     assert!(error.contains("--for"), "{error}");
+    home.finish();
+}
+
+#[test]
+fn silences_are_listed_checked_and_ended() {
+    let home = TestHome::new();
+    let path = home.write("up.yaml", UP_MANIFEST);
+    home.ok(&["deploy", "-f", path.to_str().unwrap(), "--wait"]);
+
+    let error = home.fails(&[
+        "alerts",
+        "silence",
+        "up",
+        "--rule",
+        "nosuch",
+        "--for",
+        "1m",
+        "--comment",
+        "typo",
+    ]);
+    assert!(error.contains("no alert rule named \"nosuch\""), "{error}");
+    assert!(
+        error.contains("running"),
+        "names the rules there are: {error}"
+    );
+    let error = home.fails(&[
+        "alerts",
+        "silence",
+        "up",
+        "--for",
+        "31d",
+        "--comment",
+        "too long",
+    ]);
+    assert!(error.contains("at most 30 days"), "{error}");
+    let error = home.fails(&[
+        "alerts",
+        "silence",
+        "up",
+        "--for",
+        "0s",
+        "--comment",
+        "none",
+    ]);
+    assert!(error.contains("for is 0s"), "{error}");
+
+    home.ok(&[
+        "alerts",
+        "silence",
+        "up",
+        "--rule",
+        "running",
+        "--for",
+        "2h",
+        "--comment",
+        "deploy window",
+    ]);
+    let silences = home.json(&["alerts", "silences", "up"]);
+    let list = silences.as_array().expect("a list");
+    assert_eq!(list.len(), 1, "{silences:#}");
+    assert_eq!(list[0]["comment"], "deploy window");
+    assert_eq!(list[0]["target"]["rule"], "running");
+    let id = list[0]["id"].as_str().expect("an id").to_owned();
+    let table = home.ok(&["alerts", "silences"]);
+    assert!(
+        table.contains(&id) && table.contains("deploy window"),
+        "{table}"
+    );
+
+    let alerts = wait_for("the alert listed as silenced", DEADLINE, || {
+        let table = home.ok(&["alerts", "ls", "up"]);
+        table.contains("silenced until").then_some(table)
+    });
+    assert!(alerts.contains("running"), "{alerts}");
+
+    let error = home.fails(&["alerts", "unsilence", "up", "ffffffff"]);
+    assert!(error.contains("no silence \"ffffffff\""), "{error}");
+    home.ok(&["alerts", "unsilence", "up", &id]);
+    let silences = home.json(&["alerts", "silences", "up"]);
+    assert_eq!(silences.as_array().map(Vec::len), Some(0), "{silences:#}");
+    home.finish();
+}
+
+#[test]
+fn silenced_alerts_stay_in_history_and_removed_rules_resolve() {
+    let home = TestHome::new();
+    let (port, received) = webhook_receiver(200);
+    let url = format!("http://127.0.0.1:{port}/hook");
+    home.ok(&["notify", "add", "ops", "--webhook", &url]);
+    let manifest = "name: hist\nrun:\n  command: [sleep, \"1000\"]\nmonitoring:\n  interval: 1s\n";
+    let path = home.write("hist.yaml", manifest);
+    home.ok(&["deploy", "-f", path.to_str().unwrap(), "--wait"]);
+
+    // A silence set before the rule exists covers the whole deployment, so
+    // the rule fires in silence: the history has it, the webhook does not.
+    home.ok(&[
+        "alerts",
+        "silence",
+        "hist",
+        "--for",
+        "1h",
+        "--comment",
+        "quiet",
+    ]);
+    let add = |rule: &str| {
+        home.ok(&[
+            "alerts",
+            "add",
+            "hist",
+            rule,
+            "--metric",
+            "replicas_desired",
+            "--condition",
+            "gte",
+            "--threshold",
+            "1",
+            "--notify",
+            "ops",
+        ]);
+    };
+    add("muted");
+    let events = wait_for("a silenced firing in the history", DEADLINE, || {
+        let events = home.ok(&["events", "hist"]);
+        events
+            .contains("silenced, so not notified")
+            .then_some(events)
+    });
+    assert!(events.contains("alert-firing"), "{events}");
+
+    let silences = home.json(&["alerts", "silences", "hist"]);
+    let id = silences[0]["id"].as_str().expect("an id").to_owned();
+    home.ok(&["alerts", "unsilence", "hist", &id]);
+    let firing = next(&received, "firing after the silence");
+    assert_eq!(firing["type"], "alert-firing", "{firing:#}");
+
+    // Removing the firing rule tells the channel that it is over.
+    home.ok(&["alerts", "rm", "hist", "muted"]);
+    let resolved = next(&received, "resolved after removal");
+    assert_eq!(resolved["type"], "alert-resolved", "{resolved:#}");
+    let message = resolved["message"].as_str().unwrap_or_default();
+    assert!(message.contains("its rule was removed"), "{message}");
     home.finish();
 }

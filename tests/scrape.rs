@@ -105,6 +105,20 @@ fn scraped_series_match_what_the_workload_exposes() {
         last_value(&home, "app", "sample_request_duration_seconds:p95")
     });
 
+    // Labels may come in any order, as the application prints them.
+    let reordered = last_value(
+        &home,
+        "app",
+        "sample_requests_total{path=\"/\",code=\"200\"}",
+    );
+    assert_eq!(reordered, Some(REQUESTS as f64));
+    let listed = home.ok(&["metrics", "app", "--list"]);
+    assert!(listed.contains("cpu_usage"), "{listed}");
+    assert!(
+        listed.contains("sample_requests_total{code=\"200\",path=\"/\"}"),
+        "{listed}"
+    );
+
     let error = home.fails(&["metrics", "app", "--metric", "sample_nope"]);
     assert!(error.contains("unknown metric \"sample_nope\""), "{error}");
     assert!(error.contains("sample_healthy"), "{error}");

@@ -99,6 +99,12 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/events", get(events))
         .route("/v1/alerts", get(alerts_list))
         .route("/v1/deployments/{name}/silences", post(silence))
+        .route(
+            "/v1/deployments/{name}/silences/{id}",
+            axum::routing::delete(silence_remove),
+        )
+        .route("/v1/silences", get(silences_list))
+        .route("/v1/deployments/{name}/series", get(series_list))
         .route("/v1/deployments/{name}/alert-rules", get(alert_rules_list))
         .route(
             "/v1/deployments/{name}/alert-rules/{rule}",
@@ -665,6 +671,38 @@ async fn alert_rule_delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+async fn silences_list(
+    State(state): State<Shared>,
+    Query(params): Query<TargetParams>,
+) -> Result<Response, ApiError> {
+    Ok(json(state.engine.silences(
+        params.deployment.as_deref(),
+        params.env.as_deref(),
+    )?))
+}
+
+async fn silence_remove(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<PeerUser>,
+    Path((name, id)): Path<(String, String)>,
+    Query(params): Query<TargetParams>,
+) -> Result<Response, ApiError> {
+    state
+        .engine
+        .remove_silence(&name, params.env.as_deref(), &id, &caller(&peer))?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn series_list(
+    State(state): State<Shared>,
+    Path(name): Path<String>,
+    Query(params): Query<TargetParams>,
+) -> Result<Response, ApiError> {
+    Ok(json(
+        state.engine.series_names(&name, params.env.as_deref())?,
+    ))
+}
+
 /// The body of `POST /v1/deployments/NAME/silences`.
 #[derive(Debug, serde::Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -692,20 +730,26 @@ fn silence_end(
         (Some(duration), None) => {
             let duration = crate::manifest::ManifestDuration::try_from(duration.clone())
                 .map_err(|error| ApiError::bad_request(format!("for: {error}")))?;
+            if duration.as_millis() == 0 {
+                return Err(ApiError::bad_request(
+                    "for is 0s; give a positive length such as 30m or 2h",
+                ));
+            }
             Ok(now + duration.as_std())
         }
         (None, Some(until)) => {
-            let until = time::OffsetDateTime::parse(until, &time::format_description::well_known::Rfc3339)
+            let parsed = time::OffsetDateTime::parse(until, &time::format_description::well_known::Rfc3339)
                 .map_err(|_| {
                     ApiError::bad_request(format!(
                         "until {until:?} is not an RFC 3339 time; write one such as 2026-12-24T08:00:00Z"
                     ))
                 })?;
-            if until <= now {
+            if parsed <= now {
                 return Err(ApiError::bad_request(format!(
-                    "until {until} is in the past; give a later time, or a duration with for"
+                    "until {until} is in the past; give a later time, or a duration (for, --for in the CLI)"
                 )));
             }
+            let until = parsed;
             Ok(until)
         }
         (Some(_), Some(_)) => Err(ApiError::bad_request("give either for or until, not both")),

@@ -7,12 +7,14 @@ use super::commands::{client, render, rfc3339};
 use super::output::Table;
 use super::{
     AckArgs, AlertsAction, AlertsAddArgs, AlertsListArgs, AlertsRuleArgs, AlertsRulesArgs,
-    CliError, SilenceArgs,
+    CliError, SilenceArgs, UnsilenceArgs,
 };
 use crate::api::client::encode;
 use crate::home::Home;
 use crate::model::AlertRuleView;
-use crate::monitor::alerts::{AlertState, AlertView, Condition, Silence};
+use crate::monitor::alerts::{
+    AlertState, AlertView, Condition, Silence, SilenceTarget, SilenceView,
+};
 
 pub async fn run(home: &Home, action: AlertsAction) -> Result<String, CliError> {
     match action {
@@ -22,6 +24,8 @@ pub async fn run(home: &Home, action: AlertsAction) -> Result<String, CliError> 
         AlertsAction::Add(args) => add_rule(home, args).await,
         AlertsAction::Rm(args) => remove_rule(home, args).await,
         AlertsAction::Rules(args) => list_rules(home, args).await,
+        AlertsAction::Silences(args) => list_silences(home, args).await,
+        AlertsAction::Unsilence(args) => unsilence(home, args).await,
     }
 }
 
@@ -46,10 +50,12 @@ async fn list(home: &Home, args: AlertsListArgs) -> Result<String, CliError> {
         ]);
         for alert in alerts {
             let (since, note) = describe(&alert.state);
-            let note = if alert.silenced {
-                format!("silenced {note}").trim().to_owned()
-            } else {
-                note
+            let note = match alert.silenced_until {
+                Some(until) => format!("silenced until {} {note}", rfc3339(until))
+                    .trim()
+                    .to_owned(),
+                None if alert.silenced => format!("silenced {note}").trim().to_owned(),
+                None => note,
             };
             table.row(vec![
                 alert.deployment.clone(),
@@ -99,6 +105,59 @@ async fn silence(home: &Home, args: SilenceArgs) -> Result<String, CliError> {
         )
         .await?;
     Ok(format!("silenced until {}\n", rfc3339(silence.until)))
+}
+
+async fn list_silences(home: &Home, args: AlertsListArgs) -> Result<String, CliError> {
+    let client = client(home).await?;
+    let mut path = "/v1/silences?".to_owned();
+    if let Some(name) = &args.name {
+        path.push_str(&format!("deployment={}&", encode(name)));
+    }
+    if let Some(env) = &args.env {
+        path.push_str(&format!("env={}", encode(env)));
+    }
+    let silences: Vec<SilenceView> = client.get(&path).await?;
+    render(&silences, args.format.format, |silences| {
+        let mut table = Table::new(vec![
+            "DEPLOYMENT",
+            "ENVIRONMENT",
+            "ID",
+            "RULE",
+            "UNTIL",
+            "AUTHOR",
+            "COMMENT",
+        ]);
+        for view in silences {
+            let rule = match &view.silence.target {
+                SilenceTarget::Rule(rule) => rule.clone(),
+                SilenceTarget::Deployment => "(every rule)".to_owned(),
+            };
+            table.row(vec![
+                view.deployment.clone(),
+                view.environment.clone(),
+                view.silence.id.clone(),
+                rule,
+                rfc3339(view.silence.until),
+                view.silence.author.clone(),
+                view.silence.comment.clone(),
+            ]);
+        }
+        table.render()
+    })
+}
+
+async fn unsilence(home: &Home, args: UnsilenceArgs) -> Result<String, CliError> {
+    let client = client(home).await?;
+    let mut path = format!(
+        "/v1/deployments/{}/silences/{}",
+        encode(&args.name),
+        encode(&args.id)
+    );
+    if let Some(env) = &args.env {
+        path.push_str(&format!("?env={}", encode(env)));
+    }
+    client.delete(&path).await?;
+    Ok(format!("silence {} ended\n", args.id))
 }
 
 async fn acknowledge(home: &Home, args: AckArgs) -> Result<String, CliError> {

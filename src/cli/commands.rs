@@ -447,6 +447,20 @@ async fn events(home: &Home, args: EventsArgs) -> Result<String, CliError> {
 
 async fn metrics(home: &Home, args: MetricsArgs) -> Result<String, CliError> {
     let client = client(home).await?;
+    if args.list {
+        let mut path = format!("/v1/deployments/{}/series", encode(&args.name));
+        if let Some(env) = &args.env {
+            path.push_str(&format!("?env={}", encode(env)));
+        }
+        let names: Vec<String> = client.get(&path).await?;
+        return render(&names, args.format.format, |names| {
+            let mut table = Table::new(vec!["SERIES"]);
+            for name in names {
+                table.row(vec![name.clone()]);
+            }
+            table.render()
+        });
+    }
     let mut path = format!(
         "/v1/deployments/{}/metrics?since={}",
         encode(&args.name),
@@ -465,9 +479,16 @@ async fn metrics(home: &Home, args: MetricsArgs) -> Result<String, CliError> {
     render(&series, args.format.format, |series| {
         let mut table = Table::new(vec!["METRIC", "LAST", "MIN", "MAX", "TREND"]);
         for view in series {
-            let values: Vec<f64> = view.points.iter().filter_map(|point| point.value).collect();
-            let min = values.iter().copied().fold(f64::NAN, f64::min);
-            let max = values.iter().copied().fold(f64::NAN, f64::max);
+            let min = view
+                .points
+                .iter()
+                .filter_map(|point| point.min.or(point.value))
+                .fold(f64::NAN, f64::min);
+            let max = view
+                .points
+                .iter()
+                .filter_map(|point| point.max.or(point.value))
+                .fold(f64::NAN, f64::max);
             let last = view.points.iter().rev().find_map(|point| point.value);
             table.row(vec![
                 view.name.clone(),

@@ -81,7 +81,7 @@ pub enum Command {
     Template(TemplateArgs),
     /// Manage the channels that alert and deployment notifications go to
     Notify(NotifyArgs),
-    /// List alerts, silence them or acknowledge them
+    /// Manage alert rules, list alerts, silence and acknowledge them
     Alerts(AlertsArgs),
 }
 
@@ -106,6 +106,23 @@ pub enum AlertsAction {
     Rm(AlertsRuleArgs),
     /// List the alert rules of a deployment: its manifest's and those added with `alerts add`
     Rules(AlertsRulesArgs),
+    /// List the silences in force, with their ids, ends and comments
+    Silences(AlertsListArgs),
+    /// End a silence before its time
+    Unsilence(UnsilenceArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UnsilenceArgs {
+    /// The deployment
+    pub name: String,
+
+    /// Id of the silence, from `shipdeck alerts silences`
+    pub id: String,
+
+    /// Environment of the deployment, where its name is in several
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -684,6 +701,10 @@ pub struct MetricsArgs {
     /// Window before now, such as 15m, 1h or 7d
     #[arg(long, value_name = "DURATION", default_value = "1h")]
     pub since: String,
+
+    /// List the names of the series that can be shown, scraped ones included
+    #[arg(long, conflicts_with_all = ["metrics", "step"])]
+    pub list: bool,
 
     /// Width of one point [default: a 60th of the window, at least 1s]
     #[arg(long, value_name = "DURATION")]

@@ -141,6 +141,12 @@ impl Engine {
         let _guard = self.changes.lock().await;
         let deployment = self.resolve(name, environment)?;
         self.check_not_manifest_rule(&deployment, rule)?;
+        let spec = self
+            .store
+            .alert_rules(&deployment.id)?
+            .records
+            .into_iter()
+            .find(|spec| spec.name == rule);
         if !self.store.remove_alert_rule(&deployment.id, rule)? {
             return Err(AlertRuleError::NotFound {
                 rule: rule.to_owned(),
@@ -149,7 +155,18 @@ impl Engine {
             }
             .into());
         }
-        self.forget_alert_states(&deployment.id, |name| name != rule);
+        let removed = self.forget_alert_states(&deployment.id, |name| name != rule);
+        let rules: Vec<AlertRule> = spec
+            .iter()
+            .filter_map(|spec| AlertRule::from_spec(spec).ok())
+            .collect();
+        super::metrics::announce_removed(
+            self,
+            &deployment,
+            &rules,
+            removed,
+            "its rule was removed",
+        );
         self.bump_rules_generation();
         self.record(
             caller,
@@ -229,17 +246,16 @@ impl Engine {
     /// the scrape setting of the deployment's current revision, and then
     /// the evaluator's own checks (such as a zero `repeatInterval`).
     fn check_rule(&self, deployment: &Deployment, rule: &AlertRuleSpec) -> Result<(), EngineError> {
-        let scraped = self
+        let monitoring = self
             .store
             .get_revision(&deployment.id, deployment.revision)?
-            .and_then(|revision| revision.spec.monitoring)
-            .is_some_and(|monitoring| monitoring.scrape.is_some());
+            .and_then(|revision| revision.spec.monitoring);
         let invalid = |field: String, message: String| AlertRuleError::Invalid {
             rule: rule.name.clone(),
             field,
             message,
         };
-        validate_alert_rule(rule, scraped)
+        validate_alert_rule(rule, monitoring.as_ref())
             .map_err(|problem| invalid(problem.path, problem.message))?;
         AlertRule::from_spec(rule).map_err(|error| invalid(String::new(), error.to_string()))?;
         Ok(())

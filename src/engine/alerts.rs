@@ -12,9 +12,19 @@ use std::sync::MutexGuard;
 use time::OffsetDateTime;
 
 use super::{Caller, Engine, EngineError};
+use crate::model::Deployment;
 use crate::monitor::alerts::{
-    AlertRule, AlertState, AlertTransition, AlertView, Silence, SilenceTarget,
+    AlertRule, AlertState, AlertTransition, AlertView, Silence, SilenceTarget, SilenceView,
 };
+
+/// Longest silence: long enough for a maintenance window, short enough that
+/// a mistyped unit (30d for 30m) does not mute paging for months.
+const MAX_SILENCE: time::Duration = time::Duration::days(30);
+
+fn rfc3339(time: OffsetDateTime) -> String {
+    time.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| time.to_string())
+}
 
 /// Alert states by deployment id and rule name, and silences by deployment id.
 #[derive(Default)]
@@ -29,9 +39,22 @@ pub(super) struct AlertBook {
 impl AlertBook {
     /// Checks whether a silence mutes `rule` of `deployment_id` at `now`.
     pub(super) fn silenced(&self, deployment_id: &str, rule: &str, now: OffsetDateTime) -> bool {
+        self.silenced_until(deployment_id, rule, now).is_some()
+    }
+
+    /// Returns the latest end among the silences that mute `rule` now.
+    fn silenced_until(
+        &self,
+        deployment_id: &str,
+        rule: &str,
+        now: OffsetDateTime,
+    ) -> Option<OffsetDateTime> {
         self.silences
-            .get(deployment_id)
-            .is_some_and(|silences| silences.iter().any(|silence| silence.covers(rule, now)))
+            .get(deployment_id)?
+            .iter()
+            .filter(|silence| silence.covers(rule, now))
+            .map(|silence| silence.until)
+            .max()
     }
 }
 
@@ -73,6 +96,7 @@ impl Engine {
                     environment,
                     rule: rule.clone(),
                     silenced: book.silenced(id, rule, now),
+                    silenced_until: book.silenced_until(id, rule, now),
                     state: state.clone(),
                 })
             })
@@ -94,6 +118,19 @@ impl Engine {
     ) -> Result<Silence, EngineError> {
         let deployment = self.resolve(name, environment)?;
         let now = OffsetDateTime::now_utc();
+        if until - now > MAX_SILENCE {
+            return Err(EngineError::Unsupported {
+                field: "until".to_owned(),
+                message: format!(
+                    "a silence lasts at most {} days, and this one would end {}; silence for less, and silence again when it ends",
+                    MAX_SILENCE.whole_days(),
+                    rfc3339(until)
+                ),
+            });
+        }
+        if let Some(rule) = &rule {
+            self.check_rule_exists(&deployment, rule)?;
+        }
         let target = rule.map_or(SilenceTarget::Deployment, SilenceTarget::Rule);
         let silence =
             Silence::new(target, until, comment, &caller.user, now).map_err(alert_error)?;
@@ -118,11 +155,110 @@ impl Engine {
             "alert-silenced",
             true,
             &format!(
-                "{what} silenced by {} until {until}: {comment}",
-                caller.user
+                "{what} silenced by {} until {} (silence {}): {comment}",
+                caller.user,
+                rfc3339(until),
+                silence.id
             ),
         );
         Ok(silence)
+    }
+
+    /// Rejects a silence or acknowledgement of a rule the deployment does not
+    /// have, since it would look like it works while muting nothing.
+    fn check_rule_exists(&self, deployment: &Deployment, rule: &str) -> Result<(), EngineError> {
+        let rules = self.merged_alert_rules(&deployment.id, deployment.revision);
+        if rules.iter().any(|spec| spec.name == rule) {
+            return Ok(());
+        }
+        let names: Vec<&str> = rules.iter().map(|spec| spec.name.as_str()).collect();
+        let known = if names.is_empty() {
+            "it has no alert rules".to_owned()
+        } else {
+            format!("its rules are {}", names.join(", "))
+        };
+        Err(EngineError::Unsupported {
+            field: "rule".to_owned(),
+            message: format!(
+                "{} has no alert rule named {rule:?}; {known}",
+                deployment.key()
+            ),
+        })
+    }
+
+    /// Lists the silences in force, of one deployment or of all.
+    pub fn silences(
+        &self,
+        name: Option<&str>,
+        environment: Option<&str>,
+    ) -> Result<Vec<SilenceView>, EngineError> {
+        let only = name
+            .map(|name| self.resolve(name, environment))
+            .transpose()?;
+        let now = OffsetDateTime::now_utc();
+        let book = self.alert_book();
+        let mut views = Vec::new();
+        for (id, silences) in &book.silences {
+            if only.as_ref().is_some_and(|only| &only.id != id) {
+                continue;
+            }
+            let Some(deployment) = self.store.get_deployment(id)? else {
+                continue;
+            };
+            views.extend(
+                silences
+                    .iter()
+                    .filter(|silence| silence.until > now)
+                    .map(|silence| SilenceView {
+                        deployment: deployment.name.clone(),
+                        environment: deployment.environment.clone(),
+                        silence: silence.clone(),
+                    }),
+            );
+        }
+        views.sort_by(|a, b| {
+            (&a.deployment, a.silence.until).cmp(&(&b.deployment, b.silence.until))
+        });
+        Ok(views)
+    }
+
+    /// Ends a silence before its time.
+    pub fn remove_silence(
+        &self,
+        name: &str,
+        environment: Option<&str>,
+        silence_id: &str,
+        caller: &Caller,
+    ) -> Result<(), EngineError> {
+        let deployment = self.resolve(name, environment)?;
+        let now = OffsetDateTime::now_utc();
+        let mut book = self.alert_book();
+        let silences = book.silences.entry(deployment.id.clone()).or_default();
+        let found = silences
+            .iter()
+            .any(|silence| silence.id == silence_id && silence.until > now);
+        silences.retain(|silence| silence.id != silence_id && silence.until > now);
+        let written = self.store.put_silences(&deployment.id, silences);
+        drop(book);
+        written?;
+        if !found {
+            return Err(EngineError::Unsupported {
+                field: "silence".to_owned(),
+                message: format!(
+                    "{} has no silence {silence_id:?} in force; list them with `shipdeck alerts silences {}`",
+                    deployment.key(),
+                    deployment.name
+                ),
+            });
+        }
+        self.store.flush()?;
+        self.recorder.agent_event(
+            &deployment,
+            "alert-unsilenced",
+            true,
+            &format!("silence {silence_id} ended early by {}", caller.user),
+        );
+        Ok(())
     }
 
     /// Acknowledges the firing alert of `rule`, which stops its reminders
@@ -206,7 +342,12 @@ impl Engine {
         for (deployment_id, mut list) in silences.records {
             let before = list.len();
             list.retain(|silence| silence.until > now);
-            if list.len() != before {
+            let mut changed = list.len() != before;
+            for silence in list.iter_mut().filter(|silence| silence.id.is_empty()) {
+                silence.id = crate::monitor::alerts::new_silence_id();
+                changed = true;
+            }
+            if changed {
                 self.store.put_silences(&deployment_id, &list)?;
             }
             if !list.is_empty() {
@@ -225,13 +366,20 @@ impl Engine {
         rule: &AlertRule,
         value: Option<f64>,
         now: OffsetDateTime,
-    ) -> Vec<AlertTransition> {
+    ) -> Vec<(AlertTransition, Delivery)> {
         let mut book = self.alert_book();
         let silenced = book.silenced(deployment_id, &rule.name, now);
         let key = (deployment_id.to_owned(), rule.name.clone());
         let state = book.states.entry(key).or_default();
         let before = with_last_sample(state.clone(), OffsetDateTime::UNIX_EPOCH);
-        let transitions = state.evaluate(rule, value, now, silenced);
+        let mut transitions: Vec<(AlertTransition, Delivery)> = state
+            .evaluate(rule, value, now, silenced)
+            .into_iter()
+            .map(|transition| (transition, Delivery::Notify))
+            .collect();
+        if silenced {
+            transitions.extend(silent_change(&before, state, value));
+        }
         if with_last_sample(state.clone(), OffsetDateTime::UNIX_EPOCH) != before {
             if let Err(error) = self.store.put_alert_state(deployment_id, &rule.name, state) {
                 tracing::error!(deployment_id, rule = %rule.name, %error, "saving an alert state failed");
@@ -241,8 +389,12 @@ impl Engine {
     }
 
     /// Removes the alert states of `deployment_id` whose rule `keep` rejects,
-    /// from the book and the store.
-    pub(super) fn forget_alert_states(&self, deployment_id: &str, keep: impl Fn(&str) -> bool) {
+    /// from the book and the store, and returns them.
+    pub(super) fn forget_alert_states(
+        &self,
+        deployment_id: &str,
+        keep: impl Fn(&str) -> bool,
+    ) -> Vec<(String, AlertState)> {
         let mut book = self.alert_book();
         let gone: Vec<String> = book
             .states
@@ -250,13 +402,19 @@ impl Engine {
             .filter(|(id, rule)| id == deployment_id && !keep(rule))
             .map(|(_, rule)| rule.clone())
             .collect();
+        let mut removed = Vec::new();
         for rule in gone {
-            book.states
+            let state = book
+                .states
                 .remove(&(deployment_id.to_owned(), rule.clone()));
             if let Err(error) = self.store.remove_alert_state(deployment_id, &rule) {
                 tracing::error!(deployment_id, rule, %error, "removing an alert state failed");
             }
+            if let Some(state) = state {
+                removed.push((rule, state));
+            }
         }
+        removed
     }
 
     /// Returns whether the supervisor of `deployment_id` is undeploying it
@@ -290,4 +448,34 @@ fn alert_error(error: crate::monitor::alerts::AlertError) -> EngineError {
         field: "alert".to_owned(),
         message: error.to_string(),
     }
+}
+
+/// Whether a transition goes to the rule's channels or only into the
+/// history, because a silence covers the rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Delivery {
+    Notify,
+    Silenced,
+}
+
+/// Returns the firing or resolving that a silence kept from the
+/// notifications, so that the history still has it.
+fn silent_change(
+    before: &AlertState,
+    after: &AlertState,
+    value: Option<f64>,
+) -> Option<(AlertTransition, Delivery)> {
+    let was_firing = matches!(before, AlertState::Firing { .. });
+    let transition = match (was_firing, after) {
+        (false, AlertState::Firing { since, .. }) => AlertTransition::Firing {
+            since: *since,
+            value: value.unwrap_or(f64::NAN),
+        },
+        (true, AlertState::Resolved { since, .. }) => AlertTransition::Resolved {
+            since: *since,
+            value,
+        },
+        _ => return None,
+    };
+    Some((transition, Delivery::Silenced))
 }

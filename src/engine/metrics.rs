@@ -21,17 +21,19 @@ use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::alerts::Delivery;
 use super::scrape::{self, ScrapeOutcome};
 use super::supervisor::Snapshot;
 use super::{Engine, EngineError};
 use crate::endpoint::{EndpointStats, LatencyHistogram};
 use crate::manifest::Manifest;
 use crate::manifest::{metric_group, BUILT_IN_METRICS, METRIC_GROUPS};
+use crate::model::Deployment;
 use crate::model::{PointView, SeriesView};
-use crate::monitor::alerts::{AlertRule, AlertTransition};
+use crate::monitor::alerts::{AlertRule, AlertState, AlertTransition};
 use crate::monitor::collect::{host_memory_bytes, sweep, CpuRates};
 use crate::monitor::exposition::{self, Exposition};
-use crate::monitor::scrape::{ReplicaKey, ScrapeMemory};
+use crate::monitor::scrape::{canonical_series, ReplicaKey, ScrapeMemory};
 use crate::monitor::series::{align, rollup, AlignedPoint, SeriesRetention, MINUTE_MS};
 use crate::store::Resolution;
 
@@ -435,7 +437,7 @@ impl Collector {
         applies: impl Fn(&AlertRule) -> bool,
     ) {
         let deployment = &snapshot.deployment;
-        let rules = self.rules_for(engine, &deployment.id, deployment.revision);
+        let rules = self.rules_for(engine, deployment);
         let now = OffsetDateTime::now_utc();
         for rule in rules.iter().filter(|rule| applies(rule)) {
             let value = values
@@ -443,12 +445,15 @@ impl Collector {
                 .find(|(series, _)| *series == rule.metric)
                 .map(|(_, value)| *value);
             let transitions = engine.evaluate_alert(&deployment.id, rule, value, now);
-            for transition in transitions {
-                let (action, ok, message) = describe_transition(rule, &transition);
+            for (transition, delivery) in transitions {
+                let (action, ok, mut message) = describe_transition(rule, &transition);
+                if delivery == Delivery::Silenced {
+                    message.push_str(" (silenced, so not notified)");
+                }
                 engine
                     .recorder
                     .agent_event(deployment, action, ok, &message);
-                if !rule.notifications.is_empty() {
+                if delivery == Delivery::Notify && !rule.notifications.is_empty() {
                     let notification =
                         alert_notification(deployment, rule, &transition, message, now);
                     engine
@@ -463,15 +468,25 @@ impl Collector {
     /// with the API rules. A deployment that is being undeployed or is
     /// undeployed has none, and its alert states are dropped, so that
     /// stopping its replicas does not fire `replicas_ready` rules.
-    fn rules_for(
-        &mut self,
-        engine: &Engine,
-        deployment_id: &str,
-        revision: u64,
-    ) -> Arc<Vec<AlertRule>> {
+    fn rules_for(&mut self, engine: &Engine, deployment: &Deployment) -> Arc<Vec<AlertRule>> {
+        let deployment_id = deployment.id.as_str();
+        let revision = deployment.revision;
+        let previous = self
+            .rules
+            .iter()
+            .find(|((id, _, _), _)| id == deployment_id)
+            .map(|(_, rules)| Arc::clone(rules))
+            .unwrap_or_default();
         if engine.is_stopping(deployment_id) {
             self.rules.retain(|(id, _, _), _| id != deployment_id);
-            engine.forget_alert_states(deployment_id, |_| false);
+            let removed = engine.forget_alert_states(deployment_id, |_| false);
+            announce_removed(
+                engine,
+                deployment,
+                &previous,
+                removed,
+                "the deployment is undeployed",
+            );
             return Arc::new(Vec::new());
         }
         let key = (
@@ -494,9 +509,16 @@ impl Collector {
             })
             .collect();
         // A rule that a redeploy or the API dropped leaves no state behind.
-        engine.forget_alert_states(deployment_id, |name| {
+        let removed = engine.forget_alert_states(deployment_id, |name| {
             rules.iter().any(|rule| rule.name == name)
         });
+        announce_removed(
+            engine,
+            deployment,
+            &previous,
+            removed,
+            "its rule was removed",
+        );
         let rules = Arc::new(rules);
         self.rules.retain(|(id, _, _), _| id != deployment_id);
         self.rules.insert(key, Arc::clone(&rules));
@@ -665,6 +687,43 @@ impl Collector {
     }
 }
 
+/// Records and sends the end of each announced firing alert whose rule or
+/// deployment went away, so that receivers can close the incident.
+pub(super) fn announce_removed(
+    engine: &Engine,
+    deployment: &Deployment,
+    rules: &[AlertRule],
+    removed: Vec<(String, AlertState)>,
+    reason: &str,
+) {
+    let now = OffsetDateTime::now_utc();
+    for (name, state) in removed {
+        let AlertState::Firing {
+            since,
+            last_notified: Some(_),
+            ..
+        } = state
+        else {
+            continue;
+        };
+        let message = format!("{name}: resolved because {reason}");
+        engine
+            .recorder
+            .agent_event(deployment, "alert-resolved", true, &message);
+        let Some(rule) = rules.iter().find(|rule| rule.name == name) else {
+            continue;
+        };
+        if rule.notifications.is_empty() {
+            continue;
+        }
+        let transition = AlertTransition::Resolved { since, value: None };
+        let notification = alert_notification(deployment, rule, &transition, message, now);
+        engine
+            .notifier
+            .send(notification, Some(&rule.notifications));
+    }
+}
+
 fn alert_notification(
     deployment: &crate::model::Deployment,
     rule: &AlertRule,
@@ -759,6 +818,16 @@ impl Engine {
         step: Option<Duration>,
     ) -> Result<Vec<SeriesView>, EngineError> {
         let deployment = self.resolve(name, environment)?;
+        let names: Vec<String> = names
+            .iter()
+            .map(|name| {
+                canonical_series(name.trim()).map_err(|problem| EngineError::Unsupported {
+                    field: "metric".to_owned(),
+                    message: format!("invalid metric {name:?}: {problem}"),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let names = names.as_slice();
         let unknown: Vec<&String> = names
             .iter()
             .filter(|name| !SERIES.contains(&name.as_str()))
@@ -817,6 +886,24 @@ impl Engine {
             .collect()
     }
 
+    /// Lists the series that can be queried for a deployment: the built-in
+    /// ones, then every other stored series (scraped ones and `scrape_up`).
+    pub fn series_names(
+        &self,
+        name: &str,
+        environment: Option<&str>,
+    ) -> Result<Vec<String>, EngineError> {
+        let deployment = self.resolve(name, environment)?;
+        let mut names: Vec<String> = SERIES.iter().map(|series| (*series).to_owned()).collect();
+        names.extend(
+            self.store
+                .metric_series(&deployment.id)?
+                .into_iter()
+                .filter(|series| !SERIES.contains(&series.as_str())),
+        );
+        Ok(names)
+    }
+
     /// Starts the collection task; it ends when the engine is dropped.
     pub(super) fn start_metrics(self: &Arc<Self>) {
         tokio::spawn(run(Arc::downgrade(self)));
@@ -845,7 +932,9 @@ fn unknown_metric(name: &str, stored: &[String]) -> EngineError {
             scraped[..scraped.len().min(SHOWN)].join(", ")
         ));
         if more > 0 {
-            message.push_str(&format!(" and {more} more"));
+            message.push_str(&format!(
+                " and {more} more (`shipdeck metrics NAME --list` lists them all)"
+            ));
         }
     }
     EngineError::Unsupported {
@@ -861,6 +950,8 @@ fn point_view(point: AlignedPoint) -> PointView {
             .unwrap_or(OffsetDateTime::UNIX_EPOCH),
         value: point.value,
         sum: point.sum,
+        min: point.min,
+        max: point.max,
     }
 }
 

@@ -672,8 +672,7 @@ fn check_monitoring(manifest: &Manifest, problems: &mut Problems) {
     if let Some(retention) = &monitoring.retention {
         check_metrics_retention(retention, problems);
     }
-    check_alerts(&monitoring.alerts, monitoring.scrape.is_some(), problems);
-    check_alerts_collected(monitoring, problems);
+    check_alerts(monitoring, problems);
     check_channel_names(
         &monitoring.notifications,
         "monitoring.notifications",
@@ -695,28 +694,6 @@ pub fn metric_group(metric: &str) -> Option<&'static str> {
         _ => return None,
     };
     Some(group)
-}
-
-/// Rejects rules on built-in metrics that `monitoring.metrics` leaves out,
-/// since they would never get a value.
-fn check_alerts_collected(monitoring: &Monitoring, problems: &mut Problems) {
-    if monitoring.metrics.is_empty() {
-        return;
-    }
-    for (index, alert) in monitoring.alerts.iter().enumerate() {
-        let Some(group) = metric_group(alert.metric.trim()) else {
-            continue;
-        };
-        if !monitoring.metrics.iter().any(|listed| listed == group) {
-            problems.add(
-                format!("monitoring.alerts[{index}].metric"),
-                format!(
-                    "`{}` is in the `{group}` group, which monitoring.metrics leaves out; add `{group}` to monitoring.metrics",
-                    alert.metric.trim()
-                ),
-            );
-        }
-    }
 }
 
 /// Smallest raw retention: rollups are made from raw points once a minute,
@@ -776,9 +753,9 @@ pub const BUILT_IN_METRICS: &[&str] = &[
 
 const SEVERITIES: &[&str] = &["low", "medium", "high", "critical"];
 
-fn check_alerts(alerts: &[AlertRuleSpec], scraped: bool, problems: &mut Problems) {
+fn check_alerts(monitoring: &Monitoring, problems: &mut Problems) {
     let mut names = HashSet::new();
-    for (index, alert) in alerts.iter().enumerate() {
+    for (index, alert) in monitoring.alerts.iter().enumerate() {
         let path = format!("monitoring.alerts[{index}].");
         if !names.insert(alert.name.as_str()) {
             problems.add(
@@ -789,34 +766,29 @@ fn check_alerts(alerts: &[AlertRuleSpec], scraped: bool, problems: &mut Problems
                 ),
             );
         }
-        check_alert(alert, &path, scraped, problems);
+        check_alert(alert, &path, Some(monitoring), problems);
     }
 }
 
 /// Checks one alert rule whose field paths start with `prefix` (such as
 /// `monitoring.alerts[0].`, or nothing for a rule sent on its own).
-fn check_alert(alert: &AlertRuleSpec, prefix: &str, scraped: bool, problems: &mut Problems) {
-    if alert.name.trim().is_empty() {
-        problems.add(format!("{prefix}name"), "alert name is empty".to_owned());
-    }
-    if alert.metric.trim().is_empty() {
+/// `monitoring` is the deployment's, which decides whether the rule can ever
+/// get a value: without it, the defaults (enabled, no scrape, every group).
+fn check_alert(
+    alert: &AlertRuleSpec,
+    prefix: &str,
+    monitoring: Option<&Monitoring>,
+    problems: &mut Problems,
+) {
+    check_alert_name(&alert.name, &format!("{prefix}name"), problems);
+    if monitoring.is_some_and(|monitoring| !monitoring.enabled) {
         problems.add(
             format!("{prefix}metric"),
-            "metric is empty; name the metric to watch, such as cpu_percentage".to_owned(),
+            "monitoring.enabled is false, so no metric is collected and the rule could never fire; remove `enabled: false` or the rule".to_owned(),
         );
     }
-    let metric = alert.metric.trim();
-    if !metric.is_empty() && !scraped && !BUILT_IN_METRICS.contains(&metric) {
-        let hint = super::suggest::closest(metric, BUILT_IN_METRICS)
-            .map(|close| format!("did you mean `{close}`? "))
-            .unwrap_or_default();
-        problems.add(
-            format!("{prefix}metric"),
-            format!(
-                "unknown metric `{metric}`; {hint}use one of {}, or configure monitoring.scrape for the application's own metrics",
-                BUILT_IN_METRICS.join(", ")
-            ),
-        );
+    if let Some(problem) = metric_problem(alert.metric.trim(), monitoring) {
+        problems.add(format!("{prefix}metric"), problem);
     }
     if !alert.threshold.is_finite() {
         problems.add(
@@ -845,13 +817,92 @@ fn check_alert(alert: &AlertRuleSpec, prefix: &str, scraped: bool, problems: &mu
 }
 
 /// Checks one alert rule that is not part of a manifest, such as one sent
-/// through the API, with the same rules as `monitoring.alerts`. `scraped`
-/// is true when the deployment has `monitoring.scrape`, which allows
-/// metric names beyond [`BUILT_IN_METRICS`].
-pub fn validate_alert_rule(alert: &AlertRuleSpec, scraped: bool) -> Result<(), Problem> {
+/// through the API, with the same rules as `monitoring.alerts`, against the
+/// `monitoring` of the deployment's current revision.
+pub fn validate_alert_rule(
+    alert: &AlertRuleSpec,
+    monitoring: Option<&Monitoring>,
+) -> Result<(), Problem> {
     let mut problems = Problems::default();
-    check_alert(alert, "", scraped, &mut problems);
+    check_alert(alert, "", monitoring, &mut problems);
     first_problem(problems.0)
+}
+
+/// Rule names appear in URLs, events and notification titles, so they keep
+/// to the characters of channel names, in either case.
+fn check_alert_name(name: &str, path: &str, problems: &mut Problems) {
+    let valid = !name.is_empty()
+        && name.len() <= 63
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !valid {
+        problems.add(
+            path,
+            format!(
+                "invalid alert name {name:?}: use 1 to 63 letters, digits, '.', '_' and '-', starting with a letter or digit, such as high-cpu"
+            ),
+        );
+    }
+}
+
+/// Describes why a rule on `metric` could never get a value, if it could not.
+fn metric_problem(metric: &str, monitoring: Option<&Monitoring>) -> Option<String> {
+    if metric.is_empty() {
+        return Some(
+            "metric is empty; name the metric to watch, such as cpu_percentage".to_owned(),
+        );
+    }
+    let scraped = monitoring.is_some_and(|monitoring| monitoring.scrape.is_some());
+    if BUILT_IN_METRICS.contains(&metric) {
+        return built_in_problem(metric, monitoring, scraped);
+    }
+    if let Err(problem) = crate::monitor::scrape::canonical_series(metric) {
+        return Some(format!("invalid metric `{metric}`: {problem}"));
+    }
+
+    if !scraped {
+        let hint = super::suggest::closest(metric, BUILT_IN_METRICS)
+            .map(|close| format!("did you mean `{close}`? "))
+            .unwrap_or_default();
+        return Some(format!(
+            "unknown metric `{metric}`; {hint}use one of {}, or configure monitoring.scrape for the application's own metrics",
+            BUILT_IN_METRICS.join(", ")
+        ));
+    }
+    // A scraped series may have any name, but one two edits from a built-in
+    // metric, or cut short of one, is far more likely a slip. Wider
+    // distances would catch common names such as http_requests_total.
+    let near = BUILT_IN_METRICS.iter().find(|built_in| {
+        let cut_mid_word = built_in
+            .strip_prefix(metric)
+            .is_some_and(|rest| !rest.starts_with('_'));
+        strsim::levenshtein(metric, built_in) <= 2 || (metric.len() >= 6 && cut_mid_word)
+    })?;
+    Some(format!(
+        "unknown metric `{metric}`; did you mean the built-in `{near}`? A scraped series this close to a built-in name is not accepted; rename it in the application"
+    ))
+}
+
+fn built_in_problem(
+    metric: &str,
+    monitoring: Option<&Monitoring>,
+    scraped: bool,
+) -> Option<String> {
+    if metric == "scrape_up" && !scraped {
+        return Some(
+            "`scrape_up` counts the replicas that answer monitoring.scrape, which this deployment does not set; configure monitoring.scrape".to_owned(),
+        );
+    }
+    let listed = &monitoring?.metrics;
+    let group = metric_group(metric)?;
+    if listed.is_empty() || listed.iter().any(|name| name == group) {
+        return None;
+    }
+    Some(format!(
+        "`{metric}` is in the `{group}` group, which monitoring.metrics leaves out; add `{group}` to monitoring.metrics"
+    ))
 }
 
 fn check_channel_names(channels: &[String], path: &str, problems: &mut Problems) {
@@ -1029,36 +1080,103 @@ mod tests {
     #[test]
     fn single_rule_gets_field_paths_without_prefix() {
         assert_eq!(
-            validate_alert_rule(&rule("cpu_percentage", 80.0), false),
+            validate_alert_rule(&rule("cpu_percentage", 80.0), None),
             Ok(())
         );
 
-        let unknown = validate_alert_rule(&rule("cpu_percentag", 80.0), false).unwrap_err();
+        let unknown = validate_alert_rule(&rule("cpu_percentag", 80.0), None).unwrap_err();
         assert_eq!(unknown.path, "metric");
         assert!(unknown.message.contains("did you mean `cpu_percentage`"));
 
-        let infinite = validate_alert_rule(&rule("cpu_percentage", f64::INFINITY), false);
+        let infinite = validate_alert_rule(&rule("cpu_percentage", f64::INFINITY), None);
         assert_eq!(infinite.unwrap_err().path, "threshold");
 
         let mut severity = rule("cpu_percentage", 80.0);
         severity.severity = Some("urgent".to_owned());
         assert_eq!(
-            validate_alert_rule(&severity, false).unwrap_err().path,
+            validate_alert_rule(&severity, None).unwrap_err().path,
             "severity"
         );
 
         let mut channel = rule("cpu_percentage", 80.0);
         channel.notifications = vec![" ".to_owned()];
-        let empty = validate_alert_rule(&channel, false).unwrap_err();
+        let empty = validate_alert_rule(&channel, None).unwrap_err();
         assert_eq!(empty.path, "notifications[0]");
+    }
+
+    fn scraping() -> Monitoring {
+        let text = "name: a\nrun:\n  command: [\"true\"]\nports: [{ name: http, containerPort: 8080 }]\nmonitoring:\n  scrape: { port: http }\n";
+        crate::manifest::parse(text, "test.yaml", &[])
+            .expect("a valid manifest")
+            .monitoring
+            .expect("monitoring")
+    }
+
+    #[test]
+    fn rule_checks_what_could_never_fire() {
+        let scraping = scraping();
+        let near = validate_alert_rule(&rule("cpu_percent", 1.0), Some(&scraping)).unwrap_err();
+        assert!(
+            near.message
+                .contains("did you mean the built-in `cpu_percentage`"),
+            "{}",
+            near.message
+        );
+
+        for common in ["http_requests_total", "requests", "memory_bytes", "cpu"] {
+            assert_eq!(
+                validate_alert_rule(&rule(common, 1.0), Some(&scraping)),
+                Ok(()),
+                "{common}"
+            );
+        }
+
+        let labelled = rule(r#"sample_requests_total{path="/",code="200"}"#, 1.0);
+        assert_eq!(validate_alert_rule(&labelled, Some(&scraping)), Ok(()));
+        let broken = rule(r#"sample_requests_total{path=/}"#, 1.0);
+        let error = validate_alert_rule(&broken, Some(&scraping)).unwrap_err();
+        assert!(error.message.contains("double quotes"), "{}", error.message);
+
+        let up = validate_alert_rule(&rule("scrape_up", 1.0), None).unwrap_err();
+        assert!(
+            up.message.contains("configure monitoring.scrape"),
+            "{}",
+            up.message
+        );
+
+        let mut off = scraping.clone();
+        off.enabled = false;
+        let error = validate_alert_rule(&rule("cpu_usage", 1.0), Some(&off)).unwrap_err();
+        assert!(
+            error.message.contains("monitoring.enabled is false"),
+            "{}",
+            error.message
+        );
+
+        let mut cpu_only = scraping;
+        cpu_only.metrics = vec!["cpu".to_owned()];
+        let error =
+            validate_alert_rule(&rule("requests_failed", 1.0), Some(&cpu_only)).unwrap_err();
+        assert!(
+            error.message.contains("add `requests`"),
+            "{}",
+            error.message
+        );
+
+        for name in ["bad name!", "a/b", "x?y=1", "", "-lead"] {
+            let mut named = rule("cpu_usage", 1.0);
+            named.name = name.to_owned();
+            let error = validate_alert_rule(&named, None).unwrap_err();
+            assert_eq!(error.path, "name", "{name:?}");
+        }
     }
 
     #[test]
     fn scrape_allows_any_metric_name() {
         assert_eq!(
-            validate_alert_rule(&rule("queue_depth", 10.0), true),
+            validate_alert_rule(&rule("queue_depth", 10.0), Some(&scraping())),
             Ok(())
         );
-        assert!(validate_alert_rule(&rule("queue_depth", 10.0), false).is_err());
+        assert!(validate_alert_rule(&rule("queue_depth", 10.0), None).is_err());
     }
 }

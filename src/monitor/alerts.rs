@@ -255,7 +255,9 @@ impl AlertRule {
 
         let rule = Self {
             name: spec.name.clone(),
-            metric: spec.metric.clone(),
+            // Labels in any order name the same stored series.
+            metric: crate::monitor::scrape::canonical_series(spec.metric.trim())
+                .unwrap_or_else(|_| spec.metric.clone()),
             condition: spec.condition.into(),
             threshold: spec.threshold,
             for_duration,
@@ -612,6 +614,10 @@ pub enum SilenceTarget {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Silence {
+    /// Short random id, by which an operator ends the silence early. Silences
+    /// stored before ids existed get one when they are loaded.
+    #[serde(default)]
+    pub id: String,
     pub target: SilenceTarget,
     /// End of the silence, exclusive: at this instant it no longer applies.
     #[serde(with = "time::serde::rfc3339")]
@@ -641,6 +647,7 @@ impl Silence {
         }
 
         Ok(Self {
+            id: new_silence_id(),
             target,
             until,
             comment: comment.to_owned(),
@@ -659,6 +666,17 @@ impl Silence {
             SilenceTarget::Rule(name) => name == rule,
         }
     }
+}
+
+/// Returns eight random hexadecimal digits; a failing random source gives
+/// the time instead, which is unique enough among one deployment's silences.
+pub fn new_silence_id() -> String {
+    let mut bytes = [0u8; 4];
+    if getrandom::fill(&mut bytes).is_err() {
+        let nanos = OffsetDateTime::now_utc().unix_timestamp_nanos();
+        bytes = (nanos as u32).to_be_bytes();
+    }
+    hex::encode(bytes)
 }
 
 /// Serde for a `Duration` as manifest duration text such as `1m30s`.
@@ -716,8 +734,25 @@ pub struct AlertView {
     pub environment: String,
     pub rule: String,
     pub silenced: bool,
+    /// End of the latest silence that covers the rule now.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub silenced_until: Option<OffsetDateTime>,
     #[serde(flatten)]
     pub state: AlertState,
+}
+
+/// A silence as listings show it, with the deployment it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SilenceView {
+    pub deployment: String,
+    pub environment: String,
+    #[serde(flatten)]
+    pub silence: Silence,
 }
 
 #[cfg(test)]

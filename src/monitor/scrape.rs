@@ -225,6 +225,102 @@ fn series_key(name: &str, labels: &[(String, String)], skip: Option<&str>) -> St
     key
 }
 
+/// Rewrites a series name as stored: its labels sorted by name, so that
+/// `req{path="/",code="200"}` and `req{code="200",path="/"}` name the same
+/// series. Accepts `NAME`, `NAME{LABEL="VALUE",...}` and either followed by
+/// a suffix such as `:rate` or `:p95`.
+pub fn canonical_series(text: &str) -> Result<String, String> {
+    let Some(open) = text.find('{') else {
+        return check_series_name(text).map(|()| text.to_owned());
+    };
+    let name = &text[..open];
+    check_series_name(name)?;
+    let (mut labels, rest) = parse_label_set(&text[open + 1..])?;
+    if !rest.is_empty() && !is_suffix(rest) {
+        return Err(format!(
+            "`{rest}` after the labels is not a suffix such as :rate or :p95"
+        ));
+    }
+    labels.sort();
+    for pair in labels.windows(2) {
+        if pair[0].0 == pair[1].0 {
+            return Err(format!("label `{}` is given twice", pair[0].0));
+        }
+    }
+    Ok(format!("{}{rest}", series_key(name, &labels, None)))
+}
+
+fn check_series_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let starts_well = chars
+        .next()
+        .is_some_and(|first| first.is_ascii_alphabetic() || first == '_' || first == ':');
+    if starts_well && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':') {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a metric name: use letters, digits, '_' and ':', not starting with a digit"
+        ))
+    }
+}
+
+fn is_suffix(text: &str) -> bool {
+    text.strip_prefix(':').is_some_and(|suffix| {
+        !suffix.is_empty()
+            && suffix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    })
+}
+
+/// Label pairs of a series name, as `(name, value)`.
+type Labels = Vec<(String, String)>;
+
+/// Parses `a="1",b="2"}` up to and including the closing brace, and returns
+/// the pairs with their values unescaped, and the text after the brace.
+fn parse_label_set(mut text: &str) -> Result<(Labels, &str), String> {
+    let mut labels = Vec::new();
+    loop {
+        text = text.trim_start();
+        if let Some(rest) = text.strip_prefix('}') {
+            return Ok((labels, rest));
+        }
+        let equals = text
+            .find('=')
+            .ok_or_else(|| "a label is missing its `=\"value\"`".to_owned())?;
+        let label = text[..equals].trim();
+        if label.is_empty() || !label.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("`{label}` is not a label name"));
+        }
+        let quoted = text[equals + 1..]
+            .trim_start()
+            .strip_prefix('"')
+            .ok_or_else(|| format!("the value of label `{label}` must be in double quotes"))?;
+        let (value, rest) = unescape_value(quoted)
+            .ok_or_else(|| format!("the value of label `{label}` has no closing quote"))?;
+        labels.push((label.to_owned(), value));
+        text = rest.trim_start();
+        text = text.strip_prefix(',').unwrap_or(text);
+    }
+}
+
+/// Reads a label value up to its closing quote, decoding `\\`, `\"` and `\n`.
+fn unescape_value(text: &str) -> Option<(String, &str)> {
+    let mut value = String::new();
+    let mut chars = text.char_indices();
+    while let Some((index, character)) = chars.next() {
+        match character {
+            '"' => return Some((value, &text[index + 1..])),
+            '\\' => match chars.next()?.1 {
+                'n' => value.push('\n'),
+                other => value.push(other),
+            },
+            other => value.push(other),
+        }
+    }
+    None
+}
+
 /// Returns how much each bucket grew since `previous`. A bucket that shrank
 /// means the application restarted, so the current counts are the growth.
 /// Without a previous scrape there is no growth to report.
@@ -428,6 +524,36 @@ app_seconds_count 10
         );
         assert_eq!(value(&values, "zzz_bare"), Some(1.0));
         assert_eq!(value(&values, "wide"), Some((MAX_SERIES + 20) as f64));
+    }
+
+    #[test]
+    fn canonical_series_sorts_labels() {
+        assert_eq!(
+            canonical_series(r#"req{path="/",code="200"}"#).as_deref(),
+            Ok(r#"req{code="200",path="/"}"#)
+        );
+        assert_eq!(
+            canonical_series(r#"req{ path = "/a,b\"c" , code="500" }:rate"#).as_deref(),
+            Ok(r#"req{code="500",path="/a,b\"c"}:rate"#)
+        );
+        assert_eq!(canonical_series("cpu_usage").as_deref(), Ok("cpu_usage"));
+        assert_eq!(canonical_series("lat:p95").as_deref(), Ok("lat:p95"));
+    }
+
+    #[test]
+    fn canonical_series_rejects_malformed_names() {
+        for bad in [
+            "",
+            "9lives",
+            "a b",
+            r#"req{code=200}"#,
+            r#"req{code="200""#,
+            r#"req{code="1",code="2"}"#,
+            r#"req{code="1"}x"#,
+            r#"req{="1"}"#,
+        ] {
+            assert!(canonical_series(bad).is_err(), "{bad:?} is accepted");
+        }
     }
 
     #[test]

@@ -68,6 +68,10 @@ pub struct AlignedPoint {
     /// Sum of the samples in the step, which for a per-interval count such
     /// as `requests_total` is the count over the whole step.
     pub sum: Option<f64>,
+    /// Lowest and highest sample in the step, so a spike shows in a long
+    /// window even when the average hides it.
+    pub min: Option<f64>,
+    pub max: Option<f64>,
 }
 
 /// Aligns `points` to steps of `step_ms` from `from_ms` up to `to_ms`, so
@@ -78,26 +82,60 @@ pub fn align(points: &[MetricPoint], from_ms: u64, to_ms: u64, step_ms: u64) -> 
     let steps = to_ms.saturating_sub(first).div_ceil(step_ms);
     let steps = usize::try_from(steps).unwrap_or(usize::MAX).min(MAX_STEPS);
 
-    let mut sums = vec![(0.0_f64, 0_u64); steps];
+    let mut steps_seen = vec![StepTotals::default(); steps];
     for point in points {
         if point.time_ms < first || point.time_ms >= to_ms || !point.sum.is_finite() {
             continue;
         }
         let index = usize::try_from((point.time_ms - first) / step_ms).unwrap_or(usize::MAX);
-        if let Some((sum, count)) = sums.get_mut(index) {
-            *sum += point.sum;
-            *count += u64::from(point.count);
+        if let Some(step) = steps_seen.get_mut(index) {
+            step.add(point);
         }
     }
 
-    sums.iter()
+    steps_seen
+        .iter()
         .enumerate()
-        .map(|(index, (sum, count))| AlignedPoint {
-            time_ms: first + index as u64 * step_ms,
-            value: (*count > 0).then(|| sum / *count as f64),
-            sum: (*count > 0).then_some(*sum),
+        .map(|(index, step)| {
+            let seen = step.count > 0;
+            AlignedPoint {
+                time_ms: first + index as u64 * step_ms,
+                value: seen.then(|| step.sum / step.count as f64),
+                sum: seen.then_some(step.sum),
+                min: seen.then_some(step.min),
+                max: seen.then_some(step.max),
+            }
         })
         .collect()
+}
+
+/// Samples of one step of an aligned series.
+#[derive(Debug, Clone, Copy)]
+struct StepTotals {
+    sum: f64,
+    count: u64,
+    min: f64,
+    max: f64,
+}
+
+impl Default for StepTotals {
+    fn default() -> Self {
+        Self {
+            sum: 0.0,
+            count: 0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+        }
+    }
+}
+
+impl StepTotals {
+    fn add(&mut self, point: &MetricPoint) {
+        self.sum += point.sum;
+        self.count += u64::from(point.count);
+        self.min = self.min.min(point.min);
+        self.max = self.max.max(point.max);
+    }
 }
 
 /// Maximum number of steps in one aligned query. A chart is a few hundred
