@@ -622,3 +622,34 @@ fn silenced_alerts_stay_in_history_and_removed_rules_resolve() {
     assert!(message.contains("its rule was removed"), "{message}");
     home.finish();
 }
+
+#[test]
+fn rule_condition_signs_get_keywords() {
+    let home = TestHome::new();
+    let error = home.fails(&[
+        "alerts",
+        "add",
+        "x",
+        "y",
+        "--metric",
+        "cpu_usage",
+        "--condition",
+        ">=",
+        "--threshold",
+        "1",
+    ]);
+    assert!(error.contains("for >=, write gte"), "{error}");
+    let error = home.fails(&[
+        "alerts",
+        "add",
+        "x",
+        "",
+        "--metric",
+        "cpu_usage",
+        "--condition",
+        "gt",
+        "--threshold",
+        "1",
+    ]);
+    assert!(error.contains("the rule name is empty"), "{error}");
+}

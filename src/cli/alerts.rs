@@ -200,7 +200,36 @@ fn parse_threshold(text: &str) -> Result<f64, CliError> {
     Ok(value)
 }
 
+/// Reads `--condition`, naming the keyword for a comparison sign.
+fn check_condition(text: &str) -> Result<(), CliError> {
+    const KEYWORDS: [(&str, &str); 6] = [
+        ("gt", ">"),
+        ("gte", ">="),
+        ("lt", "<"),
+        ("lte", "<="),
+        ("eq", "=="),
+        ("ne", "!="),
+    ];
+    if KEYWORDS.iter().any(|(keyword, _)| *keyword == text) {
+        return Ok(());
+    }
+    let hint = KEYWORDS
+        .iter()
+        .find(|(_, sign)| *sign == text.trim() || (text.trim() == "=" && *sign == "=="))
+        .map(|(keyword, sign)| format!(" (for {sign}, write {keyword})"))
+        .unwrap_or_default();
+    Err(CliError::Message(format!(
+        "invalid --condition {text:?}: use gt, gte, lt, lte, eq or ne{hint}"
+    )))
+}
+
 async fn add_rule(home: &Home, args: AlertsAddArgs) -> Result<String, CliError> {
+    if args.rule.trim().is_empty() {
+        return Err(CliError::Message(
+            "the rule name is empty; name the rule, such as high-cpu".to_owned(),
+        ));
+    }
+    check_condition(&args.condition)?;
     let threshold = parse_threshold(&args.threshold)?;
     let mut body = json!({
         "metric": args.metric,

@@ -349,9 +349,10 @@ impl Collector {
                     let exposition = exposition::parse(text);
                     if let Some(error) = exposition.errors.first() {
                         problems.push(format!(
-                            "{}: not all of it is the Prometheus text format ({} problems; first, {error})",
+                            "{}: not all of it is the Prometheus text format ({} {}; first, {error})",
                             target.url(),
-                            exposition.errors.len()
+                            exposition.errors.len(),
+                            if exposition.errors.len() == 1 { "problem" } else { "problems" }
                         ));
                     }
                     if exposition.samples.is_empty() && !exposition.errors.is_empty() {
@@ -419,7 +420,7 @@ impl Collector {
                         deployment,
                         "scrape-failed",
                         false,
-                        &format!("scraping the application's metrics failed: {problem}"),
+                        &format!("the application's metrics scrape has a problem: {problem}"),
                     );
                 }
                 self.scrapes.problems.insert(deployment.id.clone(), problem);
