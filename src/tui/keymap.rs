@@ -26,8 +26,8 @@ use toml::Spanned;
 
 use super::action::{Command, KeyCodeKey, KeyPress};
 
-/// Where a binding applies. Lists are searched from the most specific
-/// context to [`Context::Global`].
+/// The scope of a binding. Lists of contexts are searched from the most
+/// specific one to [`Context::Global`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Context {
     Global,
@@ -78,12 +78,6 @@ impl Context {
             Self::Filter => &[AcceptFilter, CancelFilter, DeleteChar, ClearInput],
             Self::Help => &[CloseHelp, MoveUp, MoveDown, PageUp, PageDown, First, Last],
         }
-    }
-
-    /// Whether the context's keys replace the global ones, because it takes
-    /// text or covers the screen.
-    pub fn is_modal(self) -> bool {
-        matches!(self, Self::Filter | Self::Help)
     }
 
     fn from_name(name: &str) -> Option<Self> {
@@ -146,10 +140,10 @@ pub enum KeymapError {
     },
 }
 
-/// Bindings per context, each key bound to at most one command. A list in
-/// the order the defaults and the file give them, so that the help and the
-/// hints show the first key written first; at about forty bindings a scan
-/// costs nothing.
+/// Bindings per context, each key bound to at most one command. They are
+/// kept in the order the defaults and the file give them, so the help and
+/// the hints show the first key written first. At about forty bindings, a
+/// scan costs nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keymap {
     bindings: Vec<(Context, KeyPress, Command)>,
@@ -268,7 +262,7 @@ impl Keymap {
             .map(|(_, _, command)| *command)
     }
 
-    /// The keys of `command` in `context`, in the order they were bound.
+    /// Lists the keys of `command` in `context`, in the order they were bound.
     fn keys_of(&self, context: Context, command: Command) -> impl Iterator<Item = KeyPress> + '_ {
         self.bindings
             .iter()
@@ -391,7 +385,7 @@ fn key_code(text: &str) -> Option<KeyCodeKey> {
     Some(code)
 }
 
-/// The 1-based line of byte `offset` in `text`.
+/// Returns the 1-based line of byte `offset` in `text`.
 pub(crate) fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
     text.as_bytes()[..end]
@@ -465,7 +459,8 @@ mod tests {
             KeyPress::plain(KeyCodeKey::F(12))
         );
         let alt = parse_key("alt-ctrl-x").unwrap();
-        assert!(alt.alt && alt.ctrl);
+        assert!(alt.alt);
+        assert!(alt.ctrl);
         assert!(parse_key("f13").is_err());
         assert!(parse_key("ctrl-").is_err());
         assert!(parse_key("").is_err());

@@ -2,11 +2,11 @@
 //! cell row.
 //!
 //! Names, messages and reasons come from manifests and applications. Before
-//! they reach the screen, [`clean`] drops what [`visible_text`] drops
-//! (escape sequences, C0 and C1 controls), turns the remaining tab and line
-//! breaks into spaces, and replaces bidirectional formatting characters
-//! with U+FFFD, so that none of them can reorder the rest of a row and the
-//! operator sees that something was there. Widths are display widths
+//! they reach the screen, [`clean`] drops what [`visible_text`] drops:
+//! escape sequences, C0 and C1 controls. It turns tabs and line breaks into
+//! spaces. It replaces bidirectional formatting characters with U+FFFD, so
+//! that none of them can reorder the rest of a row, and the operator sees
+//! that something was there. Widths are display widths
 //! (CJK and most emoji take two cells), so columns stay aligned.
 
 use std::borrow::Cow;
@@ -39,9 +39,9 @@ fn needs_replacing(character: char) -> bool {
     matches!(character, '\t' | '\n' | '\r') || is_bidi_control(character)
 }
 
-/// The explicit directional formatting characters of Unicode's
-/// bidirectional algorithm (UAX #9): embeddings, overrides, isolates and
-/// marks.
+/// Returns whether `character` is one of the explicit directional
+/// formatting characters of Unicode's bidirectional algorithm (UAX #9):
+/// embeddings, overrides, isolates and marks.
 fn is_bidi_control(character: char) -> bool {
     matches!(
         character,
@@ -49,7 +49,7 @@ fn is_bidi_control(character: char) -> bool {
     )
 }
 
-/// The number of cells `text` takes.
+/// Returns the number of terminal cells `text` takes.
 pub fn width(text: &str) -> usize {
     text.width()
 }

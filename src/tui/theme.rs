@@ -140,7 +140,7 @@ impl Theme {
         })
     }
 
-    /// The built-in default, for tests and as a fallback.
+    /// Returns the built-in default, for tests and as a fallback.
     pub fn dark() -> Self {
         match Self::load(None, DEFAULT_THEME, false) {
             Ok(loaded) => loaded.theme,
@@ -150,7 +150,7 @@ impl Theme {
         }
     }
 
-    /// Whether `NO_COLOR` asks for no colours.
+    /// Returns whether `NO_COLOR` requests output without colours.
     pub fn no_color_requested() -> bool {
         std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty())
     }
@@ -170,7 +170,7 @@ impl Theme {
         }
     }
 
-    /// The same roles as attributes only, for `NO_COLOR`.
+    /// Returns the same roles as text attributes only, for `NO_COLOR`.
     pub fn monochrome(&self) -> Self {
         let mut theme = Self::plain(&self.name);
         theme.muted = Style::new().add_modifier(Modifier::DIM);

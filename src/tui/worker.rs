@@ -117,7 +117,8 @@ async fn poll(client: Client, socket: String, actions: mpsc::Sender<Action>) {
     }
 }
 
-/// One round of reads; `Err` when the agent is unreachable.
+/// Reads the lists once, and the agent's status after a (re)connection.
+/// Returns `Err` with the reason when the agent is unreachable.
 async fn poll_once(
     client: &Client,
     socket: &str,
@@ -163,8 +164,8 @@ fn failed(what: &str, message: String) -> Action {
 }
 
 /// Reads the row metrics of the watched deployments, each at most once per
-/// [`METRICS_INTERVAL`], one request at a time so that a dashboard never
-/// loads the agent with more than one metrics query.
+/// [`METRICS_INTERVAL`]. Requests go one at a time, so one dashboard has at
+/// most one metrics request in flight.
 #[tracing::instrument(skip_all)]
 async fn read_metrics(
     client: Client,
@@ -209,7 +210,7 @@ async fn read_metrics(
     }
 }
 
-/// The request for a row's metrics.
+/// Builds the API path of a row's metrics request.
 pub fn metrics_path(key: &DeploymentKey) -> String {
     format!(
         "/v1/deployments/{}/metrics?env={}&{METRICS_QUERY}&metric={}",

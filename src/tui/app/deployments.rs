@@ -303,6 +303,9 @@ impl DeploymentsState {
     }
 
     fn compare(&self, a: &DeploymentRow, b: &DeploymentRow) -> Ordering {
+        // NOTE: only the rows on screen have metrics, so a CPU, memory or
+        // request sort orders those and puts every other row after them as
+        // if it had none.
         let metric = |row: &DeploymentRow, pick: fn(&RowMetrics) -> Option<f64>| {
             self.metrics.get(&row.key).and_then(pick).unwrap_or(-1.0)
         };

@@ -35,6 +35,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         );
         return;
     }
+
     let now = app.now();
     let page = app.alert_page();
     let rows = alerts.page(page).iter().map(|alert| row(alert, now, theme));
@@ -45,6 +46,7 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         Constraint::Length(NAME_WIDTH),
         Constraint::Min(0),
     ];
+
     let selected = alerts.cursor.selected.saturating_sub(alerts.cursor.offset);
     let mut state = TableState::default().with_selected(focused.then_some(selected));
     let table = Table::new(rows, widths)

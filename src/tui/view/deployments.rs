@@ -94,7 +94,8 @@ impl Column {
         }
     }
 
-    /// How much the column is worth keeping; the name and status never go.
+    /// Returns how much the column is worth keeping. The name and the
+    /// status are always kept.
     fn keep(self) -> u8 {
         match self {
             Self::Name | Self::Status => u8::MAX,
@@ -129,7 +130,8 @@ impl Column {
     }
 }
 
-/// The columns that fit `width`, in display order, and the name's width.
+/// Chooses the columns that fit `width`, in display order, and the name's
+/// width.
 fn fit_columns(width: u16) -> (Vec<Column>, u16) {
     let mut shown: Vec<Column> = COLUMNS.to_vec();
     let needed = |columns: &[Column]| -> u16 {

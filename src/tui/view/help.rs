@@ -60,6 +60,7 @@ fn render<'a>(line: &HelpLine, theme: &Theme) -> Line<'a> {
             Line::from(vec![
                 Span::styled(format!("  {keys:<KEYS_WIDTH$}"), theme.accent),
                 Span::raw(binding.command.description()),
+                Span::styled(format!(" [{}]", binding.command.name()), theme.muted),
             ])
         }
         HelpLine::Note(text) => Line::from(Span::styled(format!("  {text}"), theme.muted)),

@@ -72,7 +72,7 @@ fn draw_too_small(frame: &mut Frame, area: Rect, theme: &Theme) {
     );
 }
 
-/// The style of a status, by meaning.
+/// Returns the style of a status, by meaning.
 fn status_style(status: DeploymentStatus, theme: &Theme) -> Style {
     level_style(status_level(status), theme)
 }
@@ -94,8 +94,8 @@ fn health_style(health: Health, theme: &Theme) -> Style {
     }
 }
 
-/// The style of an environment name: `production` in the warning colour,
-/// so that nobody mistakes it for a test environment.
+/// Returns the style of an environment name: `production` in the warning
+/// colour, so that it stands apart from test environments.
 fn environment_style(environment: &str, theme: &Theme) -> Style {
     if environment == "production" {
         theme.warning

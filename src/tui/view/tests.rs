@@ -61,7 +61,7 @@ fn deployment(
     }
 }
 
-/// A fleet with the hard cases: CJK, emoji, an escape-laden name, a bidi
+/// Builds a fleet with the hard cases: CJK, emoji, an escape-laden name, a bidi
 /// override, production and every common status.
 fn fleet() -> Vec<DeploymentView> {
     let mut docker = deployment("api", "production", DeploymentStatus::Deployed, 60 * 30);
@@ -179,7 +179,8 @@ fn new_app(width: u16, height: u16) -> App {
     app
 }
 
-/// An app connected to an agent, with the fleet, alerts and some metrics.
+/// Builds an app connected to an agent, with the fleet, alerts and some
+/// metrics.
 fn watching(width: u16, height: u16) -> App {
     let mut app = new_app(width, height);
     app.apply(Action::ConnectionRestored);

@@ -30,6 +30,7 @@ pub(super) fn draw(frame: &mut Frame, footer: Rect, app: &App, theme: &Theme) {
             )
         })
         .collect();
+
     let widest = lines
         .iter()
         .map(|line| width(&line.to_string()))
@@ -49,6 +50,7 @@ pub(super) fn draw(frame: &mut Frame, footer: Rect, app: &App, theme: &Theme) {
         width: box_width,
         height: box_height,
     };
+
     frame.render_widget(Clear, area);
     frame.render_widget(
         Paragraph::new(lines).block(
