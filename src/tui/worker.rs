@@ -30,9 +30,10 @@ pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// The shortest time between two metric reads of one deployment.
 const METRICS_INTERVAL: Duration = Duration::from_secs(1);
 
-/// The window and step of the row metrics: thirty steps of the default
-/// ten-second collection interval.
-const METRICS_QUERY: &str = "since=5m&step=10s";
+/// The window and step of the row metrics: five minutes in ten steps, one
+/// per cell of the sparkline, each the average of about three samples at
+/// the default ten-second collection interval.
+const METRICS_QUERY: &str = "since=5m&step=30s";
 
 /// The running worker tasks; dropping it stops them.
 pub struct Workers {
@@ -89,11 +90,20 @@ async fn poll(client: Client, socket: String, actions: mpsc::Sender<Action>) {
     let mut interval = tokio::time::interval(POLL_INTERVAL);
     interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut connected = false;
+    // The last failure logged, so that one that repeats every second is
+    // logged once.
+    let mut last_failure = String::new();
     loop {
         interval.tick().await;
         match poll_once(&client, &socket, &mut connected).await {
             Ok(batch) => {
                 for action in batch {
+                    if let Action::FetchFailed { what, message } = &action {
+                        if *message != last_failure {
+                            tracing::warn!(what, %message, "a read failed");
+                            last_failure.clone_from(message);
+                        }
+                    }
                     if actions.send(action).await.is_err() {
                         tracing::debug!("the dashboard closed; the poller stops");
                         return;
@@ -156,7 +166,6 @@ async fn poll_once(
 }
 
 fn failed(what: &str, message: String) -> Action {
-    tracing::warn!(what, %message, "a read failed");
     Action::FetchFailed {
         what: what.to_owned(),
         message,
@@ -229,7 +238,7 @@ mod tests {
         let path = metrics_path(&DeploymentKey::new("web", "staging"));
         assert_eq!(
             path,
-            "/v1/deployments/web/metrics?env=staging&since=5m&step=10s&metric=cpu_percentage%2Cmemory_usage%2Crequests_per_second"
+            "/v1/deployments/web/metrics?env=staging&since=5m&step=30s&metric=cpu_percentage%2Cmemory_usage%2Crequests_per_second"
         );
     }
 }

@@ -15,7 +15,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Wrap};
 use ratatui::Frame;
 
+use super::action::Command;
 use super::app::{status_level, App, Layer, ToastLevel};
+use super::keymap::Context;
 use super::layout::{self, Areas, MIN_HEIGHT, MIN_WIDTH};
 use super::theme::Theme;
 use crate::model::{DeploymentStatus, Health};
@@ -27,7 +29,7 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
         return;
     }
     if !layout::fits(area.width, area.height) {
-        draw_too_small(frame, area, theme);
+        draw_too_small(frame, area, app, theme);
         return;
     }
     let areas = Areas::new(area, app.alerts.shown);
@@ -43,17 +45,18 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
     }
 }
 
-fn draw_too_small(frame: &mut Frame, area: Rect, theme: &Theme) {
+fn draw_too_small(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let advice = match app.keymap.first_key(Context::Global, Command::Quit) {
+        Some(key) => format!("Enlarge the window, or press {key} to quit."),
+        None => "Enlarge the window.".to_owned(),
+    };
     let text = vec![
         Line::from(Span::styled("shipdeck", theme.title)),
         Line::from(format!(
             "The terminal is {}×{}; the dashboard needs at least {MIN_WIDTH}×{MIN_HEIGHT}.",
             area.width, area.height
         )),
-        Line::from(Span::styled(
-            "Enlarge the window, or press q to quit.",
-            theme.muted,
-        )),
+        Line::from(Span::styled(advice, theme.muted)),
     ];
     let lines = u16::try_from(text.len()).unwrap_or(u16::MAX);
     // Centre vertically when the text fits without wrapping.
