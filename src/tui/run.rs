@@ -11,7 +11,7 @@ use super::action::{Action, Effect, KeyPress};
 use super::app::{App, AppOptions, SystemClock, ToastLevel};
 use super::keymap::{Keymap, KeymapError};
 use super::terminal::TerminalGuard;
-use super::theme::{Theme, ThemeError, DEFAULT_THEME};
+use super::theme::{LoadedTheme, Theme, ThemeError, DEFAULT_THEME};
 use super::view;
 use super::worker::Workers;
 use crate::home::Home;
@@ -54,21 +54,11 @@ pub async fn run(home: &Home, options: DashboardOptions) -> Result<(), Dashboard
     if !std::io::stdin().is_terminal() || !std::io::stdout().is_terminal() {
         return Err(DashboardError::NotATerminal);
     }
-    let config_dir = super::config_dir();
-    let keymap = match &config_dir {
-        Some(dir) => Keymap::load(dir)?,
-        None => Keymap::default(),
-    };
-    let theme_name = options.theme.as_deref().unwrap_or(DEFAULT_THEME);
-    let loaded = Theme::load(
-        config_dir.as_deref(),
-        theme_name,
-        Theme::no_color_requested(),
-    )?;
+    let (keymap, loaded) = load_settings(&options)?;
     let client = crate::agent::connect_or_start(home).await?;
     let _log_guard = init_logging(home)?;
     tracing::info!(
-        theme = theme_name,
+        theme = loaded.theme.name,
         read_only = options.read_only,
         "dashboard starts"
     );
@@ -103,6 +93,22 @@ pub async fn run(home: &Home, options: DashboardOptions) -> Result<(), Dashboard
     drop(guard);
     tracing::info!("dashboard ends");
     result
+}
+
+/// Reads the keymap and the theme from the config directory.
+fn load_settings(options: &DashboardOptions) -> Result<(Keymap, LoadedTheme), DashboardError> {
+    let config_dir = super::config_dir();
+    let keymap = match &config_dir {
+        Some(dir) => Keymap::load(dir)?,
+        None => Keymap::default(),
+    };
+    let theme_name = options.theme.as_deref().unwrap_or(DEFAULT_THEME);
+    let theme = Theme::load(
+        config_dir.as_deref(),
+        theme_name,
+        Theme::no_color_requested(),
+    )?;
+    Ok((keymap, theme))
 }
 
 async fn event_loop(

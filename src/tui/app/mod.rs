@@ -28,7 +28,7 @@ pub use toasts::{Toast, ToastLevel, Toasts};
 use super::action::{Action, AgentInfo, Command, Effect, KeyPress};
 use super::keymap::{Binding, Context, Keymap};
 use super::layout::{self, Areas};
-use crate::model::{DeploymentKey, DeploymentStatus};
+use crate::model::{DeploymentKey, DeploymentStatus, SeriesView};
 
 /// The pane that receives movement keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,17 +160,7 @@ impl App {
             }
             Action::Deployments(views) => self.on_deployments(&views, &mut effects),
             Action::Alerts(views) => self.on_alerts(&views, &mut effects),
-            Action::Metrics { key, series } => {
-                if self.deployments.set_metrics(key, &series) {
-                    if matches!(
-                        self.deployments.sort.column,
-                        SortColumn::Cpu | SortColumn::Memory | SortColumn::Requests
-                    ) {
-                        self.deployments.rebuild(self.table_page());
-                    }
-                    effects.redraw();
-                }
-            }
+            Action::Metrics { key, series } => self.on_metrics(key, &series, &mut effects),
             Action::FetchFailed { what, message } => {
                 let error = format!("reading {what} failed: {message}");
                 if self.last_error.as_ref() != Some(&error) {
@@ -208,13 +198,10 @@ impl App {
             return;
         }
         // Unbound keys type into the filter; elsewhere they do nothing.
-        if let (Some(Layer::Filter { .. }), Some(character)) =
-            (self.layers.last(), key.typed_char())
-        {
-            let mut text = self.deployments.filter_text.clone();
-            text.push(character);
-            self.deployments.set_filter_text(text, self.table_page());
-            effects.redraw();
+        if let Some(character) = key.typed_char() {
+            if self.edit_filter(|text| text.push(character)) {
+                effects.redraw();
+            }
         }
     }
 
@@ -227,47 +214,22 @@ impl App {
             effects.redraw();
             return;
         }
+        if command == Command::Quit {
+            effects.push(Effect::Quit);
+            return;
+        }
         let changed = match command {
-            Command::Quit => {
-                effects.push(Effect::Quit);
-                false
-            }
-            Command::ToggleHelp => {
-                let context = self.pane_context();
-                self.layers.push(Layer::Help {
-                    context,
-                    cursor: ListCursor::default(),
-                });
-                true
-            }
+            Command::ToggleHelp => self.open_help(),
             Command::CloseHelp => self.pop_layer(),
             Command::ToggleAlerts => self.toggle_alerts(),
             Command::FocusNext => self.focus_next(),
-            Command::StartFilter => {
-                self.layers.push(Layer::Filter {
-                    previous: self.deployments.filter_text.clone(),
-                });
-                true
-            }
+            Command::StartFilter => self.start_filter(),
             Command::AcceptFilter => self.pop_layer(),
-            Command::CancelFilter => {
-                if let Some(Layer::Filter { previous }) = self.layers.pop() {
-                    self.deployments
-                        .set_filter_text(previous, self.table_page());
-                }
-                true
-            }
-            Command::DeleteChar => {
-                let mut text = self.deployments.filter_text.clone();
+            Command::CancelFilter => self.cancel_filter(),
+            Command::DeleteChar => self.edit_filter(|text| {
                 text.pop();
-                self.deployments.set_filter_text(text, self.table_page());
-                true
-            }
-            Command::ClearInput => {
-                self.deployments
-                    .set_filter_text(String::new(), self.table_page());
-                true
-            }
+            }),
+            Command::ClearInput => self.edit_filter(String::clear),
             movement_or_table => self.on_pane_command(movement_or_table),
         };
         if changed {
@@ -298,6 +260,49 @@ impl App {
 
     fn pop_layer(&mut self) -> bool {
         self.layers.pop().is_some()
+    }
+
+    fn open_help(&mut self) -> bool {
+        let context = self.pane_context();
+        self.layers.push(Layer::Help {
+            context,
+            cursor: ListCursor::default(),
+        });
+        true
+    }
+
+    fn start_filter(&mut self) -> bool {
+        self.layers.push(Layer::Filter {
+            previous: self.deployments.filter_text.clone(),
+        });
+        true
+    }
+
+    fn is_typing_filter(&self) -> bool {
+        matches!(self.layers.last(), Some(Layer::Filter { .. }))
+    }
+
+    /// Drops the edit and restores the filter from before `/`.
+    fn cancel_filter(&mut self) -> bool {
+        if !self.is_typing_filter() {
+            return false;
+        }
+        if let Some(Layer::Filter { previous }) = self.layers.pop() {
+            self.deployments
+                .set_filter_text(previous, self.table_page());
+        }
+        true
+    }
+
+    /// Changes the filter text being typed, which applies at once.
+    fn edit_filter(&mut self, edit: impl FnOnce(&mut String)) -> bool {
+        if !self.is_typing_filter() {
+            return false;
+        }
+        let mut text = self.deployments.filter_text.clone();
+        edit(&mut text);
+        self.deployments.set_filter_text(text, self.table_page());
+        true
     }
 
     fn toggle_alerts(&mut self) -> bool {
@@ -369,6 +374,20 @@ impl App {
                 row.rule, row.deployment, row.environment
             );
             self.toasts.push(level, message, now);
+        }
+        effects.redraw();
+    }
+
+    fn on_metrics(&mut self, key: DeploymentKey, series: &[SeriesView], effects: &mut Effects) {
+        if !self.deployments.set_metrics(key, series) {
+            return;
+        }
+        let by_metric = matches!(
+            self.deployments.sort.column,
+            SortColumn::Cpu | SortColumn::Memory | SortColumn::Requests
+        );
+        if by_metric {
+            self.deployments.rebuild(self.table_page());
         }
         effects.redraw();
     }

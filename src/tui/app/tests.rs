@@ -386,3 +386,20 @@ fn ages_use_the_largest_unit() {
     assert_eq!(format_age(time::Duration::hours(47)), "47h");
     assert_eq!(format_age(time::Duration::hours(48)), "2d");
 }
+
+#[test]
+fn filter_commands_need_the_filter_open() {
+    let (mut app, _) = new_app();
+    app.apply(Action::Deployments(fleet(3)));
+    press(&mut app, &["/"]);
+    type_text(&mut app, "0001");
+    press(&mut app, &["enter", "?"]);
+    let effects = app.apply(Action::Command(Command::CancelFilter));
+    assert!(effects.is_empty());
+    assert!(
+        matches!(app.layers.last(), Some(Layer::Help { .. })),
+        "the help stays open"
+    );
+    app.apply(Action::Command(Command::DeleteChar));
+    assert_eq!(app.deployments.filter_text, "0001");
+}

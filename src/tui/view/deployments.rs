@@ -171,20 +171,6 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
 
     let (columns, name_width) = fit_columns(inner.width);
     let now = app.now();
-    let header = Row::new(columns.iter().map(|column| {
-        let sorted = column.sorted_by() == Some(deployments.sort.column);
-        let arrow = if deployments.sort.descending {
-            "↓"
-        } else {
-            "↑"
-        };
-        let title = if sorted {
-            format!("{}{arrow}", column.title())
-        } else {
-            column.title().to_owned()
-        };
-        Cell::from(title).style(if sorted { theme.accent } else { theme.muted })
-    }));
     let rows = deployments.page(page).map(|row| {
         let metrics = deployments.metrics(&row.key);
         Row::new(
@@ -200,18 +186,34 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             column.width()
         })
     });
+
     let selected = deployments
         .cursor
         .selected
         .saturating_sub(deployments.cursor.offset);
     let mut state = TableState::default().with_selected(Some(selected));
     let table = Table::new(rows, widths)
-        .header(header)
+        .header(header_row(&columns, app, theme))
         .column_spacing(SPACING)
         .style(theme.text)
         .row_highlight_style(theme.selection)
         .block(block);
     frame.render_stateful_widget(table, area, &mut state);
+}
+
+/// Builds the column titles, with an arrow on the sort column.
+fn header_row<'a>(columns: &[Column], app: &App, theme: &Theme) -> Row<'a> {
+    let sort = app.deployments.sort;
+    Row::new(columns.iter().map(|column| {
+        let sorted = column.sorted_by() == Some(sort.column);
+        let arrow = if sort.descending { "↓" } else { "↑" };
+        let title = if sorted {
+            format!("{}{arrow}", column.title())
+        } else {
+            column.title().to_owned()
+        };
+        Cell::from(title).style(if sorted { theme.accent } else { theme.muted })
+    }))
 }
 
 fn block<'a>(app: &App, theme: &Theme) -> Block<'a> {

@@ -80,36 +80,11 @@ fn counts_line<'a>(app: &'a App, theme: &Theme) -> Line<'a> {
 
 fn status_line<'a>(app: &'a App, theme: &Theme) -> Line<'a> {
     if let Connection::Lost { since, reason } = &app.connection {
-        let time = since
-            .format(&time::macros::format_description!(
-                "[hour]:[minute]:[second]"
-            ))
-            .unwrap_or_default();
-        return Line::from(Span::styled(
-            format!(
-                " agent unreachable since {time} UTC, retrying; the data shown is stale: {}",
-                clean(reason)
-            ),
-            theme.error.add_modifier(Modifier::REVERSED),
-        ));
+        return banner(*since, reason, theme);
     }
-    let deployments = &app.deployments;
     let typing = matches!(app.layers.last(), Some(Layer::Filter { .. }));
-    let mut spans = Vec::new();
-    if typing || !deployments.filter_text.is_empty() {
-        spans.push(Span::styled(" /", theme.accent));
-        spans.push(Span::raw(clean(&deployments.filter_text).into_owned()));
-        if typing {
-            spans.push(Span::styled("▏", theme.accent));
-        }
-        spans.push(Span::styled(
-            format!("  {} of {}", deployments.len(), deployments.total()),
-            theme.muted,
-        ));
-        if let Some(error) = &deployments.filter_error {
-            spans.push(Span::styled(format!("  {error}"), theme.error));
-        }
-        return Line::from(spans);
+    if typing || !app.deployments.filter_text.is_empty() {
+        return filter_line(app, typing, theme);
     }
     if let Some(error) = &app.last_error {
         return Line::from(Span::styled(format!(" {}", clean(error)), theme.error));
@@ -117,18 +92,52 @@ fn status_line<'a>(app: &'a App, theme: &Theme) -> Line<'a> {
     if app.connection == Connection::Connecting {
         return Line::from(Span::styled(" connecting to the agent…", theme.muted));
     }
-    let direction = if deployments.sort.descending {
+    let sort = app.deployments.sort;
+    let direction = if sort.descending {
         "descending"
     } else {
         "ascending"
     };
     Line::from(Span::styled(
-        format!(
-            " sorted by {} {direction}",
-            sort_name(deployments.sort.column)
-        ),
+        format!(" sorted by {} {direction}", sort_name(sort.column)),
         theme.muted,
     ))
+}
+
+/// The connection-lost banner, in reverse video so that it stands out.
+fn banner<'a>(since: time::OffsetDateTime, reason: &str, theme: &Theme) -> Line<'a> {
+    let time = since
+        .format(&time::macros::format_description!(
+            "[hour]:[minute]:[second]"
+        ))
+        .unwrap_or_default();
+    Line::from(Span::styled(
+        format!(
+            " agent unreachable since {time} UTC, retrying; the data shown is stale: {}",
+            clean(reason)
+        ),
+        theme.error.add_modifier(Modifier::REVERSED),
+    ))
+}
+
+/// The filter as typed, how many rows it keeps, and why it is invalid.
+fn filter_line<'a>(app: &'a App, typing: bool, theme: &Theme) -> Line<'a> {
+    let deployments = &app.deployments;
+    let mut spans = vec![
+        Span::styled(" /", theme.accent),
+        Span::raw(clean(&deployments.filter_text).into_owned()),
+    ];
+    if typing {
+        spans.push(Span::styled("▏", theme.accent));
+    }
+    spans.push(Span::styled(
+        format!("  {} of {}", deployments.len(), deployments.total()),
+        theme.muted,
+    ));
+    if let Some(error) = &deployments.filter_error {
+        spans.push(Span::styled(format!("  {error}"), theme.error));
+    }
+    Line::from(spans)
 }
 
 pub(super) fn sort_name(column: SortColumn) -> &'static str {
