@@ -16,7 +16,9 @@
 //! a key moved elsewhere is freed. Keys are written as `j`, `G`, `?`,
 //! `space`, `enter`, `esc`, `tab`, `backtab`, `backspace`, `delete`, the
 //! arrows `up`/`down`/`left`/`right`, `home`, `end`, `pageup`, `pagedown`,
-//! `f1` to `f12`, with `ctrl-` and `alt-` prefixes.
+//! `f1` to `f12`, with `ctrl-` and `alt-` prefixes. The defaults leave out
+//! the keys that tmux (`ctrl-b`), job control (`ctrl-z`) and terminal flow
+//! control (`ctrl-s`, `ctrl-q`) may take first.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -93,11 +95,11 @@ const DEFAULTS: &[(Context, Command, &[&str])] = &[
     (Context::Global, Command::FocusNext, &["tab"]),
     (Context::Deployments, Command::MoveUp, &["k", "up"]),
     (Context::Deployments, Command::MoveDown, &["j", "down"]),
-    (Context::Deployments, Command::PageUp, &["pageup", "ctrl-b"]),
+    (Context::Deployments, Command::PageUp, &["pageup", "ctrl-u"]),
     (
         Context::Deployments,
         Command::PageDown,
-        &["pagedown", "ctrl-f"],
+        &["pagedown", "ctrl-d"],
     ),
     (Context::Deployments, Command::First, &["g", "home"]),
     (Context::Deployments, Command::Last, &["G", "end"]),
@@ -107,8 +109,8 @@ const DEFAULTS: &[(Context, Command, &[&str])] = &[
     (Context::Deployments, Command::ReverseSort, &["S"]),
     (Context::Alerts, Command::MoveUp, &["k", "up"]),
     (Context::Alerts, Command::MoveDown, &["j", "down"]),
-    (Context::Alerts, Command::PageUp, &["pageup", "ctrl-b"]),
-    (Context::Alerts, Command::PageDown, &["pagedown", "ctrl-f"]),
+    (Context::Alerts, Command::PageUp, &["pageup", "ctrl-u"]),
+    (Context::Alerts, Command::PageDown, &["pagedown", "ctrl-d"]),
     (Context::Alerts, Command::First, &["g", "home"]),
     (Context::Alerts, Command::Last, &["G", "end"]),
     (Context::Filter, Command::AcceptFilter, &["enter"]),
@@ -118,8 +120,8 @@ const DEFAULTS: &[(Context, Command, &[&str])] = &[
     (Context::Help, Command::CloseHelp, &["esc", "?", "q"]),
     (Context::Help, Command::MoveUp, &["k", "up"]),
     (Context::Help, Command::MoveDown, &["j", "down"]),
-    (Context::Help, Command::PageUp, &["pageup", "ctrl-b"]),
-    (Context::Help, Command::PageDown, &["pagedown", "ctrl-f"]),
+    (Context::Help, Command::PageUp, &["pageup", "ctrl-u"]),
+    (Context::Help, Command::PageDown, &["pagedown", "ctrl-d"]),
     (Context::Help, Command::First, &["g", "home"]),
     (Context::Help, Command::Last, &["G", "end"]),
 ];
@@ -445,6 +447,19 @@ mod tests {
         ];
         for (key, command) in cases {
             assert_eq!(keymap.resolve(&contexts, key), Some(command), "{key}");
+        }
+    }
+
+    #[test]
+    fn defaults_avoid_reserved_keys() {
+        // tmux's default prefix, job control, terminal flow control and
+        // SIGQUIT: a terminal, tmux or shell may take these before the
+        // dashboard sees them.
+        let reserved = ["ctrl-b", "ctrl-z", "ctrl-s", "ctrl-q", "ctrl-\\"];
+        let keymap = Keymap::default();
+        for key in reserved {
+            let press = parse_key(key).unwrap();
+            assert_eq!(keymap.resolve(&Context::ALL, press), None, "{key} is bound");
         }
     }
 
