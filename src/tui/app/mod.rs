@@ -1,7 +1,7 @@
 //! The dashboard's state, owned by the event loop alone.
 //!
-//! [`App::apply`] takes one [`Action`] and returns the [`Effect`]s it asks
-//! for. It does no I/O and reads the time only through its [`Clock`], so
+//! [`App::apply`] takes one [`Action`] and returns the [`Effect`]s it
+//! requests. It does no I/O and reads the time only through its [`Clock`], so
 //! every key sequence and data arrival can be replayed in a unit test. The
 //! state is split per view: [`DeploymentsState`], [`AlertsState`] and
 //! [`Toasts`] know nothing of each other, and `App` routes between them.
@@ -55,7 +55,8 @@ pub enum Connection {
     /// No response yet.
     Connecting,
     Connected,
-    /// The socket stopped answering at `since`; the data shown is stale.
+    /// The socket stopped accepting connections at `since`; the data shown
+    /// is stale.
     Lost {
         since: OffsetDateTime,
         reason: String,
@@ -176,7 +177,7 @@ impl App {
         effects.0
     }
 
-    /// The keymap contexts that see a key now, most specific first.
+    /// Lists the keymap contexts that receive a key now, most specific first.
     pub fn contexts(&self) -> Vec<Context> {
         match self.layers.last() {
             Some(Layer::Help { .. }) => vec![Context::Help],
@@ -237,7 +238,7 @@ impl App {
         }
     }
 
-    /// Commands that act on the focused pane or the top layer.
+    /// Applies a command to the top layer, or else to the focused pane.
     fn on_pane_command(&mut self, command: Command) -> bool {
         if let Some(Layer::Help { context, cursor }) = self.layers.last_mut() {
             let len = help_lines(&self.keymap, *context, self.read_only).len();
@@ -447,7 +448,7 @@ impl App {
         )
     }
 
-    /// Rows of the deployments table on screen.
+    /// Returns how many rows of the deployments table are on screen.
     pub fn table_page(&self) -> usize {
         if !layout::fits(self.width, self.height) {
             return 0;
@@ -455,7 +456,7 @@ impl App {
         self.areas().table_rows()
     }
 
-    /// Rows of the alerts pane on screen.
+    /// Returns how many rows of the alerts pane are on screen.
     pub fn alert_page(&self) -> usize {
         if !layout::fits(self.width, self.height) {
             return 0;
@@ -477,7 +478,7 @@ impl App {
     }
 }
 
-/// The colour a status is shown in, by meaning.
+/// Returns the level, and so the colour, a status is shown with.
 pub fn status_level(status: DeploymentStatus) -> ToastLevel {
     match status {
         DeploymentStatus::Deployed => ToastLevel::Ok,
