@@ -13,3 +13,4 @@ pub mod monitor;
 pub mod notify;
 pub mod probe;
 pub mod store;
+pub mod tui;

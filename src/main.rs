@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use shipdeck::agent::{self, AgentOptions};
-use shipdeck::cli::{self, Cli, Command};
+use shipdeck::cli::{self, Cli, Command, DashboardArgs};
 use shipdeck::config::KeySource;
 use shipdeck::home::Home;
 
@@ -22,7 +22,19 @@ fn main() -> ExitCode {
         Err(error) => return fail(&error.to_string()),
     };
 
-    let result = match cli.command {
+    let command = match cli.command {
+        None => Command::Dashboard(cli.dashboard),
+        Some(Command::Dashboard(args)) => Command::Dashboard(DashboardArgs {
+            read_only: args.read_only || cli.dashboard.read_only,
+            theme: args.theme.or(cli.dashboard.theme),
+        }),
+        Some(_) if cli.dashboard.read_only => {
+            eprintln!("shipdeck: --read-only applies to the dashboard only; write `shipdeck --read-only` or `shipdeck dashboard --read-only`");
+            return ExitCode::from(2);
+        }
+        Some(command) => command,
+    };
+    let result = match command {
         Command::Agent(args) if args.action.is_none() && !args.detach => {
             run_agent(home, args.listen)
         }

@@ -24,6 +24,16 @@ use crate::model::{DeploymentView, Event, HealthView, HistoryEntry};
 /// Runs a client subcommand and returns what to print on standard output.
 pub async fn run(home: &Home, command: Command) -> Result<String, CliError> {
     match command {
+        Command::Dashboard(args) => {
+            let options = crate::tui::DashboardOptions {
+                read_only: args.read_only,
+                theme: args.theme,
+            };
+            crate::tui::run(home, options)
+                .await
+                .map_err(|error| CliError::Dashboard(Box::new(error)))?;
+            Ok(String::new())
+        }
         Command::Agent(args) => match args.action {
             Some(AgentAction::Status(format)) => agent_status(home, format).await,
             Some(AgentAction::Stop) => agent_stop(home).await,

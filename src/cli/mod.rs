@@ -1,5 +1,6 @@
 //! The `shipdeck` command line: argument definitions and one function per
 //! subcommand. Every command except `agent` is a client of the agent.
+//! Without a subcommand, `shipdeck` opens the dashboard.
 
 mod alerts;
 mod commands;
@@ -24,6 +25,9 @@ pub enum CliError {
     Agent(#[from] crate::agent::AgentError),
     #[error(transparent)]
     Home(#[from] crate::home::HomeError),
+    /// Boxed because the dashboard's error contains this one.
+    #[error(transparent)]
+    Dashboard(Box<crate::tui::DashboardError>),
     #[error("{0}")]
     Message(String),
 }
@@ -40,12 +44,29 @@ pub struct Cli {
     #[arg(long, global = true, env = "SHIPDECK_HOME", value_name = "DIR")]
     pub home: Option<PathBuf>,
 
+    #[command(flatten)]
+    pub dashboard: DashboardArgs,
+
+    /// Without a command, the dashboard opens
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct DashboardArgs {
+    /// Hide and reject every dashboard action that changes a deployment
+    #[arg(long)]
+    pub read_only: bool,
+
+    /// Dashboard colour theme: dark, light, high-contrast, or one in the config directory's themes/
+    #[arg(long, env = "SHIPDECK_THEME", value_name = "NAME")]
+    pub theme: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Open the terminal dashboard (the same as no command)
+    Dashboard(DashboardArgs),
     /// Run the agent in the foreground, or manage the running one
     Agent(AgentArgs),
     /// Deploy a manifest: create a deployment or roll out a new revision

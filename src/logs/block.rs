@@ -325,7 +325,7 @@ mod tests {
             time: crate::logs::time_of(id),
             level: Level::Warn,
             stream: Stream::Stderr,
-            build: id % 2 == 0,
+            build: id.is_multiple_of(2),
             revision: 7,
             source: "web-1".to_owned(),
             message: message.to_owned(),

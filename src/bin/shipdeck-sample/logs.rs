@@ -140,7 +140,7 @@ pub fn synthetic_line(index: u64) -> (Level, Format, String) {
         Level::Debug => format!(
             "cache lookup key=order:{} hit={}",
             index % 97,
-            index % 4 != 0
+            !index.is_multiple_of(4)
         ),
         Level::Info => format!("processed batch {index} with {} items", 10 + index % 40),
         Level::Warn => format!(

@@ -1,0 +1,307 @@
+//! Everything that can change the dashboard's state, as one enum.
+//!
+//! Keys, clock ticks, terminal resizes and the worker's results all arrive
+//! as an [`Action`] on one channel, so [`App::apply`](super::app::App::apply)
+//! is the only place where state changes and every change can be replayed
+//! in a unit test. What the state asks of the outside world comes back as an
+//! [`Effect`].
+
+use std::fmt;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+
+use crate::model::{DeploymentKey, DeploymentView, SeriesView};
+use crate::monitor::alerts::AlertView;
+
+/// One input to the dashboard's state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// A key press, resolved through the keymap of the focused view.
+    Key(KeyPress),
+    /// A command given directly, as a resolved key would give it.
+    Command(Command),
+    /// The clock moved: toasts may expire and ages may change.
+    Tick,
+    /// The terminal now has this many columns and rows.
+    Resize { width: u16, height: u16 },
+    /// The agent the dashboard watches, read once per connection.
+    AgentInfo(AgentInfo),
+    /// A fresh list of every deployment.
+    Deployments(Vec<DeploymentView>),
+    /// A fresh list of every alert, in every state.
+    Alerts(Vec<AlertView>),
+    /// Recent series of one deployment, for its row.
+    Metrics {
+        key: DeploymentKey,
+        series: Vec<SeriesView>,
+    },
+    /// The agent responded with an error to a read; the last data stays.
+    FetchFailed { what: String, message: String },
+    /// The agent's socket stopped accepting connections.
+    ConnectionLost { reason: String },
+    /// The agent responds again after a [`Action::ConnectionLost`].
+    ConnectionRestored,
+    /// Leave the dashboard (a signal or the input ending).
+    Quit,
+}
+
+/// What the agent reports about itself, for the header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentInfo {
+    pub socket: String,
+    pub home: String,
+    pub version: String,
+    pub pid: u32,
+}
+
+/// A request from the state to the event loop, which owns the terminal and
+/// the workers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Something visible changed: draw a frame.
+    Redraw,
+    /// Leave the dashboard and restore the terminal.
+    Quit,
+    /// Fetch metrics for these deployments, replacing the previous set.
+    WatchMetrics(Vec<DeploymentKey>),
+}
+
+/// An operator's intent, the value a key is bound to in the keymap. Names
+/// in `keymap.toml` are the kebab-case forms from [`Command::name`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Command {
+    Quit,
+    ToggleHelp,
+    ToggleAlerts,
+    FocusNext,
+    MoveUp,
+    MoveDown,
+    PageUp,
+    PageDown,
+    First,
+    Last,
+    StartFilter,
+    ClearFilter,
+    NextSort,
+    ReverseSort,
+    AcceptFilter,
+    CancelFilter,
+    DeleteChar,
+    ClearInput,
+    CloseHelp,
+}
+
+impl Command {
+    pub const ALL: [Command; 19] = [
+        Self::Quit,
+        Self::ToggleHelp,
+        Self::ToggleAlerts,
+        Self::FocusNext,
+        Self::MoveUp,
+        Self::MoveDown,
+        Self::PageUp,
+        Self::PageDown,
+        Self::First,
+        Self::Last,
+        Self::StartFilter,
+        Self::ClearFilter,
+        Self::NextSort,
+        Self::ReverseSort,
+        Self::AcceptFilter,
+        Self::CancelFilter,
+        Self::DeleteChar,
+        Self::ClearInput,
+        Self::CloseHelp,
+    ];
+
+    /// The name used in `keymap.toml`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Quit => "quit",
+            Self::ToggleHelp => "help",
+            Self::ToggleAlerts => "toggle-alerts",
+            Self::FocusNext => "focus-next",
+            Self::MoveUp => "up",
+            Self::MoveDown => "down",
+            Self::PageUp => "page-up",
+            Self::PageDown => "page-down",
+            Self::First => "first",
+            Self::Last => "last",
+            Self::StartFilter => "filter",
+            Self::ClearFilter => "clear-filter",
+            Self::NextSort => "sort-next",
+            Self::ReverseSort => "sort-reverse",
+            Self::AcceptFilter => "accept",
+            Self::CancelFilter => "cancel",
+            Self::DeleteChar => "delete-char",
+            Self::ClearInput => "clear-input",
+            Self::CloseHelp => "close",
+        }
+    }
+
+    /// One line for the `?` help.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::Quit => "quit the dashboard (the agent keeps running)",
+            Self::ToggleHelp => "show or hide this help",
+            Self::ToggleAlerts => "show or hide the firing alerts",
+            Self::FocusNext => "move the focus to the next pane",
+            Self::MoveUp => "select the previous row",
+            Self::MoveDown => "select the next row",
+            Self::PageUp => "scroll up one page",
+            Self::PageDown => "scroll down one page",
+            Self::First => "select the first row",
+            Self::Last => "select the last row",
+            Self::StartFilter => "filter: name text, env:E, status:S, tag:T",
+            Self::ClearFilter => "remove the filter",
+            Self::NextSort => "sort by the next column",
+            Self::ReverseSort => "reverse the sort order",
+            Self::AcceptFilter => "keep the filter and return to the table",
+            Self::CancelFilter => "drop the edit and return to the table",
+            Self::DeleteChar => "delete the character before the cursor",
+            Self::ClearInput => "clear the filter text",
+            Self::CloseHelp => "close this help",
+        }
+    }
+
+    /// Whether the command changes anything in the agent, which
+    /// `--read-only` hides and rejects. No such command exists yet: scale,
+    /// rollback and the other actions will be the first.
+    pub fn changes_agent(self) -> bool {
+        false
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|command| command.name() == name)
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A key with its modifiers, the unit the keymap binds. Shift is folded
+/// into the character (`G`, not `shift-g`), as terminals report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyPress {
+    pub code: KeyCodeKey,
+    pub ctrl: bool,
+    pub alt: bool,
+}
+
+/// The keys the keymap can name; a subset of crossterm's [`KeyCode`] that
+/// is `Ord`, so that bindings list in a stable order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum KeyCodeKey {
+    Char(char),
+    Enter,
+    Esc,
+    Tab,
+    BackTab,
+    Backspace,
+    Delete,
+    Up,
+    Down,
+    Left,
+    Right,
+    Home,
+    End,
+    PageUp,
+    PageDown,
+    F(u8),
+}
+
+impl KeyPress {
+    pub fn plain(code: KeyCodeKey) -> Self {
+        Self {
+            code,
+            ctrl: false,
+            alt: false,
+        }
+    }
+
+    pub fn char(character: char) -> Self {
+        Self::plain(KeyCodeKey::Char(character))
+    }
+
+    pub fn ctrl(character: char) -> Self {
+        Self {
+            code: KeyCodeKey::Char(character),
+            ctrl: true,
+            alt: false,
+        }
+    }
+
+    /// Converts a terminal key event; `None` for releases, repeats reported
+    /// as releases, and keys the keymap cannot name (media keys, bare
+    /// modifiers).
+    pub fn from_event(event: KeyEvent) -> Option<Self> {
+        if event.kind == KeyEventKind::Release {
+            return None;
+        }
+        let code = match event.code {
+            KeyCode::Char(character) => KeyCodeKey::Char(character),
+            KeyCode::Enter => KeyCodeKey::Enter,
+            KeyCode::Esc => KeyCodeKey::Esc,
+            KeyCode::Tab => KeyCodeKey::Tab,
+            KeyCode::BackTab => KeyCodeKey::BackTab,
+            KeyCode::Backspace => KeyCodeKey::Backspace,
+            KeyCode::Delete => KeyCodeKey::Delete,
+            KeyCode::Up => KeyCodeKey::Up,
+            KeyCode::Down => KeyCodeKey::Down,
+            KeyCode::Left => KeyCodeKey::Left,
+            KeyCode::Right => KeyCodeKey::Right,
+            KeyCode::Home => KeyCodeKey::Home,
+            KeyCode::End => KeyCodeKey::End,
+            KeyCode::PageUp => KeyCodeKey::PageUp,
+            KeyCode::PageDown => KeyCodeKey::PageDown,
+            KeyCode::F(number) => KeyCodeKey::F(number),
+            _ => return None,
+        };
+        Some(Self {
+            code,
+            ctrl: event.modifiers.contains(KeyModifiers::CONTROL),
+            alt: event.modifiers.contains(KeyModifiers::ALT),
+        })
+    }
+
+    /// The character this key types into a text field, if it types one.
+    pub fn typed_char(self) -> Option<char> {
+        match self.code {
+            KeyCodeKey::Char(character) if !self.ctrl && !self.alt => Some(character),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for KeyPress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.ctrl {
+            f.write_str("ctrl-")?;
+        }
+        if self.alt {
+            f.write_str("alt-")?;
+        }
+        match self.code {
+            KeyCodeKey::Char(' ') => f.write_str("space"),
+            KeyCodeKey::Char(character) => write!(f, "{character}"),
+            KeyCodeKey::Enter => f.write_str("enter"),
+            KeyCodeKey::Esc => f.write_str("esc"),
+            KeyCodeKey::Tab => f.write_str("tab"),
+            KeyCodeKey::BackTab => f.write_str("backtab"),
+            KeyCodeKey::Backspace => f.write_str("backspace"),
+            KeyCodeKey::Delete => f.write_str("delete"),
+            KeyCodeKey::Up => f.write_str("up"),
+            KeyCodeKey::Down => f.write_str("down"),
+            KeyCodeKey::Left => f.write_str("left"),
+            KeyCodeKey::Right => f.write_str("right"),
+            KeyCodeKey::Home => f.write_str("home"),
+            KeyCodeKey::End => f.write_str("end"),
+            KeyCodeKey::PageUp => f.write_str("pageup"),
+            KeyCodeKey::PageDown => f.write_str("pagedown"),
+            KeyCodeKey::F(number) => write!(f, "f{number}"),
+        }
+    }
+}

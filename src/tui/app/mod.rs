@@ -1,0 +1,553 @@
+//! The dashboard's state, owned by the event loop alone.
+//!
+//! [`App::apply`] takes one [`Action`] and returns the [`Effect`]s it
+//! requests. It does no I/O and reads the time only through its [`Clock`], so
+//! every key sequence and data arrival can be replayed in a unit test. The
+//! state is split per view: [`DeploymentsState`], [`AlertsState`] and
+//! [`Toasts`] know nothing of each other, and `App` routes between them.
+
+mod alerts;
+mod clock;
+mod deployments;
+mod filter;
+mod list;
+mod toasts;
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+
+pub use alerts::{AlertRow, AlertsState};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use deployments::{DeploymentRow, DeploymentsState, RowMetrics, Sort, SortColumn, ROW_SERIES};
+pub use filter::Filter;
+pub use list::ListCursor;
+pub use toasts::{Toast, ToastLevel, Toasts};
+
+use super::action::{Action, AgentInfo, Command, Effect, KeyPress};
+use super::keymap::{Binding, Context, Keymap};
+use super::layout::{self, Areas};
+use crate::model::{DeploymentKey, DeploymentStatus, SeriesView};
+
+/// The pane that receives movement keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pane {
+    Deployments,
+    Alerts,
+}
+
+/// A layer over the panes that sees input first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layer {
+    /// The `?` help, listing the keys of `context`.
+    Help {
+        context: Context,
+        cursor: ListCursor,
+    },
+    /// Typing a filter; `previous` is restored on cancel.
+    Filter { previous: String },
+}
+
+/// The agent connection as the dashboard last saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Connection {
+    /// No response yet.
+    Connecting,
+    Connected,
+    /// The socket stopped accepting connections at `since`; the data shown
+    /// is stale.
+    Lost {
+        since: OffsetDateTime,
+        reason: String,
+    },
+}
+
+/// Settings that come from the command line and the config directory.
+#[derive(Debug, Clone)]
+pub struct AppOptions {
+    pub keymap: Keymap,
+    pub read_only: bool,
+    /// The agent's socket, shown until the agent reports its home.
+    pub socket: String,
+}
+
+pub struct App {
+    pub keymap: Keymap,
+    pub read_only: bool,
+    pub socket: String,
+    pub agent: Option<AgentInfo>,
+    pub connection: Connection,
+    pub deployments: DeploymentsState,
+    pub alerts: AlertsState,
+    pub toasts: Toasts,
+    pub focus: Pane,
+    pub layers: Vec<Layer>,
+    /// The last failed read, until a read succeeds.
+    pub last_error: Option<String>,
+    pub width: u16,
+    pub height: u16,
+    clock: Arc<dyn Clock>,
+    /// The deployments whose metrics the worker fetches.
+    watched: Vec<DeploymentKey>,
+    /// A hash of the clock-dependent text on screen (ages), so that a tick
+    /// redraws only when that text changes.
+    clock_text: u64,
+}
+
+/// Effects collected while applying one action, without duplicates.
+#[derive(Default)]
+struct Effects(Vec<Effect>);
+
+impl Effects {
+    fn push(&mut self, effect: Effect) {
+        if !self.0.contains(&effect) {
+            self.0.push(effect);
+        }
+    }
+
+    fn redraw(&mut self) {
+        self.push(Effect::Redraw);
+    }
+}
+
+impl App {
+    pub fn new(options: AppOptions, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            keymap: options.keymap,
+            read_only: options.read_only,
+            socket: options.socket,
+            agent: None,
+            connection: Connection::Connecting,
+            deployments: DeploymentsState::default(),
+            alerts: AlertsState::default(),
+            toasts: Toasts::default(),
+            focus: Pane::Deployments,
+            layers: Vec::new(),
+            last_error: None,
+            width: 0,
+            height: 0,
+            clock,
+            watched: Vec::new(),
+            clock_text: 0,
+        }
+    }
+
+    pub fn now(&self) -> OffsetDateTime {
+        self.clock.now()
+    }
+
+    /// Applies one action and returns what the event loop must do.
+    pub fn apply(&mut self, action: Action) -> Vec<Effect> {
+        let mut effects = Effects::default();
+        match action {
+            Action::Key(key) => self.on_key(key, &mut effects),
+            Action::Command(command) => self.on_command(command, &mut effects),
+            Action::Tick => self.on_tick(&mut effects),
+            Action::Resize { width, height } => {
+                self.width = width;
+                self.height = height;
+                self.deployments.rebuild(self.table_page());
+                self.alerts
+                    .cursor
+                    .clamp(self.alerts.firing().len(), self.alert_page());
+                effects.redraw();
+            }
+            Action::AgentInfo(info) => {
+                if self.agent.as_ref() != Some(&info) {
+                    self.agent = Some(info);
+                    effects.redraw();
+                }
+            }
+            Action::Deployments(views) => self.on_deployments(&views, &mut effects),
+            Action::Alerts(views) => self.on_alerts(&views, &mut effects),
+            Action::Metrics { key, series } => self.on_metrics(key, &series, &mut effects),
+            Action::FetchFailed { what, message } => {
+                let error = format!("reading {what} failed: {message}");
+                if self.last_error.as_ref() != Some(&error) {
+                    self.last_error = Some(error);
+                    effects.redraw();
+                }
+            }
+            Action::ConnectionLost { reason } => self.on_connection_lost(reason, &mut effects),
+            Action::ConnectionRestored => self.on_connection_restored(&mut effects),
+            Action::Quit => effects.push(Effect::Quit),
+        }
+        self.watch_visible(&mut effects);
+        effects.0
+    }
+
+    /// Lists the keymap contexts that receive a key now, most specific first.
+    pub fn contexts(&self) -> Vec<Context> {
+        match self.layers.last() {
+            Some(Layer::Help { .. }) => vec![Context::Help],
+            Some(Layer::Filter { .. }) => vec![Context::Filter],
+            None => vec![self.pane_context(), Context::Global],
+        }
+    }
+
+    fn pane_context(&self) -> Context {
+        match self.focus {
+            Pane::Deployments => Context::Deployments,
+            Pane::Alerts => Context::Alerts,
+        }
+    }
+
+    fn on_key(&mut self, key: KeyPress, effects: &mut Effects) {
+        if let Some(command) = self.keymap.resolve(&self.contexts(), key) {
+            self.on_command(command, effects);
+            return;
+        }
+        // Unbound keys type into the filter; elsewhere they do nothing.
+        if let Some(character) = key.typed_char() {
+            if self.edit_filter(|text| text.push(character)) {
+                effects.redraw();
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command, effects: &mut Effects) {
+        if self.read_only && command.changes_agent() {
+            self.toast(
+                ToastLevel::Warning,
+                format!("{command} is disabled: the dashboard runs with --read-only"),
+            );
+            effects.redraw();
+            return;
+        }
+        if command == Command::Quit {
+            effects.push(Effect::Quit);
+            return;
+        }
+        let changed = match command {
+            Command::ToggleHelp => self.open_help(),
+            Command::CloseHelp => self.pop_layer(),
+            Command::ToggleAlerts => self.toggle_alerts(),
+            Command::FocusNext => self.focus_next(),
+            Command::StartFilter => self.start_filter(),
+            Command::AcceptFilter => self.pop_layer(),
+            Command::CancelFilter => self.cancel_filter(),
+            Command::DeleteChar => self.edit_filter(|text| {
+                text.pop();
+            }),
+            Command::ClearInput => self.edit_filter(String::clear),
+            movement_or_table => self.on_pane_command(movement_or_table),
+        };
+        if changed {
+            effects.redraw();
+        }
+    }
+
+    /// Applies a command to the top layer, or else to the focused pane.
+    fn on_pane_command(&mut self, command: Command) -> bool {
+        if let Some(Layer::Help { context, cursor }) = self.layers.last_mut() {
+            let len = help_lines(&self.keymap, *context, self.read_only).len();
+            let page = help_page(self.width, self.height);
+            return cursor.apply(command, len, page);
+        }
+        match self.focus {
+            Pane::Deployments => {
+                let page = self.table_page();
+                self.deployments.command(command, page)
+            }
+            Pane::Alerts => {
+                let page = self.alert_page();
+                self.alerts
+                    .cursor
+                    .apply(command, self.alerts.firing().len(), page)
+            }
+        }
+    }
+
+    fn pop_layer(&mut self) -> bool {
+        self.layers.pop().is_some()
+    }
+
+    fn open_help(&mut self) -> bool {
+        let context = self.pane_context();
+        self.layers.push(Layer::Help {
+            context,
+            cursor: ListCursor::default(),
+        });
+        true
+    }
+
+    fn start_filter(&mut self) -> bool {
+        self.layers.push(Layer::Filter {
+            previous: self.deployments.filter_text.clone(),
+        });
+        true
+    }
+
+    fn is_typing_filter(&self) -> bool {
+        matches!(self.layers.last(), Some(Layer::Filter { .. }))
+    }
+
+    /// Drops the edit and restores the filter from before `/`.
+    fn cancel_filter(&mut self) -> bool {
+        if !self.is_typing_filter() {
+            return false;
+        }
+        if let Some(Layer::Filter { previous }) = self.layers.pop() {
+            self.deployments
+                .set_filter_text(previous, self.table_page());
+        }
+        true
+    }
+
+    /// Changes the filter text being typed, which applies at once.
+    fn edit_filter(&mut self, edit: impl FnOnce(&mut String)) -> bool {
+        if !self.is_typing_filter() {
+            return false;
+        }
+        let mut text = self.deployments.filter_text.clone();
+        edit(&mut text);
+        self.deployments.set_filter_text(text, self.table_page());
+        true
+    }
+
+    fn toggle_alerts(&mut self) -> bool {
+        self.alerts.shown = !self.alerts.shown;
+        if !self.alerts.shown {
+            self.focus = Pane::Deployments;
+        }
+        self.deployments.rebuild(self.table_page());
+        true
+    }
+
+    fn focus_next(&mut self) -> bool {
+        if !self.alerts.shown {
+            return false;
+        }
+        self.focus = match self.focus {
+            Pane::Deployments => Pane::Alerts,
+            Pane::Alerts => Pane::Deployments,
+        };
+        true
+    }
+
+    fn on_tick(&mut self, effects: &mut Effects) {
+        let now = self.now();
+        if self.toasts.expire(now) {
+            effects.redraw();
+        }
+        let clock_text = self.clock_text_hash(now);
+        if clock_text != self.clock_text {
+            self.clock_text = clock_text;
+            effects.redraw();
+        }
+    }
+
+    fn on_deployments(&mut self, views: &[crate::model::DeploymentView], effects: &mut Effects) {
+        self.last_error = None;
+        self.mark_connected(effects);
+        let Some(changes) = self.deployments.replace(views, self.table_page()) else {
+            return;
+        };
+        let now = self.now();
+        for change in changes {
+            let level = status_level(change.to);
+            let message = format!(
+                "{} ({}): {} → {}",
+                change.name, change.environment, change.from, change.to
+            );
+            self.toasts.push(level, message, now);
+        }
+        self.clock_text = self.clock_text_hash(now);
+        effects.redraw();
+    }
+
+    fn on_alerts(&mut self, views: &[crate::monitor::alerts::AlertView], effects: &mut Effects) {
+        self.mark_connected(effects);
+        let Some(changes) = self.alerts.replace(views, self.alert_page()) else {
+            return;
+        };
+        let now = self.now();
+        for change in changes {
+            let row = &change.row;
+            let (level, verb) = if change.firing {
+                (ToastLevel::Error, "firing")
+            } else {
+                (ToastLevel::Ok, "resolved")
+            };
+            let message = format!(
+                "alert {} {verb} on {} ({})",
+                row.rule, row.deployment, row.environment
+            );
+            self.toasts.push(level, message, now);
+        }
+        effects.redraw();
+    }
+
+    fn on_metrics(&mut self, key: DeploymentKey, series: &[SeriesView], effects: &mut Effects) {
+        if !self.deployments.set_metrics(key, series) {
+            return;
+        }
+        let by_metric = matches!(
+            self.deployments.sort.column,
+            SortColumn::Cpu | SortColumn::Memory | SortColumn::Requests
+        );
+        if by_metric {
+            self.deployments.rebuild(self.table_page());
+        }
+        effects.redraw();
+    }
+
+    fn mark_connected(&mut self, effects: &mut Effects) {
+        if self.connection != Connection::Connected {
+            self.connection = Connection::Connected;
+            effects.redraw();
+        }
+    }
+
+    fn on_connection_lost(&mut self, reason: String, effects: &mut Effects) {
+        if let Connection::Lost { reason: known, .. } = &self.connection {
+            if *known == reason {
+                return;
+            }
+        }
+        let since = match &self.connection {
+            Connection::Lost { since, .. } => *since,
+            _ => self.now(),
+        };
+        self.connection = Connection::Lost { since, reason };
+        effects.redraw();
+    }
+
+    fn on_connection_restored(&mut self, effects: &mut Effects) {
+        if matches!(self.connection, Connection::Lost { .. }) {
+            self.toast(ToastLevel::Ok, "reconnected to the agent".to_owned());
+        }
+        self.mark_connected(effects);
+        effects.redraw();
+    }
+
+    /// Shows a message for a few seconds.
+    pub fn toast(&mut self, level: ToastLevel, message: String) {
+        let now = self.now();
+        self.toasts.push(level, message, now);
+    }
+
+    /// Asks the worker for the metrics of the rows on screen when they change.
+    fn watch_visible(&mut self, effects: &mut Effects) {
+        let visible: Vec<DeploymentKey> = self
+            .deployments
+            .page(self.table_page())
+            .map(|row| row.key.clone())
+            .collect();
+        if visible != self.watched {
+            self.watched = visible.clone();
+            effects.push(Effect::WatchMetrics(visible));
+        }
+    }
+
+    fn areas(&self) -> Areas {
+        Areas::new(
+            ratatui::layout::Rect::new(0, 0, self.width, self.height),
+            self.alerts.shown,
+        )
+    }
+
+    /// Returns how many rows of the deployments table are on screen.
+    pub fn table_page(&self) -> usize {
+        if !layout::fits(self.width, self.height) {
+            return 0;
+        }
+        self.areas().table_rows()
+    }
+
+    /// Returns how many rows of the alerts pane are on screen.
+    pub fn alert_page(&self) -> usize {
+        if !layout::fits(self.width, self.height) {
+            return 0;
+        }
+        self.areas().alert_rows()
+    }
+
+    fn clock_text_hash(&self, now: OffsetDateTime) -> u64 {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        for row in self.deployments.page(self.table_page()) {
+            format_age(now - row.created_at).hash(&mut hasher);
+        }
+        if self.alerts.shown {
+            for row in self.alerts.page(self.alert_page()) {
+                format_age(now - row.since).hash(&mut hasher);
+            }
+        }
+        hasher.finish()
+    }
+}
+
+/// Returns the level, and so the colour, a status is shown with.
+pub fn status_level(status: DeploymentStatus) -> ToastLevel {
+    match status {
+        DeploymentStatus::Deployed => ToastLevel::Ok,
+        DeploymentStatus::Failed => ToastLevel::Error,
+        DeploymentStatus::Degraded
+        | DeploymentStatus::Pending
+        | DeploymentStatus::Building
+        | DeploymentStatus::Deploying
+        | DeploymentStatus::Undeploying => ToastLevel::Warning,
+        DeploymentStatus::Undeployed => ToastLevel::Info,
+    }
+}
+
+/// Formats an age as the largest whole unit: `45s`, `12m`, `5h`, `3d`.
+pub fn format_age(age: time::Duration) -> String {
+    let seconds = age.whole_seconds().max(0);
+    match seconds {
+        0..60 => format!("{seconds}s"),
+        60..3_600 => format!("{}m", seconds / 60),
+        3_600..172_800 => format!("{}h", seconds / 3_600),
+        _ => format!("{}d", seconds / 86_400),
+    }
+}
+
+/// One line of the `?` help.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HelpLine {
+    Heading(String),
+    Binding(Binding),
+    Note(&'static str),
+}
+
+/// The help for `context`: its keys, then the global ones, from the keymap
+/// table, leaving out what `--read-only` disables.
+pub fn help_lines(keymap: &Keymap, context: Context, read_only: bool) -> Vec<HelpLine> {
+    let mut lines = Vec::new();
+    for shown in [context, Context::Global] {
+        lines.push(HelpLine::Heading(format!("{} keys", shown.name())));
+        lines.extend(
+            keymap
+                .describe(shown)
+                .into_iter()
+                .filter(|binding| !(read_only && binding.command.changes_agent()))
+                .map(HelpLine::Binding),
+        );
+    }
+    if context == Context::Deployments {
+        lines.push(HelpLine::Note(
+            "enter opens nothing yet: the detail view is not built",
+        ));
+    }
+    if read_only {
+        lines.push(HelpLine::Note(
+            "read-only: commands that change deployments are hidden and rejected",
+        ));
+    }
+    lines
+}
+
+/// Where the help popup goes on a screen of `area`.
+pub fn help_area(area: ratatui::layout::Rect) -> ratatui::layout::Rect {
+    layout::centered(area, 90, 80)
+}
+
+/// Help lines the popup shows at once, inside its borders.
+pub fn help_page(width: u16, height: u16) -> usize {
+    let area = help_area(ratatui::layout::Rect::new(0, 0, width, height));
+    usize::from(area.height.saturating_sub(2))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,56 @@
+//! The terminal dashboard: `shipdeck` with no command.
+//!
+//! The parts, and who may talk to whom:
+//!
+//! - [`worker`] polls the agent's API and sends owned results as
+//!   [`Action`](action::Action)s over a bounded channel. It is the only part
+//!   that does I/O with the agent.
+//! - [`app`] owns the state; `App::apply` turns each action into state
+//!   changes and [`Effect`](action::Effect)s, with no I/O.
+//! - [`view`] draws a frame from `&App`; views never fetch and never lock.
+//! - [`keymap`] maps keys to commands per context, [`theme`] maps meanings
+//!   to styles, [`sanitize`] makes application text safe to draw.
+//! - [`terminal`] sets the terminal up and restores it on every exit path;
+//!   [`run`] wires everything into one event loop.
+//!
+//! To add a view: a state struct in `app/`, an entry in
+//! [`Pane`](app::Pane) or [`Layer`](app::Layer), a keymap
+//! [`Context`](keymap::Context) with its commands and defaults, and a
+//! module in `view/` that draws it from `&App`. To add a key: a
+//! [`Command`](action::Command) variant with its name and description, a
+//! row in the keymap defaults, and its handling in `App::on_command`. To
+//! fetch something new: an [`Action`](action::Action) variant for the
+//! result and a request in [`worker`], driven by an
+//! [`Effect`](action::Effect) when the state decides what to fetch.
+//!
+//! NOTE: this is the deployments view only. The detail view and its tabs
+//! (overview, metrics, logs, history, alerts, timeline), the actions that
+//! change deployments (scale, rollback, redeploy, restart, undeploy,
+//! deploy), their confirmation dialogs, the `:` command palette and theme
+//! switching at run time are not built yet, so `--read-only` has nothing
+//! to hide so far.
+
+pub mod action;
+pub mod app;
+pub mod keymap;
+pub mod layout;
+mod run;
+pub mod sanitize;
+pub mod terminal;
+pub mod theme;
+pub mod view;
+pub mod worker;
+
+use std::path::PathBuf;
+
+pub use run::{run, DashboardError, DashboardOptions};
+
+/// The directory of `keymap.toml` and `themes/`: `$XDG_CONFIG_HOME/shipdeck`
+/// or `~/.config/shipdeck`; `None` when neither variable is set.
+pub fn config_dir() -> Option<PathBuf> {
+    let from = |variable: &str| std::env::var_os(variable).filter(|value| !value.is_empty());
+    if let Some(config) = from("XDG_CONFIG_HOME") {
+        return Some(PathBuf::from(config).join("shipdeck"));
+    }
+    from("HOME").map(|home| PathBuf::from(home).join(".config/shipdeck"))
+}

@@ -1,0 +1,44 @@
+//! The bottom row: the most useful keys of what has the focus, read from
+//! the keymap so that remapped keys show as remapped.
+
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+use ratatui::Frame;
+
+use crate::tui::action::Command;
+use crate::tui::app::App;
+use crate::tui::keymap::Context;
+use crate::tui::theme::Theme;
+
+pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
+    let contexts = app.contexts();
+    let hints: &[(Command, &str)] = match contexts.first() {
+        Some(Context::Filter) => &[
+            (Command::AcceptFilter, "keep"),
+            (Command::CancelFilter, "cancel"),
+            (Command::ClearInput, "clear"),
+        ],
+        Some(Context::Help) => &[(Command::CloseHelp, "close"), (Command::MoveDown, "scroll")],
+        _ => &[
+            (Command::ToggleHelp, "help"),
+            (Command::StartFilter, "filter"),
+            (Command::NextSort, "sort"),
+            (Command::ReverseSort, "reverse"),
+            (Command::ToggleAlerts, "alerts"),
+            (Command::FocusNext, "focus"),
+            (Command::Quit, "quit"),
+        ],
+    };
+    let mut spans = Vec::new();
+    for (command, label) in hints {
+        let key = contexts
+            .iter()
+            .find_map(|context| app.keymap.first_key(*context, *command));
+        if let Some(key) = key {
+            spans.push(Span::styled(format!(" {key}"), theme.accent));
+            spans.push(Span::styled(format!(" {label} "), theme.muted));
+        }
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}

@@ -1,0 +1,244 @@
+//! Tasks that read the agent's API and send what they read to the event
+//! loop as [`Action`]s.
+//!
+//! Each task owns its client and sends owned values, so nothing is shared
+//! with the state. The channel is bounded: a slow frame makes the workers
+//! wait rather than queue stale lists. A send that fails means the event
+//! loop has ended, and the task ends with it.
+//!
+//! NOTE: the agent has no event stream yet, so changes arrive by polling
+//! once a second, and a status that flips and flips back within a second
+//! is not seen.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::action::{Action, AgentInfo};
+use super::app::ROW_SERIES;
+use crate::api::client::{encode, Client, ClientError};
+use crate::api::wire::AgentStatus;
+use crate::model::{DeploymentKey, DeploymentView, SeriesView};
+use crate::monitor::alerts::AlertView;
+
+/// How often the deployments and alerts lists are read.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The shortest time between two metric reads of one deployment.
+const METRICS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The window and step of the row metrics: five minutes in ten steps, one
+/// per cell of the sparkline, each the average of about three samples at
+/// the default ten-second collection interval.
+const METRICS_QUERY: &str = "since=5m&step=30s";
+
+/// The running worker tasks; dropping it stops them.
+pub struct Workers {
+    tasks: Vec<JoinHandle<()>>,
+    metrics: watch::Sender<Vec<DeploymentKey>>,
+}
+
+impl Workers {
+    /// Starts the poller and the metrics reader on the current runtime.
+    pub fn start(client: Client, socket: String, actions: mpsc::Sender<Action>) -> Self {
+        let (metrics, wanted) = watch::channel(Vec::new());
+        let tasks = vec![
+            tokio::spawn(poll(client.clone(), socket, actions.clone())),
+            tokio::spawn(read_metrics(client, wanted, actions)),
+        ];
+        Self { tasks, metrics }
+    }
+
+    /// Replaces the deployments whose metrics are read. Only the latest set
+    /// counts, so sets that follow each other quickly collapse into one.
+    pub fn watch_metrics(&self, keys: Vec<DeploymentKey>) {
+        self.metrics.send_replace(keys);
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// Outcome of one read, for the connection state.
+enum Read<T> {
+    Data(T),
+    /// The agent responded with an error; the connection is fine.
+    Failed(String),
+    Unreachable(String),
+}
+
+fn classify<T>(result: Result<T, ClientError>) -> Read<T> {
+    match result {
+        Ok(value) => Read::Data(value),
+        Err(error) if error.is_unreachable() => Read::Unreachable(error.to_string()),
+        Err(error) => Read::Failed(error.to_string()),
+    }
+}
+
+/// Reads the deployments and alerts lists every [`POLL_INTERVAL`], and the
+/// agent's status after every (re)connection.
+#[tracing::instrument(skip_all)]
+async fn poll(client: Client, socket: String, actions: mpsc::Sender<Action>) {
+    let mut interval = tokio::time::interval(POLL_INTERVAL);
+    interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut connected = false;
+    // The last failure logged, so that one that repeats every second is
+    // logged once.
+    let mut last_failure = String::new();
+    loop {
+        interval.tick().await;
+        match poll_once(&client, &socket, &mut connected).await {
+            Ok(batch) => {
+                for action in batch {
+                    if let Action::FetchFailed { what, message } = &action {
+                        if *message != last_failure {
+                            tracing::warn!(what, %message, "a read failed");
+                            last_failure.clone_from(message);
+                        }
+                    }
+                    if actions.send(action).await.is_err() {
+                        tracing::debug!("the dashboard closed; the poller stops");
+                        return;
+                    }
+                }
+            }
+            Err(reason) => {
+                if connected {
+                    tracing::warn!(%reason, "lost the agent");
+                }
+                connected = false;
+                if actions
+                    .send(Action::ConnectionLost { reason })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Reads the lists once, and the agent's status after a (re)connection.
+/// Returns `Err` with the reason when the agent is unreachable.
+async fn poll_once(
+    client: &Client,
+    socket: &str,
+    connected: &mut bool,
+) -> Result<Vec<Action>, String> {
+    let mut batch = Vec::new();
+    if !*connected {
+        match classify(client.get::<AgentStatus>("/v1/agent").await) {
+            Read::Data(status) => {
+                tracing::info!(pid = status.pid, "connected to the agent");
+                batch.push(Action::ConnectionRestored);
+                batch.push(Action::AgentInfo(AgentInfo {
+                    socket: socket.to_owned(),
+                    home: status.home,
+                    version: status.version,
+                    pid: status.pid,
+                }));
+                *connected = true;
+            }
+            Read::Failed(message) => batch.push(failed("the agent's status", message)),
+            Read::Unreachable(reason) => return Err(reason),
+        }
+    }
+    match classify(client.get::<Vec<DeploymentView>>("/v1/deployments").await) {
+        Read::Data(list) => batch.push(Action::Deployments(list)),
+        Read::Failed(message) => batch.push(failed("the deployments", message)),
+        Read::Unreachable(reason) => return Err(reason),
+    }
+    match classify(client.get::<Vec<AlertView>>("/v1/alerts").await) {
+        Read::Data(list) => batch.push(Action::Alerts(list)),
+        Read::Failed(message) => batch.push(failed("the alerts", message)),
+        Read::Unreachable(reason) => return Err(reason),
+    }
+    Ok(batch)
+}
+
+fn failed(what: &str, message: String) -> Action {
+    Action::FetchFailed {
+        what: what.to_owned(),
+        message,
+    }
+}
+
+/// Reads the row metrics of the watched deployments, each at most once per
+/// [`METRICS_INTERVAL`]. Requests go one at a time, so one dashboard has at
+/// most one metrics request in flight.
+#[tracing::instrument(skip_all)]
+async fn read_metrics(
+    client: Client,
+    mut wanted: watch::Receiver<Vec<DeploymentKey>>,
+    actions: mpsc::Sender<Action>,
+) {
+    let mut interval = tokio::time::interval(METRICS_INTERVAL);
+    interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut last_read: HashMap<DeploymentKey, Instant> = HashMap::new();
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            changed = wanted.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
+        let keys = wanted.borrow_and_update().clone();
+        last_read.retain(|key, _| keys.contains(key));
+        for key in keys {
+            let due = last_read
+                .get(&key)
+                .is_none_or(|read| read.elapsed() >= METRICS_INTERVAL);
+            if !due {
+                continue;
+            }
+            last_read.insert(key.clone(), Instant::now());
+            match classify(client.get::<Vec<SeriesView>>(&metrics_path(&key)).await) {
+                Read::Data(series) => {
+                    if actions.send(Action::Metrics { key, series }).await.is_err() {
+                        return;
+                    }
+                }
+                // A deployment removed since the list was read, or without
+                // collection yet: its row shows dashes.
+                Read::Failed(message) => tracing::debug!(%key, %message, "no metrics"),
+                // The poller reports the lost connection.
+                Read::Unreachable(_) => break,
+            }
+        }
+    }
+}
+
+/// Builds the API path of a row's metrics request.
+pub fn metrics_path(key: &DeploymentKey) -> String {
+    format!(
+        "/v1/deployments/{}/metrics?env={}&{METRICS_QUERY}&metric={}",
+        encode(&key.name),
+        encode(&key.environment),
+        encode(&ROW_SERIES.join(","))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_path_encodes_names() {
+        let path = metrics_path(&DeploymentKey::new("web", "staging"));
+        assert_eq!(
+            path,
+            "/v1/deployments/web/metrics?env=staging&since=5m&step=30s&metric=cpu_percentage%2Cmemory_usage%2Crequests_per_second"
+        );
+    }
+}

@@ -1,0 +1,143 @@
+//! The dashboard's worker against a real agent: the lists it reads, the
+//! metrics of watched rows, and the connection lost and restored across an
+//! agent restart. The screen itself is covered by the snapshot tests in
+//! `src/tui/view/`.
+
+mod common;
+
+use common::*;
+use shipdeck::api::client::Client;
+use shipdeck::model::DeploymentKey;
+use shipdeck::tui::action::Action;
+use shipdeck::tui::app::ROW_SERIES;
+use shipdeck::tui::worker::Workers;
+use tokio::sync::mpsc;
+
+/// Receives actions until `pick` accepts one, failing after [`DEADLINE`].
+async fn next<T>(
+    receiver: &mut mpsc::Receiver<Action>,
+    what: &str,
+    mut pick: impl FnMut(Action) -> Option<T>,
+) -> T {
+    let wait = async {
+        loop {
+            let action = receiver
+                .recv()
+                .await
+                .expect("the worker keeps the channel open");
+            if let Some(value) = pick(action) {
+                return value;
+            }
+        }
+    };
+    match tokio::time::timeout(DEADLINE, wait).await {
+        Ok(value) => value,
+        Err(_) => panic!("no {what} within {DEADLINE:?}"),
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn worker_follows_the_agent_across_a_restart() {
+    let home = TestHome::new();
+    let manifest = home.write("web.yaml", &sample_manifest("web", 1, free_ports(1), "hi"));
+    home.ok(&["deploy", "-f", manifest.to_str().expect("path"), "--wait"]);
+
+    let socket = home.home().join("run/agent.sock");
+    let (sender, mut receiver) = mpsc::channel(64);
+    let workers = Workers::start(Client::new(&socket), socket.display().to_string(), sender);
+
+    let info = next(&mut receiver, "agent info", |action| match action {
+        Action::AgentInfo(info) => Some(info),
+        _ => None,
+    })
+    .await;
+    assert_eq!(info.home, home.home().display().to_string());
+    let list = next(&mut receiver, "deployments list", |action| match action {
+        Action::Deployments(list) => Some(list),
+        _ => None,
+    })
+    .await;
+    let web = list
+        .iter()
+        .find(|view| view.name == "web")
+        .expect("web is listed");
+    next(&mut receiver, "alerts list", |action| {
+        matches!(action, Action::Alerts(_)).then_some(())
+    })
+    .await;
+
+    let key = DeploymentKey::new("web", &web.environment);
+    workers.watch_metrics(vec![key.clone()]);
+    let (metrics_key, series) = next(&mut receiver, "metrics of web", |action| match action {
+        Action::Metrics { key, series } => Some((key, series)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(metrics_key, key);
+    let names: Vec<&str> = series.iter().map(|series| series.name.as_str()).collect();
+    assert_eq!(names, ROW_SERIES);
+
+    home.ok(&["agent", "stop"]);
+    let reason = next(&mut receiver, "connection lost", |action| match action {
+        Action::ConnectionLost { reason } => Some(reason),
+        _ => None,
+    })
+    .await;
+    assert!(reason.contains("agent.sock"), "{reason}");
+
+    home.ok(&["agent", "--detach"]);
+    next(&mut receiver, "connection restored", |action| {
+        (action == Action::ConnectionRestored).then_some(())
+    })
+    .await;
+    let list = next(
+        &mut receiver,
+        "deployments after the restart",
+        |action| match action {
+            Action::Deployments(list) => Some(list),
+            _ => None,
+        },
+    )
+    .await;
+    assert!(list.iter().any(|view| view.name == "web"));
+
+    drop(workers);
+    home.finish();
+}
+
+#[test]
+fn dashboard_needs_a_terminal() {
+    let home = TestHome::new();
+    let output = home
+        .command(&[])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run shipdeck");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the dashboard needs a terminal"),
+        "{stderr}"
+    );
+    assert!(
+        home.agent_pid().is_none(),
+        "no agent starts for a dashboard that cannot open"
+    );
+}
+
+#[test]
+fn help_lists_the_dashboard() {
+    let home = TestHome::new();
+    let help = home.ok(&["--help"]);
+    assert!(
+        help.contains("Usage: shipdeck [OPTIONS] [COMMAND]"),
+        "{help}"
+    );
+    assert!(help.contains("dashboard"), "{help}");
+    assert!(help.contains("--read-only"), "{help}");
+    let error = home.fails(&["--read-only", "ls"]);
+    assert!(
+        error.contains("--read-only applies to the dashboard only"),
+        "{error}"
+    );
+}
