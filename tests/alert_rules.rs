@@ -154,7 +154,7 @@ fn bad_rules_get_clear_errors_from_the_cli() {
     assert!(error.contains("unknown metric `cpu_percentag`"), "{error}");
     assert!(error.contains("did you mean `cpu_percentage`"), "{error}");
     let error = fails(add("r", "replicas_ready", "above", "50"));
-    assert!(error.contains("`above`"), "{error}");
+    assert!(error.contains("invalid --condition \"above\""), "{error}");
     let mut severity = add("r", "replicas_ready", "gt", "50");
     severity.extend(["--severity".to_owned(), "urgent".to_owned()]);
     let error = fails(severity);

@@ -130,6 +130,7 @@ pub(crate) mod tests {
             environment: "production".to_owned(),
             rule: rule.to_owned(),
             silenced: false,
+            silenced_until: None,
             state: AlertState::Firing {
                 since,
                 last_sample: since,
@@ -146,6 +147,7 @@ pub(crate) mod tests {
             environment: "production".to_owned(),
             rule: rule.to_owned(),
             silenced: false,
+            silenced_until: None,
             state: AlertState::Inactive,
         }
     }

@@ -103,6 +103,8 @@ fn cpu_series(values: &[Option<f64>]) -> Vec<SeriesView> {
                 time: NOW - time::Duration::seconds(10 * (values.len() - index) as i64),
                 value: *value,
                 sum: None,
+                min: None,
+                max: None,
             })
             .collect()
     };
@@ -132,6 +134,7 @@ fn alert(deployment: &str, environment: &str, rule: &str, minutes_ago: i64) -> A
         environment: environment.to_owned(),
         rule: rule.to_owned(),
         silenced: false,
+        silenced_until: None,
         state: AlertState::Firing {
             since,
             last_sample: NOW,
