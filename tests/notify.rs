@@ -303,7 +303,10 @@ fn failing_webhook_is_retried_then_recorded() {
     home.ok(&["notify", "add", "broken", "--webhook", &url]);
 
     let error = home.fails(&["notify", "test", "broken"]);
-    assert!(error.contains("500"), "{error}");
+    assert!(
+        error.contains(&format!("the webhook at 127.0.0.1:{port} answered 500")),
+        "{error}"
+    );
     assert!(
         received.recv_timeout(DEADLINE).is_ok(),
         "the test reached the receiver"
@@ -451,4 +454,28 @@ fn repeats_stop_when_acknowledged_and_silences_are_listed() {
         .collect();
     assert!(actions.contains(&"alert-acknowledged"), "{actions:?}");
     assert!(actions.contains(&"alert-silenced"), "{actions:?}");
+}
+
+#[test]
+fn webhook_urls_with_invalid_ports_are_rejected() {
+    let home = TestHome::new();
+    for (url, port) in [
+        ("http://127.0.0.1:99999/", "99999"),
+        ("http://127.0.0.1:65536/", "65536"),
+        ("http://127.0.0.1:8a/", "8a"),
+        ("http://127.0.0.1:/", ""),
+        ("http://127.0.0.1:0/", "0"),
+    ] {
+        let error = home.fails(&["notify", "add", "p", "--webhook", url]);
+        assert!(
+            error.contains(&format!("invalid port {port:?}")) && error.contains("1 to 65535"),
+            "{url}: {error}"
+        );
+    }
+    for url in ["http://127.1/", "http://[zz]/", "http://127.0.0.1/x#frag"] {
+        let error = home.fails(&["notify", "add", "p", "--webhook", url]);
+        assert!(error.contains(url), "{url}: {error}");
+    }
+    let channels = home.json(&["notify", "ls"]);
+    assert_eq!(channels.as_array().map(Vec::len), Some(0), "{channels:#}");
 }

@@ -38,6 +38,16 @@ pub enum ChannelError {
     Url(String),
     #[error("the webhook URL for {0} has a user name or password before the host, which shipdeck does not send; remove it and use the token the service puts in the URL's path or query")]
     UrlCredentials(String),
+    #[error("webhook URL {url:?} has an invalid port {port:?}: a port is a number from 1 to 65535; write it after the host, such as http://127.0.0.1:8080/hook, or leave out the colon for the scheme's default (80 for http, 443 for https)")]
+    UrlPort { url: String, port: String },
+    #[error("webhook URL {url:?} has an invalid host {host:?}: {reason}")]
+    UrlHost {
+        url: String,
+        host: String,
+        reason: &'static str,
+    },
+    #[error("webhook URL {url:?} ends in the fragment {fragment:?}, which is never sent to the server; remove it, or put the value in the path or query")]
+    UrlFragment { url: String, fragment: String },
     #[error("channel {0:?} has a CA file but its webhook URL is http://, which uses no certificates; use the https:// URL or leave out --ca-file")]
     CaWithoutTls(String),
     #[error("the CA certificates (caPem) of channel {name:?} are not usable: {source}")]
