@@ -26,7 +26,6 @@ struct TlsReceiver {
 /// webhooks with the leaf on 127.0.0.1, responding with 200.
 fn tls_webhook_receiver(home: &TestHome, names: &[&str]) -> TlsReceiver {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-    use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -43,11 +42,48 @@ fn tls_webhook_receiver(home: &TestHome, names: &[&str]) -> TlsReceiver {
         .signed_by(&leaf_key, &issuer)
         .expect("leaf certificate");
     let ca_file = home.write("ca.pem", &ca.pem());
+    let (port, received) = serve_certificate(leaf.der().clone(), &leaf_key);
+    TlsReceiver {
+        port,
+        ca_file,
+        received,
+    }
+}
 
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+/// Makes one self-signed certificate for `names` marked CA:TRUE, as
+/// `openssl req -x509` makes it by default, writes it to `cert.pem` and
+/// serves webhooks with it. An `expired` one ended in 2021.
+fn self_signed_ca_receiver(home: &TestHome, names: &[&str], expired: bool) -> TlsReceiver {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
+    let mut params = CertificateParams::new(names).expect("certificate params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    if expired {
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    }
+    let key = KeyPair::generate().expect("key");
+    let certificate = params.self_signed(&key).expect("self-signed certificate");
+    let ca_file = home.write("cert.pem", &certificate.pem());
+    let (port, received) = serve_certificate(certificate.der().clone(), &key);
+    TlsReceiver {
+        port,
+        ca_file,
+        received,
+    }
+}
+
+/// Serves webhooks over TLS with `certificate` on 127.0.0.1, responding
+/// with 200; returns the port and the JSON bodies received.
+fn serve_certificate(
+    certificate: tokio_rustls::rustls::pki_types::CertificateDer<'static>,
+    key: &rcgen::KeyPair,
+) -> (u16, mpsc::Receiver<Value>) {
+    use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
     let config = tokio_rustls::rustls::ServerConfig::builder()
         .with_no_client_auth()
-        .with_single_cert(vec![leaf.der().clone()], key)
+        .with_single_cert(vec![certificate], key)
         .expect("server TLS config");
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a receiver");
@@ -63,11 +99,7 @@ fn tls_webhook_receiver(home: &TestHome, names: &[&str]) -> TlsReceiver {
             .expect("a runtime for the receiver");
         runtime.block_on(serve_tls(listener, acceptor, sender));
     });
-    TlsReceiver {
-        port,
-        ca_file,
-        received,
-    }
+    (port, received)
 }
 
 async fn serve_tls(
@@ -478,4 +510,68 @@ fn webhook_urls_with_invalid_ports_are_rejected() {
     }
     let channels = home.json(&["notify", "ls"]);
     assert_eq!(channels.as_array().map(Vec::len), Some(0), "{channels:#}");
+}
+
+#[test]
+fn self_signed_ca_certificate_works_with_its_ca_file() {
+    let home = TestHome::new();
+    let receiver = self_signed_ca_receiver(&home, &["127.0.0.1"], false);
+    let url = format!("https://127.0.0.1:{}/hook", receiver.port);
+    home.ok(&["notify", "add", "plain", "--webhook", &url]);
+    let error = home.fails(&["notify", "test", "plain"]);
+    assert!(
+        error.contains("is a CA certificate")
+            && error.contains("basicConstraints=critical,CA:FALSE"),
+        "{error}"
+    );
+    assert!(!error.contains("Other("), "{error}");
+    assert!(!error.contains("CaUsedAsEndEntity"), "{error}");
+
+    let cert = receiver.ca_file.to_str().expect("UTF-8 path");
+    home.ok(&[
+        "notify",
+        "add",
+        "pinned",
+        "--webhook",
+        &url,
+        "--ca-file",
+        cert,
+    ]);
+    home.ok(&["notify", "test", "pinned"]);
+    let test = receiver
+        .received
+        .recv_timeout(DEADLINE)
+        .expect("the test notification over TLS");
+    assert_eq!(test["title"], "Test of channel pinned", "{test:#}");
+}
+
+#[test]
+fn pinned_self_signed_certificate_still_checks_name_and_dates() {
+    let home = TestHome::new();
+    let other_name = self_signed_ca_receiver(&home, &["hooks.example.test"], false);
+    let url = format!("https://127.0.0.1:{}/hook", other_name.port);
+    let cert = other_name.ca_file.to_str().expect("UTF-8 path");
+    home.ok(&[
+        "notify",
+        "add",
+        "named",
+        "--webhook",
+        &url,
+        "--ca-file",
+        cert,
+    ]);
+    let error = home.fails(&["notify", "test", "named"]);
+    assert!(
+        error.contains("is for hooks.example.test") && error.contains("name mismatch"),
+        "{error}"
+    );
+
+    let expired = self_signed_ca_receiver(&home, &["127.0.0.1"], true);
+    let url = format!("https://127.0.0.1:{}/hook", expired.port);
+    let cert = expired.ca_file.to_str().expect("UTF-8 path");
+    home.ok(&["notify", "add", "old", "--webhook", &url, "--ca-file", cert]);
+    let error = home.fails(&["notify", "test", "old"]);
+    assert!(error.contains("has expired"), "{error}");
+    assert!(other_name.received.try_recv().is_err());
+    assert!(expired.received.try_recv().is_err());
 }

@@ -8,6 +8,7 @@
 //! Webhooks are `http://` or `https://`, and [`tls`] builds what https trusts.
 
 mod tls;
+mod tls_explain;
 mod webhook;
 
 pub use tls::{parse_ca_pem, CaError};
