@@ -423,6 +423,85 @@ fn command_channel_gets_json_on_stdin() {
 }
 
 #[test]
+fn command_arguments_survive_both_separator_forms() {
+    let home = TestHome::new();
+    let out = home.work().join("args.out");
+    let script = format!("cat > /dev/null; echo \"$0|$1\" >> {}", out.display());
+    home.ok(&[
+        "notify",
+        "add",
+        "after",
+        "--command",
+        "/bin/sh",
+        "--",
+        "-c",
+        &script,
+        "zero",
+        "one two",
+    ]);
+    home.ok(&[
+        "notify",
+        "add",
+        "before",
+        "--command",
+        "--",
+        "/bin/sh",
+        "-c",
+        &script,
+        "zero",
+        "one two",
+    ]);
+    home.ok(&["notify", "test", "after"]);
+    home.ok(&["notify", "test", "before"]);
+    let written = std::fs::read_to_string(&out).expect("the commands ran");
+    assert_eq!(written, "zero|one two\nzero|one two\n");
+
+    let listed = home.json(&["notify", "ls"]);
+    assert_eq!(
+        listed[0]["command"],
+        serde_json::json!(["/bin/sh", "-c", script, "zero", "one two"]),
+        "{listed:#}"
+    );
+    let table = home.ok(&["notify", "ls"]);
+    assert!(table.contains("zero 'one two'"), "{table}");
+}
+
+#[test]
+fn command_programs_are_checked_and_stderr_reported() {
+    let home = TestHome::new();
+    let error = home.fails(&["notify", "add", "gone", "--command", "/nonexistent/prog"]);
+    assert!(
+        error.contains("\"/nonexistent/prog\"") && error.contains("no such file"),
+        "{error}"
+    );
+    let error = home.fails(&["notify", "add", "rel", "--command", "cmd.sh"]);
+    assert!(
+        error.contains("\"cmd.sh\"") && error.contains("agent's PATH"),
+        "{error}"
+    );
+    let error = home.fails(&["notify", "add", "rel", "--command", "./cmd.sh"]);
+    assert!(error.contains("absolute path"), "{error}");
+    let plain = home.write("plain.sh", "#!/bin/sh\nexit 0\n");
+    let error = home.fails(&["notify", "add", "nox", "--command", plain.to_str().unwrap()]);
+    assert!(error.contains("chmod +x"), "{error}");
+
+    let script = "cat > /dev/null; printf 'boom on stderr\\n\\033[31mred\\033[0m\\n' >&2; exit 4";
+    home.ok(&[
+        "notify",
+        "add",
+        "loud",
+        "--command",
+        "/bin/sh",
+        "-c",
+        script,
+    ]);
+    let error = home.fails(&["notify", "test", "loud"]);
+    assert!(error.contains("exit status: 4"), "{error}");
+    assert!(error.contains("boom on stderr | red"), "{error}");
+    assert!(!error.contains('\u{1b}'), "{error:?}");
+}
+
+#[test]
 fn repeats_stop_when_acknowledged_and_silences_are_listed() {
     let home = TestHome::new();
     let (port, received) = webhook_receiver(200);

@@ -279,12 +279,15 @@ pub struct NotifyAddArgs {
     #[arg(long, value_name = "PATH", requires = "webhook")]
     pub ca_file: Option<PathBuf>,
 
-    /// Run this program with the notification as JSON on standard input;
-    /// arguments follow after `--`
-    #[arg(long, value_name = "PROGRAM", num_args = 1.., allow_hyphen_values = true)]
+    /// Run PROGRAM with the ARGs and the notification as JSON on standard
+    /// input. Give it last: every word after it belongs to the command. A
+    /// `--` right after --command or PROGRAM is dropped, so `--command --
+    /// PROGRAM -x` and `--command PROGRAM -- -x` also work. PROGRAM is an
+    /// absolute path or a name on the agent's PATH
+    #[arg(long, value_name = "PROGRAM [ARG]...", num_args = 1.., allow_hyphen_values = true)]
     pub command: Option<Vec<String>>,
 
-    /// Keep notifications in the agent, for `notify history` and the dashboard
+    /// Keep notifications in the agent, for `notify history`
     #[arg(long)]
     pub in_app: bool,
 }

@@ -66,9 +66,37 @@ fn add_body(args: NotifyAddArgs) -> Result<serde_json::Value, CliError> {
                 })
             }
         },
-        (None, Some(command)) => json!({ "name": args.name, "command": command }),
+        (None, Some(command)) => {
+            json!({ "name": args.name, "command": command_words(command)? })
+        }
         (None, None) => json!({ "name": args.name, "inApp": true }),
     })
+}
+
+/// Drops the `--` that may separate `--command` from PROGRAM or PROGRAM
+/// from its arguments. clap hands it over as a value, because the option
+/// takes every word after it (it allows values that start with `-`). Only
+/// the first `--` in those two places is dropped, so a later one reaches
+/// the program.
+fn command_words(mut words: Vec<String>) -> Result<Vec<String>, CliError> {
+    let separator = words.iter().take(2).position(|word| word == "--");
+    if let Some(index) = separator {
+        words.remove(index);
+    }
+    if words.is_empty() {
+        return Err(CliError::Message(
+            "--command needs a program: write --command PROGRAM [ARG]...".to_owned(),
+        ));
+    }
+    Ok(words)
+}
+
+/// Formats a command as a shell would read it back, so that the boundaries
+/// of arguments with spaces or quotes stay visible.
+fn quote_command(command: &[String]) -> String {
+    shlex::try_join(command.iter().map(String::as_str))
+        // Only a NUL byte cannot be quoted, and no program could get one.
+        .unwrap_or_else(|_| command.join(" "))
 }
 
 /// Reads and checks a CA file on the client, where its path is meaningful.
@@ -104,7 +132,7 @@ fn describe(target: &NotifyTarget) -> (&'static str, String) {
             };
             ("webhook", target)
         }
-        NotifyTarget::Command { command } => ("command", command.join(" ")),
+        NotifyTarget::Command { command } => ("command", quote_command(command)),
         NotifyTarget::InApp => ("in-app", String::new()),
     }
 }
@@ -128,4 +156,41 @@ async fn history(
         }
         table.render()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(list: &[&str]) -> Vec<String> {
+        list.iter().map(|word| (*word).to_owned()).collect()
+    }
+
+    #[test]
+    fn command_separator_is_dropped_once() {
+        let expected = words(&["/bin/sh", "-c", "cat", "arg0"]);
+        for given in [
+            words(&["/bin/sh", "-c", "cat", "arg0"]),
+            words(&["--", "/bin/sh", "-c", "cat", "arg0"]),
+            words(&["/bin/sh", "--", "-c", "cat", "arg0"]),
+        ] {
+            assert_eq!(command_words(given).expect("a command"), expected);
+        }
+        assert_eq!(
+            command_words(words(&["--", "prog", "--", "x"])).expect("a command"),
+            words(&["prog", "--", "x"])
+        );
+        assert!(command_words(words(&["--"])).is_err());
+    }
+
+    #[test]
+    fn listed_commands_keep_argument_boundaries() {
+        let listed = quote_command(&words(&[
+            "/bin/sh",
+            "-c",
+            "cat > /tmp/x; echo \"$0\"",
+            "a b",
+        ]));
+        assert_eq!(listed, r#"/bin/sh -c 'cat > /tmp/x; echo "$0"' 'a b'"#);
+    }
 }

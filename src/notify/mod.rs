@@ -7,6 +7,7 @@
 //! retries is reported to the caller's failure hook, which records an event.
 //! Webhooks are `http://` or `https://`, and [`tls`] builds what https trusts.
 
+mod command;
 mod tls;
 mod tls_explain;
 mod webhook;
@@ -15,8 +16,6 @@ pub use tls::{parse_ca_pem, CaError};
 
 use std::sync::Arc;
 use std::time::Duration;
-
-use tokio::io::AsyncWriteExt;
 
 use crate::model::{Notification, NotifyChannel, NotifyTarget};
 use crate::store::Store;
@@ -59,6 +58,12 @@ pub enum ChannelError {
     },
     #[error("the command of channel {0:?} is empty; give the program to run and its arguments")]
     EmptyCommand(String),
+    #[error("the program {program:?} of channel {channel:?} cannot be run: {reason}")]
+    Program {
+        channel: String,
+        program: String,
+        reason: String,
+    },
 }
 
 /// Checks a channel before it is stored.
@@ -77,12 +82,11 @@ pub fn check_channel(channel: &NotifyChannel) -> Result<(), ChannelError> {
 
     match &channel.target {
         NotifyTarget::Webhook { url, ca_pem, .. } => check_webhook(name, url, ca_pem.as_deref()),
-        NotifyTarget::Command { command }
-            if command.first().is_none_or(|program| program.is_empty()) =>
-        {
-            Err(ChannelError::EmptyCommand(name.clone()))
-        }
-        _ => Ok(()),
+        NotifyTarget::Command { command } => match command.first() {
+            Some(program) if !program.is_empty() => command::check_program(name, program),
+            _ => Err(ChannelError::EmptyCommand(name.clone())),
+        },
+        NotifyTarget::InApp => Ok(()),
     }
 }
 
@@ -195,45 +199,12 @@ impl Notifier {
             NotifyTarget::Webhook { url, ca_pem, .. } => {
                 webhook::post(url, ca_pem.as_deref(), notification).await
             }
-            NotifyTarget::Command { command } => run_command(command, notification).await,
+            NotifyTarget::Command { command } => command::run(command, notification).await,
             NotifyTarget::InApp => self
                 .store
                 .append_notification(notification)
                 .map_err(|error| error.to_string()),
         }
-    }
-}
-
-async fn run_command(command: &[String], notification: &Notification) -> Result<(), String> {
-    let Some((program, args)) = command.split_first() else {
-        return Err("the command is empty".to_owned());
-    };
-    let body = serde_json::to_vec(notification).map_err(|error| error.to_string())?;
-    let mut child = tokio::process::Command::new(program)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|error| format!("starting {program:?} failed: {error}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A program that does not read its input is not an error.
-        let _ = stdin.write_all(&body).await;
-    }
-    let status = tokio::time::timeout(DELIVERY_TIMEOUT, child.wait())
-        .await
-        .map_err(|_| {
-            format!(
-                "{program:?} did not finish within {} s",
-                DELIVERY_TIMEOUT.as_secs()
-            )
-        })?
-        .map_err(|error| error.to_string())?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{program:?} exited with {status}"))
     }
 }
 
