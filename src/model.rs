@@ -401,6 +401,14 @@ pub enum NotifyTarget {
     InApp,
 }
 
+/// What removing a channel did: the alert rules and deployments that still
+/// name it, for a warning.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelRemoval {
+    pub still_named_by: Vec<String>,
+}
+
 /// One notification, as channels receive it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

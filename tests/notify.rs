@@ -654,3 +654,110 @@ fn pinned_self_signed_certificate_still_checks_name_and_dates() {
     assert!(other_name.received.try_recv().is_err());
     assert!(expired.received.try_recv().is_err());
 }
+
+#[test]
+fn adding_a_taken_name_needs_replace() {
+    let home = TestHome::new();
+    let (port, _received) = webhook_receiver(200);
+    let url = format!("http://127.0.0.1:{port}/hook?token=s3cret");
+    let added = home.ok(&["notify", "add", "hook", "--webhook", &url]);
+    assert_eq!(added, "channel hook added\n");
+    let error = home.fails(&["notify", "add", "hook", "--in-app"]);
+    assert!(
+        error.contains("channel \"hook\" exists already") && error.contains("--replace"),
+        "{error}"
+    );
+    let listed = home.json(&["notify", "ls"]);
+    assert_eq!(listed[0]["kind"], "webhook", "{listed:#}");
+
+    let replaced = home.ok(&["notify", "add", "hook", "--in-app", "--replace"]);
+    assert_eq!(replaced, "channel hook replaced\n");
+    let listed = home.json(&["notify", "ls"]);
+    assert_eq!(listed[0]["kind"], "inApp", "{listed:#}");
+    let added = home.ok(&["notify", "add", "fresh", "--in-app", "--replace"]);
+    assert_eq!(added, "channel fresh added\n");
+
+    let events = home.json(&["events"]);
+    let changes: Vec<(String, String, String)> = events
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|event| {
+            event["action"]
+                .as_str()
+                .is_some_and(|action| action.starts_with("notify-channel-"))
+        })
+        .map(|event| {
+            let text = |field: &str| event[field].as_str().unwrap_or_default().to_owned();
+            (text("action"), text("user"), text("message"))
+        })
+        .collect();
+    let actions: Vec<&str> = changes.iter().map(|(action, ..)| action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "notify-channel-added",
+            "notify-channel-replaced",
+            "notify-channel-added"
+        ],
+        "{changes:?}"
+    );
+    assert!(
+        changes.iter().all(|(_, user, _)| *user == current_user()),
+        "{changes:?}"
+    );
+    assert!(
+        changes[0]
+            .2
+            .contains(&format!("webhook to http://127.0.0.1:{port}")),
+        "{changes:?}"
+    );
+    assert!(
+        changes
+            .iter()
+            .all(|(.., message)| !message.contains("s3cret")),
+        "{changes:?}"
+    );
+}
+
+#[test]
+fn removing_a_named_channel_needs_force() {
+    let home = TestHome::new();
+    home.ok(&["notify", "add", "ops", "--in-app"]);
+    home.ok(&["notify", "add", "spare", "--in-app"]);
+    let manifest = "name: up\nrun:\n  command: [sleep, \"1000\"]\nmonitoring:\n  interval: 1s\n  notifications: [ops]\n  alerts:\n    - { name: running, metric: replicas_ready, condition: gte, threshold: 1, notifications: [ops] }\n";
+    let path = home.write("up.yaml", manifest);
+    home.ok(&["deploy", "-f", path.to_str().unwrap(), "--wait"]);
+
+    let error = home.fails(&["notify", "rm", "ops"]);
+    assert!(
+        error.contains("alert rule running of up")
+            && error.contains("monitoring.notifications of up")
+            && error.contains("--force"),
+        "{error}"
+    );
+    let listed = home.json(&["notify", "ls"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed:#}");
+
+    let removed = home.ok(&["notify", "rm", "ops", "--force"]);
+    assert!(removed.starts_with("channel ops removed\n"), "{removed}");
+    assert!(
+        removed.contains("warning: alert rule running of up"),
+        "{removed}"
+    );
+    assert_eq!(
+        home.ok(&["notify", "rm", "spare"]),
+        "channel spare removed\n"
+    );
+
+    let events = home.json(&["events"]);
+    let removals: Vec<&str> = events
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|event| event["action"] == "notify-channel-removed")
+        .filter_map(|event| event["message"].as_str())
+        .collect();
+    assert_eq!(removals.len(), 2, "{removals:?}");
+    assert!(removals[0].contains("still named by"), "{removals:?}");
+}

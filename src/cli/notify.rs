@@ -9,7 +9,7 @@ use super::output::Table;
 use super::{CliError, NotifyAction, NotifyAddArgs, NotifyHistoryArgs};
 use crate::api::client::encode;
 use crate::home::Home;
-use crate::model::{Notification, NotifyChannel, NotifyTarget};
+use crate::model::{ChannelRemoval, Notification, NotifyChannel, NotifyTarget};
 use crate::notify::parse_ca_pem;
 
 pub async fn run(home: &Home, action: NotifyAction) -> Result<String, CliError> {
@@ -32,15 +32,28 @@ pub async fn run(home: &Home, action: NotifyAction) -> Result<String, CliError> 
             })
         }
         NotifyAction::Add(args) => {
+            let path = format!("/v1/notify/{}", encode(&args.name));
+            let create_only = !args.replace;
             let body = add_body(args)?;
-            let channel: NotifyChannel = client.post("/v1/notify", &body).await?;
-            Ok(format!("channel {} added\n", channel.name))
+            let (channel, created): (NotifyChannel, bool) =
+                client.put_created(&path, &body, create_only).await?;
+            let verb = if created { "added" } else { "replaced" };
+            Ok(format!("channel {} {verb}\n", channel.name))
         }
         NotifyAction::Rm(args) => {
-            client
-                .delete(&format!("/v1/notify/{}", encode(&args.name)))
-                .await?;
-            Ok(format!("channel {} removed\n", args.name))
+            let mut path = format!("/v1/notify/{}", encode(&args.name));
+            if args.force {
+                path.push_str("?force=true");
+            }
+            let removal: ChannelRemoval = client.delete_json(&path).await?;
+            let mut out = format!("channel {} removed\n", args.name);
+            if !removal.still_named_by.is_empty() {
+                out.push_str(&format!(
+                    "warning: {} still names it, so notifications to it are recorded as notify-failed until you remove it there or add the channel again\n",
+                    removal.still_named_by.join(", ")
+                ));
+            }
+            Ok(out)
         }
         NotifyAction::Test(args) => {
             client
@@ -55,11 +68,10 @@ pub async fn run(home: &Home, action: NotifyAction) -> Result<String, CliError> 
 fn add_body(args: NotifyAddArgs) -> Result<serde_json::Value, CliError> {
     Ok(match (args.webhook, args.command) {
         (Some(url), _) => match args.ca_file {
-            None => json!({ "name": args.name, "webhook": url }),
+            None => json!({ "webhook": url }),
             Some(path) => {
                 let pem = read_ca_file(&path)?;
                 json!({
-                    "name": args.name,
                     "webhook": url,
                     "caPem": pem,
                     "caFile": std::path::absolute(&path).unwrap_or(path).display().to_string(),
@@ -67,9 +79,9 @@ fn add_body(args: NotifyAddArgs) -> Result<serde_json::Value, CliError> {
             }
         },
         (None, Some(command)) => {
-            json!({ "name": args.name, "command": command_words(command)? })
+            json!({ "command": command_words(command)? })
         }
-        (None, None) => json!({ "name": args.name, "inApp": true }),
+        (None, None) => json!({ "inApp": true }),
     })
 }
 

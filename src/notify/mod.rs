@@ -106,6 +106,14 @@ fn check_webhook(name: &str, url: &str, ca_pem: Option<&str>) -> Result<(), Chan
         })
 }
 
+/// Returns `scheme://host:port` of a valid webhook URL, which is safe to
+/// show in events because a webhook's token is in its path or query.
+pub fn webhook_origin(url: &str) -> Option<String> {
+    webhook::WebhookUrl::parse(url)
+        .ok()
+        .map(|parsed| parsed.origin())
+}
+
 /// Called with the channel name and the last error of a delivery that
 /// failed every attempt.
 pub type FailureHook = Arc<dyn Fn(&Notification, &str, &str) + Send + Sync>;

@@ -72,6 +72,12 @@ impl WebhookUrl {
         })
     }
 
+    /// Formats `scheme://host:port`, without the path and query.
+    pub fn origin(&self) -> String {
+        let scheme = if self.secure { "https" } else { "http" };
+        format!("{scheme}://{}:{}", self.authority_host(), self.port)
+    }
+
     /// Formats the host as it goes before `:port`, with brackets for IPv6.
     fn authority_host(&self) -> String {
         if self.host.contains(':') {
