@@ -425,6 +425,16 @@ pub struct Notification {
     pub environment: String,
     #[serde(with = "time::serde::rfc3339")]
     pub time: OffsetDateTime,
+    /// The alert this notification is about, as `DEPLOYMENT/ENVIRONMENT/RULE`,
+    /// the same for its firing, reminders and resolving. Absent for
+    /// deployment and test notifications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<String>,
+    /// Increases with every notification the agent sends, across restarts,
+    /// so a receiver can order them; not contiguous. Zero in notifications
+    /// kept before it existed.
+    #[serde(default)]
+    pub sequence: u64,
 }
 
 /// Origin of an alert rule.

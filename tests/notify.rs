@@ -318,6 +318,12 @@ fn alert_notifications_reach_a_webhook_once_each() {
         .recv_timeout(DEADLINE)
         .expect("a resolved notification");
     assert_eq!(resolved["type"], "alert-resolved", "{resolved:#}");
+    assert_eq!(firing["alert"], "hot/development/busy", "{firing:#}");
+    assert_eq!(resolved["alert"], firing["alert"], "{resolved:#}");
+    let sequence = |body: &Value| body["sequence"].as_u64().unwrap_or_default();
+    assert!(sequence(&firing) > sequence(&test), "{firing:#}");
+    assert!(sequence(&resolved) > sequence(&firing), "{resolved:#}");
+    assert!(test.get("alert").is_none(), "{test:#}");
 
     // Nothing else arrives: one firing, one resolved, no repeats.
     assert!(received.recv_timeout(Duration::from_secs(3)).is_err());

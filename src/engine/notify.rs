@@ -153,7 +153,7 @@ impl Engine {
         let channel = self
             .find_channel(name)?
             .ok_or_else(|| ChannelChangeError::NotFound(name.to_owned()))?;
-        let notification = Notification {
+        let mut notification = Notification {
             kind: "test".to_owned(),
             title: format!("Test of channel {name}"),
             message: "shipdeck sent this to check that the channel works".to_owned(),
@@ -161,7 +161,10 @@ impl Engine {
             deployment: String::new(),
             environment: String::new(),
             time: OffsetDateTime::now_utc(),
+            alert: None,
+            sequence: 0,
         };
+        self.notifier.stamp(&mut notification);
         self.notifier
             .deliver_once(&channel, &notification)
             .await

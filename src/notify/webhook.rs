@@ -457,6 +457,8 @@ mod tests {
             deployment: String::new(),
             environment: String::new(),
             time: time::OffsetDateTime::UNIX_EPOCH,
+            alert: None,
+            sequence: 0,
         }
     }
 

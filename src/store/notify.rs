@@ -61,6 +61,15 @@ impl Store {
         Ok(scan)
     }
 
+    /// Returns the next notification sequence number. sled's id generator
+    /// is monotonic across restarts (it skips ahead after one), which is
+    /// what receivers need to order notifications.
+    pub fn next_notification_sequence(&self) -> Result<u64, StoreError> {
+        // Plus one, so that 0 stays the mark of an unnumbered notification.
+        let id = self.db.generate_id().map_err(storage(NOTIFICATIONS))?;
+        Ok(id + 1)
+    }
+
     /// Keeps `notification` for in-app reading, dropping the oldest beyond
     /// the limit.
     pub fn append_notification(&self, notification: &Notification) -> Result<(), StoreError> {
