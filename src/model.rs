@@ -397,7 +397,7 @@ pub enum NotifyTarget {
     },
     /// A program that gets the notification as JSON on standard input.
     Command { command: Vec<String> },
-    /// Kept by the agent for the dashboard and `shipdeck notify history`.
+    /// Kept by the agent for `shipdeck notify history`.
     InApp,
 }
 

@@ -409,6 +409,9 @@ fn bad_channels_get_clear_errors() {
     home.ok(&["notify", "test", "inbox"]);
     let history = home.json(&["notify", "history"]);
     assert_eq!(history[0]["type"], "test");
+    let table = home.ok(&["notify", "history"]);
+    assert!(table.contains("MESSAGE"), "{table}");
+    assert!(table.contains("shipdeck sent this to check"), "{table}");
 }
 
 #[test]

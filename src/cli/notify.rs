@@ -130,6 +130,21 @@ fn read_ca_file(path: &Path) -> Result<String, CliError> {
     })
 }
 
+/// Characters of a notification's message shown in the history table; the
+/// whole message is in `-o json`.
+const MESSAGE_CHARS: usize = 60;
+
+/// Puts a message on one line, without control characters, and shortens
+/// it to [`MESSAGE_CHARS`] with a trailing "…".
+fn table_message(message: &str) -> String {
+    let one_line = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    let clean = crate::logs::sanitize_for_terminal(&one_line);
+    match clean.char_indices().nth(MESSAGE_CHARS) {
+        Some((cut, _)) => format!("{}…", &clean[..cut]),
+        None => clean,
+    }
+}
+
 fn describe(target: &NotifyTarget) -> (&'static str, String) {
     match target {
         NotifyTarget::Webhook {
@@ -157,13 +172,14 @@ async fn history(
         .get(&format!("/v1/notifications?limit={}", args.limit))
         .await?;
     render(&notifications, args.format.format, |notifications| {
-        let mut table = Table::new(vec!["TIME", "TYPE", "SEVERITY", "TITLE"]);
+        let mut table = Table::new(vec!["TIME", "TYPE", "SEVERITY", "TITLE", "MESSAGE"]);
         for notification in notifications {
             table.row(vec![
                 rfc3339(notification.time),
                 notification.kind.clone(),
                 notification.severity.clone(),
                 notification.title.clone(),
+                table_message(&notification.message),
             ]);
         }
         table.render()
@@ -193,6 +209,16 @@ mod tests {
             words(&["prog", "--", "x"])
         );
         assert!(command_words(words(&["--"])).is_err());
+    }
+
+    #[test]
+    fn history_messages_fit_one_short_line() {
+        assert_eq!(
+            table_message("revision 3\nfailed:\t\x1b[31mboom"),
+            "revision 3 failed: boom"
+        );
+        let long = "x".repeat(100);
+        assert_eq!(table_message(&long).chars().count(), MESSAGE_CHARS + 1);
     }
 
     #[test]
