@@ -401,8 +401,8 @@ pub enum NotifyTarget {
     InApp,
 }
 
-/// What removing a channel did: the alert rules and deployments that still
-/// name it, for a warning.
+/// The result of removing a channel: the alert rules and deployments that
+/// still name it, for a warning.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChannelRemoval {

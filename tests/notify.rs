@@ -601,7 +601,7 @@ fn webhook_urls_with_invalid_ports_are_rejected() {
 }
 
 #[test]
-fn self_signed_ca_certificate_works_with_its_ca_file() {
+fn self_signed_ca_certificate_pinned_by_ca_file() {
     let home = TestHome::new();
     let receiver = self_signed_ca_receiver(&home, &["127.0.0.1"], false);
     let url = format!("https://127.0.0.1:{}/hook", receiver.port);
@@ -634,7 +634,7 @@ fn self_signed_ca_certificate_works_with_its_ca_file() {
 }
 
 #[test]
-fn pinned_self_signed_certificate_still_checks_name_and_dates() {
+fn pinned_certificate_checks_name_and_dates() {
     let home = TestHome::new();
     let other_name = self_signed_ca_receiver(&home, &["hooks.example.test"], false);
     let url = format!("https://127.0.0.1:{}/hook", other_name.port);

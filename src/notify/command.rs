@@ -13,8 +13,9 @@ use crate::model::Notification;
 const STDERR_LINES: usize = 5;
 /// Characters kept of each of those lines.
 const STDERR_LINE_CHARS: usize = 200;
-/// Bytes of standard error kept; the rest is read and dropped, so that a
-/// chatty program never blocks on a full pipe.
+/// Bytes of standard error kept. The rest is read and dropped, so that a
+/// program that writes much to standard error does not block on a full
+/// pipe.
 const STDERR_BYTES: usize = 4096;
 
 /// Checks that `program` is something the agent can start: an absolute path

@@ -8,9 +8,9 @@
 //! hook, which records an event.
 //!
 //! Notifications about one alert go to one channel in order, through a
-//! lane per channel and alert: one delivery at a time, and a newer
-//! notification supersedes an older one that is waiting to be retried, so
-//! a flaky receiver can never get "resolved" before "firing".
+//! lane per channel and alert that runs one delivery at a time. A newer
+//! notification supersedes an older one that waits for a retry, so a flaky
+//! receiver cannot get "resolved" before "firing".
 //! Webhooks are `http://` or `https://`, and [`tls`] builds what https trusts.
 
 mod command;
@@ -165,7 +165,7 @@ pub struct Notifier {
 type LaneKey = (String, String);
 
 /// The deliveries of one alert to one channel. A task delivers them one at
-/// a time; `pending` holds the newest notification that arrived meanwhile.
+/// a time, and `pending` contains the newest notification that arrived meanwhile.
 struct Lane {
     pending: Option<(NotifyChannel, Arc<Notification>)>,
     /// Woken when `pending` is set, to cut a retry wait short.

@@ -134,8 +134,8 @@ pub async fn trust(channel_ca: Option<&str>) -> Result<Trust, String> {
     let config = if pinned.is_empty() {
         builder.with_webpki_verifier(webpki).with_no_client_auth()
     } else {
-        // "dangerous" is rustls's name for any custom verifier; this one
-        // verifies everything webpki does (see PinningVerifier).
+        // "dangerous" is rustls's name for any custom verifier. This one
+        // runs webpki's checks first and relaxes only one (see PinningVerifier).
         builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(PinningVerifier { webpki, pinned }))

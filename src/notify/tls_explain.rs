@@ -1,13 +1,13 @@
 //! Plain-sentence explanations of failed TLS handshakes.
 //!
 //! rustls and webpki format many of their errors with `Debug` (such as
-//! `Other(OtherError(CaUsedAsEndEntity))`), which tells an operator nothing.
+//! `Other(OtherError(CaUsedAsEndEntity))`), which means nothing to an operator.
 //! Every variant is mapped here to a sentence that names the host, the
 //! reason and the fix, and no error type's `Debug` output reaches a message.
 
 use tokio_rustls::rustls::{self, AlertDescription, CertificateError};
 
-/// What a handshake was checked against, which changes the advice.
+/// The trust a handshake was checked against, which changes the advice.
 pub(super) struct Context<'a> {
     pub host: &'a str,
     pub has_channel_ca: bool,

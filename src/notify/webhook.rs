@@ -192,8 +192,8 @@ fn check_host(url: &str, host: &str) -> Result<String, ChannelError> {
     Ok(host.to_owned())
 }
 
-/// The request target: the path and query, with the `/` that a URL such as
-/// `http://host?x=1` leaves out.
+/// Returns the request target: the path and query, with the `/` that a URL
+/// such as `http://host?x=1` leaves out.
 fn request_target(uri: &hyper::Uri) -> String {
     match uri.path_and_query().map(|target| target.as_str()) {
         None | Some("") => "/".to_owned(),
