@@ -402,8 +402,16 @@ pub enum NotifyTarget {
     },
     /// A program that gets the notification as JSON on standard input.
     Command { command: Vec<String> },
-    /// Kept by the agent for the dashboard and `shipdeck notify history`.
+    /// Kept by the agent for `shipdeck notify history`.
     InApp,
+}
+
+/// The result of removing a channel: the alert rules and deployments that
+/// still name it, for a warning.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelRemoval {
+    pub still_named_by: Vec<String>,
 }
 
 /// One notification, as channels receive it.
@@ -422,6 +430,16 @@ pub struct Notification {
     pub environment: String,
     #[serde(with = "time::serde::rfc3339")]
     pub time: OffsetDateTime,
+    /// The alert this notification is about, as `DEPLOYMENT/ENVIRONMENT/RULE`,
+    /// the same for its firing, reminders and resolving. Absent for
+    /// deployment and test notifications.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<String>,
+    /// Increases with every notification the agent sends, across restarts,
+    /// so a receiver can order them; not contiguous. Zero in notifications
+    /// kept before it existed.
+    #[serde(default)]
+    pub sequence: u64,
 }
 
 /// Origin of an alert rule.

@@ -26,7 +26,6 @@ struct TlsReceiver {
 /// webhooks with the leaf on 127.0.0.1, responding with 200.
 fn tls_webhook_receiver(home: &TestHome, names: &[&str]) -> TlsReceiver {
     use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-    use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -43,11 +42,48 @@ fn tls_webhook_receiver(home: &TestHome, names: &[&str]) -> TlsReceiver {
         .signed_by(&leaf_key, &issuer)
         .expect("leaf certificate");
     let ca_file = home.write("ca.pem", &ca.pem());
+    let (port, received) = serve_certificate(leaf.der().clone(), &leaf_key);
+    TlsReceiver {
+        port,
+        ca_file,
+        received,
+    }
+}
 
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+/// Makes one self-signed certificate for `names` marked CA:TRUE, as
+/// `openssl req -x509` makes it by default, writes it to `cert.pem` and
+/// serves webhooks with it. An `expired` one ended in 2021.
+fn self_signed_ca_receiver(home: &TestHome, names: &[&str], expired: bool) -> TlsReceiver {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let names: Vec<String> = names.iter().map(|name| (*name).to_owned()).collect();
+    let mut params = CertificateParams::new(names).expect("certificate params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    if expired {
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    }
+    let key = KeyPair::generate().expect("key");
+    let certificate = params.self_signed(&key).expect("self-signed certificate");
+    let ca_file = home.write("cert.pem", &certificate.pem());
+    let (port, received) = serve_certificate(certificate.der().clone(), &key);
+    TlsReceiver {
+        port,
+        ca_file,
+        received,
+    }
+}
+
+/// Serves webhooks over TLS with `certificate` on 127.0.0.1, responding
+/// with 200; returns the port and the JSON bodies received.
+fn serve_certificate(
+    certificate: tokio_rustls::rustls::pki_types::CertificateDer<'static>,
+    key: &rcgen::KeyPair,
+) -> (u16, mpsc::Receiver<Value>) {
+    use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
     let config = tokio_rustls::rustls::ServerConfig::builder()
         .with_no_client_auth()
-        .with_single_cert(vec![leaf.der().clone()], key)
+        .with_single_cert(vec![certificate], key)
         .expect("server TLS config");
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a receiver");
@@ -63,11 +99,7 @@ fn tls_webhook_receiver(home: &TestHome, names: &[&str]) -> TlsReceiver {
             .expect("a runtime for the receiver");
         runtime.block_on(serve_tls(listener, acceptor, sender));
     });
-    TlsReceiver {
-        port,
-        ca_file,
-        received,
-    }
+    (port, received)
 }
 
 async fn serve_tls(
@@ -286,6 +318,12 @@ fn alert_notifications_reach_a_webhook_once_each() {
         .recv_timeout(DEADLINE)
         .expect("a resolved notification");
     assert_eq!(resolved["type"], "alert-resolved", "{resolved:#}");
+    assert_eq!(firing["alert"], "hot/development/busy", "{firing:#}");
+    assert_eq!(resolved["alert"], firing["alert"], "{resolved:#}");
+    let sequence = |body: &Value| body["sequence"].as_u64().unwrap_or_default();
+    assert!(sequence(&firing) > sequence(&test), "{firing:#}");
+    assert!(sequence(&resolved) > sequence(&firing), "{resolved:#}");
+    assert!(test.get("alert").is_none(), "{test:#}");
 
     // Nothing else arrives: one firing, one resolved, no repeats.
     assert!(received.recv_timeout(Duration::from_secs(3)).is_err());
@@ -303,7 +341,10 @@ fn failing_webhook_is_retried_then_recorded() {
     home.ok(&["notify", "add", "broken", "--webhook", &url]);
 
     let error = home.fails(&["notify", "test", "broken"]);
-    assert!(error.contains("500"), "{error}");
+    assert!(
+        error.contains(&format!("the webhook at 127.0.0.1:{port} answered 500")),
+        "{error}"
+    );
     assert!(
         received.recv_timeout(DEADLINE).is_ok(),
         "the test reached the receiver"
@@ -368,6 +409,9 @@ fn bad_channels_get_clear_errors() {
     home.ok(&["notify", "test", "inbox"]);
     let history = home.json(&["notify", "history"]);
     assert_eq!(history[0]["type"], "test");
+    let table = home.ok(&["notify", "history"]);
+    assert!(table.contains("MESSAGE"), "{table}");
+    assert!(table.contains("shipdeck sent this to check"), "{table}");
 }
 
 #[test]
@@ -385,6 +429,85 @@ fn command_channel_gets_json_on_stdin() {
     home.ok(&["notify", "add", "failing", "--command", "false"]);
     let error = home.fails(&["notify", "test", "failing"]);
     assert!(error.contains("exited with"), "{error}");
+}
+
+#[test]
+fn command_arguments_survive_both_separator_forms() {
+    let home = TestHome::new();
+    let out = home.work().join("args.out");
+    let script = format!("cat > /dev/null; echo \"$0|$1\" >> {}", out.display());
+    home.ok(&[
+        "notify",
+        "add",
+        "after",
+        "--command",
+        "/bin/sh",
+        "--",
+        "-c",
+        &script,
+        "zero",
+        "one two",
+    ]);
+    home.ok(&[
+        "notify",
+        "add",
+        "before",
+        "--command",
+        "--",
+        "/bin/sh",
+        "-c",
+        &script,
+        "zero",
+        "one two",
+    ]);
+    home.ok(&["notify", "test", "after"]);
+    home.ok(&["notify", "test", "before"]);
+    let written = std::fs::read_to_string(&out).expect("the commands ran");
+    assert_eq!(written, "zero|one two\nzero|one two\n");
+
+    let listed = home.json(&["notify", "ls"]);
+    assert_eq!(
+        listed[0]["command"],
+        serde_json::json!(["/bin/sh", "-c", script, "zero", "one two"]),
+        "{listed:#}"
+    );
+    let table = home.ok(&["notify", "ls"]);
+    assert!(table.contains("zero 'one two'"), "{table}");
+}
+
+#[test]
+fn command_programs_are_checked_and_stderr_reported() {
+    let home = TestHome::new();
+    let error = home.fails(&["notify", "add", "gone", "--command", "/nonexistent/prog"]);
+    assert!(
+        error.contains("\"/nonexistent/prog\"") && error.contains("no such file"),
+        "{error}"
+    );
+    let error = home.fails(&["notify", "add", "rel", "--command", "cmd.sh"]);
+    assert!(
+        error.contains("\"cmd.sh\"") && error.contains("agent's PATH"),
+        "{error}"
+    );
+    let error = home.fails(&["notify", "add", "rel", "--command", "./cmd.sh"]);
+    assert!(error.contains("absolute path"), "{error}");
+    let plain = home.write("plain.sh", "#!/bin/sh\nexit 0\n");
+    let error = home.fails(&["notify", "add", "nox", "--command", plain.to_str().unwrap()]);
+    assert!(error.contains("chmod +x"), "{error}");
+
+    let script = "cat > /dev/null; printf 'boom on stderr\\n\\033[31mred\\033[0m\\n' >&2; exit 4";
+    home.ok(&[
+        "notify",
+        "add",
+        "loud",
+        "--command",
+        "/bin/sh",
+        "-c",
+        script,
+    ]);
+    let error = home.fails(&["notify", "test", "loud"]);
+    assert!(error.contains("exit status: 4"), "{error}");
+    assert!(error.contains("boom on stderr | red"), "{error}");
+    assert!(!error.contains('\u{1b}'), "{error:?}");
 }
 
 #[test]
@@ -451,4 +574,199 @@ fn repeats_stop_when_acknowledged_and_silences_are_listed() {
         .collect();
     assert!(actions.contains(&"alert-acknowledged"), "{actions:?}");
     assert!(actions.contains(&"alert-silenced"), "{actions:?}");
+}
+
+#[test]
+fn webhook_urls_with_invalid_ports_are_rejected() {
+    let home = TestHome::new();
+    for (url, port) in [
+        ("http://127.0.0.1:99999/", "99999"),
+        ("http://127.0.0.1:65536/", "65536"),
+        ("http://127.0.0.1:8a/", "8a"),
+        ("http://127.0.0.1:/", ""),
+        ("http://127.0.0.1:0/", "0"),
+    ] {
+        let error = home.fails(&["notify", "add", "p", "--webhook", url]);
+        assert!(
+            error.contains(&format!("invalid port {port:?}")) && error.contains("1 to 65535"),
+            "{url}: {error}"
+        );
+    }
+    for url in ["http://127.1/", "http://[zz]/", "http://127.0.0.1/x#frag"] {
+        let error = home.fails(&["notify", "add", "p", "--webhook", url]);
+        assert!(error.contains(url), "{url}: {error}");
+    }
+    let channels = home.json(&["notify", "ls"]);
+    assert_eq!(channels.as_array().map(Vec::len), Some(0), "{channels:#}");
+}
+
+#[test]
+fn self_signed_ca_certificate_pinned_by_ca_file() {
+    let home = TestHome::new();
+    let receiver = self_signed_ca_receiver(&home, &["127.0.0.1"], false);
+    let url = format!("https://127.0.0.1:{}/hook", receiver.port);
+    home.ok(&["notify", "add", "plain", "--webhook", &url]);
+    let error = home.fails(&["notify", "test", "plain"]);
+    assert!(
+        error.contains("is a CA certificate")
+            && error.contains("basicConstraints=critical,CA:FALSE"),
+        "{error}"
+    );
+    assert!(!error.contains("Other("), "{error}");
+    assert!(!error.contains("CaUsedAsEndEntity"), "{error}");
+
+    let cert = receiver.ca_file.to_str().expect("UTF-8 path");
+    home.ok(&[
+        "notify",
+        "add",
+        "pinned",
+        "--webhook",
+        &url,
+        "--ca-file",
+        cert,
+    ]);
+    home.ok(&["notify", "test", "pinned"]);
+    let test = receiver
+        .received
+        .recv_timeout(DEADLINE)
+        .expect("the test notification over TLS");
+    assert_eq!(test["title"], "Test of channel pinned", "{test:#}");
+}
+
+#[test]
+fn pinned_certificate_checks_name_and_dates() {
+    let home = TestHome::new();
+    let other_name = self_signed_ca_receiver(&home, &["hooks.example.test"], false);
+    let url = format!("https://127.0.0.1:{}/hook", other_name.port);
+    let cert = other_name.ca_file.to_str().expect("UTF-8 path");
+    home.ok(&[
+        "notify",
+        "add",
+        "named",
+        "--webhook",
+        &url,
+        "--ca-file",
+        cert,
+    ]);
+    let error = home.fails(&["notify", "test", "named"]);
+    assert!(
+        error.contains("is for hooks.example.test") && error.contains("name mismatch"),
+        "{error}"
+    );
+
+    let expired = self_signed_ca_receiver(&home, &["127.0.0.1"], true);
+    let url = format!("https://127.0.0.1:{}/hook", expired.port);
+    let cert = expired.ca_file.to_str().expect("UTF-8 path");
+    home.ok(&["notify", "add", "old", "--webhook", &url, "--ca-file", cert]);
+    let error = home.fails(&["notify", "test", "old"]);
+    assert!(error.contains("has expired"), "{error}");
+    assert!(other_name.received.try_recv().is_err());
+    assert!(expired.received.try_recv().is_err());
+}
+
+#[test]
+fn adding_a_taken_name_needs_replace() {
+    let home = TestHome::new();
+    let (port, _received) = webhook_receiver(200);
+    let url = format!("http://127.0.0.1:{port}/hook?token=s3cret");
+    let added = home.ok(&["notify", "add", "hook", "--webhook", &url]);
+    assert_eq!(added, "channel hook added\n");
+    let error = home.fails(&["notify", "add", "hook", "--in-app"]);
+    assert!(
+        error.contains("channel \"hook\" exists already") && error.contains("--replace"),
+        "{error}"
+    );
+    let listed = home.json(&["notify", "ls"]);
+    assert_eq!(listed[0]["kind"], "webhook", "{listed:#}");
+
+    let replaced = home.ok(&["notify", "add", "hook", "--in-app", "--replace"]);
+    assert_eq!(replaced, "channel hook replaced\n");
+    let listed = home.json(&["notify", "ls"]);
+    assert_eq!(listed[0]["kind"], "inApp", "{listed:#}");
+    let added = home.ok(&["notify", "add", "fresh", "--in-app", "--replace"]);
+    assert_eq!(added, "channel fresh added\n");
+
+    let events = home.json(&["events"]);
+    let changes: Vec<(String, String, String)> = events
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|event| {
+            event["action"]
+                .as_str()
+                .is_some_and(|action| action.starts_with("notify-channel-"))
+        })
+        .map(|event| {
+            let text = |field: &str| event[field].as_str().unwrap_or_default().to_owned();
+            (text("action"), text("user"), text("message"))
+        })
+        .collect();
+    let actions: Vec<&str> = changes.iter().map(|(action, ..)| action.as_str()).collect();
+    assert_eq!(
+        actions,
+        [
+            "notify-channel-added",
+            "notify-channel-replaced",
+            "notify-channel-added"
+        ],
+        "{changes:?}"
+    );
+    assert!(
+        changes.iter().all(|(_, user, _)| *user == current_user()),
+        "{changes:?}"
+    );
+    assert!(
+        changes[0]
+            .2
+            .contains(&format!("webhook to http://127.0.0.1:{port}")),
+        "{changes:?}"
+    );
+    assert!(
+        changes
+            .iter()
+            .all(|(.., message)| !message.contains("s3cret")),
+        "{changes:?}"
+    );
+}
+
+#[test]
+fn removing_a_named_channel_needs_force() {
+    let home = TestHome::new();
+    home.ok(&["notify", "add", "ops", "--in-app"]);
+    home.ok(&["notify", "add", "spare", "--in-app"]);
+    let manifest = "name: up\nrun:\n  command: [sleep, \"1000\"]\nmonitoring:\n  interval: 1s\n  notifications: [ops]\n  alerts:\n    - { name: running, metric: replicas_ready, condition: gte, threshold: 1, notifications: [ops] }\n";
+    let path = home.write("up.yaml", manifest);
+    home.ok(&["deploy", "-f", path.to_str().unwrap(), "--wait"]);
+
+    let error = home.fails(&["notify", "rm", "ops"]);
+    assert!(
+        error.contains("alert rule running of up")
+            && error.contains("monitoring.notifications of up")
+            && error.contains("--force"),
+        "{error}"
+    );
+    let listed = home.json(&["notify", "ls"]);
+    assert_eq!(listed.as_array().map(Vec::len), Some(2), "{listed:#}");
+
+    let removed = home.ok(&["notify", "rm", "ops", "--force"]);
+    assert!(removed.starts_with("channel ops removed\n"), "{removed}");
+    assert!(
+        removed.contains("warning: alert rule running of up"),
+        "{removed}"
+    );
+    assert_eq!(
+        home.ok(&["notify", "rm", "spare"]),
+        "channel spare removed\n"
+    );
+
+    let events = home.json(&["events"]);
+    let removals: Vec<&str> = events
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|event| event["action"] == "notify-channel-removed")
+        .filter_map(|event| event["message"].as_str())
+        .collect();
+    assert_eq!(removals.len(), 2, "{removals:?}");
+    assert!(removals[0].contains("still named by"), "{removals:?}");
 }

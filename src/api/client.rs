@@ -185,6 +185,47 @@ impl Client {
         body: Option<Vec<u8>>,
         headers: &[(&str, &str)],
     ) -> Result<Incoming, ClientError> {
+        let (_, body) = self.open_response(method, path, body, headers).await?;
+        Ok(body)
+    }
+
+    /// Sends a PUT that creates or replaces a resource, with
+    /// `If-None-Match: *` when `create_only`. Returns the response and
+    /// whether the agent created the resource (201) rather than replaced it.
+    pub async fn put_created<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+        create_only: bool,
+    ) -> Result<(T, bool), ClientError> {
+        let json = serde_json::to_vec(body).map_err(|error| protocol(path, error))?;
+        let headers: &[(&str, &str)] = if create_only {
+            &[("if-none-match", "*")]
+        } else {
+            &[]
+        };
+        let (status, body) = self
+            .open_response(Method::PUT, path, Some(json), headers)
+            .await?;
+        let bytes = collect(path, body).await?;
+        Ok((decode(path, &bytes)?, status == StatusCode::CREATED))
+    }
+
+    /// Sends a DELETE whose response is JSON.
+    pub async fn delete_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let body = self.send(Method::DELETE, path, None).await?;
+        decode(path, &body)
+    }
+
+    /// Sends a request and returns the status and body of a successful
+    /// response, or the agent's error.
+    async fn open_response(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: &[(&str, &str)],
+    ) -> Result<(StatusCode, Incoming), ClientError> {
         let stream =
             UnixStream::connect(&self.socket)
                 .await
@@ -218,7 +259,7 @@ impl Client {
             .map_err(|error| protocol(path, error))?;
         let status = response.status();
         if status.is_success() {
-            return Ok(response.into_body());
+            return Ok((status, response.into_body()));
         }
         let bytes = response
             .into_body()

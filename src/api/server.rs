@@ -115,7 +115,10 @@ pub fn router(state: Shared) -> Router {
             post(acknowledge),
         )
         .route("/v1/notify", get(notify_list).post(notify_add))
-        .route("/v1/notify/{name}", axum::routing::delete(notify_remove))
+        .route(
+            "/v1/notify/{name}",
+            axum::routing::put(notify_put).delete(notify_remove),
+        )
         .route("/v1/notify/{name}/test", post(notify_test))
         .route("/v1/notifications", get(notifications))
         .route("/v1/secrets", get(list_secrets))
@@ -227,6 +230,7 @@ impl From<EngineError> for ApiError {
             }
             EngineError::Logs(_) => StatusCode::BAD_REQUEST,
             EngineError::AlertRule(error) => alert_rule_status(error),
+            EngineError::Channel(error) => channel_status(error),
             _ => StatusCode::UNPROCESSABLE_ENTITY,
         };
         if status == StatusCode::INTERNAL_SERVER_ERROR {
@@ -797,11 +801,13 @@ async fn acknowledge(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// The body of `POST /v1/notify`: a name and exactly one target.
+/// The body of `POST /v1/notify` and `PUT /v1/notify/NAME`: a name (which
+/// the PUT takes from its path) and exactly one target.
 #[derive(Debug, serde::Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct NotifyBody {
-    name: String,
+    #[serde(default)]
+    name: Option<String>,
     #[serde(default)]
     webhook: Option<String>,
     /// PEM certificates of a private CA that an https webhook is signed by.
@@ -816,43 +822,122 @@ struct NotifyBody {
     in_app: bool,
 }
 
+fn channel_status(error: &crate::engine::ChannelChangeError) -> StatusCode {
+    use crate::engine::ChannelChangeError as E;
+    match error {
+        E::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        // Only a request with `If-None-Match: *` is rejected for an existing channel.
+        E::Exists { .. } => StatusCode::PRECONDITION_FAILED,
+        E::NotFound(_) => StatusCode::NOT_FOUND,
+        E::InUse { .. } => StatusCode::CONFLICT,
+    }
+}
+
 async fn notify_list(State(state): State<Shared>) -> Result<Response, ApiError> {
     Ok(json(state.engine.notify_channels()?))
 }
 
+/// Creates or replaces a channel named in the body. With `If-None-Match: *`
+/// it only creates.
 async fn notify_add(
     State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<PeerUser>,
+    headers: HeaderMap,
     Body(body): Body<NotifyBody>,
 ) -> Result<Response, ApiError> {
+    let Some(name) = body.name.clone() else {
+        return Err(ApiError::bad_request(
+            "the channel has no name; give name, or use PUT /v1/notify/NAME",
+        ));
+    };
+    put_channel(&state, &peer, &headers, name, body).await
+}
+
+/// Creates or replaces the channel named in the path. With
+/// `If-None-Match: *` it only creates.
+async fn notify_put(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<PeerUser>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Body(body): Body<NotifyBody>,
+) -> Result<Response, ApiError> {
+    if let Some(named) = body.name.as_deref().filter(|named| *named != name) {
+        return Err(ApiError::bad_request(format!(
+            "the body names channel {named:?}, but the path names {name:?}; leave name out of the body or make them equal"
+        )));
+    }
+    put_channel(&state, &peer, &headers, name, body).await
+}
+
+async fn put_channel(
+    state: &Shared,
+    peer: &PeerUser,
+    headers: &HeaderMap,
+    name: String,
+    body: NotifyBody,
+) -> Result<Response, ApiError> {
+    let target = channel_target(body)?;
+    let create_only = headers
+        .get(axum::http::header::IF_NONE_MATCH)
+        .is_some_and(|value| value.as_bytes() == b"*");
+    let mode = if create_only {
+        PutMode::CreateOnly
+    } else {
+        PutMode::CreateOrReplace
+    };
+    let (channel, created) = state
+        .engine
+        .add_notify_channel(&name, target, mode, &caller(peer))
+        .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(channel)).into_response())
+}
+
+fn channel_target(body: NotifyBody) -> Result<crate::model::NotifyTarget, ApiError> {
     use crate::model::NotifyTarget;
     if body.webhook.is_none() && (body.ca_pem.is_some() || body.ca_file.is_some()) {
         return Err(ApiError::bad_request(
             "caPem and caFile belong to a webhook channel; give webhook too",
         ));
     }
-    let target = match (body.webhook, body.command, body.in_app) {
-        (Some(url), None, false) => NotifyTarget::Webhook {
+    match (body.webhook, body.command, body.in_app) {
+        (Some(url), None, false) => Ok(NotifyTarget::Webhook {
             url,
             ca_pem: body.ca_pem,
             ca_file: body.ca_file,
-        },
-        (None, Some(command), false) => NotifyTarget::Command { command },
-        (None, None, true) => NotifyTarget::InApp,
-        _ => {
-            return Err(ApiError::bad_request(
-                "give exactly one of webhook, command or inApp for the channel",
-            ))
-        }
-    };
-    Ok(json(state.engine.add_notify_channel(&body.name, target)?))
+        }),
+        (None, Some(command), false) => Ok(NotifyTarget::Command { command }),
+        (None, None, true) => Ok(NotifyTarget::InApp),
+        _ => Err(ApiError::bad_request(
+            "give exactly one of webhook, command or inApp for the channel",
+        )),
+    }
 }
 
+#[derive(Debug, serde::Deserialize)]
+struct RemoveParams {
+    #[serde(default)]
+    force: bool,
+}
+
+/// Removes a channel. One that alert rules or deployments still name is
+/// removed only with `?force=true`; the response lists them.
 async fn notify_remove(
     State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<PeerUser>,
     Path(name): Path<String>,
+    Query(params): Query<RemoveParams>,
 ) -> Result<Response, ApiError> {
-    state.engine.remove_notify_channel(&name)?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    let removal = state
+        .engine
+        .remove_notify_channel(&name, params.force, &caller(&peer))
+        .await?;
+    Ok(json(removal))
 }
 
 async fn notify_test(

@@ -285,11 +285,12 @@ pub enum NotifyAction {
     /// List the channels
     #[command(alias = "list")]
     Ls(FormatArgs),
-    /// Add a channel, or replace the one of the same name
+    /// Add a channel; with --replace, replace the one of the same name
     Add(NotifyAddArgs),
-    /// Remove a channel
+    /// Remove a channel; one that alert rules or deployments still name
+    /// needs --force
     #[command(alias = "remove")]
-    Rm(NotifyNameArgs),
+    Rm(NotifyRmArgs),
     /// Send a test notification to a channel now and report the outcome
     Test(NotifyNameArgs),
     /// Show the notifications kept by in-app channels, oldest first
@@ -303,10 +304,25 @@ pub struct NotifyNameArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct NotifyRmArgs {
+    /// The channel
+    pub name: String,
+
+    /// Remove it even if alert rules or a deployment's
+    /// monitoring.notifications still name it
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("target").required(true).args(["webhook", "command", "in_app"])))]
 pub struct NotifyAddArgs {
     /// The channel's name, used in an alert rule's `notifications`
     pub name: String,
+
+    /// Replace a channel of the same name instead of failing
+    #[arg(long)]
+    pub replace: bool,
 
     /// POST each notification as JSON to this http:// or https:// URL
     #[arg(long, value_name = "URL")]
@@ -317,12 +333,15 @@ pub struct NotifyAddArgs {
     #[arg(long, value_name = "PATH", requires = "webhook")]
     pub ca_file: Option<PathBuf>,
 
-    /// Run this program with the notification as JSON on standard input;
-    /// arguments follow after `--`
-    #[arg(long, value_name = "PROGRAM", num_args = 1.., allow_hyphen_values = true)]
+    /// Run PROGRAM with the ARGs and the notification as JSON on standard
+    /// input. Give it last: every word after it belongs to the command. A
+    /// `--` right after --command or PROGRAM is dropped, so `--command --
+    /// PROGRAM -x` and `--command PROGRAM -- -x` also work. PROGRAM is an
+    /// absolute path or a name on the agent's PATH
+    #[arg(long, value_name = "PROGRAM [ARG]...", num_args = 1.., allow_hyphen_values = true)]
     pub command: Option<Vec<String>>,
 
-    /// Keep notifications in the agent, for `notify history` and the dashboard
+    /// Keep notifications in the agent, for `notify history`
     #[arg(long)]
     pub in_app: bool,
 }

@@ -205,7 +205,7 @@ impl Engine {
         rules
     }
 
-    fn manifest_rules(
+    pub(super) fn manifest_rules(
         &self,
         deployment_id: &str,
         revision: u64,
@@ -218,7 +218,10 @@ impl Engine {
             .unwrap_or_default())
     }
 
-    fn stored_rules(&self, deployment_id: &str) -> Result<Vec<AlertRuleSpec>, EngineError> {
+    pub(super) fn stored_rules(
+        &self,
+        deployment_id: &str,
+    ) -> Result<Vec<AlertRuleSpec>, EngineError> {
         let scan = self.store.alert_rules(deployment_id)?;
         for error in &scan.unreadable {
             tracing::error!(deployment_id, %error, "skipping an unreadable alert rule");

@@ -745,6 +745,11 @@ fn alert_notification(
         deployment: deployment.name.clone(),
         environment: deployment.environment.clone(),
         time,
+        alert: Some(format!(
+            "{}/{}/{}",
+            deployment.name, deployment.environment, rule.name
+        )),
+        sequence: 0,
     }
 }
 

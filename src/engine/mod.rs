@@ -45,6 +45,7 @@ use recorder::Recorder;
 use supervisor::{Command, Outcome, Snapshot, Supervisor, SupervisorHandle};
 
 pub use config::TemplateWrite;
+pub use notify::ChannelChangeError;
 
 /// Largest replica count accepted by `scale`, matching the manifest's limit.
 pub const MAX_REPLICAS: u32 = 1000;
@@ -93,6 +94,8 @@ pub enum EngineError {
     SupervisorGone { key: DeploymentKey },
     #[error(transparent)]
     AlertRule(#[from] alert_rules::AlertRuleError),
+    #[error(transparent)]
+    Channel(#[from] notify::ChannelChangeError),
 }
 
 fn in_environment(environment: &Option<String>) -> String {

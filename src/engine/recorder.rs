@@ -82,12 +82,12 @@ impl Recorder {
             deployment: deployment.name.clone(),
             environment: deployment.environment.clone(),
             time: OffsetDateTime::now_utc(),
+            alert: None,
+            sequence: 0,
         };
         let channels = self.outcome_channels(&deployment.id);
         if channels.is_empty() {
-            if let Err(error) = self.store.append_notification(&notification) {
-                tracing::error!(deployment = %deployment.key(), %error, "keeping a deployment notification failed");
-            }
+            self.notifier.keep(notification);
             return;
         }
         self.notifier.send(notification, Some(&channels));

@@ -3,19 +3,29 @@
 //!
 //! The engine hands a notification and its channels to [`Notifier::send`],
 //! which returns without waiting for any delivery: each delivery runs in a
-//! task of its own, so a webhook that hangs delays nothing else. A delivery that still fails after its
-//! retries is reported to the caller's failure hook, which records an event.
+//! task of its own, so a webhook that hangs delays nothing else. A delivery
+//! that still fails after its retries is reported to the caller's failure
+//! hook, which records an event.
+//!
+//! Notifications about one alert go to one channel in order, through a
+//! lane per channel and alert that runs one delivery at a time. A newer
+//! notification supersedes an older one that waits for a retry, so a flaky
+//! receiver cannot get "resolved" before "firing".
 //! Webhooks are `http://` or `https://`, and [`tls`] builds what https trusts.
 
+mod command;
 mod tls;
+mod tls_explain;
 mod webhook;
 
 pub use tls::{parse_ca_pem, CaError};
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use crate::model::{Notification, NotifyChannel, NotifyTarget};
 use crate::store::Store;
@@ -38,6 +48,16 @@ pub enum ChannelError {
     Url(String),
     #[error("the webhook URL for {0} has a user name or password before the host, which shipdeck does not send; remove it and use the token the service puts in the URL's path or query")]
     UrlCredentials(String),
+    #[error("webhook URL {url:?} has an invalid port {port:?}: a port is a number from 1 to 65535; write it after the host, such as http://127.0.0.1:8080/hook, or leave out the colon for the scheme's default (80 for http, 443 for https)")]
+    UrlPort { url: String, port: String },
+    #[error("webhook URL {url:?} has an invalid host {host:?}: {reason}")]
+    UrlHost {
+        url: String,
+        host: String,
+        reason: &'static str,
+    },
+    #[error("webhook URL {url:?} ends in the fragment {fragment:?}, which is never sent to the server; remove it, or put the value in the path or query")]
+    UrlFragment { url: String, fragment: String },
     #[error("channel {0:?} has a CA file but its webhook URL is http://, which uses no certificates; use the https:// URL or leave out --ca-file")]
     CaWithoutTls(String),
     #[error("the CA certificates (caPem) of channel {name:?} are not usable: {source}")]
@@ -48,6 +68,12 @@ pub enum ChannelError {
     },
     #[error("the command of channel {0:?} is empty; give the program to run and its arguments")]
     EmptyCommand(String),
+    #[error("the program {program:?} of channel {channel:?} cannot be run: {reason}")]
+    Program {
+        channel: String,
+        program: String,
+        reason: String,
+    },
 }
 
 /// Checks a channel before it is stored.
@@ -66,12 +92,11 @@ pub fn check_channel(channel: &NotifyChannel) -> Result<(), ChannelError> {
 
     match &channel.target {
         NotifyTarget::Webhook { url, ca_pem, .. } => check_webhook(name, url, ca_pem.as_deref()),
-        NotifyTarget::Command { command }
-            if command.first().is_none_or(|program| program.is_empty()) =>
-        {
-            Err(ChannelError::EmptyCommand(name.clone()))
-        }
-        _ => Ok(()),
+        NotifyTarget::Command { command } => match command.first() {
+            Some(program) if !program.is_empty() => command::check_program(name, program),
+            _ => Err(ChannelError::EmptyCommand(name.clone())),
+        },
+        NotifyTarget::InApp => Ok(()),
     }
 }
 
@@ -91,26 +116,94 @@ fn check_webhook(name: &str, url: &str, ca_pem: Option<&str>) -> Result<(), Chan
         })
 }
 
+/// Returns `scheme://host:port` of a valid webhook URL, which is safe to
+/// show in events because a webhook's token is in its path or query.
+pub fn webhook_origin(url: &str) -> Option<String> {
+    webhook::WebhookUrl::parse(url)
+        .ok()
+        .map(|parsed| parsed.origin())
+}
+
+/// A lane's view for a delivery: whether a newer notification waits.
+struct LaneWatch<'a> {
+    notifier: &'a Notifier,
+    key: &'a LaneKey,
+    newer: &'a Notify,
+}
+
+impl LaneWatch<'_> {
+    /// Waits `wait` before a retry; returns early with `true` when a newer
+    /// notification about the alert is (or becomes) pending.
+    async fn wait_unless_newer(&self, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        loop {
+            if self.notifier.has_newer(self.key) {
+                return true;
+            }
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => return self.notifier.has_newer(self.key),
+                () = self.newer.notified() => {}
+            }
+        }
+    }
+}
+
 /// Called with the channel name and the last error of a delivery that
 /// failed every attempt.
 pub type FailureHook = Arc<dyn Fn(&Notification, &str, &str) + Send + Sync>;
 
-/// Delivers notifications. Clones share the store and the failure hook.
+/// Delivers notifications. Clones share the store, the failure hook and
+/// the lanes.
 #[derive(Clone)]
 pub struct Notifier {
     store: Store,
     on_failure: FailureHook,
+    lanes: Arc<Mutex<HashMap<LaneKey, Lane>>>,
+}
+
+/// A channel name and an alert key.
+type LaneKey = (String, String);
+
+/// The deliveries of one alert to one channel. A task delivers them one at
+/// a time, and `pending` contains the newest notification that arrived meanwhile.
+struct Lane {
+    pending: Option<(NotifyChannel, Arc<Notification>)>,
+    /// Woken when `pending` is set, to cut a retry wait short.
+    newer: Arc<Notify>,
 }
 
 impl Notifier {
     pub fn new(store: Store, on_failure: FailureHook) -> Self {
-        Self { store, on_failure }
+        Self {
+            store,
+            on_failure,
+            lanes: Arc::default(),
+        }
     }
 
-    /// Starts delivering `notification` to the channels named in `names`
-    /// (every channel when `names` is `None`) and returns at once. A name
-    /// with no channel is reported as a failed delivery.
-    pub fn send(&self, notification: Notification, names: Option<&[String]>) {
+    /// Gives `notification` the next sequence number.
+    pub fn stamp(&self, notification: &mut Notification) {
+        match self.store.next_notification_sequence() {
+            Ok(sequence) => notification.sequence = sequence,
+            Err(error) => {
+                tracing::error!(%error, kind = %notification.kind, "numbering a notification failed; it is sent with sequence 0");
+            }
+        }
+    }
+
+    /// Numbers `notification` and keeps it in the in-app history only.
+    pub fn keep(&self, mut notification: Notification) {
+        self.stamp(&mut notification);
+        if let Err(error) = self.store.append_notification(&notification) {
+            tracing::error!(kind = %notification.kind, deployment = %notification.deployment, %error, "keeping a notification failed");
+        }
+    }
+
+    /// Numbers `notification` and starts delivering it to the channels named
+    /// in `names` (every channel when `names` is `None`), and returns at
+    /// once. A name with no channel is reported as a failed delivery.
+    pub fn send(&self, mut notification: Notification, names: Option<&[String]>) {
+        self.stamp(&mut notification);
         let channels = match self.store.notify_channels() {
             Ok(scan) => scan.records,
             Err(error) => {
@@ -139,12 +232,86 @@ impl Notifier {
 
         let notification = Arc::new(notification);
         for channel in chosen {
-            let notifier = self.clone();
-            let notification = Arc::clone(&notification);
-            tokio::spawn(
-                async move { notifier.deliver_with_retries(&channel, &notification).await },
-            );
+            match notification.alert.clone() {
+                Some(alert) => self.enqueue(
+                    (channel.name.clone(), alert),
+                    channel,
+                    Arc::clone(&notification),
+                ),
+                None => {
+                    let notifier = self.clone();
+                    let notification = Arc::clone(&notification);
+                    tokio::spawn(async move {
+                        notifier
+                            .deliver_with_retries(&channel, &notification, None)
+                            .await
+                    });
+                }
+            }
         }
+    }
+
+    /// Hands an alert's notification to its lane, starting the lane's task
+    /// if none runs, or else superseding what waits there.
+    fn enqueue(&self, key: LaneKey, channel: NotifyChannel, notification: Arc<Notification>) {
+        let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(lane) = lanes.get_mut(&key) {
+            if let Some((_, older)) = lane.pending.replace((channel, notification)) {
+                tracing::debug!(channel = %key.0, alert = %key.1, superseded = older.sequence, "a newer notification about the alert replaced one waiting for delivery");
+            }
+            lane.newer.notify_one();
+            return;
+        }
+        let newer = Arc::new(Notify::new());
+        lanes.insert(
+            key.clone(),
+            Lane {
+                pending: None,
+                newer: Arc::clone(&newer),
+            },
+        );
+        let notifier = self.clone();
+        tokio::spawn(async move { notifier.run_lane(key, channel, notification, newer).await });
+    }
+
+    /// Delivers a lane's notifications one after another until none waits,
+    /// then removes the lane.
+    async fn run_lane(
+        &self,
+        key: LaneKey,
+        mut channel: NotifyChannel,
+        mut notification: Arc<Notification>,
+        newer: Arc<Notify>,
+    ) {
+        loop {
+            let lane = LaneWatch {
+                notifier: self,
+                key: &key,
+                newer: &newer,
+            };
+            self.deliver_with_retries(&channel, &notification, Some(lane))
+                .await;
+            let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
+            let next = lanes.get_mut(&key).and_then(|lane| lane.pending.take());
+            match next {
+                Some((next_channel, next_notification)) => {
+                    channel = next_channel;
+                    notification = next_notification;
+                }
+                None => {
+                    lanes.remove(&key);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn has_newer(&self, key: &LaneKey) -> bool {
+        self.lanes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .is_some_and(|lane| lane.pending.is_some())
     }
 
     /// Delivers to one channel now and returns the outcome, for `notify test`.
@@ -156,7 +323,15 @@ impl Notifier {
         self.deliver(channel, notification).await
     }
 
-    async fn deliver_with_retries(&self, channel: &NotifyChannel, notification: &Notification) {
+    /// Delivers with retries. In a lane, a newer notification about the
+    /// same alert ends the retries of this one, which is then dropped
+    /// without being reported as failed.
+    async fn deliver_with_retries(
+        &self,
+        channel: &NotifyChannel,
+        notification: &Notification,
+        lane: Option<LaneWatch<'_>>,
+    ) {
         let mut wait = Duration::from_secs(1);
         let mut last_error = String::new();
         for attempt in 1..=ATTEMPTS {
@@ -167,10 +342,21 @@ impl Notifier {
                     last_error = error;
                 }
             }
-            if attempt < ATTEMPTS {
-                tokio::time::sleep(wait).await;
-                wait *= 2;
+            if attempt == ATTEMPTS {
+                break;
             }
+            let superseded = match &lane {
+                Some(lane) => lane.wait_unless_newer(wait).await,
+                None => {
+                    tokio::time::sleep(wait).await;
+                    false
+                }
+            };
+            if superseded {
+                tracing::debug!(channel = %channel.name, alert = ?notification.alert, sequence = notification.sequence, "a newer notification about the alert supersedes this one; its retries stop");
+                return;
+            }
+            wait *= 2;
         }
         (self.on_failure)(notification, &channel.name, &last_error);
     }
@@ -184,45 +370,12 @@ impl Notifier {
             NotifyTarget::Webhook { url, ca_pem, .. } => {
                 webhook::post(url, ca_pem.as_deref(), notification).await
             }
-            NotifyTarget::Command { command } => run_command(command, notification).await,
+            NotifyTarget::Command { command } => command::run(command, notification).await,
             NotifyTarget::InApp => self
                 .store
                 .append_notification(notification)
                 .map_err(|error| error.to_string()),
         }
-    }
-}
-
-async fn run_command(command: &[String], notification: &Notification) -> Result<(), String> {
-    let Some((program, args)) = command.split_first() else {
-        return Err("the command is empty".to_owned());
-    };
-    let body = serde_json::to_vec(notification).map_err(|error| error.to_string())?;
-    let mut child = tokio::process::Command::new(program)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|error| format!("starting {program:?} failed: {error}"))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A program that does not read its input is not an error.
-        let _ = stdin.write_all(&body).await;
-    }
-    let status = tokio::time::timeout(DELIVERY_TIMEOUT, child.wait())
-        .await
-        .map_err(|_| {
-            format!(
-                "{program:?} did not finish within {} s",
-                DELIVERY_TIMEOUT.as_secs()
-            )
-        })?
-        .map_err(|error| error.to_string())?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{program:?} exited with {status}"))
     }
 }
 
@@ -280,6 +433,165 @@ mod tests {
         assert!(error.contains("caPem"), "{error}");
         let empty = NotifyTarget::Command { command: vec![] };
         assert!(check_channel(&channel("cmd", empty)).is_err());
+    }
+
+    /// What a flaky receiver got: each body's type and sequence, and the
+    /// status it answered.
+    type Received = Arc<Mutex<Vec<(String, u64, u16)>>>;
+
+    /// Serves webhooks on 127.0.0.1 that answer 503 until an
+    /// `alert-resolved` arrives and 200 from then on, holding each request
+    /// for 200 ms. Returns the port, what it received, and the largest
+    /// number of requests it held at once.
+    async fn flaky_receiver() -> (u16, Received, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let received: Received = Arc::default();
+        let most = Arc::new(AtomicUsize::new(0));
+        let (log, peak) = (Arc::clone(&received), Arc::clone(&most));
+        let resolved = Arc::new(AtomicBool::new(false));
+        let open = Arc::new(AtomicUsize::new(0));
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (log, peak, resolved, open) = (
+                    Arc::clone(&log),
+                    Arc::clone(&peak),
+                    Arc::clone(&resolved),
+                    Arc::clone(&open),
+                );
+                tokio::spawn(async move {
+                    let now_open = open.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now_open, Ordering::SeqCst);
+                    let mut reader = tokio::io::BufReader::new(stream);
+                    let mut length = 0usize;
+                    let mut line = String::new();
+                    while reader.read_line(&mut line).await.is_ok_and(|read| read > 0) {
+                        if line == "\r\n" {
+                            break;
+                        }
+                        if let Some(value) =
+                            line.to_ascii_lowercase().strip_prefix("content-length:")
+                        {
+                            length = value.trim().parse().unwrap_or(0);
+                        }
+                        line.clear();
+                    }
+                    let mut body = vec![0u8; length];
+                    let _ = reader.read_exact(&mut body).await;
+                    let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                    let kind = json["type"].as_str().unwrap_or_default().to_owned();
+                    if kind == "alert-resolved" {
+                        resolved.store(true, Ordering::SeqCst);
+                    }
+                    let status = if resolved.load(Ordering::SeqCst) {
+                        200
+                    } else {
+                        503
+                    };
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let sequence = json["sequence"].as_u64().unwrap_or_default();
+                    log.lock().expect("log").push((kind, sequence, status));
+                    open.fetch_sub(1, Ordering::SeqCst);
+                    let answer = format!(
+                        "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
+                    let mut stream = reader.into_inner();
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        (port, received, most)
+    }
+
+    fn alert_notification(kind: &str) -> Notification {
+        Notification {
+            kind: kind.to_owned(),
+            title: kind.to_owned(),
+            message: String::new(),
+            severity: "high".to_owned(),
+            deployment: "web".to_owned(),
+            environment: "production".to_owned(),
+            time: time::OffsetDateTime::UNIX_EPOCH,
+            alert: Some("web/production/hot".to_owned()),
+            sequence: 0,
+        }
+    }
+
+    async fn wait_until(what: &str, check: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !check() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A flaky receiver must end with the alert's newest state: "resolved"
+    /// supersedes the retries of "firing", and nothing is delivered twice at
+    /// once or reported as failed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn resolved_supersedes_a_firing_retry() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let store = Store::open(directory.path()).expect("store");
+        let (port, received, most) = flaky_receiver().await;
+        let hook = NotifyTarget::Webhook {
+            url: format!("http://127.0.0.1:{port}/hook"),
+            ca_pem: None,
+            ca_file: None,
+        };
+        store
+            .put_notify_channel(&channel("flaky", hook))
+            .expect("store the channel");
+        let failures: Arc<Mutex<Vec<String>>> = Arc::default();
+        let failed = Arc::clone(&failures);
+        let on_failure: FailureHook = Arc::new(move |notification, _, problem| {
+            let mut failed = failed.lock().expect("failures");
+            failed.push(format!("{}: {problem}", notification.kind));
+        });
+        let notifier = Notifier::new(store, on_failure);
+        let names = ["flaky".to_owned()];
+
+        notifier.send(alert_notification("alert-firing"), Some(&names));
+        let log = || received.lock().expect("log").clone();
+        wait_until("the first attempt", || !log().is_empty()).await;
+        notifier.send(alert_notification("alert-resolved"), Some(&names));
+        wait_until("an accepted delivery", || {
+            log().iter().any(|(.., status)| *status == 200)
+        })
+        .await;
+        // The firing notification's retries would have come 1, 3 and 7 s
+        // after its first attempt.
+        tokio::time::sleep(Duration::from_secs(8)).await;
+
+        let log = log();
+        let accepted: Vec<&str> = log
+            .iter()
+            .filter(|(.., status)| *status == 200)
+            .map(|(kind, ..)| kind.as_str())
+            .collect();
+        assert_eq!(accepted, ["alert-resolved"], "{log:?}");
+        assert_eq!(
+            log.last().map(|(kind, ..)| kind.as_str()),
+            Some("alert-resolved"),
+            "{log:?}"
+        );
+        let firing = log
+            .iter()
+            .find(|(kind, ..)| kind == "alert-firing")
+            .expect("firing");
+        let resolved = log
+            .iter()
+            .find(|(kind, ..)| kind == "alert-resolved")
+            .expect("resolved");
+        assert!(resolved.1 > firing.1, "sequence numbers rise: {log:?}");
+        assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), 1, "{log:?}");
+        assert!(
+            failures.lock().expect("failures").is_empty(),
+            "{failures:?}"
+        );
     }
 
     #[test]

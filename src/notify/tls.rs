@@ -9,10 +9,13 @@ use std::sync::{Arc, OnceLock};
 
 use tokio_rustls::rustls::{
     self,
+    client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
     client::WebPkiServerVerifier,
-    pki_types::{pem::PemObject, CertificateDer},
-    CertificateError, ClientConfig, RootCertStore,
+    pki_types::{pem::PemObject, CertificateDer, ServerName, UnixTime},
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
+
+use super::tls_explain;
 
 /// A reason that PEM text given as a channel's CA cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -101,14 +104,14 @@ pub struct Trust {
 /// the channel's own CA, if it has one.
 pub async fn trust(channel_ca: Option<&str>) -> Result<Trust, String> {
     let system = system_roots().await;
-    let roots = match channel_ca {
-        None => Arc::clone(&system.store),
+    let (roots, pinned) = match channel_ca {
+        None => (Arc::clone(&system.store), Vec::new()),
         Some(pem) => {
             let mut store = (*system.store).clone();
             let certificates = parse_ca_pem(pem.as_bytes())
                 .map_err(|error| format!("the channel's CA certificates are not usable: {error}; add the channel again with a valid --ca-file"))?;
-            store.add_parsable_certificates(certificates);
-            Arc::new(store)
+            store.add_parsable_certificates(certificates.clone());
+            (Arc::new(store), certificates)
         }
     };
     if roots.is_empty() {
@@ -122,14 +125,22 @@ pub async fn trust(channel_ca: Option<&str>) -> Result<Trust, String> {
     // builds slowly, and classical key exchange is enough for notifications.
     #[allow(deprecated)]
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = WebPkiServerVerifier::builder_with_provider(roots, Arc::clone(&provider))
+    let webpki = WebPkiServerVerifier::builder_with_provider(roots, Arc::clone(&provider))
         .build()
         .map_err(|error| format!("setting up certificate checks failed: {error}"))?;
-    let config = ClientConfig::builder_with_provider(provider)
+    let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|error| format!("setting up TLS failed: {error}"))?
-        .with_webpki_verifier(verifier)
-        .with_no_client_auth();
+        .map_err(|error| format!("setting up TLS failed: {error}"))?;
+    let config = if pinned.is_empty() {
+        builder.with_webpki_verifier(webpki).with_no_client_auth()
+    } else {
+        // "dangerous" is rustls's name for any custom verifier. This one
+        // runs webpki's checks first and relaxes only one (see PinningVerifier).
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(PinningVerifier { webpki, pinned }))
+            .with_no_client_auth()
+    };
     Ok(Trust {
         config: Arc::new(config),
         has_channel_ca: channel_ca.is_some(),
@@ -141,84 +152,123 @@ impl Trust {
     /// Turns a failed TLS handshake with `host` (as in the URL) into an
     /// error that names the host, the reason and what to do.
     pub fn explain(&self, host: &str, error: &std::io::Error) -> String {
-        let tls_error = error
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<rustls::Error>());
-        match tls_error {
-            Some(rustls::Error::InvalidCertificate(problem)) => self.explain_certificate(host, problem),
-            Some(rustls::Error::InvalidMessage(_)) | Some(rustls::Error::InappropriateMessage { .. }) => format!(
-                "{host} did not respond with TLS ({error}); check that the endpoint serves https on that port, or use an http:// URL"
-            ),
-            Some(rustls::Error::AlertReceived(alert)) => format!(
-                "{host} refused the TLS handshake with the alert {alert:?}; check the server's TLS settings"
-            ),
-            _ => format!("the TLS handshake with {host} failed: {error}"),
-        }
-    }
-
-    fn explain_certificate(&self, host: &str, problem: &CertificateError) -> String {
-        match problem {
-            CertificateError::UnknownIssuer => {
-                let checked = if self.has_channel_ca {
-                    "the system's trust store or in the channel's --ca-file"
-                } else {
-                    "the system's trust store"
-                };
-                let system = self
-                    .system_problem
-                    .map(|problem| format!(" ({problem})"))
-                    .unwrap_or_default();
-                format!("the certificate of {host} is not trusted: it is not signed by a CA in {checked}{system}; pass --ca-file with the CA that signed it (PEM), or have the server send its full certificate chain")
-            }
-            CertificateError::NotValidForNameContext { presented, .. } if !presented.is_empty() => {
-                let names: Vec<&str> = presented.iter().map(|name| plain_name(name)).collect();
-                format!(
-                    "the certificate of {host} is for {} (name mismatch); use one of those names in the URL, or have the server's certificate issued for {host}",
-                    names.join(", ")
-                )
-            }
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => format!(
-                "the certificate of {host} is for another name (name mismatch); use the host name the certificate was issued for in the URL"
-            ),
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => format!(
-                "the certificate of {host} has expired; renew it on the server"
-            ),
-            CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => format!(
-                "the certificate of {host} is not valid yet; check the clocks of this host and the server"
-            ),
-            other => format!(
-                "the certificate of {host} was rejected ({other:?}); fix the server's certificate or pass --ca-file with the CA that signed it"
-            ),
-        }
+        let context = tls_explain::Context {
+            host,
+            has_channel_ca: self.has_channel_ca,
+            system_problem: self.system_problem,
+        };
+        tls_explain::handshake(&context, error)
     }
 }
 
-/// Takes a name of a certificate out of the form webpki reports it in,
-/// `DnsName("host")` or `IpAddress(192.0.2.1)`.
-fn plain_name(presented: &str) -> &str {
-    for (prefix, suffix) in [("DnsName(\"", "\")"), ("IpAddress(", ")")] {
-        if let Some(name) = presented
-            .strip_prefix(prefix)
-            .and_then(|rest| rest.strip_suffix(suffix))
-        {
-            return name;
+/// Verifies like webpki, and also accepts a server certificate that is
+/// byte for byte one of the channel's `--ca-file` certificates when webpki's
+/// only objection is that it is a CA certificate (`CaUsedAsEndEntity`).
+///
+/// `openssl req -x509` marks a self-signed certificate CA:TRUE by default,
+/// and webpki never accepts a CA certificate as a server's own, even as its
+/// own trust anchor. Trusting the exact certificate the operator gave for
+/// this channel is pinning, which is as strict as a CA: nothing but that
+/// certificate, and so that private key, passes. The names are still
+/// checked here. Its validity period was already checked, because webpki
+/// checks the dates before the basic constraints (rustls-webpki 0.103; a
+/// test with an expired pinned certificate keeps that true). The handshake
+/// signature is checked by the webpki verifier as for any server.
+#[derive(Debug)]
+struct PinningVerifier {
+    webpki: Arc<WebPkiServerVerifier>,
+    pinned: Vec<CertificateDer<'static>>,
+}
+
+impl ServerCertVerifier for PinningVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verdict = self.webpki.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
+        match verdict {
+            Err(error) if is_ca_used_as_end_entity(&error) && self.is_pinned(end_entity) => {
+                check_pinned_names(end_entity, server_name)
+            }
+            other => other,
         }
     }
-    presented
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        certificate: &CertificateDer<'_>,
+        signature: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki
+            .verify_tls12_signature(message, certificate, signature)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        certificate: &CertificateDer<'_>,
+        signature: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki
+            .verify_tls13_signature(message, certificate, signature)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
+}
+
+impl PinningVerifier {
+    fn is_pinned(&self, certificate: &CertificateDer<'_>) -> bool {
+        self.pinned
+            .iter()
+            .any(|pinned| pinned.as_ref() == certificate.as_ref())
+    }
+}
+
+fn is_ca_used_as_end_entity(error: &rustls::Error) -> bool {
+    match error {
+        rustls::Error::InvalidCertificate(CertificateError::Other(other)) => matches!(
+            other.0.downcast_ref::<webpki::Error>(),
+            Some(webpki::Error::CaUsedAsEndEntity)
+        ),
+        _ => false,
+    }
+}
+
+fn check_pinned_names(
+    certificate: &CertificateDer<'_>,
+    server_name: &ServerName<'_>,
+) -> Result<ServerCertVerified, rustls::Error> {
+    let parsed = webpki::EndEntityCert::try_from(certificate)
+        .map_err(|_| rustls::Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    match parsed.verify_is_valid_for_subject_name(server_name) {
+        Ok(()) => Ok(ServerCertVerified::assertion()),
+        Err(webpki::Error::CertNotValidForName(context)) => Err(rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForNameContext {
+                expected: context.expected,
+                presented: context.presented,
+            },
+        )),
+        Err(_) => Err(rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName,
+        )),
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn presented_names_lose_their_wrapping() {
-        assert_eq!(
-            plain_name("DnsName(\"hooks.example.test\")"),
-            "hooks.example.test"
-        );
-        assert_eq!(plain_name("IpAddress(192.0.2.1)"), "192.0.2.1");
-        assert_eq!(plain_name("something else"), "something else");
-    }
-
     use super::*;
 
     fn test_ca_pem() -> String {

@@ -28,8 +28,18 @@ pub(crate) struct WebhookUrl {
 }
 
 impl WebhookUrl {
+    /// Parses and checks a webhook URL. `hyper::Uri` alone is too lenient
+    /// for a destination: it reads an invalid port as "no port" (so the
+    /// default one), drops a fragment, and takes any text as a host. Each of
+    /// those is an error here instead.
     pub fn parse(url: &str) -> Result<Self, ChannelError> {
         let invalid = || ChannelError::Url(url.to_owned());
+        if let Some((_, fragment)) = url.split_once('#') {
+            return Err(ChannelError::UrlFragment {
+                url: url.to_owned(),
+                fragment: format!("#{fragment}"),
+            });
+        }
         let uri: hyper::Uri = url.parse().map_err(|_| invalid())?;
         let secure = match uri.scheme_str() {
             Some("http") => false,
@@ -37,26 +47,35 @@ impl WebhookUrl {
             _ => return Err(invalid()),
         };
         let authority = uri.authority().ok_or_else(invalid)?;
-        let host = authority.host();
-        if host.is_empty() {
-            return Err(invalid());
-        }
-        let bare_host = host.trim_start_matches('[').trim_end_matches(']');
         if authority.as_str().contains('@') {
-            return Err(ChannelError::UrlCredentials(bare_host.to_owned()));
+            let host = authority
+                .host()
+                .trim_start_matches('[')
+                .trim_end_matches(']');
+            return Err(ChannelError::UrlCredentials(host.to_owned()));
         }
+        let (host, port) = split_authority(url, authority.as_str())?;
+        let host = check_host(url, host)?;
+        let port = match port {
+            None => default_port(secure),
+            Some(text) => parse_port(text).ok_or_else(|| ChannelError::UrlPort {
+                url: url.to_owned(),
+                port: text.to_owned(),
+            })?,
+        };
         Ok(Self {
             secure,
-            host: bare_host.to_owned(),
-            port: authority
-                .port_u16()
-                .unwrap_or(if secure { 443 } else { 80 }),
+            host,
+            port,
             authority: authority.as_str().to_owned(),
-            target: uri
-                .path_and_query()
-                .map_or("/", |target| target.as_str())
-                .to_owned(),
+            target: request_target(&uri),
         })
+    }
+
+    /// Formats `scheme://host:port`, without the path and query.
+    pub fn origin(&self) -> String {
+        let scheme = if self.secure { "https" } else { "http" };
+        format!("{scheme}://{}:{}", self.authority_host(), self.port)
     }
 
     /// Formats the host as it goes before `:port`, with brackets for IPv6.
@@ -66,6 +85,120 @@ impl WebhookUrl {
         } else {
             self.host.clone()
         }
+    }
+}
+
+fn default_port(secure: bool) -> u16 {
+    if secure {
+        443
+    } else {
+        80
+    }
+}
+
+/// Splits `host[:port]` (with an IPv6 host in brackets) into the host as
+/// written and the text after the colon, if there is a colon.
+fn split_authority<'a>(
+    url: &str,
+    authority: &'a str,
+) -> Result<(&'a str, Option<&'a str>), ChannelError> {
+    if authority.starts_with('[') {
+        let Some(end) = authority.find(']') else {
+            return Err(ChannelError::UrlHost {
+                url: url.to_owned(),
+                host: authority.to_owned(),
+                reason: "the IPv6 address has no closing ']'; write it as [2001:db8::1]",
+            });
+        };
+        let (host, rest) = authority.split_at(end + 1);
+        return match rest.strip_prefix(':') {
+            Some(port) => Ok((host, Some(port))),
+            None if rest.is_empty() => Ok((host, None)),
+            None => Err(ChannelError::UrlHost {
+                url: url.to_owned(),
+                host: authority.to_owned(),
+                reason: "only ':PORT' may follow the ']' of an IPv6 address",
+            }),
+        };
+    }
+    Ok(match authority.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    })
+}
+
+/// Reads a port: 1 to 5 decimal digits with a value from 1 to 65535. Signs,
+/// letters and an empty port are rejected rather than read as the default.
+fn parse_port(text: &str) -> Option<u16> {
+    let digits_only =
+        !text.is_empty() && text.len() <= 5 && text.bytes().all(|b| b.is_ascii_digit());
+    if !digits_only {
+        return None;
+    }
+    text.parse::<u16>().ok().filter(|port| *port != 0)
+}
+
+/// Checks the host and returns it without IPv6 brackets. It must be an
+/// IPv6 address in brackets, a dotted-quad IPv4 address, or a DNS name.
+/// Shorthand IPv4 forms such as `127.1` or `0x7f.1` are rejected, because
+/// the system's resolver would read them as some other address.
+fn check_host(url: &str, host: &str) -> Result<String, ChannelError> {
+    let invalid = |reason| ChannelError::UrlHost {
+        url: url.to_owned(),
+        host: host.to_owned(),
+        reason,
+    };
+    if let Some(inside) = host
+        .strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'))
+    {
+        return match inside.parse::<std::net::Ipv6Addr>() {
+            Ok(_) => Ok(inside.to_owned()),
+            Err(_) if inside.contains('%') => Err(invalid(
+                "an IPv6 zone such as %eth0 is not supported; use a global or loopback address",
+            )),
+            Err(_) => Err(invalid(
+                "it is not a valid IPv6 address; write one such as [2001:db8::1]",
+            )),
+        };
+    }
+    if host.is_empty() {
+        return Err(invalid(
+            "the host is empty; write the server's name or address after ://",
+        ));
+    }
+    let last_label = host.rsplit('.').next().unwrap_or_default();
+    let numeric_last = last_label.bytes().all(|b| b.is_ascii_digit())
+        || last_label.to_ascii_lowercase().starts_with("0x");
+    if numeric_last {
+        return match host.parse::<std::net::Ipv4Addr>() {
+            Ok(_) => Ok(host.to_owned()),
+            Err(_) => Err(invalid(
+                "it is not a valid IPv4 address; write four numbers from 0 to 255, such as 192.0.2.1",
+            )),
+        };
+    }
+    let valid_label = |label: &str| {
+        (1..=63).contains(&label.len())
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if host.len() > 253 || !host.split('.').all(valid_label) {
+        return Err(invalid(
+            "a host name is made of labels of 1 to 63 letters, digits, '-' or '_', separated by single dots",
+        ));
+    }
+    Ok(host.to_owned())
+}
+
+/// Returns the request target: the path and query, with the `/` that a URL
+/// such as `http://host?x=1` leaves out.
+fn request_target(uri: &hyper::Uri) -> String {
+    match uri.path_and_query().map(|target| target.as_str()) {
+        None | Some("") => "/".to_owned(),
+        Some(target) if target.starts_with('/') => target.to_owned(),
+        Some(target) => format!("/{target}"),
     }
 }
 
@@ -170,12 +303,18 @@ where
         if status.is_success() {
             Ok(())
         } else {
-            Err(format!("the webhook answered {status}"))
+            Err(format!(
+                "the webhook at {}:{} answered {status}",
+                url.authority_host(),
+                url.port
+            ))
         }
     };
     timeout_at(deadline, attempt).await.map_err(|_| {
         format!(
-            "the webhook did not answer within {} s",
+            "the webhook at {}:{} did not answer within {} s",
+            url.authority_host(),
+            url.port,
             DELIVERY_TIMEOUT.as_secs()
         )
     })?
@@ -250,6 +389,65 @@ mod tests {
         }
     }
 
+    #[test]
+    fn invalid_ports_are_rejected_and_named() {
+        for (url, port) in [
+            ("http://127.0.0.1:99999/", "99999"),
+            ("http://127.0.0.1:65536/", "65536"),
+            ("http://127.0.0.1:8a/", "8a"),
+            ("http://127.0.0.1:/", ""),
+            ("http://127.0.0.1:0/", "0"),
+            ("http://127.0.0.1:+80/", "+80"),
+            ("https://[::1]:70000/", "70000"),
+            ("https://[::1]:/", ""),
+        ] {
+            let error = WebhookUrl::parse(url).expect_err(url);
+            assert!(
+                matches!(&error, ChannelError::UrlPort { port: named, .. } if named == port),
+                "{url}: {error}"
+            );
+            let text = error.to_string();
+            assert!(text.contains(&format!("port {port:?}")), "{text}");
+            assert!(text.contains("1 to 65535"), "{text}");
+        }
+        assert_eq!(parsed("http://127.0.0.1:65535/").port, 65535);
+        assert_eq!(parsed("http://127.0.0.1:1/").port, 1);
+    }
+
+    #[test]
+    fn invalid_hosts_are_rejected_and_named() {
+        for (url, host) in [
+            ("http://[zz]/", "[zz]"),
+            ("http://[fe80::1%25eth0]/", "[fe80::1%25eth0]"),
+            ("http://127.1/", "127.1"),
+            ("http://0x7f.1/", "0x7f.1"),
+            ("http://256.0.0.1/", "256.0.0.1"),
+            ("http://a!b/", "a!b"),
+            ("http://a..b/", "a..b"),
+        ] {
+            let error = WebhookUrl::parse(url).expect_err(url);
+            assert!(
+                matches!(&error, ChannelError::UrlHost { host: named, .. } if named == host),
+                "{url}: {error}"
+            );
+        }
+        assert_eq!(
+            parsed("http://hooks_1.example-2.test/").host,
+            "hooks_1.example-2.test"
+        );
+        assert_eq!(parsed("http://192.0.2.1/").host, "192.0.2.1");
+    }
+
+    #[test]
+    fn fragments_are_rejected_and_queries_kept() {
+        let error = WebhookUrl::parse("https://example.test/hook?a=1#part")
+            .expect_err("a fragment")
+            .to_string();
+        assert!(error.contains("\"#part\""), "{error}");
+        assert_eq!(parsed("http://example.test?token=x").target, "/?token=x");
+        assert_eq!(parsed("http://example.test/a/b?c=d&e").target, "/a/b?c=d&e");
+    }
+
     fn notification() -> Notification {
         Notification {
             kind: "test".to_owned(),
@@ -259,6 +457,8 @@ mod tests {
             deployment: String::new(),
             environment: String::new(),
             time: time::OffsetDateTime::UNIX_EPOCH,
+            alert: None,
+            sequence: 0,
         }
     }
 

@@ -11,14 +11,34 @@ const KEPT_NOTIFICATIONS: usize = 1000;
 
 impl Store {
     /// Stores `channel`, replacing one of the same name, and flushes.
-    pub fn put_notify_channel(&self, channel: &NotifyChannel) -> Result<(), StoreError> {
+    /// Returns the channel it replaced.
+    pub fn put_notify_channel(
+        &self,
+        channel: &NotifyChannel,
+    ) -> Result<Option<NotifyChannel>, StoreError> {
         keys::check_component("channel name", &channel.name)?;
         let key = channel.name.as_bytes();
         let value = encode(NOTIFY_CHANNELS, key, channel)?;
-        self.notify_channels
+        let previous = self
+            .notify_channels
             .insert(key, value)
             .map_err(storage(NOTIFY_CHANNELS))?;
-        self.flush()
+        self.flush()?;
+        Ok(previous.and_then(|old| decode(NOTIFY_CHANNELS, key, &old).ok()))
+    }
+
+    /// Stores `channel` only if no channel has its name, in one atomic step,
+    /// and flushes. Returns whether it was stored.
+    pub fn create_notify_channel(&self, channel: &NotifyChannel) -> Result<bool, StoreError> {
+        keys::check_component("channel name", &channel.name)?;
+        let key = channel.name.as_bytes();
+        let value = encode(NOTIFY_CHANNELS, key, channel)?;
+        let swapped = self
+            .notify_channels
+            .compare_and_swap(key, None::<&[u8]>, Some(value))
+            .map_err(storage(NOTIFY_CHANNELS))?;
+        self.flush()?;
+        Ok(swapped.is_ok())
     }
 
     /// Removes the channel `name`; returns whether it existed.
@@ -39,6 +59,15 @@ impl Store {
             scan.push(decode(NOTIFY_CHANNELS, &key, &value));
         }
         Ok(scan)
+    }
+
+    /// Returns the next notification sequence number. sled's id generator
+    /// is monotonic across restarts (it skips ahead after one), which is
+    /// what receivers need to order notifications.
+    pub fn next_notification_sequence(&self) -> Result<u64, StoreError> {
+        // Plus one, so that 0 stays the mark of an unnumbered notification.
+        let id = self.db.generate_id().map_err(storage(NOTIFICATIONS))?;
+        Ok(id + 1)
     }
 
     /// Keeps `notification` for in-app reading, dropping the oldest beyond
