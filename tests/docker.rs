@@ -1,6 +1,6 @@
 //! The Docker backend against a real Docker engine.
 //!
-//! Each test skips (and says so) when no engine responds to `docker info`,
+//! Each test skips (printing why) when no engine responds to `docker info`,
 //! unless `SHIPDECK_REQUIRE_DOCKER=1`, which turns a missing engine into a
 //! failure. The test image is assembled from the sample workload and the
 //! libraries it links, imported under a tag unique to this test process,

@@ -7,7 +7,7 @@
 //! only containers with this home's label. A container is removed once it
 //! exits (anonymous volumes with it), and a restart starts a new one.
 //!
-//! The container environment holds the rendered secrets, and anyone who can
+//! The container environment contains the rendered secrets, and anyone who can
 //! run `docker inspect` on the host can read it.
 
 mod logs;
@@ -78,7 +78,7 @@ pub struct DockerBackend {
     home: String,
     /// Connected and version-negotiated on first use; a failed attempt is
     /// retried on the next use, so the backend recovers once the engine
-    /// answers again.
+    /// responds again.
     connection: OnceCell<Docker>,
     containers: Arc<Mutex<HashMap<ReplicaId, String>>>,
     next_id: AtomicU64,
@@ -210,7 +210,7 @@ impl DockerBackend {
                 signal: signal.to_owned(),
             };
             if let Err(error) = docker.kill_container(&container, Some(options)).await {
-                // A container that already exited answers 409; its exit
+                // The engine returns 409 for a container that already exited; its exit
                 // watcher reports and removes it.
                 tracing::debug!(%container, signal, %error, "signalling a container failed");
             }
