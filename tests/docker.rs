@@ -369,3 +369,35 @@ fn docker_rejects_source_builds() {
     );
     assert!(error.contains("image"), "{error}");
 }
+
+#[test]
+fn docker_unreachable_engine_names_address() {
+    let home = TestHome::new();
+    let port = free_ports(1);
+    let socket = home.work().join("no-engine.sock");
+    let address = format!("unix://{}", socket.display());
+    let text = docker_manifest("far", "shipdeck-test-none:1", 1, port, "x").replace(
+        "restartPolicy: { policy: always, backoffInitial: 1s, backoffMax: 10s }",
+        "strategy: { progressDeadlineSeconds: 3 }",
+    );
+    let manifest = home.write("far.yaml", &text);
+
+    // The agent starts with this environment, so it looks for the engine there.
+    let output = home
+        .command(&["deploy", "-f", manifest.to_str().expect("path"), "--wait"])
+        .env("DOCKER_HOST", &address)
+        .output()
+        .expect("run shipdeck deploy");
+    assert!(
+        !output.status.success(),
+        "deploy without an engine succeeded"
+    );
+    let deployment = home.get("far", &[]);
+    let text = deployment.to_string();
+    assert!(
+        text.contains("cannot reach the Docker engine"),
+        "{deployment:#}"
+    );
+    assert!(text.contains(&address), "{deployment:#}");
+    home.finish();
+}
