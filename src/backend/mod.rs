@@ -1,5 +1,6 @@
 //! Backends run replicas on a platform. The engine speaks only to [`Backend`].
 
+pub mod docker;
 pub mod limits;
 pub mod process;
 pub mod source;
@@ -39,6 +40,20 @@ pub struct ReplicaLaunch {
     pub cpu_millicores: Option<u64>,
     /// The secret values in `env`, so that captured output can mask them.
     pub secret_values: Vec<crate::config::SecretValue>,
+    /// What only a container backend uses; `None` for `backend: process`.
+    pub container: Option<ContainerLaunch>,
+    /// `stopSignal`, which a container engine also needs at creation.
+    pub stop_signal: crate::manifest::StopSignal,
+}
+
+/// The parts of a replica launch that only container backends use.
+#[derive(Debug, Clone)]
+pub struct ContainerLaunch {
+    pub image: String,
+    /// `run.workdir` as written, a path inside the image; `None` keeps the
+    /// image's own working directory.
+    pub workdir: Option<String>,
+    pub volumes: Vec<crate::manifest::Volume>,
 }
 
 impl fmt::Debug for ReplicaLaunch {
@@ -55,6 +70,8 @@ impl fmt::Debug for ReplicaLaunch {
             .field("memory_limit", &self.memory_limit)
             .field("cpu_millicores", &self.cpu_millicores)
             .field("secret_values", &self.secret_values)
+            .field("container", &self.container)
+            .field("stop_signal", &self.stop_signal)
             .finish()
     }
 }
@@ -124,6 +141,8 @@ pub enum BackendError {
     MissingWorkdir { path: PathBuf },
     #[error(transparent)]
     Secrets(#[from] crate::config::RenderError),
+    #[error(transparent)]
+    Docker(#[from] docker::DockerError),
     #[error("failed to start {command:?}: {source}")]
     Spawn {
         command: String,

@@ -29,13 +29,14 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
+use crate::backend::docker::DockerBackend;
 use crate::backend::process::{resolve_program, ProcessBackend};
 use crate::backend::source::{local_path, BuildDirs};
-use crate::backend::BackendError;
+use crate::backend::{Backend, BackendError};
 use crate::config::{ConfigError, RenderError, Vault, VaultError, ENVIRONMENT_VARIABLE};
 use crate::home::Home;
 use crate::logs::{Follower, LogEntry, LogError, LogFilter, LogHub, LogQuery, LogStats, Page};
-use crate::manifest::{self, Manifest, ManifestError, Override};
+use crate::manifest::{self, BackendKind, Manifest, ManifestError, Override};
 use crate::model::{
     Deployment, DeploymentKey, DeploymentStatus, DeploymentView, Event, EventOutcome, Health,
     HealthView, HistoryEntry, ReplicaCounts, Revision, RevisionStatus,
@@ -167,6 +168,7 @@ pub struct Engine {
     home: Home,
     vault: Arc<Vault>,
     backend: Arc<ProcessBackend>,
+    docker: Arc<DockerBackend>,
     logs: LogHub,
     recorder: Recorder,
     notifier: crate::notify::Notifier,
@@ -181,6 +183,8 @@ impl Engine {
     pub fn start(home: Home, store: Store, vault: Arc<Vault>) -> Result<Arc<Self>, EngineError> {
         let logs = LogHub::start(store.clone());
         let backend = Arc::new(ProcessBackend::new(home.root(), logs.clone()));
+        let docker = Arc::new(DockerBackend::new(home.root(), logs.clone()));
+        prepare_docker(&docker);
         let swept = backend.sweep_orphans();
         if swept > 0 {
             tracing::warn!(groups = swept, "ended replicas left by an earlier agent");
@@ -195,6 +199,7 @@ impl Engine {
             home,
             vault,
             backend,
+            docker,
             logs,
             supervisors: Mutex::new(HashMap::new()),
             changes: tokio::sync::Mutex::new(()),
@@ -279,16 +284,29 @@ impl Engine {
         resume: Option<Revision>,
     ) -> SupervisorHandle {
         let id = deployment.id.clone();
-        let services = supervisor::Services {
-            backend: self.backend.clone(),
+        let handle = match deployment.backend {
+            BackendKind::Docker => {
+                let services = self.services(self.docker.clone());
+                Supervisor::spawn(services, deployment, stable, resume)
+            }
+            // check_supported rejects kubernetes before anything is stored.
+            BackendKind::Process | BackendKind::Kubernetes => {
+                let services = self.services(self.backend.clone());
+                Supervisor::spawn(services, deployment, stable, resume)
+            }
+        };
+        self.supervisors_guard().insert(id, handle.clone());
+        handle
+    }
+
+    fn services<B: Backend>(&self, backend: Arc<B>) -> supervisor::Services<B> {
+        supervisor::Services {
+            backend,
             secrets: self.vault.clone(),
             recorder: self.recorder.clone(),
             builds_dir: self.home.builds_dir(),
             logs: self.logs.clone(),
-        };
-        let handle = Supervisor::spawn(services, deployment, stable, resume);
-        self.supervisors_guard().insert(id, handle.clone());
-        handle
+        }
     }
 
     fn supervisors_guard(&self) -> std::sync::MutexGuard<'_, HashMap<String, SupervisorHandle>> {
@@ -519,6 +537,7 @@ impl Engine {
         deployment.revision = number;
         deployment.version = revision.version.clone();
         deployment.desired_replicas = revision.spec.replicas;
+        deployment.backend = revision.spec.backend;
         deployment.tags = revision.spec.tags.clone();
         deployment.updated_at = now;
         self.store
@@ -578,9 +597,11 @@ impl Engine {
         existing: Option<&Deployment>,
     ) -> Result<(), EngineError> {
         check_supported(spec)?;
+        check_same_backend(spec, existing)?;
         self.check_environment(spec)?;
         self.check_secrets(spec)?;
-        if spec.source.is_none() {
+        // A docker replica's command and working directory are inside its image.
+        if spec.source.is_none() && spec.backend == BackendKind::Process {
             if let Some(run) = &spec.run {
                 let workdir = Path::new(run.workdir.as_deref().unwrap_or("."));
                 if !workdir.is_dir() {
@@ -1008,22 +1029,67 @@ fn ports_of(endpoints: &[String]) -> BTreeSet<u16> {
 /// Rejects settings the manifest accepts but this agent cannot carry out
 /// yet, rather than running something other than what was requested.
 fn check_supported(spec: &Manifest) -> Result<(), EngineError> {
-    let unsupported = |field: &str, message: String| {
+    let unsupported = |field: &str, message: &str| {
         Err(EngineError::Unsupported {
             field: field.to_owned(),
-            message,
+            message: message.to_owned(),
         })
     };
-    if spec.backend != crate::manifest::BackendKind::Process {
-        return unsupported(
+    match spec.backend {
+        BackendKind::Process => Ok(()),
+        BackendKind::Kubernetes => unsupported(
             "backend",
-            format!(
-                "backend {:?} is not supported yet; use backend: process",
-                spec.backend
-            ),
-        );
+            "backend kubernetes is not supported yet; use backend: process or docker",
+        ),
+        BackendKind::Docker if spec.source.is_some() => unsupported(
+            "source",
+            "backend: docker cannot build images from source yet; build the image \
+             (docker build -t NAME .) and set image: NAME instead of source",
+        ),
+        BackendKind::Docker => {
+            let exec = |probe: &Option<manifest::Probe>| {
+                probe
+                    .as_ref()
+                    .is_some_and(|p| p.kind == manifest::ProbeKind::Exec)
+            };
+            if exec(&spec.health_check) || exec(&spec.liveness_check) {
+                return unsupported(
+                    "healthCheck.type",
+                    "exec probes are not supported with backend: docker yet; use type: http or tcp",
+                );
+            }
+            Ok(())
+        }
     }
-    Ok(())
+}
+
+/// Rejects a redeploy that changes the backend, because the running
+/// replicas belong to the old backend's supervisor.
+fn check_same_backend(spec: &Manifest, existing: Option<&Deployment>) -> Result<(), EngineError> {
+    match existing {
+        Some(deployment) if deployment.backend != spec.backend && deployment.wants_replicas() => {
+            Err(EngineError::Unsupported {
+                field: "backend".to_owned(),
+                message: format!(
+                    "{} runs on backend {:?}, and a redeploy cannot move it to {:?}; \
+                     undeploy it first (shipdeck undeploy {}), then deploy again",
+                    deployment.name, deployment.backend, spec.backend, deployment.name
+                ),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Connects to the Docker engine in the background, so that containers an
+/// earlier agent left go away even when no docker deployment starts soon.
+fn prepare_docker(docker: &Arc<DockerBackend>) {
+    let docker = Arc::clone(docker);
+    tokio::spawn(async move {
+        if let Err(error) = docker.prepare().await {
+            tracing::debug!(%error, "no Docker engine at start; docker deployments connect when they start");
+        }
+    });
 }
 
 fn matches_query(view: &DeploymentView, query: &ListQuery) -> bool {
@@ -1106,7 +1172,9 @@ fn absolute_paths(mut spec: Manifest, input: &ManifestInput) -> Manifest {
     let base = input.base_dir.clone().unwrap_or_else(|| PathBuf::from("/"));
     // In a revision built from source, run.workdir stays relative to the
     // build tree; otherwise it becomes absolute here.
-    if let Some(run) = spec.run.as_mut().filter(|_| spec.source.is_none()) {
+    // A docker replica's run.workdir is a path inside the image.
+    let on_host = spec.source.is_none() && spec.backend == BackendKind::Process;
+    if let Some(run) = spec.run.as_mut().filter(|_| on_host) {
         let workdir = base.join(run.workdir.as_deref().unwrap_or("."));
         run.workdir = Some(normalize(&workdir).display().to_string());
     }

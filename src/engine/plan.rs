@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::ports::PortLease;
-use crate::backend::{AssignedPort, BackendError, ReplicaLaunch};
+use crate::backend::{AssignedPort, BackendError, ContainerLaunch, ReplicaLaunch};
 use crate::config::{render_env, SecretLookup};
-use crate::manifest::{Manifest, PortRef, Probe, ProbeKind};
+use crate::manifest::{BackendKind, Manifest, PortRef, Probe, ProbeKind};
 use crate::model::DeploymentKey;
 use crate::probe::ProbeTarget;
 
@@ -104,6 +104,20 @@ impl RevisionPlan {
             memory_limit: self.limit(|list| list.memory.as_ref().map(|q| q.bytes)),
             cpu_millicores: self.limit(|list| list.cpu.as_ref().map(|q| q.millicores)),
             secret_values: rendered.secret_values,
+            container: self.container_launch(),
+            stop_signal: self.spec.stop_signal,
+        })
+    }
+
+    /// The image, working directory and volumes of a `backend: docker` replica.
+    fn container_launch(&self) -> Option<ContainerLaunch> {
+        if self.spec.backend != BackendKind::Docker {
+            return None;
+        }
+        Some(ContainerLaunch {
+            image: self.spec.image.clone()?,
+            workdir: self.spec.run.as_ref().and_then(|run| run.workdir.clone()),
+            volumes: self.spec.volumes.clone(),
         })
     }
 
