@@ -50,7 +50,7 @@ terminationGracePeriodSeconds: 0
 strategy: { type: RollingUpdate, maxSurge: 25%, maxUnavailable: 10%, progressDeadlineSeconds: 60 }
 restartPolicy: { policy: on-failure, backoffInitial: 1.5s, backoffMax: 1h30m }
 monitoring:
-  enabled: false
+  enabled: true
   interval: 500ms
   metrics: [cpu]
   scrape: { path: /metrics, port: 80 }
