@@ -17,7 +17,7 @@ use crate::monitor::alerts::{
     AlertRule, AlertState, AlertTransition, AlertView, Silence, SilenceTarget, SilenceView,
 };
 
-/// Longest silence: long enough for a maintenance window, short enough that
+/// Maximum length of a silence: long enough for a maintenance window, short enough that
 /// a mistyped unit (30d for 30m) does not mute paging for months.
 const MAX_SILENCE: time::Duration = time::Duration::days(30);
 

@@ -991,7 +991,7 @@ fn add_rate(sum: &mut Option<f64>, count: u64, seconds: f64) {
 /// opened would otherwise divide by almost nothing.
 const MIN_RATE_SECONDS: f64 = 0.1;
 
-/// Returns how much a counter grew; one that went down belongs to a new
+/// Returns how much a counter grew. A counter that went down belongs to a new
 /// endpoint on the same address, so all of its value is new.
 fn growth(now: u64, before: Option<u64>) -> u64 {
     match before {
@@ -1079,7 +1079,7 @@ mod tests {
     }
 
     #[test]
-    fn series_are_the_built_in_metrics_but_scrape_up() {
+    fn series_exclude_scrape_up() {
         assert_eq!(BUILT_IN_METRICS.last(), Some(&"scrape_up"));
         assert!(!SERIES.contains(&"scrape_up"));
         assert_eq!(SERIES.len(), BUILT_IN_METRICS.len() - 1);
