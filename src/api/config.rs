@@ -1,5 +1,6 @@
 //! Handlers for environment configs and templates.
 
+use super::server::Precondition;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -85,17 +86,10 @@ pub(super) async fn template_put(
     headers: HeaderMap,
     Body(body): Body<TemplateBody>,
 ) -> Result<Response, ApiError> {
-    let star = |header| {
-        headers
-            .get(header)
-            .is_some_and(|value| value.as_bytes() == b"*")
-    };
-    let mode = if star(axum::http::header::IF_NONE_MATCH) {
-        TemplateWrite::Create
-    } else if star(axum::http::header::IF_MATCH) {
-        TemplateWrite::Update
-    } else {
-        TemplateWrite::CreateOrReplace
+    let mode = match super::server::precondition(&headers) {
+        Precondition::Absent => TemplateWrite::Create,
+        Precondition::Present => TemplateWrite::Update,
+        Precondition::Any => TemplateWrite::CreateOrReplace,
     };
     let (view, created) = state
         .engine

@@ -615,13 +615,9 @@ async fn alert_rule_put(
     Body(body): Body<serde_json::Value>,
 ) -> Result<Response, ApiError> {
     let spec = alert_rule_body(&rule, body)?;
-    let create_only = headers
-        .get(axum::http::header::IF_NONE_MATCH)
-        .is_some_and(|value| value.as_bytes() == b"*");
-    let mode = if create_only {
-        PutMode::CreateOnly
-    } else {
-        PutMode::CreateOrReplace
+    let mode = match precondition(&headers) {
+        Precondition::Absent => PutMode::CreateOnly,
+        Precondition::Present | Precondition::Any => PutMode::CreateOrReplace,
     };
     let (view, created) = state
         .engine
@@ -673,6 +669,30 @@ async fn alert_rule_delete(
         .remove_alert_rule(&name, params.env.as_deref(), &rule, &caller(&peer))
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The state a conditional PUT expects the resource to be in.
+pub(super) enum Precondition {
+    /// `If-None-Match: *`: only create.
+    Absent,
+    /// `If-Match: *`: only update.
+    Present,
+    Any,
+}
+
+pub(super) fn precondition(headers: &HeaderMap) -> Precondition {
+    let star = |header| {
+        headers
+            .get(header)
+            .is_some_and(|value| value.as_bytes() == b"*")
+    };
+    if star(axum::http::header::IF_NONE_MATCH) {
+        Precondition::Absent
+    } else if star(axum::http::header::IF_MATCH) {
+        Precondition::Present
+    } else {
+        Precondition::Any
+    }
 }
 
 async fn silences_list(
@@ -878,13 +898,9 @@ async fn put_channel(
     body: NotifyBody,
 ) -> Result<Response, ApiError> {
     let target = channel_target(body)?;
-    let create_only = headers
-        .get(axum::http::header::IF_NONE_MATCH)
-        .is_some_and(|value| value.as_bytes() == b"*");
-    let mode = if create_only {
-        PutMode::CreateOnly
-    } else {
-        PutMode::CreateOrReplace
+    let mode = match precondition(headers) {
+        Precondition::Absent => PutMode::CreateOnly,
+        Precondition::Present | Precondition::Any => PutMode::CreateOrReplace,
     };
     let (channel, created) = state
         .engine
