@@ -137,6 +137,7 @@ async fn event_loop(
                     Effect::Redraw => dirty = true,
                     Effect::Quit => return Ok(()),
                     Effect::WatchMetrics(keys) => workers.watch_metrics(keys),
+                    Effect::Execute(operation) => workers.execute(operation),
                 }
             }
             next = receiver.try_recv().ok();
