@@ -52,6 +52,8 @@ pub enum Action {
         operation: Operation,
         result: Result<String, String>,
     },
+    /// Theme `name`, requested by [`Effect::LoadTheme`], did not load.
+    ThemeFailed { name: String, message: String },
 }
 
 /// A change to one deployment that the dashboard requests from the agent.
@@ -122,6 +124,8 @@ pub enum Effect {
     WatchMetrics(Vec<DeploymentKey>),
     /// Send this change to the agent.
     Execute(Operation),
+    /// Load theme `name` and draw with it from now on.
+    LoadTheme(String),
 }
 
 /// An operator's intent, the value a key is bound to in the keymap. Names
@@ -156,10 +160,11 @@ pub enum Command {
     OpenPalette,
     Confirm,
     Complete,
+    NextTheme,
 }
 
 impl Command {
-    pub const ALL: [Command; 28] = [
+    pub const ALL: [Command; 29] = [
         Self::Quit,
         Self::ToggleHelp,
         Self::ToggleAlerts,
@@ -188,6 +193,7 @@ impl Command {
         Self::OpenPalette,
         Self::Confirm,
         Self::Complete,
+        Self::NextTheme,
     ];
 
     /// The name used in `keymap.toml`.
@@ -221,6 +227,7 @@ impl Command {
             Self::OpenPalette => "palette",
             Self::Confirm => "confirm",
             Self::Complete => "complete",
+            Self::NextTheme => "next-theme",
         }
     }
 
@@ -254,7 +261,8 @@ impl Command {
             Self::Undeploy => "undeploy: every replica stops",
             Self::OpenPalette => "command palette, as in :scale web 3",
             Self::Confirm => "confirm: do what the dialog says",
-            Self::Complete => "complete the command name",
+            Self::Complete => "complete the command or deployment name",
+            Self::NextTheme => "switch to the next theme",
         }
     }
 

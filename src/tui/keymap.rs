@@ -75,7 +75,14 @@ impl Context {
     pub fn commands(self) -> &'static [Command] {
         use Command::*;
         match self {
-            Self::Global => &[Quit, ToggleHelp, ToggleAlerts, FocusNext, OpenPalette],
+            Self::Global => &[
+                Quit,
+                ToggleHelp,
+                ToggleAlerts,
+                FocusNext,
+                OpenPalette,
+                NextTheme,
+            ],
             Self::Deployments => &[
                 MoveUp,
                 MoveDown,
@@ -115,6 +122,7 @@ const DEFAULTS: &[(Context, Command, &[&str])] = &[
     (Context::Global, Command::ToggleAlerts, &["a"]),
     (Context::Global, Command::FocusNext, &["tab"]),
     (Context::Global, Command::OpenPalette, &[":"]),
+    (Context::Global, Command::NextTheme, &["T"]),
     (Context::Deployments, Command::MoveUp, &["k", "up"]),
     (Context::Deployments, Command::MoveDown, &["j", "down"]),
     (Context::Deployments, Command::PageUp, &["pageup", "ctrl-u"]),

@@ -31,8 +31,8 @@
 //! which the worker sends to the agent.
 //!
 //! NOTE: the detail view and its tabs (overview, metrics, logs, history,
-//! alerts, timeline), deploying a new manifest from an editor, secrets and
-//! theme switching at run time are not built yet.
+//! alerts, timeline), deploying a new manifest from an editor and secrets
+//! are not built yet.
 
 pub mod action;
 pub mod app;

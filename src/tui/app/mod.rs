@@ -92,6 +92,10 @@ pub struct App {
     pub layers: Vec<Layer>,
     /// The last failed read, until a read succeeds.
     pub last_error: Option<String>,
+    /// The themes `T` cycles through, and the one in use; see
+    /// [`App::set_themes`].
+    pub themes: Vec<String>,
+    pub theme: String,
     pub width: u16,
     pub height: u16,
     clock: Arc<dyn Clock>,
@@ -132,6 +136,8 @@ impl App {
             focus: Pane::Deployments,
             layers: Vec::new(),
             last_error: None,
+            themes: Vec::new(),
+            theme: String::new(),
             width: 0,
             height: 0,
             clock,
@@ -182,6 +188,9 @@ impl App {
             Action::Execute(operation) => self.execute(operation, &mut effects),
             Action::OperationFinished { operation, result } => {
                 self.on_operation_finished(&operation, result, &mut effects)
+            }
+            Action::ThemeFailed { name, message } => {
+                self.on_theme_failed(name, message, &mut effects)
             }
         }
         self.watch_visible(&mut effects);
@@ -261,6 +270,7 @@ impl App {
             Command::OpenPalette => self.open_palette(),
             Command::Confirm => self.confirm(effects),
             Command::Complete => self.complete(),
+            Command::NextTheme => self.next_theme(effects),
             movement_or_table => self.on_pane_command(movement_or_table),
         };
         if changed {
@@ -449,6 +459,37 @@ impl App {
             self.toast(ToastLevel::Ok, "reconnected to the agent".to_owned());
         }
         self.mark_connected(effects);
+        effects.redraw();
+    }
+
+    /// Sets the theme names `T` cycles through and the one in use.
+    pub fn set_themes(&mut self, names: Vec<String>, current: &str) {
+        self.themes = names;
+        current.clone_into(&mut self.theme);
+    }
+
+    fn next_theme(&mut self, effects: &mut Effects) -> bool {
+        let position = self.themes.iter().position(|name| *name == self.theme);
+        let next = match position {
+            Some(index) => self.themes.get((index + 1) % self.themes.len()),
+            None => self.themes.first(),
+        };
+        let Some(next) = next.cloned() else {
+            return false;
+        };
+        self.toast(ToastLevel::Info, format!("theme {next}"));
+        self.theme.clone_from(&next);
+        effects.push(Effect::LoadTheme(next));
+        true
+    }
+
+    fn on_theme_failed(&mut self, name: String, message: String, effects: &mut Effects) {
+        self.toast(
+            ToastLevel::Error,
+            format!("theme {name} failed to load: {message}"),
+        );
+        // The frame keeps the previous theme, while `self.theme` keeps the
+        // failed name so that the next `T` moves past it.
         effects.redraw();
     }
 

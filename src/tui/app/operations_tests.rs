@@ -367,3 +367,42 @@ fn results_become_toasts() {
     assert!(!toasts[1].message.contains("second line"));
     assert!(toasts[1].message.chars().count() < 200);
 }
+
+#[test]
+fn theme_key_cycles_names() {
+    let mut app = app();
+    let names = ["dark", "high-contrast", "light"]
+        .map(str::to_owned)
+        .to_vec();
+    app.set_themes(names, "light");
+    let load = |app: &mut App| -> Vec<Effect> {
+        app.apply(Action::Key(parse_key("T").unwrap()))
+            .into_iter()
+            .filter(|effect| matches!(effect, Effect::LoadTheme(_)))
+            .collect()
+    };
+    assert_eq!(load(&mut app), [Effect::LoadTheme("dark".to_owned())]);
+    assert_eq!(
+        load(&mut app),
+        [Effect::LoadTheme("high-contrast".to_owned())]
+    );
+    app.apply(Action::ThemeFailed {
+        name: "high-contrast".to_owned(),
+        message: "invalid colour".to_owned(),
+    });
+    let last = app.toasts.iter().last().unwrap();
+    assert_eq!(last.level, ToastLevel::Error);
+    assert!(last.message.contains("invalid colour"), "{}", last.message);
+    assert_eq!(
+        load(&mut app),
+        [Effect::LoadTheme("light".to_owned())],
+        "the next key moves past the failed theme"
+    );
+}
+
+#[test]
+fn theme_key_without_themes_does_nothing() {
+    let mut app = app();
+    let effects = app.apply(Action::Key(parse_key("T").unwrap()));
+    assert!(effects.is_empty());
+}
