@@ -46,8 +46,8 @@ pub enum Action {
     /// A change the operator confirmed (or one that needs no
     /// confirmation), to send to the agent.
     Execute(Operation),
-    /// The agent's response to an [`Operation`]: a summary, or the reason
-    /// it failed in one short line.
+    /// The agent's response to an [`Operation`]: a summary for the toast,
+    /// or the agent's error, which the toast shortens to one line.
     OperationFinished {
         operation: Operation,
         result: Result<String, String>,

@@ -25,7 +25,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use deployments::{DeploymentRow, DeploymentsState, RowMetrics, Sort, SortColumn, ROW_SERIES};
 pub use filter::Filter;
 pub use list::ListCursor;
-pub use operations::{ConfirmDialog, Prompt, PRODUCTION};
+pub use operations::{ConfirmDialog, Prompt, PromptMessage, PRODUCTION};
 pub use toasts::{Toast, ToastLevel, Toasts};
 
 use super::action::{Action, AgentInfo, Command, Effect, KeyPress};

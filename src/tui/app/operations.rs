@@ -27,7 +27,7 @@ const MAX_REASON_CHARS: usize = 120;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfirmDialog {
     pub operation: Operation,
-    /// The sentence that says what will happen.
+    /// One sentence describing what will happen.
     pub message: String,
     /// The name the operator must type, in `production`.
     pub required_name: Option<String>,
@@ -43,7 +43,24 @@ pub struct Prompt {
     pub key: Option<DeploymentKey>,
     pub text: String,
     /// The last error or completion hint, shown under the text.
-    pub message: Option<String>,
+    pub message: Option<PromptMessage>,
+}
+
+/// A line under a prompt's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PromptMessage {
+    /// The reason Enter did not run the line.
+    Error(String),
+    /// The candidates a completion left.
+    Hint(String),
+}
+
+impl PromptMessage {
+    pub fn text(&self) -> &str {
+        match self {
+            Self::Error(text) | Self::Hint(text) => text,
+        }
+    }
 }
 
 impl App {
@@ -79,7 +96,11 @@ impl App {
                 to_revision: None,
             },
             Command::Redeploy => Operation::Redeploy { key },
-            _ => Operation::Undeploy { key },
+            Command::Undeploy => Operation::Undeploy { key },
+            other => {
+                tracing::error!(command = %other, "not an operation command; ignored");
+                return;
+            }
         };
         self.request(operation, effects);
     }
@@ -283,7 +304,7 @@ impl App {
 
     fn set_prompt_message(&mut self, message: String) {
         if let Some(Layer::Prompt(prompt)) = self.layers.last_mut() {
-            prompt.message = Some(message);
+            prompt.message = Some(PromptMessage::Error(message));
         }
     }
 
@@ -298,12 +319,15 @@ impl App {
 
     /// Completes the palette's current word.
     pub(super) fn complete(&mut self) -> bool {
-        let names: Vec<String> = self
+        // A name deployed in several environments is offered once.
+        let mut names: Vec<String> = self
             .deployments
             .all()
             .iter()
             .map(|row| row.key.name.clone())
             .collect();
+        names.sort();
+        names.dedup();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let Some(Layer::Prompt(prompt)) = self.layers.last_mut() else {
             return false;
@@ -313,7 +337,7 @@ impl App {
         }
         let (text, hint) = palette::complete(&prompt.text, &names);
         prompt.text = text;
-        prompt.message = hint;
+        prompt.message = hint.map(PromptMessage::Hint);
         true
     }
 

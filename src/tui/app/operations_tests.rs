@@ -89,7 +89,10 @@ fn dialog(app: &App) -> &ConfirmDialog {
 
 fn prompt_message(app: &App) -> Option<String> {
     match app.layers.last() {
-        Some(Layer::Prompt(prompt)) => prompt.message.clone(),
+        Some(Layer::Prompt(prompt)) => prompt
+            .message
+            .as_ref()
+            .map(|message| message.text().to_owned()),
         other => panic!("no prompt on top: {other:?}"),
     }
 }
@@ -405,4 +408,51 @@ fn theme_key_without_themes_does_nothing() {
     let mut app = app();
     let effects = app.apply(Action::Key(parse_key("T").unwrap()));
     assert!(effects.is_empty());
+}
+
+#[test]
+fn operation_keys_resolve_on_the_table() {
+    let keymap = Keymap::default();
+    let contexts = [Context::Deployments, Context::Global];
+    let cases = [
+        ("+", Command::ScaleUp),
+        ("-", Command::ScaleDown),
+        ("s", Command::ScaleTo),
+        ("r", Command::Rollback),
+        ("R", Command::Redeploy),
+        ("D", Command::Undeploy),
+        (":", Command::OpenPalette),
+        ("T", Command::NextTheme),
+        ("o", Command::NextSort),
+        ("O", Command::ReverseSort),
+    ];
+    for (key, command) in cases {
+        let press = parse_key(key).unwrap();
+        assert_eq!(keymap.resolve(&contexts, press), Some(command), "{key}");
+        let changes = matches!(
+            command,
+            Command::ScaleUp
+                | Command::ScaleDown
+                | Command::ScaleTo
+                | Command::Rollback
+                | Command::Redeploy
+                | Command::Undeploy
+        );
+        assert_eq!(command.changes_agent(), changes, "{key}");
+    }
+}
+
+#[test]
+fn palette_completes_shared_names_once() {
+    let mut app = app();
+    press(&mut app, ":");
+    type_text(&mut app, "redeploy w");
+    press(&mut app, "tab");
+    match app.layers.last() {
+        Some(Layer::Prompt(prompt)) => {
+            assert_eq!(prompt.text, "redeploy web ");
+            assert_eq!(prompt.message, None);
+        }
+        other => panic!("{other:?}"),
+    }
 }

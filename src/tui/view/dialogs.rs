@@ -7,7 +7,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
 use crate::tui::action::Command;
-use crate::tui::app::{App, ConfirmDialog, Prompt};
+use crate::tui::app::{App, ConfirmDialog, Prompt, PromptMessage};
 use crate::tui::keymap::Context;
 use crate::tui::sanitize::clean;
 use crate::tui::theme::Theme;
@@ -76,7 +76,12 @@ pub(super) fn draw_prompt(
         Span::styled("▏", theme.accent),
     ])];
     match &prompt.message {
-        Some(message) => lines.push(Line::from(Span::styled(message.clone(), theme.error))),
+        Some(PromptMessage::Error(text)) => {
+            lines.push(Line::from(Span::styled(text.clone(), theme.error)));
+        }
+        Some(PromptMessage::Hint(text)) => {
+            lines.push(Line::from(Span::styled(text.clone(), theme.muted)));
+        }
         None if prompt.key.is_none() => lines.push(Line::from(Span::styled(
             "scale NAME N · rollback NAME [REV] · redeploy NAME · undeploy NAME · quit; env:ENV",
             theme.muted,
