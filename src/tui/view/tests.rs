@@ -434,3 +434,13 @@ fn command_palette() {
         snapshot("palette", &app, width, height);
     }
 }
+
+#[test]
+fn help_popup_read_only() {
+    for (width, height) in SIZES {
+        let mut app = watching(width, height);
+        app.read_only = true;
+        press(&mut app, "?");
+        snapshot("help_read_only", &app, width, height);
+    }
+}
