@@ -151,7 +151,10 @@ fn dashboard_runs_in_a_terminal() {
     // it shows that the dashboard read both keys and kept running.
     tmux.ok(&["send-keys", "-t", "dash", "q"]);
     tmux.ok(&["send-keys", "-t", "dash", "?"]);
-    let help = tmux.wait_screen("the help", |screen| screen.contains("help: deployments"));
+    // tmux may capture a frame half drawn, so wait for the line checked.
+    let help = tmux.wait_screen("the help", |screen| {
+        screen.contains("help: deployments") && screen.contains("quit the dashboard")
+    });
     assert!(
         help.contains("x               quit the dashboard"),
         "{help}"
@@ -202,13 +205,13 @@ fn dashboard_keys_roll_back_and_scale() {
     });
 
     tmux.ok(&["send-keys", "-t", "dash", ":"]);
-    tmux.wait_screen("the palette", |screen| screen.contains("command"));
+    // The footer also says "command", so look for the palette's border.
+    tmux.wait_screen("the palette", |screen| screen.contains("┌ command "));
     tmux.ok(&["send-keys", "-t", "dash", "-l", "rollback web 1"]);
     tmux.ok(&["send-keys", "-t", "dash", "Enter"]);
-    let dialog = tmux.wait_screen("the confirmation", |screen| {
-        screen.contains("Roll back web")
+    tmux.wait_screen("the confirmation", |screen| {
+        screen.contains("Roll back web") && screen.contains("from revision 2 to revision 1")
     });
-    assert!(dialog.contains("from revision 2 to revision 1"), "{dialog}");
     tmux.ok(&["send-keys", "-t", "dash", "y"]);
     wait_for("the rollback to revision 1", DEADLINE, || {
         let history = home.json(&["history", "web"]);

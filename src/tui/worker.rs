@@ -67,6 +67,7 @@ impl Workers {
     /// Queues a change for the agent; its result arrives as
     /// [`Action::OperationFinished`].
     pub fn execute(&self, operation: Operation) {
+        tracing::info!(?operation, "sending an operation to the agent");
         if let Err(error) = self.operations.send(operation) {
             // The task ends only when the workers are dropped, which
             // happens after the event loop has ended.

@@ -166,7 +166,6 @@ impl App {
             );
             return;
         }
-        tracing::info!(?operation, "sending an operation to the agent");
         effects.push(Effect::Execute(operation));
     }
 
