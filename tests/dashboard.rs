@@ -1,6 +1,6 @@
 //! The dashboard's worker against a real agent: the lists it reads, the
-//! metrics of watched rows, and the connection lost and restored across an
-//! agent restart. The screen itself is covered by the snapshot tests in
+//! metrics of watched rows, the connection lost and restored across an
+//! agent restart, and the changes it sends. The screen itself is covered by the snapshot tests in
 //! `src/tui/view/`.
 
 mod common;
@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use shipdeck::api::client::Client;
 use shipdeck::model::DeploymentKey;
-use shipdeck::tui::action::Action;
+use shipdeck::tui::action::{Action, Operation};
 use shipdeck::tui::app::ROW_SERIES;
 use shipdeck::tui::worker::Workers;
 use tokio::sync::mpsc;
@@ -101,6 +101,81 @@ async fn worker_follows_the_agent_across_a_restart() {
     .await;
     assert!(list.iter().any(|view| view.name == "web"));
 
+    drop(workers);
+    home.finish();
+}
+
+/// Sends `operation` through the worker and returns the agent's result.
+async fn run_operation(
+    workers: &Workers,
+    receiver: &mut mpsc::Receiver<Action>,
+    operation: Operation,
+) -> Result<String, String> {
+    workers.execute(operation.clone());
+    next(receiver, "the operation's result", |action| match action {
+        Action::OperationFinished {
+            operation: finished,
+            result,
+        } => {
+            assert_eq!(finished, operation);
+            Some(result)
+        }
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn worker_sends_each_operation() {
+    let home = TestHome::new();
+    let base = free_ports(1);
+    let manifest = home.write("web.yaml", &sample_manifest("web", 1, base, "hi"));
+    home.ok(&["deploy", "-f", manifest.to_str().expect("path"), "--wait"]);
+    let environment = home.get("web", &[])["environment"]
+        .as_str()
+        .expect("environment")
+        .to_owned();
+    let key = DeploymentKey::new("web", &environment);
+    let socket = home.home().join("run/agent.sock");
+    let (sender, mut receiver) = mpsc::channel(64);
+    let workers = Workers::start(Client::new(&socket), socket.display().to_string(), sender);
+
+    let scale = Operation::Scale {
+        key: key.clone(),
+        replicas: 2,
+    };
+    let result = run_operation(&workers, &mut receiver, scale).await;
+    assert_eq!(
+        result,
+        Ok(format!("scaling web ({environment}) to 2 replicas"))
+    );
+    wait_for("two ready replicas", DEADLINE, || {
+        (replica_counts(&home.get("web", &[])) == (2, 2)).then_some(())
+    });
+
+    let redeploy = Operation::Redeploy { key: key.clone() };
+    let result = run_operation(&workers, &mut receiver, redeploy).await;
+    assert!(result.is_ok(), "{result:?}");
+    wait_for("revision 2 deployed", DEADLINE, || {
+        let deployment = home.get("web", &[]);
+        (deployment["revision"] == 2 && deployment["status"] == "deployed").then_some(())
+    });
+
+    let missing = Operation::Rollback {
+        key: key.clone(),
+        to_revision: Some(99),
+    };
+    let result = run_operation(&workers, &mut receiver, missing).await;
+    let error = result.expect_err("revision 99 does not exist");
+    assert!(error.contains("99"), "{error}");
+
+    let undeploy = Operation::Undeploy { key };
+    let result = run_operation(&workers, &mut receiver, undeploy).await;
+    assert!(result.is_ok(), "{result:?}");
+    wait_for("web undeployed", DEADLINE, || {
+        (home.get("web", &[])["status"] == "undeployed").then_some(())
+    });
+    wait_port_closed(base);
     drop(workers);
     home.finish();
 }

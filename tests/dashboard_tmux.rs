@@ -78,27 +78,15 @@ fn quote(path: &Path) -> String {
     format!("'{}'", path.display().to_string().replace('\'', r"'\''"))
 }
 
-#[test]
-fn dashboard_runs_in_a_terminal() {
-    if !tmux_or_skip() {
-        return;
-    }
-    let home = TestHome::new();
-    let manifest = home.write("web.yaml", &sample_manifest("web", 1, free_ports(1), "hi"));
-    home.ok(&["deploy", "-f", manifest.to_str().expect("path"), "--wait"]);
-    let config = home.work().join("config");
-    std::fs::create_dir_all(config.join("shipdeck")).expect("create the config directory");
-    std::fs::write(
-        config.join("shipdeck/keymap.toml"),
-        "[global]\nquit = \"x\"\n",
-    )
-    .expect("write the keymap");
-
+/// Starts the dashboard in a detached 100×30 tmux session named `dash`,
+/// with `config` as `XDG_CONFIG_HOME`. Returns the server and the file the
+/// dashboard's exit status is written to.
+fn start_dashboard(home: &TestHome, config: &Path) -> (Tmux, std::path::PathBuf) {
     let status_file = home.work().join("status");
     let command = format!(
         "env SHIPDECK_HOME={} XDG_CONFIG_HOME={} {}; echo $? > {}; sleep 60",
         quote(home.home()),
-        quote(&config),
+        quote(config),
         quote(Path::new(SHIPDECK)),
         quote(&status_file),
     );
@@ -120,6 +108,34 @@ fn dashboard_runs_in_a_terminal() {
         "30",
         &command,
     ]);
+    (tmux, status_file)
+}
+
+fn wait_exit_status(status_file: &Path) -> String {
+    wait_for("the dashboard to exit", DEADLINE, || {
+        std::fs::read_to_string(status_file)
+            .ok()
+            .filter(|text| text.ends_with('\n'))
+    })
+}
+
+#[test]
+fn dashboard_runs_in_a_terminal() {
+    if !tmux_or_skip() {
+        return;
+    }
+    let home = TestHome::new();
+    let manifest = home.write("web.yaml", &sample_manifest("web", 1, free_ports(1), "hi"));
+    home.ok(&["deploy", "-f", manifest.to_str().expect("path"), "--wait"]);
+    let config = home.work().join("config");
+    std::fs::create_dir_all(config.join("shipdeck")).expect("create the config directory");
+    std::fs::write(
+        config.join("shipdeck/keymap.toml"),
+        "[global]\nquit = \"x\"\n",
+    )
+    .expect("write the keymap");
+
+    let (tmux, status_file) = start_dashboard(&home, &config);
 
     let screen = tmux.wait_screen("the deployment on screen", |screen| {
         screen.contains("web") && screen.contains("deployed") && screen.contains("1/1")
@@ -135,7 +151,10 @@ fn dashboard_runs_in_a_terminal() {
     // it shows that the dashboard read both keys and kept running.
     tmux.ok(&["send-keys", "-t", "dash", "q"]);
     tmux.ok(&["send-keys", "-t", "dash", "?"]);
-    let help = tmux.wait_screen("the help", |screen| screen.contains("help: deployments"));
+    // tmux may capture a frame half drawn, so wait for the line checked.
+    let help = tmux.wait_screen("the help", |screen| {
+        screen.contains("help: deployments") && screen.contains("quit the dashboard")
+    });
     assert!(
         help.contains("x               quit the dashboard"),
         "{help}"
@@ -146,11 +165,7 @@ fn dashboard_runs_in_a_terminal() {
     });
 
     tmux.ok(&["send-keys", "-t", "dash", "x"]);
-    let status = wait_for("the dashboard to exit", DEADLINE, || {
-        std::fs::read_to_string(&status_file)
-            .ok()
-            .filter(|text| text.ends_with('\n'))
-    });
+    let status = wait_exit_status(&status_file);
     assert_eq!(status.trim(), "0", "the dashboard exits with success");
     assert_eq!(
         tmux.ok(&["display", "-p", "-t", "dash", "#{alternate_on}"])
@@ -161,6 +176,74 @@ fn dashboard_runs_in_a_terminal() {
     let log =
         std::fs::read_to_string(home.home().join("dashboard.log")).expect("read dashboard.log");
     assert!(log.contains("dashboard ends"), "{log}");
+    drop(tmux);
+    home.finish();
+}
+
+/// Rolls the sample workload back to revision 1 through the `:` palette
+/// and its confirmation, then scales it to 3 with `s`, and checks the
+/// agent's state through the CLI. The rollback goes first because a
+/// rollback restores that revision's replica count.
+#[test]
+fn dashboard_keys_roll_back_and_scale() {
+    if !tmux_or_skip() {
+        return;
+    }
+    let home = TestHome::new();
+    let base = free_ports(1);
+    let first = home.write("v1.yaml", &sample_manifest("web", 1, base, "hi"));
+    home.ok(&["deploy", "-f", first.to_str().expect("path"), "--wait"]);
+    let second = home.write("v2.yaml", &sample_manifest("web", 1, base, "hello"));
+    home.ok(&["deploy", "-f", second.to_str().expect("path"), "--wait"]);
+    assert_eq!(home.get("web", &[])["revision"], 2);
+    let config = home.work().join("config");
+    std::fs::create_dir_all(&config).expect("create the config directory");
+
+    let (tmux, status_file) = start_dashboard(&home, &config);
+    tmux.wait_screen("the deployment on screen", |screen| {
+        screen.contains("web") && screen.contains("deployed") && screen.contains("1/1")
+    });
+
+    tmux.ok(&["send-keys", "-t", "dash", ":"]);
+    // The footer also says "command", so look for the palette's border.
+    tmux.wait_screen("the palette", |screen| screen.contains("┌ command "));
+    tmux.ok(&["send-keys", "-t", "dash", "-l", "rollback web 1"]);
+    tmux.ok(&["send-keys", "-t", "dash", "Enter"]);
+    tmux.wait_screen("the confirmation", |screen| {
+        screen.contains("Roll back web") && screen.contains("from revision 2 to revision 1")
+    });
+    tmux.ok(&["send-keys", "-t", "dash", "y"]);
+    wait_for("the rollback to revision 1", DEADLINE, || {
+        let history = home.json(&["history", "web"]);
+        let newest = history.as_array()?.first()?.clone();
+        (newest["reason"] == "rollback to revision 1" && newest["status"] == "deployed")
+            .then_some(())
+    });
+
+    tmux.ok(&["send-keys", "-t", "dash", "s"]);
+    tmux.wait_screen("the scale input", |screen| screen.contains("replicas:"));
+    tmux.ok(&["send-keys", "-t", "dash", "-l", "3"]);
+    tmux.ok(&["send-keys", "-t", "dash", "Enter"]);
+    let deployment = wait_for("three ready replicas", DEADLINE, || {
+        let deployment = home.get("web", &[]);
+        (replica_counts(&deployment) == (3, 3)).then_some(deployment)
+    });
+    assert_eq!(deployment["replicas"]["desired"], 3, "{deployment:#}");
+    let history = home.json(&["history", "web"]);
+    let entries = history.as_array().expect("history is a list");
+    assert!(
+        entries
+            .iter()
+            .any(|entry| entry["reason"] == "rollback to revision 1"),
+        "history {history:#}"
+    );
+    assert_every_response(base, "hi", 3);
+
+    tmux.ok(&["send-keys", "-t", "dash", "q"]);
+    assert_eq!(wait_exit_status(&status_file).trim(), "0");
+    let log =
+        std::fs::read_to_string(home.home().join("dashboard.log")).expect("read dashboard.log");
+    assert!(log.contains("sending an operation to the agent"), "{log}");
     drop(tmux);
     home.finish();
 }

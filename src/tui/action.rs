@@ -43,6 +43,64 @@ pub enum Action {
     ConnectionRestored,
     /// Leave the dashboard (a signal or the input ending).
     Quit,
+    /// A change the operator confirmed (or one that needs no
+    /// confirmation), to send to the agent.
+    Execute(Operation),
+    /// The agent's response to an [`Operation`]: a summary for the toast,
+    /// or the agent's error, which the toast shortens to one line.
+    OperationFinished {
+        operation: Operation,
+        result: Result<String, String>,
+    },
+    /// Theme `name`, requested by [`Effect::LoadTheme`], did not load.
+    ThemeFailed { name: String, message: String },
+}
+
+/// A change to one deployment that the dashboard requests from the agent.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Operation {
+    Scale {
+        key: DeploymentKey,
+        replicas: u32,
+    },
+    /// `to_revision: None` rolls back to the previous healthy revision.
+    Rollback {
+        key: DeploymentKey,
+        to_revision: Option<u64>,
+    },
+    Redeploy {
+        key: DeploymentKey,
+    },
+    Undeploy {
+        key: DeploymentKey,
+    },
+}
+
+impl Operation {
+    pub fn key(&self) -> &DeploymentKey {
+        match self {
+            Self::Scale { key, .. }
+            | Self::Rollback { key, .. }
+            | Self::Redeploy { key }
+            | Self::Undeploy { key } => key,
+        }
+    }
+
+    /// Describes the operation in the past tense, for the toast on success.
+    pub fn done(&self) -> String {
+        let key = self.key();
+        let target = format!("{} ({})", key.name, key.environment);
+        match self {
+            Self::Scale { replicas, .. } => format!("scaling {target} to {replicas} replicas"),
+            Self::Rollback {
+                to_revision: Some(revision),
+                ..
+            } => format!("rolling back {target} to revision {revision}"),
+            Self::Rollback { .. } => format!("rolling back {target}"),
+            Self::Redeploy { .. } => format!("redeploying {target}"),
+            Self::Undeploy { .. } => format!("undeploying {target}"),
+        }
+    }
 }
 
 /// What the agent reports about itself, for the header.
@@ -64,6 +122,10 @@ pub enum Effect {
     Quit,
     /// Fetch metrics for these deployments, replacing the previous set.
     WatchMetrics(Vec<DeploymentKey>),
+    /// Send this change to the agent.
+    Execute(Operation),
+    /// Load theme `name` and draw with it from now on.
+    LoadTheme(String),
 }
 
 /// An operator's intent, the value a key is bound to in the keymap. Names
@@ -89,10 +151,20 @@ pub enum Command {
     DeleteChar,
     ClearInput,
     CloseHelp,
+    ScaleUp,
+    ScaleDown,
+    ScaleTo,
+    Rollback,
+    Redeploy,
+    Undeploy,
+    OpenPalette,
+    Confirm,
+    Complete,
+    NextTheme,
 }
 
 impl Command {
-    pub const ALL: [Command; 19] = [
+    pub const ALL: [Command; 29] = [
         Self::Quit,
         Self::ToggleHelp,
         Self::ToggleAlerts,
@@ -112,6 +184,16 @@ impl Command {
         Self::DeleteChar,
         Self::ClearInput,
         Self::CloseHelp,
+        Self::ScaleUp,
+        Self::ScaleDown,
+        Self::ScaleTo,
+        Self::Rollback,
+        Self::Redeploy,
+        Self::Undeploy,
+        Self::OpenPalette,
+        Self::Confirm,
+        Self::Complete,
+        Self::NextTheme,
     ];
 
     /// The name used in `keymap.toml`.
@@ -136,6 +218,16 @@ impl Command {
             Self::DeleteChar => "delete-char",
             Self::ClearInput => "clear-input",
             Self::CloseHelp => "close",
+            Self::ScaleUp => "scale-up",
+            Self::ScaleDown => "scale-down",
+            Self::ScaleTo => "scale",
+            Self::Rollback => "rollback",
+            Self::Redeploy => "redeploy",
+            Self::Undeploy => "undeploy",
+            Self::OpenPalette => "palette",
+            Self::Confirm => "confirm",
+            Self::Complete => "complete",
+            Self::NextTheme => "next-theme",
         }
     }
 
@@ -161,14 +253,31 @@ impl Command {
             Self::DeleteChar => "delete the character before the cursor",
             Self::ClearInput => "clear the filter text",
             Self::CloseHelp => "close this help",
+            Self::ScaleUp => "scale up by one replica",
+            Self::ScaleDown => "scale down by one replica",
+            Self::ScaleTo => "scale to a replica count you type",
+            Self::Rollback => "roll back to the previous healthy revision",
+            Self::Redeploy => "redeploy: every replica restarts",
+            Self::Undeploy => "undeploy: every replica stops",
+            Self::OpenPalette => "command palette, as in :scale web 3",
+            Self::Confirm => "confirm: do what the dialog says",
+            Self::Complete => "complete the command or deployment name",
+            Self::NextTheme => "switch to the next theme",
         }
     }
 
     /// Whether the command changes anything in the agent, which
-    /// `--read-only` hides and rejects. No such command exists yet: scale,
-    /// rollback and the other actions will be the first.
+    /// `--read-only` hides and rejects.
     pub fn changes_agent(self) -> bool {
-        false
+        matches!(
+            self,
+            Self::ScaleUp
+                | Self::ScaleDown
+                | Self::ScaleTo
+                | Self::Rollback
+                | Self::Redeploy
+                | Self::Undeploy
+        )
     }
 
     pub fn from_name(name: &str) -> Option<Self> {

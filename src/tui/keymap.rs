@@ -6,7 +6,7 @@
 //!
 //! ```toml
 //! [deployments]
-//! sort-next = ["s", "f2"]
+//! sort-next = ["o", "f2"]
 //!
 //! [global]
 //! quit = "ctrl-q"
@@ -37,15 +37,24 @@ pub enum Context {
     Alerts,
     Filter,
     Help,
+    /// A confirmation dialog confirmed with a key.
+    Confirm,
+    /// A confirmation dialog confirmed by typing the deployment's name.
+    ConfirmTyped,
+    /// A line of text: the replica count or the command palette.
+    Prompt,
 }
 
 impl Context {
-    pub const ALL: [Context; 5] = [
+    pub const ALL: [Context; 8] = [
         Self::Global,
         Self::Deployments,
         Self::Alerts,
         Self::Filter,
         Self::Help,
+        Self::Confirm,
+        Self::ConfirmTyped,
+        Self::Prompt,
     ];
 
     pub fn name(self) -> &'static str {
@@ -55,6 +64,9 @@ impl Context {
             Self::Alerts => "alerts",
             Self::Filter => "filter",
             Self::Help => "help",
+            Self::Confirm => "confirm",
+            Self::ConfirmTyped => "confirm-typed",
+            Self::Prompt => "prompt",
         }
     }
 
@@ -63,7 +75,14 @@ impl Context {
     pub fn commands(self) -> &'static [Command] {
         use Command::*;
         match self {
-            Self::Global => &[Quit, ToggleHelp, ToggleAlerts, FocusNext],
+            Self::Global => &[
+                Quit,
+                ToggleHelp,
+                ToggleAlerts,
+                FocusNext,
+                OpenPalette,
+                NextTheme,
+            ],
             Self::Deployments => &[
                 MoveUp,
                 MoveDown,
@@ -75,10 +94,19 @@ impl Context {
                 ClearFilter,
                 NextSort,
                 ReverseSort,
+                ScaleUp,
+                ScaleDown,
+                ScaleTo,
+                Rollback,
+                Redeploy,
+                Undeploy,
             ],
             Self::Alerts => &[MoveUp, MoveDown, PageUp, PageDown, First, Last],
             Self::Filter => &[AcceptFilter, CancelFilter, DeleteChar, ClearInput],
             Self::Help => &[CloseHelp, MoveUp, MoveDown, PageUp, PageDown, First, Last],
+            Self::Confirm => &[Confirm, CancelFilter],
+            Self::ConfirmTyped => &[Confirm, CancelFilter, DeleteChar, ClearInput],
+            Self::Prompt => &[Confirm, CancelFilter, DeleteChar, ClearInput, Complete],
         }
     }
 
@@ -93,6 +121,8 @@ const DEFAULTS: &[(Context, Command, &[&str])] = &[
     (Context::Global, Command::ToggleHelp, &["?"]),
     (Context::Global, Command::ToggleAlerts, &["a"]),
     (Context::Global, Command::FocusNext, &["tab"]),
+    (Context::Global, Command::OpenPalette, &[":"]),
+    (Context::Global, Command::NextTheme, &["T"]),
     (Context::Deployments, Command::MoveUp, &["k", "up"]),
     (Context::Deployments, Command::MoveDown, &["j", "down"]),
     (Context::Deployments, Command::PageUp, &["pageup", "ctrl-u"]),
@@ -105,8 +135,15 @@ const DEFAULTS: &[(Context, Command, &[&str])] = &[
     (Context::Deployments, Command::Last, &["G", "end"]),
     (Context::Deployments, Command::StartFilter, &["/"]),
     (Context::Deployments, Command::ClearFilter, &["esc"]),
-    (Context::Deployments, Command::NextSort, &["s"]),
-    (Context::Deployments, Command::ReverseSort, &["S"]),
+    // `s` scales, as in k9s, so sorting takes `o` (order).
+    (Context::Deployments, Command::NextSort, &["o"]),
+    (Context::Deployments, Command::ReverseSort, &["O"]),
+    (Context::Deployments, Command::ScaleUp, &["+"]),
+    (Context::Deployments, Command::ScaleDown, &["-"]),
+    (Context::Deployments, Command::ScaleTo, &["s"]),
+    (Context::Deployments, Command::Rollback, &["r"]),
+    (Context::Deployments, Command::Redeploy, &["R"]),
+    (Context::Deployments, Command::Undeploy, &["D"]),
     (Context::Alerts, Command::MoveUp, &["k", "up"]),
     (Context::Alerts, Command::MoveDown, &["j", "down"]),
     (Context::Alerts, Command::PageUp, &["pageup", "ctrl-u"]),
@@ -124,6 +161,17 @@ const DEFAULTS: &[(Context, Command, &[&str])] = &[
     (Context::Help, Command::PageDown, &["pagedown", "ctrl-d"]),
     (Context::Help, Command::First, &["g", "home"]),
     (Context::Help, Command::Last, &["G", "end"]),
+    (Context::Confirm, Command::Confirm, &["enter", "y"]),
+    (Context::Confirm, Command::CancelFilter, &["esc", "n"]),
+    (Context::ConfirmTyped, Command::Confirm, &["enter"]),
+    (Context::ConfirmTyped, Command::CancelFilter, &["esc"]),
+    (Context::ConfirmTyped, Command::DeleteChar, &["backspace"]),
+    (Context::ConfirmTyped, Command::ClearInput, &["ctrl-u"]),
+    (Context::Prompt, Command::Confirm, &["enter"]),
+    (Context::Prompt, Command::CancelFilter, &["esc"]),
+    (Context::Prompt, Command::DeleteChar, &["backspace"]),
+    (Context::Prompt, Command::ClearInput, &["ctrl-u"]),
+    (Context::Prompt, Command::Complete, &["tab"]),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -23,12 +23,16 @@
 //! result and a request in [`worker`], driven by an
 //! [`Effect`](action::Effect) when the state decides what to fetch.
 //!
-//! NOTE: this is the deployments view only. The detail view and its tabs
-//! (overview, metrics, logs, history, alerts, timeline), the actions that
-//! change deployments (scale, rollback, redeploy, restart, undeploy,
-//! deploy), their confirmation dialogs, the `:` command palette and theme
-//! switching at run time are not built yet, so `--read-only` has nothing
-//! to hide so far.
+//! A change to a deployment (scale, rollback, redeploy, undeploy) starts
+//! as a key or a `:` palette line and becomes an
+//! [`Operation`](action::Operation). A destructive one opens a
+//! confirmation [`Layer`](app::Layer) first. Once accepted, the operation
+//! leaves `App::apply` as an [`Effect::Execute`](action::Effect::Execute),
+//! which the worker sends to the agent.
+//!
+//! NOTE: the detail view and its tabs (overview, metrics, logs, history,
+//! alerts, timeline), deploying a new manifest from an editor and secrets
+//! are not built yet.
 
 pub mod action;
 pub mod app;

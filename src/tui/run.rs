@@ -76,6 +76,11 @@ pub async fn run(home: &Home, options: DashboardOptions) -> Result<(), Dashboard
         tracing::warn!(%warning, "theme");
         app.toast(ToastLevel::Warning, warning);
     }
+    let themes = ThemeSource {
+        dir: super::config_dir(),
+        no_color: Theme::no_color_requested(),
+    };
+    app.set_themes(Theme::available(themes.dir.as_deref()), &loaded.theme.name);
 
     let mut guard = TerminalGuard::enter()?;
     let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
@@ -88,7 +93,15 @@ pub async fn run(home: &Home, options: DashboardOptions) -> Result<(), Dashboard
         width: size.width,
         height: size.height,
     });
-    let result = event_loop(&mut guard, &mut app, &loaded.theme, &workers, receiver).await;
+    let result = event_loop(
+        &mut guard,
+        &mut app,
+        loaded.theme,
+        &themes,
+        &workers,
+        receiver,
+    )
+    .await;
     drop(workers);
     drop(guard);
     tracing::info!("dashboard ends");
@@ -111,19 +124,50 @@ fn load_settings(options: &DashboardOptions) -> Result<(Keymap, LoadedTheme), Da
     Ok((keymap, theme))
 }
 
+/// The config directory and `NO_COLOR` setting that themes switched at
+/// run time load with.
+struct ThemeSource {
+    dir: Option<PathBuf>,
+    no_color: bool,
+}
+
+impl ThemeSource {
+    /// Loads theme `name`, or returns the action that reports why it failed.
+    fn load(&self, name: String) -> Result<Theme, Action> {
+        match Theme::load(self.dir.as_deref(), &name, self.no_color) {
+            Ok(loaded) => {
+                for warning in loaded.warnings {
+                    tracing::warn!(%warning, theme = name, "theme");
+                }
+                Ok(loaded.theme)
+            }
+            Err(error) => {
+                tracing::warn!(%error, theme = name, "loading a theme failed");
+                Err(Action::ThemeFailed {
+                    name,
+                    message: error.to_string(),
+                })
+            }
+        }
+    }
+}
+
 async fn event_loop(
     guard: &mut TerminalGuard,
     app: &mut App,
-    theme: &Theme,
+    mut theme: Theme,
+    themes: &ThemeSource,
     workers: &Workers,
     mut receiver: mpsc::Receiver<Action>,
 ) -> Result<(), DashboardError> {
     let mut dirty = true;
+    // Actions that effects produce, applied before the next queued one.
+    let mut follow_ups: Vec<Action> = Vec::new();
     loop {
         if dirty {
             guard
                 .terminal()
-                .draw(|frame| view::draw(frame, app, theme))?;
+                .draw(|frame| view::draw(frame, app, &theme))?;
             dirty = false;
         }
         let Some(first) = receiver.recv().await else {
@@ -137,9 +181,17 @@ async fn event_loop(
                     Effect::Redraw => dirty = true,
                     Effect::Quit => return Ok(()),
                     Effect::WatchMetrics(keys) => workers.watch_metrics(keys),
+                    Effect::Execute(operation) => workers.execute(operation),
+                    Effect::LoadTheme(name) => match themes.load(name) {
+                        Ok(loaded) => {
+                            theme = loaded;
+                            dirty = true;
+                        }
+                        Err(failed) => follow_ups.push(failed),
+                    },
                 }
             }
-            next = receiver.try_recv().ok();
+            next = follow_ups.pop().or_else(|| receiver.try_recv().ok());
         }
     }
 }

@@ -17,10 +17,12 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::action::{Action, AgentInfo};
+use super::action::{Action, AgentInfo, Operation};
 use super::app::ROW_SERIES;
 use crate::api::client::{encode, Client, ClientError};
-use crate::api::wire::AgentStatus;
+use crate::api::wire::{
+    ActionResult, AgentStatus, RedeployBody, RollbackBody, ScaleBody, UndeployBody,
+};
 use crate::model::{DeploymentKey, DeploymentView, SeriesView};
 use crate::monitor::alerts::AlertView;
 
@@ -39,17 +41,38 @@ const METRICS_QUERY: &str = "since=5m&step=30s";
 pub struct Workers {
     tasks: Vec<JoinHandle<()>>,
     metrics: watch::Sender<Vec<DeploymentKey>>,
+    /// Unbounded because operations come from key presses, which a person
+    /// makes slowly enough, and a full queue would drop a confirmed change.
+    operations: mpsc::UnboundedSender<Operation>,
 }
 
 impl Workers {
-    /// Starts the poller and the metrics reader on the current runtime.
+    /// Starts the poller, the metrics reader and the operations task on the
+    /// current runtime.
     pub fn start(client: Client, socket: String, actions: mpsc::Sender<Action>) -> Self {
         let (metrics, wanted) = watch::channel(Vec::new());
+        let (operations, queued) = mpsc::unbounded_channel();
         let tasks = vec![
             tokio::spawn(poll(client.clone(), socket, actions.clone())),
-            tokio::spawn(read_metrics(client, wanted, actions)),
+            tokio::spawn(read_metrics(client.clone(), wanted, actions.clone())),
+            tokio::spawn(run_operations(client, queued, actions)),
         ];
-        Self { tasks, metrics }
+        Self {
+            tasks,
+            metrics,
+            operations,
+        }
+    }
+
+    /// Queues a change for the agent; its result arrives as
+    /// [`Action::OperationFinished`].
+    pub fn execute(&self, operation: Operation) {
+        tracing::info!(?operation, "sending an operation to the agent");
+        if let Err(error) = self.operations.send(operation) {
+            // The task ends only when the workers are dropped, which
+            // happens after the event loop has ended.
+            tracing::error!(operation = ?error.0, "the operations task has ended; the operation is dropped");
+        }
     }
 
     /// Replaces the deployments whose metrics are read. Only the latest set
@@ -217,6 +240,70 @@ async fn read_metrics(
             }
         }
     }
+}
+
+/// Sends queued operations to the agent one at a time, in order, so that
+/// `+ + -` arrives as pressed.
+#[tracing::instrument(skip_all)]
+async fn run_operations(
+    client: Client,
+    mut queued: mpsc::UnboundedReceiver<Operation>,
+    actions: mpsc::Sender<Action>,
+) {
+    while let Some(operation) = queued.recv().await {
+        let result = send_operation(&client, &operation).await;
+        match &result {
+            Ok(summary) => tracing::info!(?operation, %summary, "the agent accepted"),
+            Err(error) => tracing::warn!(?operation, %error, "the agent rejected or failed"),
+        }
+        let result = result
+            .map(|_| operation.done())
+            .map_err(|error| error.to_string());
+        let finished = Action::OperationFinished { operation, result };
+        if actions.send(finished).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Posts one operation; the body fields are those the CLI sends.
+async fn send_operation(client: &Client, operation: &Operation) -> Result<String, ClientError> {
+    let key = operation.key();
+    let path = |verb: &str| format!("/v1/deployments/{}/{verb}", encode(&key.name));
+    let environment = Some(key.environment.clone());
+    let result: ActionResult = match operation {
+        Operation::Scale { replicas, .. } => {
+            let body = ScaleBody {
+                environment,
+                replicas: i64::from(*replicas),
+                ..ScaleBody::default()
+            };
+            client.post(&path("scale"), &body).await?
+        }
+        Operation::Rollback { to_revision, .. } => {
+            let body = RollbackBody {
+                environment,
+                to_revision: *to_revision,
+                ..RollbackBody::default()
+            };
+            client.post(&path("rollback"), &body).await?
+        }
+        Operation::Redeploy { .. } => {
+            let body = RedeployBody {
+                environment,
+                ..RedeployBody::default()
+            };
+            client.post(&path("redeploy"), &body).await?
+        }
+        Operation::Undeploy { .. } => {
+            let body = UndeployBody {
+                environment,
+                ..UndeployBody::default()
+            };
+            client.post(&path("undeploy"), &body).await?
+        }
+    };
+    Ok(format!("revision {}", result.deployment.revision))
 }
 
 /// Builds the API path of a row's metrics request.

@@ -11,6 +11,8 @@ mod clock;
 mod deployments;
 mod filter;
 mod list;
+mod operations;
+pub mod palette;
 mod toasts;
 
 use std::hash::{Hash, Hasher};
@@ -23,6 +25,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use deployments::{DeploymentRow, DeploymentsState, RowMetrics, Sort, SortColumn, ROW_SERIES};
 pub use filter::Filter;
 pub use list::ListCursor;
+pub use operations::{ConfirmDialog, Prompt, PromptMessage, PRODUCTION};
 pub use toasts::{Toast, ToastLevel, Toasts};
 
 use super::action::{Action, AgentInfo, Command, Effect, KeyPress};
@@ -47,6 +50,10 @@ pub enum Layer {
     },
     /// Typing a filter; `previous` is restored on cancel.
     Filter { previous: String },
+    /// A question before a destructive operation.
+    Confirm(ConfirmDialog),
+    /// The replica count or a `:` palette command being typed.
+    Prompt(Prompt),
 }
 
 /// The agent connection as the dashboard last saw it.
@@ -85,6 +92,10 @@ pub struct App {
     pub layers: Vec<Layer>,
     /// The last failed read, until a read succeeds.
     pub last_error: Option<String>,
+    /// The themes `T` cycles through, and the one in use; see
+    /// [`App::set_themes`].
+    pub themes: Vec<String>,
+    pub theme: String,
     pub width: u16,
     pub height: u16,
     clock: Arc<dyn Clock>,
@@ -125,6 +136,8 @@ impl App {
             focus: Pane::Deployments,
             layers: Vec::new(),
             last_error: None,
+            themes: Vec::new(),
+            theme: String::new(),
             width: 0,
             height: 0,
             clock,
@@ -172,6 +185,13 @@ impl App {
             Action::ConnectionLost { reason } => self.on_connection_lost(reason, &mut effects),
             Action::ConnectionRestored => self.on_connection_restored(&mut effects),
             Action::Quit => effects.push(Effect::Quit),
+            Action::Execute(operation) => self.execute(operation, &mut effects),
+            Action::OperationFinished { operation, result } => {
+                self.on_operation_finished(&operation, result, &mut effects)
+            }
+            Action::ThemeFailed { name, message } => {
+                self.on_theme_failed(name, message, &mut effects)
+            }
         }
         self.watch_visible(&mut effects);
         effects.0
@@ -182,6 +202,11 @@ impl App {
         match self.layers.last() {
             Some(Layer::Help { .. }) => vec![Context::Help],
             Some(Layer::Filter { .. }) => vec![Context::Filter],
+            Some(Layer::Confirm(dialog)) if dialog.required_name.is_some() => {
+                vec![Context::ConfirmTyped]
+            }
+            Some(Layer::Confirm(_)) => vec![Context::Confirm],
+            Some(Layer::Prompt(_)) => vec![Context::Prompt],
             None => vec![self.pane_context(), Context::Global],
         }
     }
@@ -200,7 +225,9 @@ impl App {
         }
         // Unbound keys type into the filter; elsewhere they do nothing.
         if let Some(character) = key.typed_char() {
-            if self.edit_filter(|text| text.push(character)) {
+            if self.edit_filter(|text| text.push(character))
+                || self.edit_input(|text| text.push(character))
+            {
                 effects.redraw();
             }
         }
@@ -219,6 +246,10 @@ impl App {
             effects.push(Effect::Quit);
             return;
         }
+        if command.changes_agent() {
+            self.on_operation_command(command, effects);
+            return;
+        }
         let changed = match command {
             Command::ToggleHelp => self.open_help(),
             Command::CloseHelp => self.pop_layer(),
@@ -226,11 +257,20 @@ impl App {
             Command::FocusNext => self.focus_next(),
             Command::StartFilter => self.start_filter(),
             Command::AcceptFilter => self.pop_layer(),
-            Command::CancelFilter => self.cancel_filter(),
-            Command::DeleteChar => self.edit_filter(|text| {
-                text.pop();
-            }),
-            Command::ClearInput => self.edit_filter(String::clear),
+            Command::CancelFilter => self.cancel_filter() || self.cancel_dialog(),
+            Command::DeleteChar => {
+                let delete = |text: &mut String| {
+                    text.pop();
+                };
+                self.edit_filter(delete) || self.edit_input(delete)
+            }
+            Command::ClearInput => {
+                self.edit_filter(String::clear) || self.edit_input(String::clear)
+            }
+            Command::OpenPalette => self.open_palette(),
+            Command::Confirm => self.confirm(effects),
+            Command::Complete => self.complete(),
+            Command::NextTheme => self.next_theme(effects),
             movement_or_table => self.on_pane_command(movement_or_table),
         };
         if changed {
@@ -422,6 +462,37 @@ impl App {
         effects.redraw();
     }
 
+    /// Sets the theme names `T` cycles through and the one in use.
+    pub fn set_themes(&mut self, names: Vec<String>, current: &str) {
+        self.themes = names;
+        current.clone_into(&mut self.theme);
+    }
+
+    fn next_theme(&mut self, effects: &mut Effects) -> bool {
+        let position = self.themes.iter().position(|name| *name == self.theme);
+        let next = match position {
+            Some(index) => self.themes.get((index + 1) % self.themes.len()),
+            None => self.themes.first(),
+        };
+        let Some(next) = next.cloned() else {
+            return false;
+        };
+        self.toast(ToastLevel::Info, format!("theme {next}"));
+        self.theme.clone_from(&next);
+        effects.push(Effect::LoadTheme(next));
+        true
+    }
+
+    fn on_theme_failed(&mut self, name: String, message: String, effects: &mut Effects) {
+        self.toast(
+            ToastLevel::Error,
+            format!("theme {name} failed to load: {message}"),
+        );
+        // The frame keeps the previous theme, while `self.theme` keeps the
+        // failed name so that the next `T` moves past it.
+        effects.redraw();
+    }
+
     /// Shows a message for a few seconds.
     pub fn toast(&mut self, level: ToastLevel, message: String) {
         let now = self.now();
@@ -528,6 +599,11 @@ pub fn help_lines(keymap: &Keymap, context: Context, read_only: bool) -> Vec<Hel
     if context == Context::Deployments {
         lines.push(HelpLine::Note(
             "enter opens nothing yet: the detail view is not built",
+        ));
+    }
+    if context == Context::Deployments && !read_only {
+        lines.push(HelpLine::Note(
+            "scale down, rollback, redeploy and undeploy ask first; in production, type the name",
         ));
     }
     if read_only {

@@ -340,14 +340,14 @@ fn fetch_errors_show_until_a_read_succeeds() {
 fn sort_keys_cycle_and_reverse() {
     let (mut app, _) = new_app();
     app.apply(Action::Deployments(fleet(3)));
-    press(&mut app, &["S"]);
+    press(&mut app, &["O"]);
     assert_eq!(
         selected_name(&app),
         "app-0000",
         "the selection follows the deployment"
     );
     assert_eq!(app.deployments.page(3).next().unwrap().name, "app-0002");
-    press(&mut app, &["s"]);
+    press(&mut app, &["o"]);
     assert_eq!(app.deployments.sort.column, SortColumn::Environment);
 }
 

@@ -20,11 +20,16 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             (Command::ClearInput, "clear"),
         ],
         Some(Context::Help) => &[(Command::CloseHelp, "close"), (Command::MoveDown, "scroll")],
+        Some(Context::Confirm | Context::ConfirmTyped | Context::Prompt) => &[
+            (Command::Confirm, "confirm"),
+            (Command::CancelFilter, "cancel"),
+        ],
         _ => &[
             (Command::ToggleHelp, "help"),
             (Command::StartFilter, "filter"),
             (Command::NextSort, "sort"),
-            (Command::ReverseSort, "reverse"),
+            (Command::ScaleTo, "scale"),
+            (Command::OpenPalette, "command"),
             (Command::ToggleAlerts, "alerts"),
             (Command::FocusNext, "focus"),
             (Command::Quit, "quit"),
@@ -32,6 +37,9 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
     };
     let mut spans = Vec::new();
     for (command, label) in hints {
+        if app.read_only && command.changes_agent() {
+            continue;
+        }
         let key = contexts
             .iter()
             .find_map(|context| app.keymap.first_key(*context, *command));

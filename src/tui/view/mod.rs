@@ -4,6 +4,7 @@
 
 mod alerts;
 mod deployments;
+mod dialogs;
 mod footer;
 mod header;
 mod help;
@@ -40,8 +41,13 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
     }
     footer::draw(frame, areas.footer, app, theme);
     toasts::draw(frame, areas.footer, app, theme);
-    if let Some(Layer::Help { context, cursor }) = app.layers.last() {
-        help::draw(frame, area, app, theme, *context, *cursor);
+    match app.layers.last() {
+        Some(Layer::Help { context, cursor }) => {
+            help::draw(frame, area, app, theme, *context, *cursor)
+        }
+        Some(Layer::Confirm(dialog)) => dialogs::draw_confirm(frame, area, app, theme, dialog),
+        Some(Layer::Prompt(prompt)) => dialogs::draw_prompt(frame, area, app, theme, prompt),
+        Some(Layer::Filter { .. }) | None => {}
     }
 }
 

@@ -258,7 +258,7 @@ fn deployments_thousand_scrolled() {
         app.apply(Action::ConnectionRestored);
         app.apply(Action::Deployments(fleet.clone()));
         app.apply(Action::Alerts(Vec::new()));
-        press(&mut app, "pagedown pagedown j j s s");
+        press(&mut app, "pagedown pagedown j j o o");
         snapshot("thousand", &app, width, height);
     }
 }
@@ -391,5 +391,56 @@ fn no_color_theme_draws_without_colours() {
     for cell in terminal.backend().buffer().content() {
         assert_eq!(cell.fg, Color::Reset);
         assert_eq!(cell.bg, Color::Reset);
+    }
+}
+
+#[test]
+fn confirm_dialog() {
+    for (width, height) in SIZES {
+        let mut app = watching(width, height);
+        // Sorted by name, the fourth row is web in staging, with 2 replicas.
+        press(&mut app, "g j j j -");
+        snapshot("confirm", &app, width, height);
+    }
+}
+
+#[test]
+fn confirm_dialog_in_production() {
+    for (width, height) in SIZES {
+        let mut app = watching(width, height);
+        press(&mut app, ": u n d e p l o y space a p i enter");
+        for character in "apx".chars() {
+            app.apply(Action::Key(KeyPress::char(character)));
+        }
+        press(&mut app, "enter");
+        snapshot("confirm_production", &app, width, height);
+    }
+}
+
+#[test]
+fn scale_input() {
+    for (width, height) in SIZES {
+        let mut app = watching(width, height);
+        press(&mut app, "g s 1 2 x enter");
+        snapshot("scale_input", &app, width, height);
+    }
+}
+
+#[test]
+fn command_palette() {
+    for (width, height) in SIZES {
+        let mut app = watching(width, height);
+        press(&mut app, ": r o l l b a c k space w e b space t w o enter");
+        snapshot("palette", &app, width, height);
+    }
+}
+
+#[test]
+fn help_popup_read_only() {
+    for (width, height) in SIZES {
+        let mut app = watching(width, height);
+        app.read_only = true;
+        press(&mut app, "?");
+        snapshot("help_read_only", &app, width, height);
     }
 }
