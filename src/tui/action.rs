@@ -10,6 +10,7 @@ use std::fmt;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
+use super::app::{DetailData, DetailRequest};
 use crate::model::{DeploymentKey, DeploymentView, SeriesView};
 use crate::monitor::alerts::AlertView;
 
@@ -43,6 +44,11 @@ pub enum Action {
     ConnectionRestored,
     /// Leave the dashboard (a signal or the input ending).
     Quit,
+    /// A read for the detail view of `key`.
+    Detail {
+        key: DeploymentKey,
+        data: DetailData,
+    },
 }
 
 /// What the agent reports about itself, for the header.
@@ -64,6 +70,9 @@ pub enum Effect {
     Quit,
     /// Fetch metrics for these deployments, replacing the previous set.
     WatchMetrics(Vec<DeploymentKey>),
+    /// Read what the detail view shows, replacing the previous request;
+    /// `None` when no detail view is open.
+    WatchDetail(Option<DetailRequest>),
 }
 
 /// An operator's intent, the value a key is bound to in the keymap. Names
@@ -89,10 +98,23 @@ pub enum Command {
     DeleteChar,
     ClearInput,
     CloseHelp,
+    OpenDetail,
+    CloseDetail,
+    NextTab,
+    PreviousTab,
+    ShowOverview,
+    ShowMetrics,
+    ShowHistory,
+    ShowAlerts,
+    ShowTimeline,
+    NextWindow,
+    MarkRevision,
+    ScrollDiffDown,
+    ScrollDiffUp,
 }
 
 impl Command {
-    pub const ALL: [Command; 19] = [
+    pub const ALL: [Command; 32] = [
         Self::Quit,
         Self::ToggleHelp,
         Self::ToggleAlerts,
@@ -112,6 +134,19 @@ impl Command {
         Self::DeleteChar,
         Self::ClearInput,
         Self::CloseHelp,
+        Self::OpenDetail,
+        Self::CloseDetail,
+        Self::NextTab,
+        Self::PreviousTab,
+        Self::ShowOverview,
+        Self::ShowMetrics,
+        Self::ShowHistory,
+        Self::ShowAlerts,
+        Self::ShowTimeline,
+        Self::NextWindow,
+        Self::MarkRevision,
+        Self::ScrollDiffDown,
+        Self::ScrollDiffUp,
     ];
 
     /// The name used in `keymap.toml`.
@@ -136,6 +171,19 @@ impl Command {
             Self::DeleteChar => "delete-char",
             Self::ClearInput => "clear-input",
             Self::CloseHelp => "close",
+            Self::OpenDetail => "open",
+            Self::CloseDetail => "back",
+            Self::NextTab => "next-tab",
+            Self::PreviousTab => "previous-tab",
+            Self::ShowOverview => "tab-overview",
+            Self::ShowMetrics => "tab-metrics",
+            Self::ShowHistory => "tab-history",
+            Self::ShowAlerts => "tab-alerts",
+            Self::ShowTimeline => "tab-timeline",
+            Self::NextWindow => "metrics-window",
+            Self::MarkRevision => "mark",
+            Self::ScrollDiffDown => "diff-down",
+            Self::ScrollDiffUp => "diff-up",
         }
     }
 
@@ -161,6 +209,19 @@ impl Command {
             Self::DeleteChar => "delete the character before the cursor",
             Self::ClearInput => "clear the filter text",
             Self::CloseHelp => "close this help",
+            Self::OpenDetail => "open the selected deployment's detail view",
+            Self::CloseDetail => "return to the deployments table",
+            Self::NextTab => "show the next tab",
+            Self::PreviousTab => "show the previous tab",
+            Self::ShowOverview => "show the overview tab",
+            Self::ShowMetrics => "show the metrics tab",
+            Self::ShowHistory => "show the history tab",
+            Self::ShowAlerts => "show the alerts tab",
+            Self::ShowTimeline => "show the timeline tab",
+            Self::NextWindow => "metrics: switch the window (5m, 1h, 24h)",
+            Self::MarkRevision => "history: mark the selected revision to diff against",
+            Self::ScrollDiffDown => "history: scroll the diff down",
+            Self::ScrollDiffUp => "history: scroll the diff up",
         }
     }
 

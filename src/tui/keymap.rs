@@ -37,15 +37,17 @@ pub enum Context {
     Alerts,
     Filter,
     Help,
+    Detail,
 }
 
 impl Context {
-    pub const ALL: [Context; 5] = [
+    pub const ALL: [Context; 6] = [
         Self::Global,
         Self::Deployments,
         Self::Alerts,
         Self::Filter,
         Self::Help,
+        Self::Detail,
     ];
 
     pub fn name(self) -> &'static str {
@@ -55,6 +57,7 @@ impl Context {
             Self::Alerts => "alerts",
             Self::Filter => "filter",
             Self::Help => "help",
+            Self::Detail => "detail",
         }
     }
 
@@ -75,10 +78,31 @@ impl Context {
                 ClearFilter,
                 NextSort,
                 ReverseSort,
+                OpenDetail,
             ],
             Self::Alerts => &[MoveUp, MoveDown, PageUp, PageDown, First, Last],
             Self::Filter => &[AcceptFilter, CancelFilter, DeleteChar, ClearInput],
             Self::Help => &[CloseHelp, MoveUp, MoveDown, PageUp, PageDown, First, Last],
+            Self::Detail => &[
+                CloseDetail,
+                NextTab,
+                PreviousTab,
+                ShowOverview,
+                ShowMetrics,
+                ShowHistory,
+                ShowAlerts,
+                ShowTimeline,
+                MoveUp,
+                MoveDown,
+                PageUp,
+                PageDown,
+                First,
+                Last,
+                NextWindow,
+                MarkRevision,
+                ScrollDiffDown,
+                ScrollDiffUp,
+            ],
         }
     }
 
@@ -124,6 +148,25 @@ const DEFAULTS: &[(Context, Command, &[&str])] = &[
     (Context::Help, Command::PageDown, &["pagedown", "ctrl-d"]),
     (Context::Help, Command::First, &["g", "home"]),
     (Context::Help, Command::Last, &["G", "end"]),
+    (Context::Deployments, Command::OpenDetail, &["enter"]),
+    (Context::Detail, Command::CloseDetail, &["esc"]),
+    (Context::Detail, Command::NextTab, &["tab", "right"]),
+    (Context::Detail, Command::PreviousTab, &["backtab", "left"]),
+    (Context::Detail, Command::ShowOverview, &["1"]),
+    (Context::Detail, Command::ShowMetrics, &["2"]),
+    (Context::Detail, Command::ShowHistory, &["3"]),
+    (Context::Detail, Command::ShowAlerts, &["4"]),
+    (Context::Detail, Command::ShowTimeline, &["5"]),
+    (Context::Detail, Command::MoveUp, &["k", "up"]),
+    (Context::Detail, Command::MoveDown, &["j", "down"]),
+    (Context::Detail, Command::PageUp, &["pageup", "ctrl-u"]),
+    (Context::Detail, Command::PageDown, &["pagedown", "ctrl-d"]),
+    (Context::Detail, Command::First, &["g", "home"]),
+    (Context::Detail, Command::Last, &["G", "end"]),
+    (Context::Detail, Command::NextWindow, &["w"]),
+    (Context::Detail, Command::MarkRevision, &["m", "space"]),
+    (Context::Detail, Command::ScrollDiffDown, &["J"]),
+    (Context::Detail, Command::ScrollDiffUp, &["K"]),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -32,6 +32,7 @@
 
 pub mod action;
 pub mod app;
+mod detail_worker;
 pub mod keymap;
 pub mod layout;
 mod run;

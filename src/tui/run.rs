@@ -137,6 +137,7 @@ async fn event_loop(
                     Effect::Redraw => dirty = true,
                     Effect::Quit => return Ok(()),
                     Effect::WatchMetrics(keys) => workers.watch_metrics(keys),
+                    Effect::WatchDetail(request) => workers.watch_detail(request),
                 }
             }
             next = receiver.try_recv().ok();

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::action::{Action, AgentInfo};
-use super::app::ROW_SERIES;
+use super::app::{DetailRequest, ROW_SERIES};
 use crate::api::client::{encode, Client, ClientError};
 use crate::api::wire::AgentStatus;
 use crate::model::{DeploymentKey, DeploymentView, SeriesView};
@@ -39,17 +39,34 @@ const METRICS_QUERY: &str = "since=5m&step=30s";
 pub struct Workers {
     tasks: Vec<JoinHandle<()>>,
     metrics: watch::Sender<Vec<DeploymentKey>>,
+    detail: watch::Sender<Option<DetailRequest>>,
 }
 
 impl Workers {
     /// Starts the poller and the metrics reader on the current runtime.
     pub fn start(client: Client, socket: String, actions: mpsc::Sender<Action>) -> Self {
         let (metrics, wanted) = watch::channel(Vec::new());
+        let (detail, wanted_detail) = watch::channel(None);
         let tasks = vec![
             tokio::spawn(poll(client.clone(), socket, actions.clone())),
-            tokio::spawn(read_metrics(client, wanted, actions)),
+            tokio::spawn(read_metrics(client.clone(), wanted, actions.clone())),
+            tokio::spawn(super::detail_worker::read_detail(
+                client,
+                wanted_detail,
+                actions,
+            )),
         ];
-        Self { tasks, metrics }
+        Self {
+            tasks,
+            metrics,
+            detail,
+        }
+    }
+
+    /// Replaces what the detail view reads; as with the metrics, only the
+    /// latest request counts.
+    pub fn watch_detail(&self, request: Option<DetailRequest>) {
+        self.detail.send_replace(request);
     }
 
     /// Replaces the deployments whose metrics are read. Only the latest set
@@ -68,14 +85,14 @@ impl Drop for Workers {
 }
 
 /// Outcome of one read, for the connection state.
-enum Read<T> {
+pub(super) enum Read<T> {
     Data(T),
     /// The agent responded with an error; the connection is fine.
     Failed(String),
     Unreachable(String),
 }
 
-fn classify<T>(result: Result<T, ClientError>) -> Read<T> {
+pub(super) fn classify<T>(result: Result<T, ClientError>) -> Read<T> {
     match result {
         Ok(value) => Read::Data(value),
         Err(error) if error.is_unreachable() => Read::Unreachable(error.to_string()),

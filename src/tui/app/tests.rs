@@ -165,9 +165,9 @@ fn help_lists_every_command_of_the_context() {
             "{command} is in the help"
         );
     }
-    assert!(lines
-        .iter()
-        .any(|line| matches!(line, HelpLine::Note(note) if note.contains("enter opens nothing"))));
+    assert!(lines.iter().any(
+        |line| matches!(line, HelpLine::Binding(binding) if binding.command == Command::OpenDetail)
+    ));
 }
 
 #[test]
@@ -402,4 +402,79 @@ fn filter_commands_need_the_filter_open() {
     );
     app.apply(Action::Command(Command::DeleteChar));
     assert_eq!(app.deployments.filter_text, "0001");
+}
+
+#[test]
+fn enter_opens_detail_and_esc_returns() {
+    let (mut app, _clock) = new_app();
+    app.apply(Action::Deployments(fleet(3)));
+    press(&mut app, &["j"]);
+    let effects = press(&mut app, &["enter"]);
+    let detail = app.detail.as_ref().expect("enter opens the detail view");
+    assert_eq!(detail.key, DeploymentKey::new("app-0001", "staging"));
+    assert_eq!(app.focus, Pane::Detail);
+    assert!(
+        effects.contains(&Effect::WatchMetrics(Vec::new())),
+        "table hidden"
+    );
+    assert!(effects.iter().any(|effect| matches!(
+        effect,
+        Effect::WatchDetail(Some(request)) if request.tab == DetailTab::Overview
+    )));
+
+    let effects = press(&mut app, &["tab", "3"]);
+    assert_eq!(app.focus, Pane::Detail, "tab switches tabs, not the focus");
+    assert_eq!(
+        app.detail.as_ref().map(|detail| detail.tab),
+        Some(DetailTab::History)
+    );
+    let tabs: Vec<DetailTab> = effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::WatchDetail(Some(request)) => Some(request.tab),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(tabs, [DetailTab::Metrics, DetailTab::History]);
+
+    let effects = press(&mut app, &["esc"]);
+    assert!(app.detail.is_none());
+    assert_eq!(app.focus, Pane::Deployments);
+    assert!(effects.contains(&Effect::WatchDetail(None)));
+    assert_eq!(
+        app.deployments.selected().map(|row| row.name.as_str()),
+        Some("app-0001")
+    );
+}
+
+#[test]
+fn detail_ignores_reads_for_other_deployments() {
+    let (mut app, _clock) = new_app();
+    app.apply(Action::Deployments(fleet(2)));
+    press(&mut app, &["enter", "5"]);
+    let effects = app.apply(Action::Detail {
+        key: DeploymentKey::new("app-0001", "staging"),
+        data: DetailData::Timeline(Vec::new()),
+    });
+    assert!(effects.is_empty());
+    assert_eq!(
+        app.detail
+            .as_ref()
+            .and_then(|detail| detail.timeline.clone()),
+        None
+    );
+    let effects = app.apply(Action::Detail {
+        key: DeploymentKey::new("app-0000", "staging"),
+        data: DetailData::Timeline(Vec::new()),
+    });
+    assert_eq!(effects, [Effect::Redraw]);
+}
+
+#[test]
+fn enter_on_empty_table_does_nothing() {
+    let (mut app, _clock) = new_app();
+    app.apply(Action::Deployments(Vec::new()));
+    let effects = press(&mut app, &["enter"]);
+    assert!(app.detail.is_none());
+    assert!(effects.is_empty());
 }

@@ -20,6 +20,15 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             (Command::ClearInput, "clear"),
         ],
         Some(Context::Help) => &[(Command::CloseHelp, "close"), (Command::MoveDown, "scroll")],
+        Some(Context::Detail) => &[
+            (Command::ToggleHelp, "help"),
+            (Command::CloseDetail, "back"),
+            (Command::NextTab, "next tab"),
+            (Command::NextWindow, "window"),
+            (Command::MarkRevision, "mark"),
+            (Command::ToggleAlerts, "alerts"),
+            (Command::Quit, "quit"),
+        ],
         _ => &[
             (Command::ToggleHelp, "help"),
             (Command::StartFilter, "filter"),

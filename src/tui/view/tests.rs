@@ -393,3 +393,4 @@ fn no_color_theme_draws_without_colours() {
         assert_eq!(cell.bg, Color::Reset);
     }
 }
+mod detail;
