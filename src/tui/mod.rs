@@ -3,7 +3,8 @@
 //! The parts, and who may talk to whom:
 //!
 //! - [`worker`] polls the agent's API and sends owned results as
-//!   [`Action`](action::Action)s over a bounded channel. It is the only part
+//!   [`Action`](action::Action)s over a bounded channel; its detail task
+//!   reads what the open detail tab shows. The workers are the only part
 //!   that does I/O with the agent.
 //! - [`app`] owns the state; `App::apply` turns each action into state
 //!   changes and [`Effect`](action::Effect)s, with no I/O.
@@ -23,12 +24,11 @@
 //! result and a request in [`worker`], driven by an
 //! [`Effect`](action::Effect) when the state decides what to fetch.
 //!
-//! NOTE: this is the deployments view only. The detail view and its tabs
-//! (overview, metrics, logs, history, alerts, timeline), the actions that
-//! change deployments (scale, rollback, redeploy, restart, undeploy,
-//! deploy), their confirmation dialogs, the `:` command palette and theme
-//! switching at run time are not built yet, so `--read-only` has nothing
-//! to hide so far.
+//! NOTE: the detail view has no logs tab yet. The actions that change
+//! deployments (scale, rollback, redeploy, restart, undeploy, deploy),
+//! their confirmation dialogs, the `:` command palette and theme switching
+//! at run time are not built yet, so `--read-only` has nothing to hide so
+//! far.
 
 pub mod action;
 pub mod app;

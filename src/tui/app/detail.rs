@@ -87,7 +87,7 @@ impl MetricsWindow {
         }
     }
 
-    /// The `since` and `step` query parameters. The steps give 30, 60 and
+    /// Returns the `since` and `step` query parameters. The steps give 30, 60 and
     /// 96 points, so that a chart in a 200-column terminal shows each
     /// window whole, and the shortest step equals the default ten-second
     /// collection interval.
@@ -129,7 +129,7 @@ pub enum DetailData {
     Timeline(Vec<Event>),
 }
 
-/// What the worker reads, every second, while the detail view is open.
+/// The reads the worker repeats every second while the detail view is open.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DetailRequest {
     pub key: DeploymentKey,
@@ -210,7 +210,8 @@ impl DetailState {
         }
     }
 
-    /// The revision selected in the history tab: the target for a rollback.
+    /// Returns the revision selected in the history tab, the target of a
+    /// rollback.
     pub fn selected_revision(&self) -> Option<u64> {
         let history = self.history.as_ref()?;
         history
@@ -422,11 +423,23 @@ impl DetailState {
         if diff == self.diff {
             return false;
         }
+        // Start a few lines above the first change, which a long spec
+        // would otherwise push below the pane.
+        self.diff_scroll = diff
+            .as_ref()
+            .and_then(|diff| {
+                diff.lines
+                    .iter()
+                    .position(|line| line.change != similar::ChangeTag::Equal)
+            })
+            .map_or(0, |first| first.saturating_sub(DIFF_CONTEXT));
         self.diff = diff;
-        self.diff_scroll = 0;
         true
     }
 }
+
+/// Unchanged lines shown above the first change when a diff opens.
+const DIFF_CONTEXT: usize = 3;
 
 /// Rows of the overview's summary: status, image or command, ports,
 /// env names, resources, strategy, endpoints, then a blank row.

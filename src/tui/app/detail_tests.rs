@@ -32,7 +32,7 @@ fn revision(number: u64, replicas: u32) -> Revision {
     }
 }
 
-/// A detail state on the history tab with revisions 5 (newest) to 1.
+/// Builds a detail state on the history tab with revisions 5 (newest) to 1.
 fn with_history() -> DetailState {
     let mut state = DetailState::new(key());
     state.command(Command::ShowHistory, 10);
@@ -175,6 +175,20 @@ fn diff_scroll_stays_in_bounds() {
     state.command(Command::MoveDown, 10);
     let len = state.diff.as_ref().map_or(0, |diff| diff.lines.len());
     assert!(len > 3);
+    let first_change = state.diff.as_ref().and_then(|diff| {
+        diff.lines
+            .iter()
+            .position(|line| line.change != similar::ChangeTag::Equal)
+    });
+    assert_eq!(
+        Some(state.diff_scroll),
+        first_change.map(|first| first.saturating_sub(3)),
+        "opens just above the first change"
+    );
+    for _ in 0..len {
+        state.command(Command::ScrollDiffUp, 3);
+    }
+    assert_eq!(state.diff_scroll, 0);
     assert!(!state.command(Command::ScrollDiffUp, 3));
     for _ in 0..len * 2 {
         state.command(Command::ScrollDiffDown, 3);

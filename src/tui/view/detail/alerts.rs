@@ -24,7 +24,7 @@ pub(super) fn draw(
     draw_scrolled(frame, area, block, lines, detail.alerts_scroll);
 }
 
-/// The rows under a section's header: `loading…`, `empty`, or the rows.
+/// Builds the rows under a section's header: `loading…`, `empty`, or the rows.
 fn section<'a, T>(
     items: Option<&[T]>,
     empty: &str,

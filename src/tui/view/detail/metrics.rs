@@ -51,6 +51,7 @@ fn draw_series(
         .map(|series| series.points.iter().map(|point| point.value).collect())
         .unwrap_or_default();
     let present: Vec<f64> = values.iter().flatten().copied().collect();
+
     let title = match (present.last(), present.iter().copied().reduce(f64::max)) {
         (Some(last), Some(max)) => format!(
             "{label}  last {}  max {}",
@@ -63,15 +64,20 @@ fn draw_series(
         .borders(Borders::TOP)
         .border_style(theme.border)
         .title(Span::styled(title, theme.text));
+
     if present.is_empty() {
         frame.render_widget(block, area);
         return;
     }
-    let inner_width = usize::from(area.width);
-    // The newest points when the window has more steps than columns.
-    let shown = &values[values.len().saturating_sub(inner_width)..];
+
+    let width = usize::from(area.width);
+    // The newest points when the window has more steps than columns;
+    // otherwise each step is widened so that the window fills the row.
+    let shown = &values[values.len().saturating_sub(width)..];
+    let columns_per_step = (width / shown.len().max(1)).max(1);
     let bars: Vec<SparklineBar> = shown
         .iter()
+        .flat_map(|value| std::iter::repeat_n(*value, columns_per_step))
         .map(|value| SparklineBar::from(value.map(scaled)))
         .collect();
     let max = present
@@ -96,7 +102,7 @@ fn scaled(value: f64) -> u64 {
     (value.max(0.0) * SCALE).round() as u64
 }
 
-/// The label and unit of a series.
+/// Returns the label and unit of a series.
 fn describe(name: &str) -> (&'static str, Unit) {
     match name {
         "cpu_percentage" => ("cpu", Unit::Percent),

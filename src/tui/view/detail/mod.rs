@@ -39,7 +39,7 @@ pub(super) fn draw(frame: &mut Frame, body: Rect, app: &App, theme: &Theme, deta
     }
 }
 
-/// The tab titles, each after the key that selects it.
+/// Draws the tab titles, each after the key that selects it.
 fn draw_tabs(frame: &mut Frame, area: Rect, app: &App, theme: &Theme, current: DetailTab) {
     let mut spans = Vec::new();
     for tab in DetailTab::ALL {
@@ -68,7 +68,7 @@ fn show_command(tab: DetailTab) -> Command {
     }
 }
 
-/// The block title: the deployment's name and environment, with its status
+/// Returns the block title: the deployment's name and environment, with its status
 /// from the deployments list when the list has it.
 fn title(app: &App, detail: &DetailState) -> String {
     let key = &detail.key;
@@ -84,7 +84,7 @@ fn title(app: &App, detail: &DetailState) -> String {
     }
 }
 
-/// A line of fixed-width cells: each text is sanitised, cut to its width
+/// Builds a line of fixed-width cells. Each text is sanitised, cut to its width
 /// and padded by display width, so CJK and emoji keep the columns aligned.
 /// The last cell takes what is left of the row.
 fn cells<'a>(cells: &[(&str, usize)], style: Style) -> Line<'a> {
@@ -129,7 +129,7 @@ fn format_time(time: OffsetDateTime) -> String {
 /// Cells of a time from [`format_time`].
 const TIME_WIDTH: usize = 19;
 
-/// The name serde gives a value, such as `rollingUpdate` or `gt`.
+/// Returns the name serde gives a value, such as `rollingUpdate` or `gt`.
 fn wire_name<T: serde::Serialize>(value: &T) -> String {
     match serde_json::to_value(value) {
         Ok(serde_json::Value::String(text)) => text,
