@@ -8,12 +8,20 @@ use similar::ChangeTag;
 
 use super::{cells, format_time, muted, TIME_WIDTH};
 use crate::model::{HistoryEntry, RevisionStatus};
+use crate::tui::action::KeyPress;
 use crate::tui::app::DetailState;
 use crate::tui::layout::DetailAreas;
 use crate::tui::sanitize::clean;
 use crate::tui::theme::Theme;
 
-pub(super) fn draw(frame: &mut Frame, areas: &DetailAreas, theme: &Theme, detail: &DetailState) {
+/// Draws the tab; `mark_key` is the key bound to marking, for the hint.
+pub(super) fn draw(
+    frame: &mut Frame,
+    areas: &DetailAreas,
+    theme: &Theme,
+    detail: &DetailState,
+    mark_key: Option<KeyPress>,
+) {
     let (list_area, diff_area) = areas.history();
     let list_block = Block::default()
         .borders(Borders::ALL)
@@ -33,7 +41,8 @@ pub(super) fn draw(frame: &mut Frame, areas: &DetailAreas, theme: &Theme, detail
     let inner = diff_block.inner(diff_area);
     frame.render_widget(diff_block, diff_area);
     let rows = areas.diff_rows();
-    frame.render_widget(Paragraph::new(diff_lines(detail, theme, rows)), inner);
+    let lines = diff_lines(detail, theme, rows, mark_key);
+    frame.render_widget(Paragraph::new(lines), inner);
 }
 
 fn list_lines<'a>(detail: &DetailState, theme: &Theme, page: usize) -> Vec<Line<'a>> {
@@ -94,14 +103,26 @@ fn diff_title(detail: &DetailState) -> String {
     }
 }
 
-fn diff_lines<'a>(detail: &DetailState, theme: &Theme, page: usize) -> Vec<Line<'a>> {
+fn diff_lines<'a>(
+    detail: &DetailState,
+    theme: &Theme,
+    page: usize,
+    mark_key: Option<KeyPress>,
+) -> Vec<Line<'a>> {
     let Some(diff) = &detail.diff else {
-        let hint = match (detail.marked, detail.selected_revision()) {
-            (Some(marked), Some(selected)) if marked != selected => "loading the revisions…",
-            (Some(_), _) => "move to another revision to compare it with the marked one",
-            _ => "mark a revision with m, then move to another to compare them",
+        let hint = match (detail.marked, detail.selected_revision(), mark_key) {
+            (Some(marked), Some(selected), _) if marked != selected => {
+                "loading the revisions…".to_owned()
+            }
+            (Some(_), _, _) => {
+                "move to another revision to compare it with the marked one".to_owned()
+            }
+            (None, _, Some(key)) => {
+                format!("mark a revision with {key}, then move to another to compare them")
+            }
+            (None, _, None) => "bind a key to mark in [detail] to compare revisions".to_owned(),
         };
-        return vec![muted(hint, theme)];
+        return vec![muted(&hint, theme)];
     };
     if diff
         .lines

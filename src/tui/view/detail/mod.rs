@@ -33,7 +33,10 @@ pub(super) fn draw(frame: &mut Frame, body: Rect, app: &App, theme: &Theme, deta
     match detail.tab {
         DetailTab::Overview => overview::draw(frame, areas.content, block, theme, detail),
         DetailTab::Metrics => metrics::draw(frame, areas.content, block, theme, detail),
-        DetailTab::History => history::draw(frame, &areas, theme, detail),
+        DetailTab::History => {
+            let mark_key = app.keymap.first_key(Context::Detail, Command::MarkRevision);
+            history::draw(frame, &areas, theme, detail, mark_key)
+        }
         DetailTab::Alerts => alerts::draw(frame, areas.content, block, theme, detail),
         DetailTab::Timeline => timeline::draw(frame, areas.content, block, theme, detail),
     }

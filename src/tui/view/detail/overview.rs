@@ -189,7 +189,7 @@ fn checks<'a>(health: Option<&HealthView>, theme: &Theme) -> Vec<Line<'a>> {
     let mut lines = vec![
         heading(" health checks".to_owned(), theme),
         cells(
-            &[("  name", 20), ("status", 10), ("message", 0)],
+            &[("  name", 26), ("status", 10), ("message", 0)],
             theme.muted,
         ),
     ];
@@ -204,7 +204,7 @@ fn checks<'a>(health: Option<&HealthView>, theme: &Theme) -> Vec<Line<'a>> {
         let style = super::super::health_style(check.status, theme);
         lines.push(cells(
             &[
-                (&format!("  {}", check.name), 20),
+                (&format!("  {}", check.name), 26),
                 (&check.status.to_string(), 10),
                 (&check.message, 0),
             ],
