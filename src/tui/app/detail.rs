@@ -375,6 +375,22 @@ impl DetailState {
         }
     }
 
+    /// Keeps the selections on screen after the terminal was resized;
+    /// `pages` holds the rows of the history list, the diff, the timeline
+    /// and the scrolled tabs, in that order.
+    pub fn fit(&mut self, pages: [usize; 4]) {
+        let [history, diff, timeline, scrolled] = pages;
+        self.history_cursor.clamp(self.history_len(), history);
+        let timeline_len = self.timeline.as_ref().map_or(0, Vec::len);
+        self.timeline_cursor.clamp(timeline_len, timeline);
+        let diff_len = self.diff.as_ref().map_or(0, |diff| diff.lines.len());
+        self.diff_scroll = self.diff_scroll.min(diff_len.saturating_sub(diff.max(1)));
+        let overview_last = self.overview_rows().saturating_sub(scrolled.max(1));
+        self.overview_scroll = self.overview_scroll.min(overview_last);
+        let alerts_last = self.alerts_rows().saturating_sub(scrolled.max(1));
+        self.alerts_scroll = self.alerts_scroll.min(alerts_last);
+    }
+
     fn history_len(&self) -> usize {
         self.history.as_ref().map_or(0, Vec::len)
     }

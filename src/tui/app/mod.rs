@@ -164,6 +164,7 @@ impl App {
                 self.alerts
                     .cursor
                     .clamp(self.alerts.firing().len(), self.alert_page());
+                self.fit_detail();
                 effects.redraw();
             }
             Action::AgentInfo(info) => {
@@ -394,6 +395,22 @@ impl App {
         if request != self.watched_detail {
             self.watched_detail = request.clone();
             effects.push(Effect::WatchDetail(request));
+        }
+    }
+
+    fn fit_detail(&mut self) {
+        let fits = layout::fits(self.width, self.height);
+        let areas = self.detail_areas();
+        let Some(detail) = self.detail.as_mut() else {
+            return;
+        };
+        if fits {
+            detail.fit([
+                areas.history_rows(),
+                areas.diff_rows(),
+                areas.table_rows(),
+                areas.inner_rows(),
+            ]);
         }
     }
 

@@ -478,3 +478,43 @@ fn enter_on_empty_table_does_nothing() {
     assert!(app.detail.is_none());
     assert!(effects.is_empty());
 }
+
+#[test]
+fn resize_keeps_detail_selection_visible() {
+    let (mut app, _clock) = new_app();
+    app.apply(Action::Deployments(fleet(1)));
+    press(&mut app, &["enter", "5"]);
+    let events: Vec<crate::model::Event> = (0..100)
+        .map(|seq| crate::model::Event {
+            seq,
+            time: NOW,
+            deployment: None,
+            user: "op".to_owned(),
+            action: "scale".to_owned(),
+            outcome: crate::model::EventOutcome::Ok,
+            message: String::new(),
+        })
+        .collect();
+    app.apply(Action::Detail {
+        key: DeploymentKey::new("app-0000", "staging"),
+        data: DetailData::Timeline(events),
+    });
+    app.apply(Action::Resize {
+        width: 200,
+        height: 50,
+    });
+    press(&mut app, &["G"]);
+    app.apply(Action::Resize {
+        width: 80,
+        height: 24,
+    });
+    let page = app.detail_page(Command::MoveDown);
+    let cursor = app.detail.as_ref().map(|detail| detail.timeline_cursor);
+    let cursor = cursor.expect("the detail view is open");
+    assert_eq!(cursor.selected, 99);
+    assert!(
+        cursor.visible(100, page).contains(&99),
+        "{cursor:?} page {page}"
+    );
+    assert_eq!(cursor.offset, 100 - page, "the page is full");
+}

@@ -23,7 +23,10 @@ pub(super) fn draw(
     detail: &DetailState,
 ) {
     let block = block.title_bottom(Span::styled(
-        format!(" window {} ", detail.window.label()),
+        format!(
+            " window {} · newest on the right · ░ no samples ",
+            detail.window.label()
+        ),
         theme.muted,
     ));
     let inner = block.inner(area);
