@@ -149,8 +149,11 @@ async fn next_detail<T>(
     mut pick: impl FnMut(DetailData) -> Option<T>,
 ) -> T {
     next(receiver, what, |action| match action {
+        Action::Detail {
+            data: DetailData::Failed { what, message },
+            ..
+        } => panic!("reading {what} failed: {message}"),
         Action::Detail { data, .. } => pick(data),
-        Action::FetchFailed { what, message } => panic!("reading {what} failed: {message}"),
         _ => None,
     })
     .await

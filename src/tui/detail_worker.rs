@@ -91,9 +91,12 @@ pub(super) async fn read_detail(
                 },
                 Read::Failed(message) => {
                     tracing::debug!(path = %fetch.path, %message, "a detail read failed");
-                    Action::FetchFailed {
-                        what: fetch.what.to_owned(),
-                        message,
+                    Action::Detail {
+                        key: request.key.clone(),
+                        data: DetailData::Failed {
+                            what: fetch.what.to_owned(),
+                            message,
+                        },
                     }
                 }
                 // The poller reports the lost connection.

@@ -127,6 +127,12 @@ pub enum DetailData {
     Silences(Vec<SilenceView>),
     /// Every stored event of the deployment, newest first.
     Timeline(Vec<Event>),
+    /// A read the agent answered with an error, such as a deployment
+    /// removed since the view opened.
+    Failed {
+        what: String,
+        message: String,
+    },
 }
 
 /// The reads the worker repeats every second while the detail view is open.
@@ -182,6 +188,8 @@ pub struct DetailState {
     /// First row shown of the overview and of the alerts tab.
     pub overview_scroll: usize,
     pub alerts_scroll: usize,
+    /// The last failed read, until a read succeeds.
+    pub error: Option<String>,
 }
 
 impl DetailState {
@@ -207,6 +215,7 @@ impl DetailState {
             timeline_cursor: ListCursor::default(),
             overview_scroll: 0,
             alerts_scroll: 0,
+            error: None,
         }
     }
 
@@ -252,7 +261,18 @@ impl DetailState {
 
     /// Stores one read; returns whether anything changed.
     pub fn receive(&mut self, data: DetailData) -> bool {
+        if let DetailData::Failed { what, message } = data {
+            let error = format!("reading {what} failed: {message}");
+            return replace(&mut self.error, error);
+        }
+        let cleared = self.error.take().is_some();
+        let changed = self.store(data);
+        cleared || changed
+    }
+
+    fn store(&mut self, data: DetailData) -> bool {
         match data {
+            DetailData::Failed { .. } => false,
             DetailData::Deployment(view) => replace(&mut self.deployment, *view),
             DetailData::Health(view) => replace(&mut self.health, view),
             DetailData::RecentEvents(events) => replace(&mut self.recent_events, events),

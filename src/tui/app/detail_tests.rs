@@ -269,3 +269,20 @@ fn overview_requests_current_spec() {
     state.command(Command::ShowTimeline, 10);
     assert!(state.request().revisions.is_empty(), "only the overview");
 }
+
+#[test]
+fn failed_read_shown_until_success() {
+    let mut state = DetailState::new(key());
+    let failed = || DetailData::Failed {
+        what: "the deployment".to_owned(),
+        message: "deployment web not found".to_owned(),
+    };
+    assert!(state.receive(failed()));
+    assert_eq!(
+        state.error.as_deref(),
+        Some("reading the deployment failed: deployment web not found")
+    );
+    assert!(!state.receive(failed()), "the same error again");
+    assert!(state.receive(DetailData::Timeline(Vec::new())));
+    assert_eq!(state.error, None);
+}

@@ -23,10 +23,14 @@ pub(super) fn draw(
     mark_key: Option<KeyPress>,
 ) {
     let (list_area, diff_area) = areas.history();
-    let list_block = Block::default()
+    let mut list_block = Block::default()
         .borders(Borders::ALL)
         .border_style(theme.accent)
         .title(Span::styled(" revisions ", theme.title));
+    if let Some(error) = &detail.error {
+        let text = format!(" {} ", clean(error));
+        list_block = list_block.title_bottom(Span::styled(text, theme.error));
+    }
     let inner = list_block.inner(list_area);
     frame.render_widget(list_block, list_area);
     frame.render_widget(

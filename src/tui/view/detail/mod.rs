@@ -26,10 +26,13 @@ pub(super) fn draw(frame: &mut Frame, body: Rect, app: &App, theme: &Theme, deta
     let areas = DetailAreas::new(body);
     draw_tabs(frame, areas.tabs, app, theme, detail.tab);
     let focused = app.focus == Pane::Detail;
-    let block = Block::default()
+    let mut block = Block::default()
         .borders(Borders::ALL)
         .border_style(if focused { theme.accent } else { theme.border })
         .title(Span::styled(title(app, detail), theme.title));
+    if let Some(error) = &detail.error {
+        block = block.title_bottom(Span::styled(format!(" {} ", clean(error)), theme.error));
+    }
     match detail.tab {
         DetailTab::Overview => overview::draw(frame, areas.content, block, theme, detail),
         DetailTab::Metrics => metrics::draw(frame, areas.content, block, theme, detail),

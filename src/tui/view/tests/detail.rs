@@ -391,3 +391,22 @@ fn detail_degenerate_sizes_do_not_panic() {
         }
     }
 }
+
+#[test]
+fn detail_read_failed() {
+    for (width, height) in SIZES {
+        let mut app = opened(width, height);
+        for tab in ["1", "3"] {
+            press(&mut app, tab);
+            send(
+                &mut app,
+                DetailData::Failed {
+                    what: "the deployment".to_owned(),
+                    message: "no deployment ウェブショップ\u{1b}[2J in staging; run `shipdeck ls`"
+                        .to_owned(),
+                },
+            );
+            snapshot(&format!("detail_failed_tab{tab}"), &app, width, height);
+        }
+    }
+}
