@@ -127,8 +127,8 @@ pub enum DetailData {
     Silences(Vec<SilenceView>),
     /// Every stored event of the deployment, newest first.
     Timeline(Vec<Event>),
-    /// A read the agent answered with an error, such as a deployment
-    /// removed since the view opened.
+    /// A read that the agent rejected with an error, such as one for a
+    /// deployment removed since the view opened.
     Failed {
         what: String,
         message: String,
@@ -396,7 +396,7 @@ impl DetailState {
     }
 
     /// Keeps the selections on screen after the terminal was resized;
-    /// `pages` holds the rows of the history list, the diff, the timeline
+    /// `pages` contains the rows of the history list, the diff, the timeline
     /// and the scrolled tabs, in that order.
     pub fn fit(&mut self, pages: [usize; 4]) {
         let [history, diff, timeline, scrolled] = pages;
@@ -415,7 +415,7 @@ impl DetailState {
         self.history.as_ref().map_or(0, Vec::len)
     }
 
-    /// Rows of the overview, as the view lays them out: the summary, then
+    /// Returns the rows of the overview, as the view lays them out: the summary, then
     /// one heading and one column header over each table.
     pub fn overview_rows(&self) -> usize {
         let replicas = self
@@ -433,7 +433,7 @@ impl DetailState {
         OVERVIEW_SUMMARY_ROWS + 3 * 2 + replicas + checks + events
     }
 
-    /// Rows of the alerts tab: three sections, each a heading, a column
+    /// Returns the rows of the alerts tab: three sections, each a heading, a column
     /// header and its rows (one line when empty).
     pub fn alerts_rows(&self) -> usize {
         let len = |list: Option<usize>| list.unwrap_or(0).max(1);
