@@ -640,7 +640,7 @@ pub fn help_lines(keymap: &Keymap, context: Context, read_only: bool) -> Vec<Hel
                 .describe(shown)
                 .into_iter()
                 .filter(|binding| !(read_only && binding.command.changes_agent()))
-                .map(HelpLine::Binding),
+                .map(|binding| HelpLine::Binding(unshadowed(keymap, context, shown, binding))),
         );
     }
     if read_only {
@@ -649,6 +649,17 @@ pub fn help_lines(keymap: &Keymap, context: Context, read_only: bool) -> Vec<Hel
         ));
     }
     lines
+}
+
+/// Drops the keys of a `shown` binding that `context` binds first, such as
+/// Tab, which switches tabs in the detail view rather than the focus.
+fn unshadowed(keymap: &Keymap, context: Context, shown: Context, mut binding: Binding) -> Binding {
+    if shown != context {
+        binding
+            .keys
+            .retain(|key| keymap.resolve(&[context], *key).is_none());
+    }
+    binding
 }
 
 /// Where the help popup goes on a screen of `area`.

@@ -518,3 +518,20 @@ fn resize_keeps_detail_selection_visible() {
     );
     assert_eq!(cursor.offset, 100 - page, "the page is full");
 }
+
+#[test]
+fn help_leaves_out_shadowed_global_keys() {
+    let keymap = Keymap::default();
+    let lines = help_lines(&keymap, Context::Detail, false);
+    let focus = lines.iter().find_map(|line| match line {
+        HelpLine::Binding(binding) if binding.command == Command::FocusNext => Some(binding),
+        _ => None,
+    });
+    let focus = focus.expect("focus-next is listed");
+    assert!(focus.keys.is_empty(), "tab switches tabs here: {focus:?}");
+    let deployments = help_lines(&keymap, Context::Deployments, false);
+    assert!(deployments.iter().any(|line| matches!(
+        line,
+        HelpLine::Binding(binding) if binding.command == Command::FocusNext && !binding.keys.is_empty()
+    )));
+}
