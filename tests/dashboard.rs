@@ -9,7 +9,7 @@ use common::*;
 use shipdeck::api::client::Client;
 use shipdeck::model::DeploymentKey;
 use shipdeck::tui::action::{Action, Operation};
-use shipdeck::tui::app::ROW_SERIES;
+use shipdeck::tui::app::{DetailData, DetailRequest, DetailTab, MetricsWindow, ROW_SERIES};
 use shipdeck::tui::worker::Workers;
 use tokio::sync::mpsc;
 
@@ -215,4 +215,102 @@ fn help_lists_the_dashboard() {
         error.contains("--read-only applies to the dashboard only"),
         "{error}"
     );
+}
+
+/// Receives detail reads until one that `pick` accepts.
+async fn next_detail<T>(
+    receiver: &mut mpsc::Receiver<Action>,
+    what: &str,
+    mut pick: impl FnMut(DetailData) -> Option<T>,
+) -> T {
+    next(receiver, what, |action| match action {
+        Action::Detail {
+            data: DetailData::Failed { what, message },
+            ..
+        } => panic!("reading {what} failed: {message}"),
+        Action::Detail { data, .. } => pick(data),
+        _ => None,
+    })
+    .await
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn detail_worker_reads_each_tab() {
+    let home = TestHome::new();
+    let manifest = home.write("web.yaml", &sample_manifest("web", 1, free_ports(1), "hi"));
+    home.ok(&["deploy", "-f", manifest.to_str().expect("path"), "--wait"]);
+    let listed = home.json(&["ls"]);
+    let environment = listed[0]["environment"]
+        .as_str()
+        .expect("environment")
+        .to_owned();
+
+    let socket = home.home().join("run/agent.sock");
+    let (sender, mut receiver) = mpsc::channel(64);
+    let workers = Workers::start(Client::new(&socket), socket.display().to_string(), sender);
+    let key = DeploymentKey::new("web", &environment);
+    let request = |tab: DetailTab, revisions: Vec<u64>| {
+        Some(DetailRequest {
+            key: key.clone(),
+            tab,
+            window: MetricsWindow::FiveMinutes,
+            revisions,
+        })
+    };
+
+    workers.watch_detail(request(DetailTab::Overview, vec![1]));
+    let view = next_detail(&mut receiver, "the deployment", |data| match data {
+        DetailData::Deployment(view) => Some(view),
+        _ => None,
+    })
+    .await;
+    assert_eq!(view.replica_details.len(), 1);
+    let revision = next_detail(&mut receiver, "revision 1", |data| match data {
+        DetailData::Revision(revision) => Some(revision),
+        _ => None,
+    })
+    .await;
+    assert_eq!((revision.revision, revision.spec.name.as_str()), (1, "web"));
+    let events = next_detail(&mut receiver, "recent events", |data| match data {
+        DetailData::RecentEvents(events) => Some(events),
+        _ => None,
+    })
+    .await;
+    assert!(
+        events.iter().any(|event| event.action == "deploy"),
+        "{events:?}"
+    );
+
+    workers.watch_detail(request(DetailTab::History, Vec::new()));
+    let history = next_detail(&mut receiver, "history", |data| match data {
+        DetailData::History(history) => Some(history),
+        _ => None,
+    })
+    .await;
+    assert_eq!(history.len(), 1);
+
+    workers.watch_detail(request(DetailTab::Metrics, Vec::new()));
+    let series = next_detail(&mut receiver, "metrics", |data| match data {
+        DetailData::Metrics { series, .. } => Some(series),
+        _ => None,
+    })
+    .await;
+    assert!(series.iter().any(|series| series.name == "cpu_percentage"));
+
+    workers.watch_detail(request(DetailTab::Alerts, Vec::new()));
+    next_detail(&mut receiver, "silences", |data| {
+        matches!(data, DetailData::Silences(_)).then_some(())
+    })
+    .await;
+
+    workers.watch_detail(request(DetailTab::Timeline, Vec::new()));
+    let timeline = next_detail(&mut receiver, "timeline", |data| match data {
+        DetailData::Timeline(events) => Some(events),
+        _ => None,
+    })
+    .await;
+    assert!(!timeline.is_empty());
+
+    drop(workers);
+    home.finish();
 }

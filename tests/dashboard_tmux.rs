@@ -247,3 +247,74 @@ fn dashboard_keys_roll_back_and_scale() {
     drop(tmux);
     home.finish();
 }
+
+/// Enter opens the detail view of the real deployment, number keys switch
+/// its tabs to data read from the agent, and Esc returns to the table.
+#[test]
+fn detail_view_in_a_terminal() {
+    if !tmux_or_skip() {
+        return;
+    }
+    let home = TestHome::new();
+    let manifest = home.write("web.yaml", &sample_manifest("web", 1, free_ports(1), "hi"));
+    home.ok(&["deploy", "-f", manifest.to_str().expect("path"), "--wait"]);
+    let config = home.work().join("config");
+    std::fs::create_dir_all(&config).expect("create the config directory");
+
+    let command = format!(
+        "env SHIPDECK_HOME={} XDG_CONFIG_HOME={} {}; sleep 60",
+        quote(home.home()),
+        quote(&config),
+        quote(Path::new(SHIPDECK)),
+    );
+    let socket = format!(
+        "{}-detail",
+        home.work()
+            .file_name()
+            .expect("the scratch directory has a name")
+            .to_string_lossy()
+    );
+    let tmux = Tmux { socket };
+    tmux.ok(&[
+        "new-session",
+        "-d",
+        "-s",
+        "dash",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        &command,
+    ]);
+    tmux.wait_screen("the deployment on screen", |screen| {
+        screen.contains("web") && screen.contains("1/1")
+    });
+
+    tmux.ok(&["send-keys", "-t", "dash", "Enter"]);
+    // Each wait checks every expected text, because tmux may capture a
+    // frame half drawn.
+    tmux.wait_screen("the overview with its command and replica", |screen| {
+        screen.contains("1 overview")
+            && screen.contains("command")
+            && screen.contains("ready     yes")
+    });
+
+    tmux.ok(&["send-keys", "-t", "dash", "3"]);
+    tmux.wait_screen("the history", |screen| {
+        screen.contains("revisions")
+            && screen.contains("deployed")
+            && screen.contains("mark a revision")
+    });
+
+    tmux.ok(&["send-keys", "-t", "dash", "5"]);
+    tmux.wait_screen("the timeline", |screen| {
+        screen.contains("action") && screen.contains("deploy")
+    });
+
+    tmux.ok(&["send-keys", "-t", "dash", "Escape"]);
+    tmux.wait_screen("the table again", |screen| {
+        !screen.contains("1 overview") && screen.contains("1/1")
+    });
+    drop(tmux);
+    home.finish();
+}

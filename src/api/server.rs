@@ -89,6 +89,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/deployments/{name}", get(get_one))
         .route("/v1/deployments/{name}/history", get(history))
         .route("/v1/deployments/{name}/health", get(health))
+        .route("/v1/deployments/{name}/revisions/{revision}", get(revision))
         .route("/v1/deployments/{name}/logs", get(super::logs::logs))
         .route("/v1/deployments/{name}/log-stats", get(log_stats))
         .route("/v1/deployments/{name}/metrics", get(metrics))
@@ -497,6 +498,18 @@ async fn history(
     Query(params): Query<TargetParams>,
 ) -> Result<Response, ApiError> {
     Ok(json(state.engine.history(&name, params.env.as_deref())?))
+}
+
+async fn revision(
+    State(state): State<Shared>,
+    Path((name, number)): Path<(String, u64)>,
+    Query(params): Query<TargetParams>,
+) -> Result<Response, ApiError> {
+    Ok(json(state.engine.revision_of(
+        &name,
+        params.env.as_deref(),
+        number,
+    )?))
 }
 
 async fn health(

@@ -863,6 +863,18 @@ impl Engine {
         Ok(self.store.history(&deployment.id)?.records)
     }
 
+    /// Returns one stored revision with its rendered spec, secrets still as
+    /// `${SECRET:name}` references.
+    pub fn revision_of(
+        &self,
+        name: &str,
+        environment: Option<&str>,
+        number: u64,
+    ) -> Result<Revision, EngineError> {
+        let deployment = self.resolve(name, environment)?;
+        self.revision(&deployment, number)
+    }
+
     pub fn health(&self, name: &str, environment: Option<&str>) -> Result<HealthView, EngineError> {
         let deployment = self.resolve(name, environment)?;
         Ok(match self.snapshot(&deployment.id) {

@@ -10,6 +10,7 @@ use std::fmt;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
+use super::app::{DetailData, DetailRequest};
 use crate::model::{DeploymentKey, DeploymentView, SeriesView};
 use crate::monitor::alerts::AlertView;
 
@@ -54,6 +55,11 @@ pub enum Action {
     },
     /// Theme `name`, requested by [`Effect::LoadTheme`], did not load.
     ThemeFailed { name: String, message: String },
+    /// A read for the detail view of `key`.
+    Detail {
+        key: DeploymentKey,
+        data: DetailData,
+    },
 }
 
 /// A change to one deployment that the dashboard requests from the agent.
@@ -126,6 +132,9 @@ pub enum Effect {
     Execute(Operation),
     /// Load theme `name` and draw with it from now on.
     LoadTheme(String),
+    /// Read what the detail view shows, replacing the previous request;
+    /// `None` when no detail view is open.
+    WatchDetail(Option<DetailRequest>),
 }
 
 /// An operator's intent, the value a key is bound to in the keymap. Names
@@ -161,10 +170,23 @@ pub enum Command {
     Confirm,
     Complete,
     NextTheme,
+    OpenDetail,
+    CloseDetail,
+    NextTab,
+    PreviousTab,
+    ShowOverview,
+    ShowMetrics,
+    ShowHistory,
+    ShowAlerts,
+    ShowTimeline,
+    NextWindow,
+    MarkRevision,
+    ScrollDiffDown,
+    ScrollDiffUp,
 }
 
 impl Command {
-    pub const ALL: [Command; 29] = [
+    pub const ALL: [Command; 42] = [
         Self::Quit,
         Self::ToggleHelp,
         Self::ToggleAlerts,
@@ -194,6 +216,19 @@ impl Command {
         Self::Confirm,
         Self::Complete,
         Self::NextTheme,
+        Self::OpenDetail,
+        Self::CloseDetail,
+        Self::NextTab,
+        Self::PreviousTab,
+        Self::ShowOverview,
+        Self::ShowMetrics,
+        Self::ShowHistory,
+        Self::ShowAlerts,
+        Self::ShowTimeline,
+        Self::NextWindow,
+        Self::MarkRevision,
+        Self::ScrollDiffDown,
+        Self::ScrollDiffUp,
     ];
 
     /// The name used in `keymap.toml`.
@@ -228,6 +263,19 @@ impl Command {
             Self::Confirm => "confirm",
             Self::Complete => "complete",
             Self::NextTheme => "next-theme",
+            Self::OpenDetail => "open",
+            Self::CloseDetail => "back",
+            Self::NextTab => "next-tab",
+            Self::PreviousTab => "previous-tab",
+            Self::ShowOverview => "tab-overview",
+            Self::ShowMetrics => "tab-metrics",
+            Self::ShowHistory => "tab-history",
+            Self::ShowAlerts => "tab-alerts",
+            Self::ShowTimeline => "tab-timeline",
+            Self::NextWindow => "metrics-window",
+            Self::MarkRevision => "mark",
+            Self::ScrollDiffDown => "diff-down",
+            Self::ScrollDiffUp => "diff-up",
         }
     }
 
@@ -263,6 +311,19 @@ impl Command {
             Self::Confirm => "confirm: do what the dialog says",
             Self::Complete => "complete the command or deployment name",
             Self::NextTheme => "switch to the next theme",
+            Self::OpenDetail => "open the selected deployment's detail view",
+            Self::CloseDetail => "return to the deployments table",
+            Self::NextTab => "show the next tab",
+            Self::PreviousTab => "show the previous tab",
+            Self::ShowOverview => "show the overview tab",
+            Self::ShowMetrics => "show the metrics tab",
+            Self::ShowHistory => "show the history tab",
+            Self::ShowAlerts => "show the alerts tab",
+            Self::ShowTimeline => "show the timeline tab",
+            Self::NextWindow => "metrics: switch the window (5m, 1h, 24h)",
+            Self::MarkRevision => "history: mark the selected revision to diff against",
+            Self::ScrollDiffDown => "history: scroll the diff down",
+            Self::ScrollDiffUp => "history: scroll the diff up",
         }
     }
 

@@ -43,10 +43,11 @@ pub enum Context {
     ConfirmTyped,
     /// A line of text: the replica count or the command palette.
     Prompt,
+    Detail,
 }
 
 impl Context {
-    pub const ALL: [Context; 8] = [
+    pub const ALL: [Context; 9] = [
         Self::Global,
         Self::Deployments,
         Self::Alerts,
@@ -55,6 +56,7 @@ impl Context {
         Self::Confirm,
         Self::ConfirmTyped,
         Self::Prompt,
+        Self::Detail,
     ];
 
     pub fn name(self) -> &'static str {
@@ -67,6 +69,7 @@ impl Context {
             Self::Confirm => "confirm",
             Self::ConfirmTyped => "confirm-typed",
             Self::Prompt => "prompt",
+            Self::Detail => "detail",
         }
     }
 
@@ -100,6 +103,7 @@ impl Context {
                 Rollback,
                 Redeploy,
                 Undeploy,
+                OpenDetail,
             ],
             Self::Alerts => &[MoveUp, MoveDown, PageUp, PageDown, First, Last],
             Self::Filter => &[AcceptFilter, CancelFilter, DeleteChar, ClearInput],
@@ -107,6 +111,26 @@ impl Context {
             Self::Confirm => &[Confirm, CancelFilter],
             Self::ConfirmTyped => &[Confirm, CancelFilter, DeleteChar, ClearInput],
             Self::Prompt => &[Confirm, CancelFilter, DeleteChar, ClearInput, Complete],
+            Self::Detail => &[
+                CloseDetail,
+                NextTab,
+                PreviousTab,
+                ShowOverview,
+                ShowMetrics,
+                ShowHistory,
+                ShowAlerts,
+                ShowTimeline,
+                MoveUp,
+                MoveDown,
+                PageUp,
+                PageDown,
+                First,
+                Last,
+                NextWindow,
+                MarkRevision,
+                ScrollDiffDown,
+                ScrollDiffUp,
+            ],
         }
     }
 
@@ -172,6 +196,25 @@ const DEFAULTS: &[(Context, Command, &[&str])] = &[
     (Context::Prompt, Command::DeleteChar, &["backspace"]),
     (Context::Prompt, Command::ClearInput, &["ctrl-u"]),
     (Context::Prompt, Command::Complete, &["tab"]),
+    (Context::Deployments, Command::OpenDetail, &["enter"]),
+    (Context::Detail, Command::CloseDetail, &["esc"]),
+    (Context::Detail, Command::NextTab, &["tab", "right"]),
+    (Context::Detail, Command::PreviousTab, &["backtab", "left"]),
+    (Context::Detail, Command::ShowOverview, &["1"]),
+    (Context::Detail, Command::ShowMetrics, &["2"]),
+    (Context::Detail, Command::ShowHistory, &["3"]),
+    (Context::Detail, Command::ShowAlerts, &["4"]),
+    (Context::Detail, Command::ShowTimeline, &["5"]),
+    (Context::Detail, Command::MoveUp, &["k", "up"]),
+    (Context::Detail, Command::MoveDown, &["j", "down"]),
+    (Context::Detail, Command::PageUp, &["pageup", "ctrl-u"]),
+    (Context::Detail, Command::PageDown, &["pagedown", "ctrl-d"]),
+    (Context::Detail, Command::First, &["g", "home"]),
+    (Context::Detail, Command::Last, &["G", "end"]),
+    (Context::Detail, Command::NextWindow, &["w"]),
+    (Context::Detail, Command::MarkRevision, &["m", "space"]),
+    (Context::Detail, Command::ScrollDiffDown, &["J"]),
+    (Context::Detail, Command::ScrollDiffUp, &["K"]),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -68,6 +68,51 @@ impl Areas {
     }
 }
 
+/// Where the parts of the detail view go inside the body of the screen:
+/// a row of tab titles over the bordered content of the tab.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DetailAreas {
+    pub tabs: Rect,
+    pub content: Rect,
+}
+
+impl DetailAreas {
+    pub fn new(body: Rect) -> Self {
+        let [tabs, content] =
+            Layout::vertical([Constraint::Length(1), Constraint::Min(0)]).areas(body);
+        Self { tabs, content }
+    }
+
+    /// Rows inside the content's borders.
+    pub fn inner_rows(&self) -> usize {
+        usize::from(self.content.height.saturating_sub(2))
+    }
+
+    /// Data rows of a table in the content: inner rows less its header.
+    pub fn table_rows(&self) -> usize {
+        self.inner_rows().saturating_sub(1)
+    }
+
+    /// Splits the history tab into the revisions table (two fifths) over
+    /// the spec diff.
+    pub fn history(&self) -> (Rect, Rect) {
+        let [list, diff] =
+            Layout::vertical([Constraint::Percentage(40), Constraint::Min(0)]).areas(self.content);
+        (list, diff)
+    }
+
+    /// Data rows of the revisions table: its height less the borders and
+    /// the header.
+    pub fn history_rows(&self) -> usize {
+        usize::from(self.history().0.height.saturating_sub(3))
+    }
+
+    /// Lines of the diff inside its borders.
+    pub fn diff_rows(&self) -> usize {
+        usize::from(self.history().1.height.saturating_sub(2))
+    }
+}
+
 /// A centred rectangle of `percent_x` × `percent_y` of `area`, for popups.
 pub fn centered(area: Rect, percent_x: u16, percent_y: u16) -> Rect {
     let width = area.width * percent_x / 100;

@@ -3,7 +3,8 @@
 //! The parts, and who may talk to whom:
 //!
 //! - [`worker`] polls the agent's API and sends owned results as
-//!   [`Action`](action::Action)s over a bounded channel. It is the only part
+//!   [`Action`](action::Action)s over a bounded channel; its detail task
+//!   reads what the open detail tab shows. The workers are the only part
 //!   that does I/O with the agent.
 //! - [`app`] owns the state; `App::apply` turns each action into state
 //!   changes and [`Effect`](action::Effect)s, with no I/O.
@@ -30,12 +31,12 @@
 //! leaves `App::apply` as an [`Effect::Execute`](action::Effect::Execute),
 //! which the worker sends to the agent.
 //!
-//! NOTE: the detail view and its tabs (overview, metrics, logs, history,
-//! alerts, timeline), deploying a new manifest from an editor and secrets
-//! are not built yet.
+//! NOTE: the detail view has no logs tab yet, and deploying a new
+//! manifest from an editor and managing secrets are not built yet.
 
 pub mod action;
 pub mod app;
+mod detail_worker;
 pub mod keymap;
 pub mod layout;
 mod run;

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::action::{Action, AgentInfo, Operation};
-use super::app::ROW_SERIES;
+use super::app::{DetailRequest, ROW_SERIES};
 use crate::api::client::{encode, Client, ClientError};
 use crate::api::wire::{
     ActionResult, AgentStatus, RedeployBody, RollbackBody, ScaleBody, UndeployBody,
@@ -44,6 +44,7 @@ pub struct Workers {
     /// Unbounded because operations come from key presses, which a person
     /// makes slowly enough, and a full queue would drop a confirmed change.
     operations: mpsc::UnboundedSender<Operation>,
+    detail: watch::Sender<Option<DetailRequest>>,
 }
 
 impl Workers {
@@ -52,15 +53,22 @@ impl Workers {
     pub fn start(client: Client, socket: String, actions: mpsc::Sender<Action>) -> Self {
         let (metrics, wanted) = watch::channel(Vec::new());
         let (operations, queued) = mpsc::unbounded_channel();
+        let (detail, wanted_detail) = watch::channel(None);
         let tasks = vec![
             tokio::spawn(poll(client.clone(), socket, actions.clone())),
             tokio::spawn(read_metrics(client.clone(), wanted, actions.clone())),
+            tokio::spawn(super::detail_worker::read_detail(
+                client.clone(),
+                wanted_detail,
+                actions.clone(),
+            )),
             tokio::spawn(run_operations(client, queued, actions)),
         ];
         Self {
             tasks,
             metrics,
             operations,
+            detail,
         }
     }
 
@@ -73,6 +81,12 @@ impl Workers {
             // happens after the event loop has ended.
             tracing::error!(operation = ?error.0, "the operations task has ended; the operation is dropped");
         }
+    }
+
+    /// Replaces what the detail view reads; as with the metrics, only the
+    /// latest request counts.
+    pub fn watch_detail(&self, request: Option<DetailRequest>) {
+        self.detail.send_replace(request);
     }
 
     /// Replaces the deployments whose metrics are read. Only the latest set
@@ -91,14 +105,14 @@ impl Drop for Workers {
 }
 
 /// Outcome of one read, for the connection state.
-enum Read<T> {
+pub(super) enum Read<T> {
     Data(T),
     /// The agent responded with an error; the connection is fine.
     Failed(String),
     Unreachable(String),
 }
 
-fn classify<T>(result: Result<T, ClientError>) -> Read<T> {
+pub(super) fn classify<T>(result: Result<T, ClientError>) -> Read<T> {
     match result {
         Ok(value) => Read::Data(value),
         Err(error) if error.is_unreachable() => Read::Unreachable(error.to_string()),

@@ -9,6 +9,7 @@
 mod alerts;
 mod clock;
 mod deployments;
+mod detail;
 mod filter;
 mod list;
 mod operations;
@@ -23,6 +24,10 @@ use time::OffsetDateTime;
 pub use alerts::{AlertRow, AlertsState};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use deployments::{DeploymentRow, DeploymentsState, RowMetrics, Sort, SortColumn, ROW_SERIES};
+pub use detail::{
+    spec_diff, DetailData, DetailRequest, DetailState, DetailTab, DiffLine, MetricsWindow,
+    SpecDiff, DETAIL_SERIES, OVERVIEW_SUMMARY_ROWS, RECENT_EVENTS,
+};
 pub use filter::Filter;
 pub use list::ListCursor;
 pub use operations::{ConfirmDialog, Prompt, PromptMessage, PRODUCTION};
@@ -38,6 +43,8 @@ use crate::model::{DeploymentKey, DeploymentStatus, SeriesView};
 pub enum Pane {
     Deployments,
     Alerts,
+    /// The detail view of [`App::detail`], in place of the table.
+    Detail,
 }
 
 /// A layer over the panes that sees input first.
@@ -87,6 +94,8 @@ pub struct App {
     pub connection: Connection,
     pub deployments: DeploymentsState,
     pub alerts: AlertsState,
+    /// The open detail view, if any; the deployments table stays behind it.
+    pub detail: Option<DetailState>,
     pub toasts: Toasts,
     pub focus: Pane,
     pub layers: Vec<Layer>,
@@ -101,6 +110,8 @@ pub struct App {
     clock: Arc<dyn Clock>,
     /// The deployments whose metrics the worker fetches.
     watched: Vec<DeploymentKey>,
+    /// What the worker reads for the detail view.
+    watched_detail: Option<DetailRequest>,
     /// A hash of the clock-dependent text on screen (ages), so that a tick
     /// redraws only when that text changes.
     clock_text: u64,
@@ -132,6 +143,7 @@ impl App {
             connection: Connection::Connecting,
             deployments: DeploymentsState::default(),
             alerts: AlertsState::default(),
+            detail: None,
             toasts: Toasts::default(),
             focus: Pane::Deployments,
             layers: Vec::new(),
@@ -142,6 +154,7 @@ impl App {
             height: 0,
             clock,
             watched: Vec::new(),
+            watched_detail: None,
             clock_text: 0,
         }
     }
@@ -164,6 +177,7 @@ impl App {
                 self.alerts
                     .cursor
                     .clamp(self.alerts.firing().len(), self.alert_page());
+                self.fit_detail();
                 effects.redraw();
             }
             Action::AgentInfo(info) => {
@@ -192,8 +206,10 @@ impl App {
             Action::ThemeFailed { name, message } => {
                 self.on_theme_failed(name, message, &mut effects)
             }
+            Action::Detail { key, data } => self.on_detail(&key, data, &mut effects),
         }
         self.watch_visible(&mut effects);
+        self.watch_detail(&mut effects);
         effects.0
     }
 
@@ -215,6 +231,7 @@ impl App {
         match self.focus {
             Pane::Deployments => Context::Deployments,
             Pane::Alerts => Context::Alerts,
+            Pane::Detail => Context::Detail,
         }
     }
 
@@ -271,6 +288,8 @@ impl App {
             Command::Confirm => self.confirm(effects),
             Command::Complete => self.complete(),
             Command::NextTheme => self.next_theme(effects),
+            Command::OpenDetail => self.open_detail(),
+            Command::CloseDetail => self.close_detail(),
             movement_or_table => self.on_pane_command(movement_or_table),
         };
         if changed {
@@ -295,6 +314,12 @@ impl App {
                 self.alerts
                     .cursor
                     .apply(command, self.alerts.firing().len(), page)
+            }
+            Pane::Detail => {
+                let page = self.detail_page(command);
+                self.detail
+                    .as_mut()
+                    .is_some_and(|detail| detail.command(command, page))
             }
         }
     }
@@ -349,7 +374,7 @@ impl App {
     fn toggle_alerts(&mut self) -> bool {
         self.alerts.shown = !self.alerts.shown;
         if !self.alerts.shown {
-            self.focus = Pane::Deployments;
+            self.focus = self.main_pane();
         }
         self.deployments.rebuild(self.table_page());
         true
@@ -360,10 +385,92 @@ impl App {
             return false;
         }
         self.focus = match self.focus {
-            Pane::Deployments => Pane::Alerts,
-            Pane::Alerts => Pane::Deployments,
+            Pane::Deployments | Pane::Detail => Pane::Alerts,
+            Pane::Alerts => self.main_pane(),
         };
         true
+    }
+
+    /// The pane in the body of the screen: the detail view when one is
+    /// open, else the table.
+    fn main_pane(&self) -> Pane {
+        if self.detail.is_some() {
+            Pane::Detail
+        } else {
+            Pane::Deployments
+        }
+    }
+
+    /// Opens the detail view of the selected deployment.
+    fn open_detail(&mut self) -> bool {
+        let Some(row) = self.deployments.selected() else {
+            return false;
+        };
+        self.detail = Some(DetailState::new(row.key.clone()));
+        self.focus = Pane::Detail;
+        true
+    }
+
+    fn close_detail(&mut self) -> bool {
+        if self.detail.take().is_none() {
+            return false;
+        }
+        self.focus = Pane::Deployments;
+        true
+    }
+
+    fn on_detail(&mut self, key: &DeploymentKey, data: DetailData, effects: &mut Effects) {
+        // A read for a detail view closed since the request went out.
+        let Some(detail) = self.detail.as_mut().filter(|detail| detail.key == *key) else {
+            return;
+        };
+        if detail.receive(data) {
+            effects.redraw();
+        }
+    }
+
+    /// Asks the worker for what the open detail tab shows when that changes.
+    fn watch_detail(&mut self, effects: &mut Effects) {
+        let request = self.detail.as_ref().map(DetailState::request);
+        if request != self.watched_detail {
+            self.watched_detail = request.clone();
+            effects.push(Effect::WatchDetail(request));
+        }
+    }
+
+    fn fit_detail(&mut self) {
+        let fits = layout::fits(self.width, self.height);
+        let areas = self.detail_areas();
+        let Some(detail) = self.detail.as_mut() else {
+            return;
+        };
+        if fits {
+            detail.fit([
+                areas.history_rows(),
+                areas.diff_rows(),
+                areas.table_rows(),
+                areas.inner_rows(),
+            ]);
+        }
+    }
+
+    fn detail_areas(&self) -> layout::DetailAreas {
+        layout::DetailAreas::new(self.areas().table)
+    }
+
+    /// Returns the rows one page of the open tab holds, for `command`.
+    pub fn detail_page(&self, command: Command) -> usize {
+        if !layout::fits(self.width, self.height) {
+            return 0;
+        }
+        let areas = self.detail_areas();
+        let tab = self.detail.as_ref().map(|detail| detail.tab);
+        match (tab, command) {
+            (_, Command::ScrollDiffDown | Command::ScrollDiffUp) => areas.diff_rows(),
+            (Some(DetailTab::History), _) => areas.history_rows(),
+            (Some(DetailTab::Timeline), _) => areas.table_rows(),
+            _ => areas.inner_rows(),
+        }
     }
 
     fn on_tick(&mut self, effects: &mut Effects) {
@@ -501,9 +608,15 @@ impl App {
 
     /// Asks the worker for the metrics of the rows on screen when they change.
     fn watch_visible(&mut self, effects: &mut Effects) {
+        // The detail view hides the table, so its rows need no metrics.
+        let page = if self.detail.is_some() {
+            0
+        } else {
+            self.table_page()
+        };
         let visible: Vec<DeploymentKey> = self
             .deployments
-            .page(self.table_page())
+            .page(page)
             .map(|row| row.key.clone())
             .collect();
         if visible != self.watched {
@@ -537,7 +650,12 @@ impl App {
 
     fn clock_text_hash(&self, now: OffsetDateTime) -> u64 {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        for row in self.deployments.page(self.table_page()) {
+        let page = if self.detail.is_some() {
+            0
+        } else {
+            self.table_page()
+        };
+        for row in self.deployments.page(page) {
             format_age(now - row.created_at).hash(&mut hasher);
         }
         if self.alerts.shown {
@@ -593,13 +711,8 @@ pub fn help_lines(keymap: &Keymap, context: Context, read_only: bool) -> Vec<Hel
                 .describe(shown)
                 .into_iter()
                 .filter(|binding| !(read_only && binding.command.changes_agent()))
-                .map(HelpLine::Binding),
+                .map(|binding| HelpLine::Binding(unshadowed(keymap, context, shown, binding))),
         );
-    }
-    if context == Context::Deployments {
-        lines.push(HelpLine::Note(
-            "enter opens nothing yet: the detail view is not built",
-        ));
     }
     if context == Context::Deployments && !read_only {
         lines.push(HelpLine::Note(
@@ -612,6 +725,17 @@ pub fn help_lines(keymap: &Keymap, context: Context, read_only: bool) -> Vec<Hel
         ));
     }
     lines
+}
+
+/// Drops the keys of a `shown` binding that `context` binds first, such as
+/// Tab, which switches tabs in the detail view rather than the focus.
+fn unshadowed(keymap: &Keymap, context: Context, shown: Context, mut binding: Binding) -> Binding {
+    if shown != context {
+        binding
+            .keys
+            .retain(|key| keymap.resolve(&[context], *key).is_none());
+    }
+    binding
 }
 
 /// Where the help popup goes on a screen of `area`.

@@ -165,9 +165,9 @@ fn help_lists_every_command_of_the_context() {
             "{command} is in the help"
         );
     }
-    assert!(lines
-        .iter()
-        .any(|line| matches!(line, HelpLine::Note(note) if note.contains("enter opens nothing"))));
+    assert!(lines.iter().any(
+        |line| matches!(line, HelpLine::Binding(binding) if binding.command == Command::OpenDetail)
+    ));
 }
 
 #[test]
@@ -402,4 +402,136 @@ fn filter_commands_need_the_filter_open() {
     );
     app.apply(Action::Command(Command::DeleteChar));
     assert_eq!(app.deployments.filter_text, "0001");
+}
+
+#[test]
+fn enter_opens_detail_and_esc_returns() {
+    let (mut app, _clock) = new_app();
+    app.apply(Action::Deployments(fleet(3)));
+    press(&mut app, &["j"]);
+    let effects = press(&mut app, &["enter"]);
+    let detail = app.detail.as_ref().expect("enter opens the detail view");
+    assert_eq!(detail.key, DeploymentKey::new("app-0001", "staging"));
+    assert_eq!(app.focus, Pane::Detail);
+    assert!(
+        effects.contains(&Effect::WatchMetrics(Vec::new())),
+        "table hidden"
+    );
+    assert!(effects.iter().any(|effect| matches!(
+        effect,
+        Effect::WatchDetail(Some(request)) if request.tab == DetailTab::Overview
+    )));
+
+    let effects = press(&mut app, &["tab", "3"]);
+    assert_eq!(app.focus, Pane::Detail, "tab switches tabs, not the focus");
+    assert_eq!(
+        app.detail.as_ref().map(|detail| detail.tab),
+        Some(DetailTab::History)
+    );
+    let tabs: Vec<DetailTab> = effects
+        .iter()
+        .filter_map(|effect| match effect {
+            Effect::WatchDetail(Some(request)) => Some(request.tab),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(tabs, [DetailTab::Metrics, DetailTab::History]);
+
+    let effects = press(&mut app, &["esc"]);
+    assert!(app.detail.is_none());
+    assert_eq!(app.focus, Pane::Deployments);
+    assert!(effects.contains(&Effect::WatchDetail(None)));
+    assert_eq!(
+        app.deployments.selected().map(|row| row.name.as_str()),
+        Some("app-0001")
+    );
+}
+
+#[test]
+fn detail_ignores_reads_for_other_deployments() {
+    let (mut app, _clock) = new_app();
+    app.apply(Action::Deployments(fleet(2)));
+    press(&mut app, &["enter", "5"]);
+    let effects = app.apply(Action::Detail {
+        key: DeploymentKey::new("app-0001", "staging"),
+        data: DetailData::Timeline(Vec::new()),
+    });
+    assert!(effects.is_empty());
+    assert_eq!(
+        app.detail
+            .as_ref()
+            .and_then(|detail| detail.timeline.clone()),
+        None
+    );
+    let effects = app.apply(Action::Detail {
+        key: DeploymentKey::new("app-0000", "staging"),
+        data: DetailData::Timeline(Vec::new()),
+    });
+    assert_eq!(effects, [Effect::Redraw]);
+}
+
+#[test]
+fn enter_on_empty_table_does_nothing() {
+    let (mut app, _clock) = new_app();
+    app.apply(Action::Deployments(Vec::new()));
+    let effects = press(&mut app, &["enter"]);
+    assert!(app.detail.is_none());
+    assert!(effects.is_empty());
+}
+
+#[test]
+fn resize_keeps_detail_selection_visible() {
+    let (mut app, _clock) = new_app();
+    app.apply(Action::Deployments(fleet(1)));
+    press(&mut app, &["enter", "5"]);
+    let events: Vec<crate::model::Event> = (0..100)
+        .map(|seq| crate::model::Event {
+            seq,
+            time: NOW,
+            deployment: None,
+            user: "op".to_owned(),
+            action: "scale".to_owned(),
+            outcome: crate::model::EventOutcome::Ok,
+            message: String::new(),
+        })
+        .collect();
+    app.apply(Action::Detail {
+        key: DeploymentKey::new("app-0000", "staging"),
+        data: DetailData::Timeline(events),
+    });
+    app.apply(Action::Resize {
+        width: 200,
+        height: 50,
+    });
+    press(&mut app, &["G"]);
+    app.apply(Action::Resize {
+        width: 80,
+        height: 24,
+    });
+    let page = app.detail_page(Command::MoveDown);
+    let cursor = app.detail.as_ref().map(|detail| detail.timeline_cursor);
+    let cursor = cursor.expect("the detail view is open");
+    assert_eq!(cursor.selected, 99);
+    assert!(
+        cursor.visible(100, page).contains(&99),
+        "{cursor:?} page {page}"
+    );
+    assert_eq!(cursor.offset, 100 - page, "the page is full");
+}
+
+#[test]
+fn help_leaves_out_shadowed_global_keys() {
+    let keymap = Keymap::default();
+    let lines = help_lines(&keymap, Context::Detail, false);
+    let focus = lines.iter().find_map(|line| match line {
+        HelpLine::Binding(binding) if binding.command == Command::FocusNext => Some(binding),
+        _ => None,
+    });
+    let focus = focus.expect("focus-next is listed");
+    assert!(focus.keys.is_empty(), "tab switches tabs here: {focus:?}");
+    let deployments = help_lines(&keymap, Context::Deployments, false);
+    assert!(deployments.iter().any(|line| matches!(
+        line,
+        HelpLine::Binding(binding) if binding.command == Command::FocusNext && !binding.keys.is_empty()
+    )));
 }

@@ -24,6 +24,15 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             (Command::Confirm, "confirm"),
             (Command::CancelFilter, "cancel"),
         ],
+        Some(Context::Detail) => &[
+            (Command::ToggleHelp, "help"),
+            (Command::CloseDetail, "back"),
+            (Command::NextTab, "next tab"),
+            (Command::NextWindow, "window"),
+            (Command::MarkRevision, "mark"),
+            (Command::ToggleAlerts, "alerts"),
+            (Command::Quit, "quit"),
+        ],
         _ => &[
             (Command::ToggleHelp, "help"),
             (Command::StartFilter, "filter"),

@@ -4,6 +4,7 @@
 
 mod alerts;
 mod deployments;
+mod detail;
 mod dialogs;
 mod footer;
 mod header;
@@ -35,7 +36,10 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
     }
     let areas = Areas::new(area, app.alerts.shown);
     header::draw(frame, areas.header, app, theme);
-    deployments::draw(frame, areas.table, app, theme);
+    match &app.detail {
+        Some(state) => detail::draw(frame, areas.table, app, theme, state),
+        None => deployments::draw(frame, areas.table, app, theme),
+    }
     if let Some(alerts_area) = areas.alerts {
         alerts::draw(frame, alerts_area, app, theme);
     }

@@ -393,6 +393,7 @@ fn no_color_theme_draws_without_colours() {
         assert_eq!(cell.bg, Color::Reset);
     }
 }
+mod detail;
 
 #[test]
 fn confirm_dialog() {
