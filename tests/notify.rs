@@ -294,12 +294,12 @@ fn alert_notifications_reach_a_webhook_once_each() {
     assert_eq!(test["type"], "test");
 
     let manifest = format!(
-        "name: hot\nrun:\n  command: [\"{SAMPLE}\", \"--log-rate\", \"0\"]\nports: [{{ containerPort: 8080 }}]\nmonitoring:\n  interval: 1s\n  alerts:\n    - {{ name: busy, metric: cpu_percentage, condition: gt, threshold: 20, for: 2s, severity: critical, notifications: [ops] }}\n"
+        "name: hot\nrun:\n  command: [\"{SAMPLE}\", \"--log-rate\", \"0\"]\nports: [{{ containerPort: 8080 }}]\nmonitoring:\n  interval: 1s\n  alerts:\n    - {{ name: busy, metric: cpu_percentage, condition: gt, threshold: 50, for: 3s, severity: critical, notifications: [ops] }}\n"
     );
     let path = home.write("hot.yaml", &manifest);
     home.ok(&["deploy", "-f", path.to_str().unwrap(), "--wait"]);
     let replica = replica_ports(&home.get("hot", &[]))[0];
-    http_post(replica, "/burn-cpu?seconds=6");
+    http_post(replica, "/burn-cpu?seconds=8");
 
     let firing = received
         .recv_timeout(DEADLINE)
