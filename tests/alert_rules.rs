@@ -563,7 +563,7 @@ fn silences_are_listed_checked_and_ended() {
 }
 
 #[test]
-fn silenced_alerts_stay_in_history_and_removed_rules_resolve() {
+fn silenced_history_and_removed_rule() {
     let home = TestHome::new();
     let (port, received) = webhook_receiver(200);
     let url = format!("http://127.0.0.1:{port}/hook");
@@ -614,7 +614,7 @@ fn silenced_alerts_stay_in_history_and_removed_rules_resolve() {
     let firing = next(&received, "firing after the silence");
     assert_eq!(firing["type"], "alert-firing", "{firing:#}");
 
-    // Removing the firing rule tells the channel that it is over.
+    // Removing the firing rule sends the channel a resolved notification.
     home.ok(&["alerts", "rm", "hist", "muted"]);
     let resolved = next(&received, "resolved after removal");
     assert_eq!(resolved["type"], "alert-resolved", "{resolved:#}");

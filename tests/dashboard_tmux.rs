@@ -205,7 +205,7 @@ fn dashboard_keys_roll_back_and_scale() {
     });
 
     tmux.ok(&["send-keys", "-t", "dash", ":"]);
-    // The footer also says "command", so look for the palette's border.
+    // The footer also contains "command", so look for the palette's border.
     tmux.wait_screen("the palette", |screen| screen.contains("┌ command "));
     tmux.ok(&["send-keys", "-t", "dash", "-l", "rollback web 1"]);
     tmux.ok(&["send-keys", "-t", "dash", "Enter"]);

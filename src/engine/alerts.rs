@@ -305,8 +305,8 @@ impl Engine {
     ///
     /// States of deployments that are undeployed or gone are removed, and so
     /// are silences that have ended. The time of the latest sample of a
-    /// pending or firing alert is set to now: the agent was down, which is no
-    /// evidence about the series, and an old time would make the first
+    /// pending or firing alert is set to now, because the agent being down
+    /// is no evidence about the series. An old time would make the first
     /// evaluation after the restart resolve the alert as stale.
     pub(super) fn load_alerts(&self) -> Result<(), EngineError> {
         let now = OffsetDateTime::now_utc();

@@ -602,7 +602,7 @@ impl Collector {
 
     /// Computes the network and request series of the deployment's stable
     /// endpoints since the last sweep. Counts since an endpoint was bound
-    /// belong to the first sweep that sees it, so none are lost, and its
+    /// belong to the first sweep that reads it, so none are lost, and its
     /// rates are then taken over the time since it was bound.
     fn traffic_values(&mut self, snapshot: &Snapshot, now: Instant) -> Vec<(&'static str, f64)> {
         let current: HashMap<SocketAddr, EndpointStats> = snapshot

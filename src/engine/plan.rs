@@ -136,7 +136,7 @@ impl RevisionPlan {
     }
 
     /// Returns the port and path where a replica with these ports serves
-    /// `monitoring.scrape`, if the manifest asks for a scrape.
+    /// `monitoring.scrape`, if the manifest sets `monitoring.scrape`.
     pub fn scrape_target(&self, ports: &[AssignedPort]) -> Option<(u16, String)> {
         let monitoring = self.spec.monitoring.as_ref()?;
         if !monitoring.enabled {

@@ -109,7 +109,7 @@ impl Operation {
     }
 }
 
-/// What the agent reports about itself, for the header.
+/// Agent details for the header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentInfo {
     pub socket: String,
@@ -231,7 +231,7 @@ impl Command {
         Self::ScrollDiffUp,
     ];
 
-    /// The name used in `keymap.toml`.
+    /// Returns the name used in `keymap.toml`.
     pub fn name(self) -> &'static str {
         match self {
             Self::Quit => "quit",
@@ -279,7 +279,7 @@ impl Command {
         }
     }
 
-    /// One line for the `?` help.
+    /// Returns one line for the `?` help.
     pub fn description(self) -> &'static str {
         match self {
             Self::Quit => "quit the dashboard (the agent keeps running)",

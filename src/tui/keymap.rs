@@ -545,7 +545,7 @@ mod tests {
     fn defaults_avoid_reserved_keys() {
         // tmux's default prefix, job control, terminal flow control and
         // SIGQUIT: a terminal, tmux or shell may take these before the
-        // dashboard sees them.
+        // dashboard receives them.
         let reserved = ["ctrl-b", "ctrl-z", "ctrl-s", "ctrl-q", "ctrl-\\"];
         let keymap = Keymap::default();
         for key in reserved {

@@ -13,7 +13,7 @@ const HEADER_ROWS: u16 = 3;
 /// Rows of the alerts pane when shown, borders included, at most.
 const ALERTS_ROWS: u16 = 10;
 
-/// Where each part of the dashboard goes.
+/// Areas of the dashboard's parts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Areas {
     pub header: Rect,
@@ -22,7 +22,7 @@ pub struct Areas {
     pub footer: Rect,
 }
 
-/// Whether an area of `width` × `height` can hold the dashboard.
+/// Returns whether an area of `width` × `height` fits the dashboard.
 pub fn fits(width: u16, height: u16) -> bool {
     width >= MIN_WIDTH && height >= MIN_HEIGHT
 }
@@ -113,7 +113,7 @@ impl DetailAreas {
     }
 }
 
-/// A centred rectangle of `percent_x` × `percent_y` of `area`, for popups.
+/// Returns a centred rectangle of `percent_x` × `percent_y` of `area`, for popups.
 pub fn centered(area: Rect, percent_x: u16, percent_y: u16) -> Rect {
     let width = area.width * percent_x / 100;
     let height = area.height * percent_y / 100;

@@ -92,7 +92,7 @@ impl AlertsState {
         &self.firing
     }
 
-    /// The rows on the page, newest first.
+    /// Returns the rows on the page, newest first.
     pub fn page(&self, page: usize) -> &[AlertRow] {
         &self.firing[self.cursor.visible(self.firing.len(), page)]
     }

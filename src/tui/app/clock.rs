@@ -20,7 +20,7 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that moves only when told, for tests.
+/// A clock that moves only when a test advances it.
 #[derive(Debug, Clone)]
 pub struct ManualClock {
     unix_ms: Arc<AtomicI64>,

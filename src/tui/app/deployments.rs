@@ -346,7 +346,7 @@ impl DeploymentsState {
         self.order.is_empty()
     }
 
-    /// Every row the agent listed.
+    /// Returns every row the agent listed.
     pub fn total(&self) -> usize {
         self.rows.len()
     }
@@ -361,7 +361,7 @@ impl DeploymentsState {
             .map(|index| &self.rows[*index])
     }
 
-    /// The rows on the page, in order.
+    /// Returns the rows on the page, in order.
     pub fn page(&self, page: usize) -> impl Iterator<Item = &DeploymentRow> {
         self.order[self.cursor.visible(self.order.len(), page)]
             .iter()

@@ -47,7 +47,7 @@ pub enum Pane {
     Detail,
 }
 
-/// A layer over the panes that sees input first.
+/// A layer over the panes that receives input first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Layer {
     /// The `?` help, listing the keys of `context`.
@@ -110,7 +110,7 @@ pub struct App {
     clock: Arc<dyn Clock>,
     /// The deployments whose metrics the worker fetches.
     watched: Vec<DeploymentKey>,
-    /// What the worker reads for the detail view.
+    /// Request the worker reads for the detail view.
     watched_detail: Option<DetailRequest>,
     /// A hash of the clock-dependent text on screen (ages), so that a tick
     /// redraws only when that text changes.

@@ -104,7 +104,7 @@ fn status_line<'a>(app: &'a App, theme: &Theme) -> Line<'a> {
     ))
 }
 
-/// The connection-lost banner, in reverse video so that it stands out.
+/// Draws the connection-lost banner, in reverse video so that it is noticed.
 fn banner<'a>(since: time::OffsetDateTime, reason: &str, theme: &Theme) -> Line<'a> {
     let time = since
         .format(&time::macros::format_description!(
