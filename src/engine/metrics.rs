@@ -615,13 +615,7 @@ impl Collector {
             self.traffic.remove(id);
             return Vec::new();
         }
-        let previous = self.traffic.insert(
-            id.clone(),
-            Traffic {
-                at: now,
-                endpoints: current.clone(),
-            },
-        );
+        let previous = self.traffic.remove(id);
         let mut delta = TrafficDelta::default();
         for (address, stats) in &current {
             let earlier = previous
@@ -634,6 +628,13 @@ impl Collector {
                 _ => delta.add(stats, None, stats.uptime_ms as f64 / 1000.0),
             }
         }
+        self.traffic.insert(
+            id.clone(),
+            Traffic {
+                at: now,
+                endpoints: current,
+            },
+        );
         delta.values()
     }
 
