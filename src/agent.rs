@@ -109,7 +109,9 @@ pub async fn run(home: Home, options: AgentOptions) -> Result<(), AgentError> {
     check_private_home(&home)?;
     let _lock = lock_home(&home)?;
     home.prepare_private(&home.db_dir())?;
-    let store = Store::open(&home.db_dir())?;
+    // Holding the home's lock means no other agent runs here, so a locked
+    // store belongs to one that has just stopped and is let go shortly.
+    let store = Store::open_when_unlocked(&home.db_dir())?;
     let key_source = match options.key_source {
         Some(source) => source,
         None => KeySource::from_environment(&home)?,

@@ -169,11 +169,11 @@ impl Store {
     }
 
     /// Opens the store like [`Store::open`], but retries for up to 5 s while
-    /// it is locked. sled's flusher thread lets go of the file lock a moment
-    /// after the previous handle is dropped, so tests that close and reopen
-    /// a store use this.
-    #[cfg(test)]
-    pub(crate) fn open_when_unlocked(dir: &Path) -> Result<Store, StoreError> {
+    /// it is locked. The file lock is released a moment after its previous
+    /// holder let go (sled's flusher thread, or an agent that just stopped),
+    /// so the agent, which already holds the home's lock, and tests that
+    /// reopen a store use this.
+    pub fn open_when_unlocked(dir: &Path) -> Result<Store, StoreError> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         loop {
             match Store::open(dir) {
