@@ -301,6 +301,12 @@ pub struct DeploymentView {
     pub updated_at: OffsetDateTime,
 }
 
+impl DeploymentView {
+    pub fn key(&self) -> DeploymentKey {
+        DeploymentKey::new(&self.name, &self.environment)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthCheckView {

@@ -7,6 +7,7 @@ mod common;
 
 use common::*;
 use shipdeck::api::client::Client;
+use shipdeck::api::wire::WatchItem;
 use shipdeck::model::DeploymentKey;
 use shipdeck::tui::action::{Action, Operation};
 use shipdeck::tui::app::{DetailData, DetailRequest, DetailTab, MetricsWindow, ROW_SERIES};
@@ -312,5 +313,73 @@ async fn detail_worker_reads_each_tab() {
     assert!(!timeline.is_empty());
 
     drop(workers);
+    home.finish();
+}
+
+/// Reads stream lines until `pick` accepts one, failing after [`DEADLINE`].
+async fn next_item<T>(
+    stream: &mut shipdeck::api::client::ResponseLines,
+    what: &str,
+    mut pick: impl FnMut(WatchItem) -> Option<T>,
+) -> T {
+    let wait = async {
+        loop {
+            let line = stream
+                .next_line()
+                .await
+                .expect("the stream reads")
+                .expect("the stream stays open");
+            let item: WatchItem = serde_json::from_slice(&line).expect("a watch item");
+            if let Some(value) = pick(item) {
+                return value;
+            }
+        }
+    };
+    match tokio::time::timeout(DEADLINE, wait).await {
+        Ok(value) => value,
+        Err(_) => panic!("no {what} within {DEADLINE:?}"),
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn watch_stream_carries_each_change() {
+    let home = TestHome::new();
+    let manifest = home.write("web.yaml", &sample_manifest("web", 1, free_ports(1), "hi"));
+    home.ok(&["deploy", "-f", manifest.to_str().expect("path"), "--wait"]);
+    let client = Client::new(&home.home().join("run/agent.sock"));
+    let mut stream = client.get_lines("/v1/watch").await.expect("open /v1/watch");
+
+    home.ok(&["scale", "web", "--replicas", "2"]);
+    let event = next_item(&mut stream, "the scale event", |item| match item {
+        WatchItem::Event { event } if event.action == "scale" => Some(event),
+        _ => None,
+    })
+    .await;
+    assert_eq!(event.deployment.map(|key| key.name), Some("web".to_owned()));
+    next_item(
+        &mut stream,
+        "web with two ready replicas",
+        |item| match item {
+            WatchItem::Deployment { deployment }
+                if deployment.name == "web" && deployment.replicas.ready == 2 =>
+            {
+                Some(())
+            }
+            _ => None,
+        },
+    )
+    .await;
+
+    home.ok(&["undeploy", "web", "--wait"]);
+    next_item(&mut stream, "web undeployed", |item| match item {
+        WatchItem::Deployment { deployment }
+            if deployment.name == "web"
+                && deployment.status == shipdeck::model::DeploymentStatus::Undeployed =>
+        {
+            Some(())
+        }
+        _ => None,
+    })
+    .await;
     home.finish();
 }

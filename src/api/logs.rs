@@ -207,8 +207,8 @@ fn ndjson(item: &FollowItem) -> Bytes {
 }
 
 /// A response body fed line by line from a channel.
-struct LineStream {
-    receiver: mpsc::Receiver<Bytes>,
+pub(super) struct LineStream {
+    pub(super) receiver: mpsc::Receiver<Bytes>,
 }
 
 impl http_body::Body for LineStream {

@@ -6,4 +6,5 @@ pub mod client;
 mod config;
 mod logs;
 pub mod server;
+mod watch;
 pub mod wire;

@@ -98,6 +98,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/deployments/{name}/scale", post(scale))
         .route("/v1/deployments/{name}/undeploy", post(undeploy))
         .route("/v1/events", get(events))
+        .route("/v1/watch", get(super::watch::watch))
         .route("/v1/alerts", get(alerts_list))
         .route("/v1/deployments/{name}/silences", post(silence))
         .route(

@@ -202,3 +202,23 @@ pub struct TemplateRenderBody {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub set: Vec<String>,
 }
+
+/// One line of `GET /v1/watch`, the stream of changes that dashboards
+/// follow instead of polling.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum WatchItem {
+    /// The deployment as it is now, after one or more changes.
+    Deployment {
+        deployment: Box<crate::model::DeploymentView>,
+    },
+    /// The deployment with this id no longer exists.
+    Removed { id: String },
+    /// An event was recorded.
+    Event { event: Box<crate::model::Event> },
+    /// New metric samples of the deployment with this id were stored.
+    Metrics { id: String },
+    /// The reader fell behind and `count` notices were lost: read the lists
+    /// again.
+    Missed { count: u64 },
+}

@@ -829,6 +829,18 @@ impl Engine {
         }
     }
 
+    /// Returns the deployment with `id` as the API shows it, or `None` if it
+    /// no longer exists.
+    pub fn view_by_id(&self, id: &str) -> Result<Option<DeploymentView>, EngineError> {
+        let stored = self.store.get_deployment(id)?;
+        Ok(stored.map(|deployment| self.view(&deployment)))
+    }
+
+    /// Starts following what changes from now on, for the watch stream.
+    pub fn follow_changes(&self) -> tokio::sync::broadcast::Receiver<crate::store::Change> {
+        self.store.follow_changes()
+    }
+
     pub fn list(&self, query: &ListQuery) -> Result<Vec<DeploymentView>, EngineError> {
         let scan = self.store.list_deployments()?;
         for error in &scan.unreadable {

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use crate::model::{Deployment, EventOutcome, Notification, RevisionStatus};
 use crate::notify::Notifier;
-use crate::store::{NewEvent, Store};
+use crate::store::{Change, NewEvent, Store};
 
 #[derive(Clone)]
 pub struct Recorder {
@@ -59,6 +59,13 @@ impl DeploymentOutcome {
 impl Recorder {
     pub fn new(store: Store, notifier: Notifier) -> Self {
         Self { store, notifier }
+    }
+
+    /// Tells the readers that follow changes that what the deployment's
+    /// supervisor observes has changed.
+    pub fn announce_deployment(&self, id: &str) {
+        self.store
+            .announce(Change::Deployment { id: id.to_owned() });
     }
 
     /// Sends the notification of a deployment's outcome, without waiting for

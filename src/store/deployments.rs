@@ -6,8 +6,8 @@ use sled::Transactional;
 use crate::model::{Deployment, DeploymentKey, Revision};
 
 use super::{
-    abort, decode, encode, keys, storage, transaction_error, Scan, Store, StoreError, DEPLOYMENTS,
-    DEPLOYMENT_KEYS, REVISIONS,
+    abort, decode, encode, keys, storage, transaction_error, Change, Scan, Store, StoreError,
+    DEPLOYMENTS, DEPLOYMENT_KEYS, REVISIONS,
 };
 
 type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
@@ -23,7 +23,9 @@ impl Store {
 
         (&self.deployments, &self.deployment_keys)
             .transaction(|(deployments, index)| record.apply(deployments, index))
-            .map_err(transaction_error("deployments, deployment_keys"))
+            .map_err(transaction_error("deployments, deployment_keys"))?;
+        self.announce_deployment(&deployment.id);
+        Ok(())
     }
 
     /// Writes a deployment and one of its revisions in one transaction, as a
@@ -50,7 +52,9 @@ impl Store {
                 revisions.insert(revision_key.as_slice(), revision_value.as_slice())?;
                 Ok(())
             })
-            .map_err(transaction_error("deployments, deployment_keys, revisions"))
+            .map_err(transaction_error("deployments, deployment_keys, revisions"))?;
+        self.announce_deployment(&deployment.id);
+        Ok(())
     }
 
     /// Reads the deployment with `id`.
@@ -104,7 +108,7 @@ impl Store {
     /// Removes a deployment record and its name index, and returns the removed
     /// record. Its revisions and events stay in the store.
     pub fn delete_deployment(&self, id: &str) -> Result<Option<Deployment>, StoreError> {
-        (&self.deployments, &self.deployment_keys)
+        let removed = (&self.deployments, &self.deployment_keys)
             .transaction(|(deployments, index)| {
                 let Some(old) = read_deployment(deployments, id)? else {
                     return Ok(None);
@@ -113,7 +117,15 @@ impl Store {
                 index.remove(keys::deployment_index(&old.key()))?;
                 Ok(Some(old))
             })
-            .map_err(transaction_error("deployments, deployment_keys"))
+            .map_err(transaction_error("deployments, deployment_keys"))?;
+        if removed.is_some() {
+            self.announce_deployment(id);
+        }
+        Ok(removed)
+    }
+
+    fn announce_deployment(&self, id: &str) {
+        self.announce(Change::Deployment { id: id.to_owned() });
     }
 
     /// Reads the deployment that an index entry points to.

@@ -7,8 +7,8 @@ use time::OffsetDateTime;
 use crate::model::{DeploymentKey, Event, EventOutcome};
 
 use super::{
-    abort, decode, encode, keys, storage, transaction_error, Scan, Store, StoreError, EVENTS,
-    EVENTS_BY_DEPLOYMENT, META,
+    abort, decode, encode, keys, storage, transaction_error, Change, Scan, Store, StoreError,
+    EVENTS, EVENTS_BY_DEPLOYMENT, META,
 };
 
 /// Key in `meta` of the last assigned event sequence number. A counter in the
@@ -68,6 +68,7 @@ impl Store {
             .map_err(transaction_error(
                 "events, events_by_deployment, deployment_keys, meta",
             ))
+            .inspect(|event| self.announce(Change::Event(Box::new(event.clone()))))
     }
 
     /// Lists the `limit` most recent events, oldest first, of one deployment

@@ -6,7 +6,7 @@
 //! minimum, maximum, sum and count of the samples it stands for. A raw point
 //! has one sample; a rollup has every sample of its interval.
 
-use super::{keys, storage, Store, StoreError, METRICS};
+use super::{keys, storage, Change, Store, StoreError, METRICS};
 
 /// The time resolution of a stored point.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -131,7 +131,11 @@ impl Store {
             let point = MetricPoint::sample(time_ms, *value);
             batch.insert(point_key(&prefix, time_ms), &point.encode()[..]);
         }
-        self.metrics.apply_batch(batch).map_err(storage(METRICS))
+        self.metrics.apply_batch(batch).map_err(storage(METRICS))?;
+        self.announce(Change::Metrics {
+            id: deployment_id.to_owned(),
+        });
+        Ok(())
     }
 
     /// Returns the points of `series` with times in `from_ms..to_ms`, oldest

@@ -25,6 +25,7 @@
 //! and it keeps the revisions and events for the audit trail.
 
 mod alerts;
+mod changes;
 mod config;
 mod deployments;
 mod error;
@@ -50,6 +51,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 pub use alerts::StoredAlertState;
+pub use changes::{Change, ChangeFeed};
 pub use error::StoreError;
 pub use events::NewEvent;
 pub use logs::{LogBlock, LogBlockInfo};
@@ -106,6 +108,7 @@ pub struct Store {
     silences: sled::Tree,
     templates: sled::Tree,
     segments: logs::Segments,
+    changes: ChangeFeed,
 }
 
 /// The records that a scan decoded, and an error for each entry that it
@@ -161,6 +164,7 @@ impl Store {
             notify_channels: tree(NOTIFY_CHANNELS)?,
             notifications: tree(NOTIFICATIONS)?,
             segments: logs::Segments::new(dir),
+            changes: ChangeFeed::default(),
             secrets: tree(SECRETS)?,
             silences: tree(SILENCES)?,
             templates: tree(TEMPLATES)?,
@@ -183,6 +187,17 @@ impl Store {
                 result => return result,
             }
         }
+    }
+
+    /// Starts following the changes this store's writers announce.
+    pub fn follow_changes(&self) -> tokio::sync::broadcast::Receiver<Change> {
+        self.changes.follow()
+    }
+
+    /// Announces a change that a reader cannot see in the store itself,
+    /// such as a supervisor's new view of its replicas.
+    pub fn announce(&self, change: Change) {
+        self.changes.announce(change);
     }
 
     /// Directory the store was opened from.

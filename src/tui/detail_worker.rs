@@ -1,20 +1,20 @@
-//! The task that reads what the open detail tab shows, once a second.
+//! The task that reads what the open detail tab shows.
 //!
-//! It reads only the tab on screen. The event loop replaces the request
-//! through a watch channel, so requests that follow each other quickly
-//! collapse into the latest, and each path is read at most once per
-//! [`READ_INTERVAL`] however often the request changes.
+//! It reads only the tab on screen, and a path again only when the change
+//! stream says it is stale or its kind's refresh time has passed. The
+//! event loop replaces the request through a watch channel, so requests
+//! that follow each other quickly collapse into the latest.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::action::Action;
 use super::app::{DetailData, DetailRequest, DetailTab, DETAIL_SERIES, RECENT_EVENTS};
-use super::worker::{classify, Read};
+use super::worker::{classify, Pulse, Read};
 use crate::api::client::{encode, Client};
 use crate::model::{
     AlertRuleView, DeploymentKey, DeploymentView, Event, HealthView, HistoryEntry, Revision,
@@ -22,7 +22,8 @@ use crate::model::{
 };
 use crate::monitor::alerts::{AlertView, SilenceView};
 
-/// The shortest time between two reads of one path.
+/// How often the task looks for reads that are due; the health, which
+/// changes with every probe and has no notice, is read this often.
 const READ_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Events the timeline reads.
@@ -50,36 +51,51 @@ enum Kind {
     Timeline,
 }
 
-/// Reads the detail request's paths every [`READ_INTERVAL`] until the event
-/// loop drops the request's sender.
+/// Reads the detail request's paths: each when the request first needs
+/// it, when the change stream says it is stale, and at least every
+/// [`Kind::refresh`]. Ends when the event loop drops the request's sender.
 #[tracing::instrument(skip_all)]
 pub(super) async fn read_detail(
     client: Client,
     mut wanted: watch::Receiver<Option<DetailRequest>>,
+    mut pulses: broadcast::Receiver<Pulse>,
     actions: mpsc::Sender<Action>,
 ) {
     let mut interval = tokio::time::interval(READ_INTERVAL);
     interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut last_read: HashMap<String, Instant> = HashMap::new();
     loop {
-        tokio::select! {
-            _ = interval.tick() => {}
+        let pulse = tokio::select! {
+            _ = interval.tick() => None,
             changed = wanted.changed() => {
                 if changed.is_err() {
                     return;
                 }
+                None
             }
-        }
+            pulse = pulses.recv() => match pulse {
+                Ok(pulse) => Some(pulse),
+                Err(broadcast::error::RecvError::Lagged(_)) => Some(Pulse::Everything),
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+        };
         let Some(request) = wanted.borrow_and_update().clone() else {
             last_read.clear();
             continue;
         };
         let fetches = fetches(&request);
         last_read.retain(|path, _| fetches.iter().any(|fetch| fetch.path == *path));
+        if let Some(pulse) = pulse {
+            for fetch in &fetches {
+                if fetch.kind.stale_after(&pulse, &request.key) {
+                    last_read.remove(&fetch.path);
+                }
+            }
+        }
         for fetch in fetches {
             let due = last_read
                 .get(&fetch.path)
-                .is_none_or(|read| read.elapsed() >= READ_INTERVAL);
+                .is_none_or(|read| read.elapsed() >= fetch.kind.refresh());
             if !due {
                 continue;
             }
@@ -99,12 +115,46 @@ pub(super) async fn read_detail(
                         },
                     }
                 }
-                // The poller reports the lost connection.
+                // The follow task reports the lost connection.
                 Read::Unreachable(_) => break,
             };
             if actions.send(action).await.is_err() {
                 tracing::debug!("the dashboard closed; the detail reader stops");
                 return;
+            }
+        }
+    }
+}
+
+impl Kind {
+    /// The longest time between two reads of this kind, for what changes
+    /// without a notice on the change stream: probe results, alerts that
+    /// turn pending, and the metric window moving on.
+    fn refresh(self) -> Duration {
+        match self {
+            Self::Health => READ_INTERVAL,
+            Self::Alerts => Duration::from_secs(5),
+            // A stored revision never changes.
+            Self::Revision => Duration::MAX,
+            _ => Duration::from_secs(30),
+        }
+    }
+
+    /// Whether `pulse` makes what this read returned for `key` stale.
+    fn stale_after(self, pulse: &Pulse, key: &DeploymentKey) -> bool {
+        match pulse {
+            Pulse::Everything => true,
+            Pulse::Deployment(of) => {
+                of == key && matches!(self, Self::Deployment | Self::History | Self::Health)
+            }
+            Pulse::Metrics(of) => of == key && matches!(self, Self::Metrics(_)),
+            Pulse::Event { key: of, alerts } => {
+                of.as_ref() == Some(key)
+                    && match self {
+                        Self::RecentEvents | Self::Timeline | Self::History => true,
+                        Self::AlertRules | Self::Alerts | Self::Silences => *alerts,
+                        _ => false,
+                    }
             }
         }
     }
@@ -290,5 +340,38 @@ mod tests {
             paths(&request(DetailTab::Timeline, vec![])),
             ["/v1/events?deployment=web%20shop&env=staging&limit=10000"]
         );
+    }
+
+    #[test]
+    fn pulses_make_only_what_they_concern_stale() {
+        let web = DeploymentKey::new("web", "staging");
+        let api = DeploymentKey::new("api", "staging");
+        let event = |key: &DeploymentKey, alerts| Pulse::Event {
+            key: Some(key.clone()),
+            alerts,
+        };
+
+        assert!(Kind::Timeline.stale_after(&event(&web, false), &web));
+        assert!(!Kind::Timeline.stale_after(&event(&api, false), &web));
+        assert!(!Kind::Alerts.stale_after(&event(&web, false), &web));
+        assert!(Kind::Silences.stale_after(&event(&web, true), &web));
+        assert!(Kind::Deployment.stale_after(&Pulse::Deployment(web.clone()), &web));
+        assert!(!Kind::Timeline.stale_after(&Pulse::Deployment(web.clone()), &web));
+        let window = MetricsWindow::FiveMinutes;
+        assert!(Kind::Metrics(window).stale_after(&Pulse::Metrics(web.clone()), &web));
+        assert!(!Kind::Metrics(window).stale_after(&Pulse::Metrics(api.clone()), &web));
+        assert!(Kind::Revision.stale_after(&Pulse::Everything, &web));
+        let agent_wide = Pulse::Event {
+            key: None,
+            alerts: true,
+        };
+        assert!(!Kind::Alerts.stale_after(&agent_wide, &web));
+    }
+
+    #[test]
+    fn only_health_and_alerts_are_read_without_a_notice() {
+        assert_eq!(Kind::Health.refresh(), READ_INTERVAL);
+        assert!(Kind::Timeline.refresh() >= Duration::from_secs(30));
+        assert_eq!(Kind::Revision.refresh(), Duration::MAX);
     }
 }

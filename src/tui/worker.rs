@@ -6,14 +6,15 @@
 //! wait rather than queue stale lists. A send that fails means the event
 //! loop has ended, and the task ends with it.
 //!
-//! NOTE: the agent has no event stream yet, so changes arrive by polling
-//! once a second, and a status that flips and flips back within a second
-//! is not seen.
+//! Changes arrive through the agent's change stream (`/v1/watch`): the
+//! follow task keeps the lists and tells the metrics and detail readers
+//! which deployment changed, so an idle dashboard sends next to no
+//! requests.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -21,16 +22,20 @@ use super::action::{Action, AgentInfo, Operation};
 use super::app::{DetailRequest, ROW_SERIES};
 use crate::api::client::{encode, Client, ClientError};
 use crate::api::wire::{
-    ActionResult, AgentStatus, RedeployBody, RollbackBody, ScaleBody, UndeployBody,
+    ActionResult, AgentStatus, RedeployBody, RollbackBody, ScaleBody, UndeployBody, WatchItem,
 };
 use crate::model::{DeploymentKey, DeploymentView, SeriesView};
 use crate::monitor::alerts::AlertView;
 
-/// How often the deployments and alerts lists are read.
-pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Pause between two attempts to reach an agent that went away.
+const RECONNECT_DELAY: Duration = Duration::from_secs(1);
 
-/// The shortest time between two metric reads of one deployment.
+/// How often the metrics task looks for rows that are due.
 const METRICS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The longest time between two metric reads of one watched deployment:
+/// the sparkline's step, after which its window has moved by one cell.
+const METRICS_REFRESH: Duration = Duration::from_secs(30);
 
 /// The window and step of the row metrics: five minutes in ten steps, one
 /// per cell of the sparkline, each the average of about three samples at
@@ -54,14 +59,21 @@ impl Workers {
         let (metrics, wanted) = watch::channel(Vec::new());
         let (operations, queued) = mpsc::unbounded_channel();
         let (detail, wanted_detail) = watch::channel(None);
+        let (pulses, _) = broadcast::channel(PULSES);
         let tasks = vec![
-            tokio::spawn(poll(client.clone(), socket, actions.clone())),
-            tokio::spawn(read_metrics(client.clone(), wanted, actions.clone())),
+            tokio::spawn(read_metrics(
+                client.clone(),
+                wanted,
+                pulses.subscribe(),
+                actions.clone(),
+            )),
             tokio::spawn(super::detail_worker::read_detail(
                 client.clone(),
                 wanted_detail,
+                pulses.subscribe(),
                 actions.clone(),
             )),
+            tokio::spawn(follow(client.clone(), socket, actions.clone(), pulses)),
             tokio::spawn(run_operations(client, queued, actions)),
         ];
         Self {
@@ -120,56 +132,253 @@ pub(super) fn classify<T>(result: Result<T, ClientError>) -> Read<T> {
     }
 }
 
-/// Reads the deployments and alerts lists every [`POLL_INTERVAL`], and the
-/// agent's status after every (re)connection.
+/// What the follow task tells the other readers: something of this
+/// deployment changed, so what they show of it may be stale.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Pulse {
+    /// The deployment's record or its supervisor's view changed.
+    Deployment(DeploymentKey),
+    /// New metric samples were stored.
+    Metrics(DeploymentKey),
+    /// An event was recorded; `alerts` when it is about alerts or silences.
+    Event {
+        key: Option<DeploymentKey>,
+        alerts: bool,
+    },
+    /// Notices were lost: everything may be stale.
+    Everything,
+}
+
+/// Pulses kept for a slow reader; a miss makes it read everything again.
+const PULSES: usize = 1024;
+
+/// How long the follow task gathers changes before it sends the list, so
+/// that a rollout's burst of changes redraws the table once.
+const SEND_DELAY: Duration = Duration::from_millis(100);
+
+/// How often the lists are read again in full even when the stream is
+/// quiet. The stream carries every change the store and the supervisors
+/// announce; this only bounds how long something announced nowhere (an
+/// alert turning pending, which writes no event) stays unseen.
+const RESYNC_INTERVAL: Duration = Duration::from_secs(15);
+
+/// Follows the agent's change stream and keeps the deployments and alerts
+/// lists current; reconnects each [`RECONNECT_DELAY`] while the agent is
+/// away.
 #[tracing::instrument(skip_all)]
-async fn poll(client: Client, socket: String, actions: mpsc::Sender<Action>) {
-    let mut interval = tokio::time::interval(POLL_INTERVAL);
-    interval.set_missed_tick_behavior(MissedTickBehavior::Skip);
+async fn follow(
+    client: Client,
+    socket: String,
+    actions: mpsc::Sender<Action>,
+    pulses: broadcast::Sender<Pulse>,
+) {
     let mut connected = false;
-    // The last failure logged, so that one that repeats every second is
-    // logged once.
-    let mut last_failure = String::new();
     loop {
-        interval.tick().await;
-        match poll_once(&client, &socket, &mut connected).await {
-            Ok(batch) => {
-                for action in batch {
-                    if let Action::FetchFailed { what, message } = &action {
-                        if *message != last_failure {
-                            tracing::warn!(what, %message, "a read failed");
-                            last_failure.clone_from(message);
-                        }
-                    }
-                    if actions.send(action).await.is_err() {
-                        tracing::debug!("the dashboard closed; the poller stops");
-                        return;
-                    }
+        let reason = match follow_once(&client, &socket, &actions, &pulses, &mut connected).await {
+            Ok(()) => return,
+            Err(reason) => reason,
+        };
+        if connected {
+            tracing::warn!(%reason, "lost the agent");
+        }
+        connected = false;
+        if actions
+            .send(Action::ConnectionLost { reason })
+            .await
+            .is_err()
+        {
+            return;
+        }
+        tokio::time::sleep(RECONNECT_DELAY).await;
+    }
+}
+
+/// The lists as the follow task holds them between two sends.
+#[derive(Default)]
+struct Lists {
+    deployments: HashMap<String, DeploymentView>,
+    deployments_changed: bool,
+    alerts_stale: bool,
+    due: Option<Instant>,
+}
+
+impl Lists {
+    fn replace(&mut self, views: Vec<DeploymentView>) {
+        self.deployments = views.into_iter().map(|v| (v.id.clone(), v)).collect();
+        self.mark(|lists| lists.deployments_changed = true);
+    }
+
+    fn mark(&mut self, change: fn(&mut Self)) {
+        change(self);
+        self.due.get_or_insert_with(|| Instant::now() + SEND_DELAY);
+    }
+
+    fn key_of(&self, id: &str) -> Option<DeploymentKey> {
+        self.deployments.get(id).map(DeploymentView::key)
+    }
+
+    /// The deployments in the order the API lists them.
+    fn sorted(&self) -> Vec<DeploymentView> {
+        let mut views: Vec<DeploymentView> = self.deployments.values().cloned().collect();
+        views.sort_by(|a, b| (&a.name, &a.environment).cmp(&(&b.name, &b.environment)));
+        views
+    }
+}
+
+/// Opens the stream, reads the lists, then applies the stream until it
+/// ends. Returns `Ok` when the dashboard closed, and `Err` with the reason
+/// when the agent went away.
+async fn follow_once(
+    client: &Client,
+    socket: &str,
+    actions: &mpsc::Sender<Action>,
+    pulses: &broadcast::Sender<Pulse>,
+    connected: &mut bool,
+) -> Result<(), String> {
+    // The stream opens first, so that no change falls between it and the
+    // lists read next.
+    let mut stream = match client.get_lines("/v1/watch").await {
+        Ok(stream) => stream,
+        Err(error) => return Err(error.to_string()),
+    };
+    let mut lists = Lists::default();
+    let batch = read_lists(client, socket, connected, &mut lists).await?;
+    if !send_all(actions, batch).await {
+        return Ok(());
+    }
+    // The readers' data may be older than the reconnection.
+    let _ = pulses.send(Pulse::Everything);
+
+    let mut resync = tokio::time::interval(RESYNC_INTERVAL);
+    resync.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    resync.reset();
+    loop {
+        let due = lists.due;
+        let send = async move {
+            match due {
+                Some(due) => tokio::time::sleep_until(due).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            line = stream.next_line() => {
+                let line = match line {
+                    Ok(Some(line)) => line,
+                    Ok(None) => return Err(format!("the agent at {socket} ended the change stream; it stopped or restarts")),
+                    Err(error) => return Err(error.to_string()),
+                };
+                apply_line(&line, &mut lists, pulses);
+            }
+            () = send => {
+                if !send_lists(client, actions, &mut lists).await? {
+                    return Ok(());
                 }
             }
-            Err(reason) => {
-                if connected {
-                    tracing::warn!(%reason, "lost the agent");
-                }
-                connected = false;
-                if actions
-                    .send(Action::ConnectionLost { reason })
-                    .await
-                    .is_err()
-                {
-                    return;
+            _ = resync.tick() => {
+                let batch = read_lists(client, socket, connected, &mut lists).await?;
+                if !send_all(actions, batch).await {
+                    return Ok(());
                 }
             }
         }
     }
 }
 
-/// Reads the lists once, and the agent's status after a (re)connection.
-/// Returns `Err` with the reason when the agent is unreachable.
-async fn poll_once(
+/// Applies one line of the stream to the lists and tells the other readers.
+fn apply_line(line: &[u8], lists: &mut Lists, pulses: &broadcast::Sender<Pulse>) {
+    let item = match serde_json::from_slice::<WatchItem>(line) {
+        Ok(item) => item,
+        Err(error) => {
+            // A newer agent may send kinds this dashboard does not know.
+            tracing::debug!(%error, "skipping a line of the change stream");
+            return;
+        }
+    };
+    let pulse = match item {
+        WatchItem::Deployment { deployment } => {
+            let key = deployment.key();
+            lists.deployments.insert(deployment.id.clone(), *deployment);
+            lists.mark(|lists| lists.deployments_changed = true);
+            Some(Pulse::Deployment(key))
+        }
+        WatchItem::Removed { id } => {
+            let key = lists.key_of(&id);
+            lists.deployments.remove(&id);
+            lists.mark(|lists| lists.deployments_changed = true);
+            key.map(Pulse::Deployment)
+        }
+        WatchItem::Event { event } => {
+            let alerts = event.action.starts_with("alert");
+            if alerts {
+                lists.mark(|lists| lists.alerts_stale = true);
+            }
+            Some(Pulse::Event {
+                key: event.deployment,
+                alerts,
+            })
+        }
+        WatchItem::Metrics { id } => lists.key_of(&id).map(Pulse::Metrics),
+        WatchItem::Missed { count } => {
+            tracing::info!(
+                count,
+                "the change stream missed notices; reading everything again"
+            );
+            lists.mark(|lists| {
+                lists.deployments_changed = true;
+                lists.alerts_stale = true;
+            });
+            Some(Pulse::Everything)
+        }
+    };
+    if let Some(pulse) = pulse {
+        // Without readers (no detail view, no rows) nobody needs it.
+        let _ = pulses.send(pulse);
+    }
+}
+
+/// Sends what changed since the last send. Returns `Ok(false)` when the
+/// dashboard closed.
+async fn send_lists(
+    client: &Client,
+    actions: &mpsc::Sender<Action>,
+    lists: &mut Lists,
+) -> Result<bool, String> {
+    lists.due = None;
+    let mut batch = Vec::new();
+    if std::mem::take(&mut lists.deployments_changed) {
+        batch.push(Action::Deployments(lists.sorted()));
+    }
+    if std::mem::take(&mut lists.alerts_stale) {
+        match classify(client.get::<Vec<AlertView>>("/v1/alerts").await) {
+            Read::Data(list) => batch.push(Action::Alerts(list)),
+            Read::Failed(message) => batch.push(failed("the alerts", message)),
+            Read::Unreachable(reason) => return Err(reason),
+        }
+    }
+    Ok(send_all(actions, batch).await)
+}
+
+async fn send_all(actions: &mpsc::Sender<Action>, batch: Vec<Action>) -> bool {
+    for action in batch {
+        if let Action::FetchFailed { what, message } = &action {
+            tracing::warn!(what, %message, "a read failed");
+        }
+        if actions.send(action).await.is_err() {
+            tracing::debug!("the dashboard closed; the change reader stops");
+            return false;
+        }
+    }
+    true
+}
+
+/// Reads the agent's status after a (re)connection, and the deployments
+/// and alerts lists. Returns `Err` with the reason when the agent is
+/// unreachable.
+async fn read_lists(
     client: &Client,
     socket: &str,
     connected: &mut bool,
+    lists: &mut Lists,
 ) -> Result<Vec<Action>, String> {
     let mut batch = Vec::new();
     if !*connected {
@@ -190,12 +399,20 @@ async fn poll_once(
         }
     }
     match classify(client.get::<Vec<DeploymentView>>("/v1/deployments").await) {
-        Read::Data(list) => batch.push(Action::Deployments(list)),
+        Read::Data(list) => {
+            lists.replace(list);
+            lists.due = None;
+            lists.deployments_changed = false;
+            batch.push(Action::Deployments(lists.sorted()));
+        }
         Read::Failed(message) => batch.push(failed("the deployments", message)),
         Read::Unreachable(reason) => return Err(reason),
     }
     match classify(client.get::<Vec<AlertView>>("/v1/alerts").await) {
-        Read::Data(list) => batch.push(Action::Alerts(list)),
+        Read::Data(list) => {
+            lists.alerts_stale = false;
+            batch.push(Action::Alerts(list));
+        }
         Read::Failed(message) => batch.push(failed("the alerts", message)),
         Read::Unreachable(reason) => return Err(reason),
     }
@@ -209,13 +426,16 @@ fn failed(what: &str, message: String) -> Action {
     }
 }
 
-/// Reads the row metrics of the watched deployments, each at most once per
-/// [`METRICS_INTERVAL`]. Requests go one at a time, so one dashboard has at
-/// most one metrics request in flight.
+/// Reads the row metrics of the watched deployments: when a deployment
+/// starts being watched, when the agent stores new samples of it, and at
+/// least every [`METRICS_REFRESH`] so that the sparkline moves on with
+/// time. Requests go one at a time, so one dashboard has at most one
+/// metrics request in flight.
 #[tracing::instrument(skip_all)]
 async fn read_metrics(
     client: Client,
     mut wanted: watch::Receiver<Vec<DeploymentKey>>,
+    mut pulses: broadcast::Receiver<Pulse>,
     actions: mpsc::Sender<Action>,
 ) {
     let mut interval = tokio::time::interval(METRICS_INTERVAL);
@@ -229,13 +449,23 @@ async fn read_metrics(
                     return;
                 }
             }
+            pulse = pulses.recv() => match pulse {
+                Ok(Pulse::Metrics(key)) => {
+                    last_read.remove(&key);
+                }
+                Ok(Pulse::Everything) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    last_read.clear();
+                }
+                Ok(_) => continue,
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
         }
         let keys = wanted.borrow_and_update().clone();
         last_read.retain(|key, _| keys.contains(key));
         for key in keys {
             let due = last_read
                 .get(&key)
-                .is_none_or(|read| read.elapsed() >= METRICS_INTERVAL);
+                .is_none_or(|read| read.elapsed() >= METRICS_REFRESH);
             if !due {
                 continue;
             }
@@ -249,7 +479,7 @@ async fn read_metrics(
                 // A deployment removed since the list was read, or without
                 // collection yet: its row shows dashes.
                 Read::Failed(message) => tracing::debug!(%key, %message, "no metrics"),
-                // The poller reports the lost connection.
+                // The follow task reports the lost connection.
                 Read::Unreachable(_) => break,
             }
         }
@@ -341,5 +571,70 @@ mod tests {
             path,
             "/v1/deployments/web/metrics?env=staging&since=5m&step=30s&metric=cpu_percentage%2Cmemory_usage%2Crequests_per_second"
         );
+    }
+
+    fn view(id: &str, name: &str) -> DeploymentView {
+        let json = serde_json::json!({
+            "id": id, "name": name, "environment": "staging", "backend": "process",
+            "status": "deployed", "health": "healthy", "version": "1", "revision": 1,
+            "replicas": {"desired": 1, "ready": 1}, "endpoints": [],
+            "createdAt": "2026-12-05T00:00:00Z", "updatedAt": "2026-12-05T00:00:00Z",
+        });
+        serde_json::from_value(json).expect("a deployment view")
+    }
+
+    fn line(item: &WatchItem) -> Vec<u8> {
+        serde_json::to_vec(item).expect("serialise")
+    }
+
+    #[test]
+    fn stream_lines_update_the_lists_and_pulse() {
+        let (pulses, mut pulsed) = broadcast::channel(16);
+        let mut lists = Lists::default();
+        lists.replace(vec![view("b", "web"), view("a", "api")]);
+        lists.deployments_changed = false;
+        lists.due = None;
+
+        let mut scaled = view("b", "web");
+        scaled.replicas.desired = 3;
+        apply_line(
+            &line(&WatchItem::Deployment {
+                deployment: Box::new(scaled),
+            }),
+            &mut lists,
+            &pulses,
+        );
+        let web = DeploymentKey::new("web", "staging");
+        assert_eq!(pulsed.try_recv(), Ok(Pulse::Deployment(web.clone())));
+        assert!(lists.deployments_changed && lists.due.is_some());
+        let sorted = lists.sorted();
+        assert_eq!(sorted[0].name, "api");
+        assert_eq!(sorted[1].replicas.desired, 3);
+
+        apply_line(
+            &line(&WatchItem::Metrics { id: "b".into() }),
+            &mut lists,
+            &pulses,
+        );
+        assert_eq!(pulsed.try_recv(), Ok(Pulse::Metrics(web.clone())));
+        assert!(!lists.alerts_stale);
+
+        apply_line(
+            &line(&WatchItem::Removed { id: "a".into() }),
+            &mut lists,
+            &pulses,
+        );
+        assert_eq!(lists.sorted().len(), 1);
+        assert_eq!(
+            pulsed.try_recv(),
+            Ok(Pulse::Deployment(DeploymentKey::new("api", "staging")))
+        );
+
+        apply_line(&line(&WatchItem::Missed { count: 3 }), &mut lists, &pulses);
+        assert!(lists.alerts_stale);
+        assert_eq!(pulsed.try_recv(), Ok(Pulse::Everything));
+
+        apply_line(b"{\"type\":\"fromTheFuture\"}", &mut lists, &pulses);
+        assert!(pulsed.try_recv().is_err(), "unknown kinds are skipped");
     }
 }

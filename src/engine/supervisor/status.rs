@@ -169,7 +169,19 @@ impl<B: Backend> Supervisor<B> {
                 .map(|stable| stable.endpoint.stats_reader())
                 .collect(),
         };
+        // Probe messages change at every check; only what a deployment's
+        // view shows is worth a notice to the dashboards that follow.
+        let changed = {
+            let old = self.snapshot_tx.borrow();
+            old.deployment != snapshot.deployment
+                || old.replicas != snapshot.replicas
+                || old.health != snapshot.health
+                || old.endpoints != snapshot.endpoints
+        };
         self.snapshot_tx.send_replace(snapshot);
+        if changed {
+            self.recorder.announce_deployment(&self.deployment.id);
+        }
     }
 
     fn checks(&self) -> Vec<HealthCheckView> {
