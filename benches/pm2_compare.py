@@ -201,6 +201,9 @@ class Shipdeck:
     def start_daemon(self) -> None:
         run([self.binary, "agent", "--detach"], self.env)
         self.pid = read_pid(self.home / "run" / "agent.pid")
+        # The manifests deploy to `bench`, which has to exist; its one
+        # variable is the marker every replica carries anyway.
+        run([self.binary, "env", "set", "bench", f"{MARKER}={self.token}"], self.env)
 
     def round_trip(self) -> float:
         return run([self.binary, "agent", "status"], self.env)[0]

@@ -161,6 +161,7 @@ async fn event_loop(
     mut receiver: mpsc::Receiver<Action>,
 ) -> Result<(), DashboardError> {
     let mut dirty = true;
+    let mut data_on_screen = false;
     // Actions that effects produce, applied before the next queued one.
     let mut follow_ups: Vec<Action> = Vec::new();
     loop {
@@ -169,6 +170,10 @@ async fn event_loop(
                 .terminal()
                 .draw(|frame| view::draw(frame, app, &theme))?;
             dirty = false;
+            if !data_on_screen && app.deployments.loaded {
+                data_on_screen = true;
+                log_first_frame();
+            }
         }
         let Some(first) = receiver.recv().await else {
             return Ok(());
@@ -195,6 +200,16 @@ async fn event_loop(
             next = follow_ups.pop().or_else(|| receiver.try_recv().ok());
         }
     }
+}
+
+/// Logs when the first frame with the agent's data was drawn, as wall
+/// clock time, so that `benches/dashboard_cpu.py` can measure the time
+/// from the start of the process.
+fn log_first_frame() {
+    let at_unix_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos());
+    tracing::info!(at_unix_ns, "first frame with data");
 }
 
 /// Reads terminal events on a thread of its own, because crossterm's
