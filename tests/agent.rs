@@ -366,6 +366,54 @@ fn events_record_os_user() {
 }
 
 #[test]
+fn events_follow_prints_new_events() {
+    let home = TestHome::new();
+    deploy_sample(&home, "followed", 1);
+    deploy_sample(&home, "other", 1);
+    let mut child = home
+        .command(&[
+            "events", "followed", "--follow", "-o", "json", "--limit", "1",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start events --follow");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines_tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+
+    let first: Value =
+        serde_json::from_str(&lines_rx.recv_timeout(DEADLINE).expect("the newest event"))
+            .expect("a JSON event");
+    assert_eq!(first["deployment"]["name"], "followed");
+    home.ok(&["scale", "other", "--replicas", "2", "--wait"]);
+    home.ok(&["scale", "followed", "--replicas", "2", "--wait"]);
+    let scale = wait_for("the scale event of followed", DEADLINE, || {
+        let line = lines_rx.recv_timeout(Duration::from_millis(100)).ok()?;
+        let event: Value = serde_json::from_str(&line).expect("a JSON event");
+        assert_eq!(
+            event["deployment"]["name"], "followed",
+            "only followed's events: {event:#}"
+        );
+        (event["action"] == "scale").then_some(event)
+    });
+    assert_eq!(scale["user"].as_str(), Some(current_user().as_str()));
+
+    let _ = child.kill();
+    let _ = child.wait();
+    home.finish();
+}
+
+#[test]
 fn parallel_clients_share_one_agent() {
     let home = TestHome::new();
     let children: Vec<std::process::Child> = (0..8)

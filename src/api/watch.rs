@@ -2,11 +2,10 @@
 //! newline-delimited JSON stream of [`WatchItem`]s.
 //!
 //! A client opens the stream first and reads the lists after, so that no
-//! change falls between the two. Changes of one deployment that come in a
-//! burst (a rollout changes a replica's state several times within
-//! milliseconds) are sent as one view of the deployment after
-//! [`COALESCE`], read when it is sent, so the client always gets the newest
-//! state and never a stale copy.
+//! change falls between the two. A rollout changes a replica's state
+//! several times within milliseconds, so changes of one deployment are
+//! gathered for [`COALESCE`] and sent as one view of it. The view is read
+//! when it is sent, so the client gets the newest state, not a stale copy.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -27,7 +26,7 @@ use crate::engine::Engine;
 use crate::store::Change;
 
 /// How long changes of deployments and metrics are gathered before they
-/// are sent. Short enough that a person sees no delay.
+/// are sent. Short enough that the delay is not visible.
 const COALESCE: Duration = Duration::from_millis(50);
 
 /// Lines waiting for a slow client. When it fills, the stream stops reading

@@ -14,7 +14,7 @@ use crate::agent;
 use crate::api::client::{encode, Client};
 use crate::api::wire::{
     ActionResult, AgentStatus, DeployBody, ListParams, ManifestBody, RedeployBody, RollbackBody,
-    ScaleBody, UndeployBody,
+    ScaleBody, UndeployBody, WatchItem,
 };
 use crate::home::Home;
 use crate::logs::{format_time, keep_colours, sanitize_for_terminal, FollowItem, LogEntry};
@@ -428,30 +428,129 @@ async fn events(home: &Home, args: EventsArgs) -> Result<String, CliError> {
     if let Some(env) = &args.env {
         path.push_str(&format!("&env={}", encode(env)));
     }
+    // The stream opens before the recent events are read, so that none
+    // falls between the two.
+    let stream = if args.follow {
+        Some(client.get_lines("/v1/watch").await?)
+    } else {
+        None
+    };
     let events: Vec<Event> = client.get(&path).await?;
-    render(&events, args.format.format, |events| {
-        let mut table = Table::new(vec![
-            "TIME",
-            "DEPLOYMENT",
-            "USER",
-            "ACTION",
-            "RESULT",
-            "MESSAGE",
-        ]);
-        for e in events {
-            table.row(vec![
-                rfc3339(e.time),
-                e.deployment
-                    .as_ref()
-                    .map(|k| format!("{}/{}", k.environment, k.name))
-                    .unwrap_or_default(),
-                e.user.clone(),
-                e.action.clone(),
-                format!("{:?}", e.outcome).to_lowercase(),
-                e.message.clone(),
-            ]);
+    let Some(stream) = stream else {
+        return render(&events, args.format.format, events_table);
+    };
+
+    let last_seq = events.last().map_or(0, |event| event.seq);
+    let recent = match args.format.format {
+        Format::Table => events_table(&events),
+        format => events
+            .iter()
+            .map(|event| event_line(event, format))
+            .collect(),
+    };
+    if !print_now(&recent) {
+        return Ok(String::new());
+    }
+    follow_events(stream, &events, last_seq, &args).await
+}
+
+fn events_table(events: &Vec<Event>) -> String {
+    let mut table = Table::new(vec![
+        "TIME",
+        "DEPLOYMENT",
+        "USER",
+        "ACTION",
+        "RESULT",
+        "MESSAGE",
+    ]);
+    for event in events {
+        table.row(event_cells(event));
+    }
+    table.render()
+}
+
+fn event_cells(event: &Event) -> Vec<String> {
+    vec![
+        rfc3339(event.time),
+        event
+            .deployment
+            .as_ref()
+            .map(|k| format!("{}/{}", k.environment, k.name))
+            .unwrap_or_default(),
+        event.user.clone(),
+        event.action.clone(),
+        format!("{:?}", event.outcome).to_lowercase(),
+        event.message.clone(),
+    ]
+}
+
+/// Formats one followed event: a table row without a header, a JSON line,
+/// or a YAML document of its own.
+fn event_line(event: &Event, format: Format) -> String {
+    match format {
+        Format::Table => {
+            let cells: Vec<String> = event_cells(event)
+                .iter()
+                .map(|cell| sanitize_for_terminal(cell))
+                .collect();
+            format!("{}\n", cells.join("  "))
         }
-        table.render()
+        Format::Json => match serde_json::to_string(event) {
+            Ok(line) => escape_controls(format!("{line}\n")),
+            Err(_) => String::new(),
+        },
+        Format::Yaml => match structured(event, Format::Yaml) {
+            Ok(text) => format!("---\n{text}"),
+            Err(_) => String::new(),
+        },
+    }
+}
+
+/// Writes `text` to standard output now. Returns `false` when the reader is gone
+/// (`| head`), which ends a follow quietly.
+fn print_now(text: &str) -> bool {
+    let mut stdout = std::io::stdout();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .is_ok()
+}
+
+/// Prints each new event of the stream that matches the arguments.
+async fn follow_events(
+    mut stream: crate::api::client::ResponseLines,
+    recent: &[Event],
+    last_seq: u64,
+    args: &EventsArgs,
+) -> Result<String, CliError> {
+    // The deployment's environment, as the agent resolved it, when only a
+    // name was given and the recent events name it.
+    let environment = args.env.clone().or_else(|| {
+        recent
+            .iter()
+            .find_map(|event| event.deployment.as_ref().map(|key| key.environment.clone()))
+    });
+    while let Some(line) = stream.next_line().await? {
+        let Ok(WatchItem::Event { event }) = serde_json::from_slice::<WatchItem>(&line) else {
+            continue;
+        };
+        if event.seq <= last_seq || !event_matches(&event, args, environment.as_deref()) {
+            continue;
+        }
+        if !print_now(&event_line(&event, args.format.format)) {
+            return Ok(String::new());
+        }
+    }
+    eprintln!("shipdeck: the agent ended the event stream because it stopped; run the command again to follow on");
+    Ok(String::new())
+}
+
+fn event_matches(event: &Event, args: &EventsArgs, environment: Option<&str>) -> bool {
+    let Some(name) = &args.name else {
+        return true;
+    };
+    event.deployment.as_ref().is_some_and(|key| {
+        key.name == *name && environment.is_none_or(|env| key.environment == env)
     })
 }
 

@@ -725,6 +725,10 @@ pub struct EventsArgs {
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub limit: usize,
 
+    /// Keep printing new events as they are recorded, until interrupted
+    #[arg(short, long)]
+    pub follow: bool,
+
     #[command(flatten)]
     pub format: FormatArgs,
 }

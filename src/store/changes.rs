@@ -4,7 +4,7 @@
 //! The agent is the store's only writer, so every write that a reader can
 //! see passes here. A notice names what changed; the reader reads the
 //! current record itself, so a notice can never carry a stale copy. The
-//! channel is bounded: a reader that falls behind is told how many notices
+//! channel is bounded: a reader that falls behind gets the count of notices
 //! it missed and reads everything again.
 
 use tokio::sync::broadcast;
@@ -44,7 +44,7 @@ impl ChangeFeed {
     /// Announces `change` to every current reader. Without readers the
     /// notice is dropped, which costs nothing.
     pub fn announce(&self, change: Change) {
-        // An error only means that nobody follows right now.
+        // An error only means that no reader follows right now.
         let _ = self.sender.send(change);
     }
 

@@ -52,7 +52,7 @@ enum Kind {
 }
 
 /// Reads the detail request's paths: each when the request first needs
-/// it, when the change stream says it is stale, and at least every
+/// it, when the change stream marks it stale, and at least every
 /// [`Kind::refresh`]. Ends when the event loop drops the request's sender.
 #[tracing::instrument(skip_all)]
 pub(super) async fn read_detail(
@@ -127,7 +127,7 @@ pub(super) async fn read_detail(
 }
 
 impl Kind {
-    /// The longest time between two reads of this kind, for what changes
+    /// Returns the maximum time between two reads of this kind, for what changes
     /// without a notice on the change stream: probe results, alerts that
     /// turn pending, and the metric window moving on.
     fn refresh(self) -> Duration {
@@ -140,7 +140,7 @@ impl Kind {
         }
     }
 
-    /// Whether `pulse` makes what this read returned for `key` stale.
+    /// Returns whether `pulse` makes what this read returned for `key` stale.
     fn stale_after(self, pulse: &Pulse, key: &DeploymentKey) -> bool {
         match pulse {
             Pulse::Everything => true,
@@ -343,7 +343,7 @@ mod tests {
     }
 
     #[test]
-    fn pulses_make_only_what_they_concern_stale() {
+    fn pulse_staleness_by_kind() {
         let web = DeploymentKey::new("web", "staging");
         let api = DeploymentKey::new("api", "staging");
         let event = |key: &DeploymentKey, alerts| Pulse::Event {
@@ -369,7 +369,7 @@ mod tests {
     }
 
     #[test]
-    fn only_health_and_alerts_are_read_without_a_notice() {
+    fn refresh_without_notice() {
         assert_eq!(Kind::Health.refresh(), READ_INTERVAL);
         assert!(Kind::Timeline.refresh() >= Duration::from_secs(30));
         assert_eq!(Kind::Revision.refresh(), Duration::MAX);

@@ -33,7 +33,7 @@ const RECONNECT_DELAY: Duration = Duration::from_secs(1);
 /// How often the metrics task looks for rows that are due.
 const METRICS_INTERVAL: Duration = Duration::from_secs(1);
 
-/// The longest time between two metric reads of one watched deployment:
+/// Maximum time between two metric reads of one watched deployment:
 /// the sparkline's step, after which its window has moved by one cell.
 const METRICS_REFRESH: Duration = Duration::from_secs(30);
 
@@ -132,7 +132,7 @@ pub(super) fn classify<T>(result: Result<T, ClientError>) -> Read<T> {
     }
 }
 
-/// What the follow task tells the other readers: something of this
+/// A notice from the follow task to the other readers: something of this
 /// deployment changed, so what they show of it may be stale.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Pulse {
@@ -158,8 +158,8 @@ const SEND_DELAY: Duration = Duration::from_millis(100);
 
 /// How often the lists are read again in full even when the stream is
 /// quiet. The stream carries every change the store and the supervisors
-/// announce; this only bounds how long something announced nowhere (an
-/// alert turning pending, which writes no event) stays unseen.
+/// announce, so this only bounds how long an unannounced change (an alert
+/// turning pending writes no event) stays off screen.
 const RESYNC_INTERVAL: Duration = Duration::from_secs(15);
 
 /// Follows the agent's change stream and keeps the deployments and alerts
@@ -193,7 +193,7 @@ async fn follow(
     }
 }
 
-/// The lists as the follow task holds them between two sends.
+/// The lists that the follow task keeps between two sends.
 #[derive(Default)]
 struct Lists {
     deployments: HashMap<String, DeploymentView>,
@@ -217,7 +217,7 @@ impl Lists {
         self.deployments.get(id).map(DeploymentView::key)
     }
 
-    /// The deployments in the order the API lists them.
+    /// Returns the deployments in the order the API lists them.
     fn sorted(&self) -> Vec<DeploymentView> {
         let mut views: Vec<DeploymentView> = self.deployments.values().cloned().collect();
         views.sort_by(|a, b| (&a.name, &a.environment).cmp(&(&b.name, &b.environment)));
@@ -284,7 +284,7 @@ async fn follow_once(
     }
 }
 
-/// Applies one line of the stream to the lists and tells the other readers.
+/// Applies one line of the stream to the lists and pulses the other readers.
 fn apply_line(line: &[u8], lists: &mut Lists, pulses: &broadcast::Sender<Pulse>) {
     let item = match serde_json::from_slice::<WatchItem>(line) {
         Ok(item) => item,
@@ -331,7 +331,7 @@ fn apply_line(line: &[u8], lists: &mut Lists, pulses: &broadcast::Sender<Pulse>)
         }
     };
     if let Some(pulse) = pulse {
-        // Without readers (no detail view, no rows) nobody needs it.
+        // Without readers (no detail view, no rows) the pulse is not needed.
         let _ = pulses.send(pulse);
     }
 }
