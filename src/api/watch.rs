@@ -30,8 +30,8 @@ use crate::store::Change;
 const COALESCE: Duration = Duration::from_millis(50);
 
 /// Lines waiting for a slow client. When it fills, the stream stops reading
-/// the feed, the feed's queue fills behind it, and the client is told how
-/// many notices it missed.
+/// the feed, the feed's queue fills behind it, and the client gets the count
+/// of notices it missed.
 const STREAM_LINES: usize = 256;
 
 pub async fn watch(State(state): State<Shared>) -> Response {

@@ -1,7 +1,7 @@
 //! The task that reads what the open detail tab shows.
 //!
 //! It reads only the tab on screen, and a path again only when the change
-//! stream says it is stale or its kind's refresh time has passed. The
+//! stream marks it stale or its kind's refresh time has passed. The
 //! event loop replaces the request through a watch channel, so requests
 //! that follow each other quickly collapse into the latest.
 

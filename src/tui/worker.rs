@@ -7,8 +7,8 @@
 //! loop has ended, and the task ends with it.
 //!
 //! Changes arrive through the agent's change stream (`/v1/watch`): the
-//! follow task keeps the lists and tells the metrics and detail readers
-//! which deployment changed, so an idle dashboard sends next to no
+//! follow task keeps the lists and sends the metrics and detail readers a
+//! pulse naming the deployment that changed, so an idle dashboard sends next to no
 //! requests.
 
 use std::collections::HashMap;
