@@ -20,7 +20,7 @@ mod webhook;
 
 pub use tls::{parse_ca_pem, CaError};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -161,15 +161,36 @@ pub struct Notifier {
     lanes: Arc<Mutex<HashMap<LaneKey, Lane>>>,
 }
 
-/// A channel name and an alert key.
+/// A channel name and the lane's subject: an alert key, or a deployment.
 type LaneKey = (String, String);
 
-/// The deliveries of one alert to one channel. A task delivers them one at
-/// a time, and `pending` contains the newest notification that arrived meanwhile.
+/// The deliveries of one subject to one channel, one at a time and in
+/// order. An alert's lane keeps only the newest waiting notification,
+/// because only the alert's current state matters. A deployment's lane
+/// keeps every one, because "failed" and then "deployed" are two facts that
+/// the receiver needs in that order.
 struct Lane {
-    pending: Option<(NotifyChannel, Arc<Notification>)>,
-    /// Woken when `pending` is set, to cut a retry wait short.
+    pending: VecDeque<(NotifyChannel, Arc<Notification>)>,
+    supersede: bool,
+    /// Woken when a notification waits, to cut a retry wait short.
     newer: Arc<Notify>,
+}
+
+/// Returns the lane of `notification`: its alert, or else its deployment.
+/// A notification about neither has no lane and no order to keep.
+fn lane_subject(notification: &Notification) -> Option<(String, bool)> {
+    if let Some(alert) = &notification.alert {
+        return Some((alert.clone(), true));
+    }
+    (!notification.deployment.is_empty()).then(|| {
+        (
+            format!(
+                "deployment {}/{}",
+                notification.deployment, notification.environment
+            ),
+            false,
+        )
+    })
 }
 
 impl Notifier {
@@ -232,9 +253,10 @@ impl Notifier {
 
         let notification = Arc::new(notification);
         for channel in chosen {
-            match notification.alert.clone() {
-                Some(alert) => self.enqueue(
-                    (channel.name.clone(), alert),
+            match lane_subject(&notification) {
+                Some((subject, supersede)) => self.enqueue(
+                    (channel.name.clone(), subject),
+                    supersede,
                     channel,
                     Arc::clone(&notification),
                 ),
@@ -251,14 +273,23 @@ impl Notifier {
         }
     }
 
-    /// Hands an alert's notification to its lane, starting the lane's task
-    /// if none runs, or else superseding what waits there.
-    fn enqueue(&self, key: LaneKey, channel: NotifyChannel, notification: Arc<Notification>) {
+    /// Hands a notification to its lane, starting the lane's task if none
+    /// runs. In a superseding lane it replaces what waits there.
+    fn enqueue(
+        &self,
+        key: LaneKey,
+        supersede: bool,
+        channel: NotifyChannel,
+        notification: Arc<Notification>,
+    ) {
         let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(lane) = lanes.get_mut(&key) {
-            if let Some((_, older)) = lane.pending.replace((channel, notification)) {
-                tracing::debug!(channel = %key.0, alert = %key.1, superseded = older.sequence, "a newer notification about the alert replaced one waiting for delivery");
+            if lane.supersede {
+                for (_, older) in lane.pending.drain(..) {
+                    tracing::debug!(channel = %key.0, alert = %key.1, superseded = older.sequence, "a newer notification about the alert replaced one waiting for delivery");
+                }
             }
+            lane.pending.push_back((channel, notification));
             lane.newer.notify_one();
             return;
         }
@@ -266,7 +297,8 @@ impl Notifier {
         lanes.insert(
             key.clone(),
             Lane {
-                pending: None,
+                pending: VecDeque::new(),
+                supersede,
                 newer: Arc::clone(&newer),
             },
         );
@@ -292,7 +324,9 @@ impl Notifier {
             self.deliver_with_retries(&channel, &notification, Some(lane))
                 .await;
             let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
-            let next = lanes.get_mut(&key).and_then(|lane| lane.pending.take());
+            let next = lanes
+                .get_mut(&key)
+                .and_then(|lane| lane.pending.pop_front());
             match next {
                 Some((next_channel, next_notification)) => {
                     channel = next_channel;
@@ -311,7 +345,7 @@ impl Notifier {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(key)
-            .is_some_and(|lane| lane.pending.is_some())
+            .is_some_and(|lane| lane.supersede && !lane.pending.is_empty())
     }
 
     /// Delivers to one channel now and returns the outcome, for `notify test`.
@@ -444,6 +478,14 @@ mod tests {
     /// for 200 ms. Returns the port, what it received, and the largest
     /// number of requests it held at once.
     async fn flaky_receiver() -> (u16, Received, Arc<std::sync::atomic::AtomicUsize>) {
+        receiver(|kind, _| kind == "alert-resolved").await
+    }
+
+    /// Serves webhooks like [`flaky_receiver`], answering 200 from the first
+    /// request for which `opens(kind, index)` is true.
+    async fn receiver(
+        opens: fn(&str, usize) -> bool,
+    ) -> (u16, Received, Arc<std::sync::atomic::AtomicUsize>) {
         use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
         use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -455,13 +497,15 @@ mod tests {
         let (log, peak) = (Arc::clone(&received), Arc::clone(&most));
         let resolved = Arc::new(AtomicBool::new(false));
         let open = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(AtomicUsize::new(0));
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let (log, peak, resolved, open) = (
+                let (log, peak, resolved, open, requests) = (
                     Arc::clone(&log),
                     Arc::clone(&peak),
                     Arc::clone(&resolved),
                     Arc::clone(&open),
+                    Arc::clone(&requests),
                 );
                 tokio::spawn(async move {
                     let now_open = open.fetch_add(1, Ordering::SeqCst) + 1;
@@ -484,7 +528,8 @@ mod tests {
                     let _ = reader.read_exact(&mut body).await;
                     let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
                     let kind = json["type"].as_str().unwrap_or_default().to_owned();
-                    if kind == "alert-resolved" {
+                    let index = requests.fetch_add(1, Ordering::SeqCst);
+                    if opens(&kind, index) {
                         resolved.store(true, Ordering::SeqCst);
                     }
                     let status = if resolved.load(Ordering::SeqCst) {
@@ -592,6 +637,58 @@ mod tests {
             failures.lock().expect("failures").is_empty(),
             "{failures:?}"
         );
+    }
+
+    /// A receiver that fails the first attempt must still get a
+    /// deployment's notifications in the order they happened, each once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn deployment_notifications_keep_their_order() {
+        let directory = tempfile::tempdir().expect("temporary directory");
+        let store = Store::open(directory.path()).expect("store");
+        let (port, received, most) = receiver(|_, index| index > 0).await;
+        let hook = NotifyTarget::Webhook {
+            url: format!("http://127.0.0.1:{port}/hook"),
+            ca_pem: None,
+            ca_file: None,
+        };
+        store
+            .put_notify_channel(&channel("flaky", hook))
+            .expect("store the channel");
+        let on_failure: FailureHook = Arc::new(|notification, _, problem| {
+            panic!("{} failed: {problem}", notification.kind);
+        });
+        let notifier = Notifier::new(store, on_failure);
+        let names = ["flaky".to_owned()];
+        let outcome = |kind: &str| Notification {
+            alert: None,
+            ..alert_notification(kind)
+        };
+
+        notifier.send(outcome("deployment-failed"), Some(&names));
+        notifier.send(outcome("deployment-succeeded"), Some(&names));
+        let log = || received.lock().expect("log").clone();
+        wait_until("both accepted", || {
+            log().iter().filter(|(.., status)| *status == 200).count() == 2
+        })
+        .await;
+
+        let log = log();
+        let accepted: Vec<&str> = log
+            .iter()
+            .filter(|(.., status)| *status == 200)
+            .map(|(kind, ..)| kind.as_str())
+            .collect();
+        assert_eq!(
+            accepted,
+            ["deployment-failed", "deployment-succeeded"],
+            "{log:?}"
+        );
+        assert_eq!(
+            log[0],
+            ("deployment-failed".to_owned(), log[0].1, 503),
+            "{log:?}"
+        );
+        assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), 1, "{log:?}");
     }
 
     #[test]
