@@ -17,11 +17,12 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::action::{Action, AgentInfo, Operation};
+use super::action::{Action, AgentInfo, Operation, Request};
 use super::app::{DetailRequest, ROW_SERIES};
 use crate::api::client::{encode, Client, ClientError};
 use crate::api::wire::{
-    ActionResult, AgentStatus, RedeployBody, RollbackBody, ScaleBody, UndeployBody,
+    ActionResult, AgentStatus, DeployBody, ManifestBody, RedeployBody, RestartBody, RollbackBody,
+    ScaleBody, UndeployBody,
 };
 use crate::model::{DeploymentKey, DeploymentView, SeriesView};
 use crate::monitor::alerts::AlertView;
@@ -45,6 +46,8 @@ pub struct Workers {
     /// makes slowly enough, and a full queue would drop a confirmed change.
     operations: mpsc::UnboundedSender<Operation>,
     detail: watch::Sender<Option<DetailRequest>>,
+    /// Unbounded for the reason `operations` is.
+    requests: mpsc::UnboundedSender<Request>,
 }
 
 impl Workers {
@@ -54,7 +57,13 @@ impl Workers {
         let (metrics, wanted) = watch::channel(Vec::new());
         let (operations, queued) = mpsc::unbounded_channel();
         let (detail, wanted_detail) = watch::channel(None);
+        let (requests, queued_requests) = mpsc::unbounded_channel();
         let tasks = vec![
+            tokio::spawn(super::request_worker::run_requests(
+                client.clone(),
+                queued_requests,
+                actions.clone(),
+            )),
             tokio::spawn(poll(client.clone(), socket, actions.clone())),
             tokio::spawn(read_metrics(client.clone(), wanted, actions.clone())),
             tokio::spawn(super::detail_worker::read_detail(
@@ -69,6 +78,14 @@ impl Workers {
             metrics,
             operations,
             detail,
+            requests,
+        }
+    }
+
+    /// Queues a one-off request; its result arrives as an action.
+    pub fn request(&self, request: Request) {
+        if let Err(error) = self.requests.send(request) {
+            tracing::error!(request = ?error.0, "the requests task has ended; the request is dropped");
         }
     }
 
@@ -316,8 +333,81 @@ async fn send_operation(client: &Client, operation: &Operation) -> Result<String
             };
             client.post(&path("undeploy"), &body).await?
         }
+        Operation::Deploy {
+            manifest, base_dir, ..
+        } => {
+            let body = DeployBody {
+                manifest: ManifestBody {
+                    text: manifest.clone(),
+                    origin: "dashboard editor".to_owned(),
+                    base_dir: base_dir.clone().or_else(working_directory),
+                },
+                ..DeployBody::default()
+            };
+            client.post("/v1/deployments", &body).await?
+        }
+        Operation::Edit { manifest, .. } => {
+            let body = RedeployBody {
+                environment,
+                manifest: Some(ManifestBody {
+                    text: manifest.clone(),
+                    origin: "dashboard editor".to_owned(),
+                    base_dir: working_directory(),
+                }),
+                ..RedeployBody::default()
+            };
+            client.post(&path("redeploy"), &body).await?
+        }
+        Operation::Restart { replica, .. } => {
+            let body = RestartBody {
+                environment,
+                replica: *replica,
+                ..RestartBody::default()
+            };
+            client.post(&path("restart"), &body).await?
+        }
+        Operation::Silence {
+            rule,
+            duration,
+            comment,
+            ..
+        } => {
+            let body = serde_json::json!({
+                "environment": environment,
+                "rule": rule,
+                "for": duration,
+                "comment": comment,
+            });
+            let _: serde_json::Value = client.post(&path("silences"), &body).await?;
+            return Ok(format!("{rule} silenced for {duration}"));
+        }
+        Operation::EndSilence { id, .. } => {
+            let route = format!(
+                "{}/{}?env={}",
+                path("silences"),
+                encode(id),
+                encode(&key.environment)
+            );
+            client.delete(&route).await?;
+            return Ok(format!("silence {id} ended"));
+        }
+        Operation::Acknowledge { rule, .. } => {
+            let route = format!("{}/{}/ack", path("alerts"), encode(rule));
+            let body = serde_json::json!({ "environment": environment });
+            client.post_unit(&route, &body).await?;
+            return Ok(format!("{rule} acknowledged"));
+        }
     };
     Ok(format!("revision {}", result.deployment.revision))
+}
+
+/// The dashboard's working directory, which relative paths in a manifest
+/// written in the editor start from, as they start from a manifest file's
+/// directory in the CLI.
+fn working_directory() -> Option<String> {
+    std::env::current_dir()
+        .ok()
+        .map(|dir| dir.display().to_string())
 }
 
 /// Builds the API path of a row's metrics request.
