@@ -475,14 +475,12 @@ impl Command {
             Self::MarkRevision => "history: mark the selected revision to diff against",
             Self::ScrollDiffDown => "history: scroll the diff down",
             Self::ScrollDiffUp => "history: scroll the diff up",
-            Self::NewManifest => "deploy a new manifest written in the editor",
-            Self::EditManifest => "edit the deployment's manifest and redeploy it",
-            Self::Restart => {
-                "restart every replica one by one (detail overview: the selected replica)"
-            }
-            Self::OpenSecrets => "list the secrets (names and times, never values)",
-            Self::SendManifest => "editor: check the manifest and send it after a confirmation",
-            Self::CloseEditor => "editor: close (asks first when there are unsent changes)",
+            Self::NewManifest => "write a new manifest and deploy it",
+            Self::EditManifest => "edit the manifest and redeploy it",
+            Self::Restart => "restart all replicas, or the one selected",
+            Self::OpenSecrets => "list the secrets, never their values",
+            Self::SendManifest => "editor: check, confirm and send",
+            Self::CloseEditor => "editor: close; asks if changes are unsent",
             Self::AddSecret => "secrets: add a secret",
             Self::SetSecret => "secrets: replace the selected secret's value",
             Self::DeleteSecret => "secrets: delete the selected secret",
@@ -490,7 +488,7 @@ impl Command {
             Self::NextField => "move to the next field of the form",
             Self::SilenceRule => "alerts: silence the selected rule for a while",
             Self::EndSilence => "alerts: end the selected silence",
-            Self::Acknowledge => "alerts: acknowledge the selected rule's firing alert",
+            Self::Acknowledge => "alerts: acknowledge the firing alert",
         }
     }
 

@@ -331,8 +331,9 @@ fn form_action(form: &mut Form) -> Result<FormAction, String> {
 /// Checks a silence length as the agent reads it: a positive duration
 /// such as `30m`, `1h` or `2h30m`.
 pub fn check_silence_duration(text: &str) -> Result<(), String> {
+    // The parser's error names the text and the accepted forms.
     let duration = crate::manifest::ManifestDuration::try_from(text.to_owned())
-        .map_err(|error| format!("invalid duration {text:?}: {error}"))?;
+        .map_err(|error| error.to_string())?;
     if duration.as_millis() == 0 {
         return Err(format!(
             "invalid duration {text:?}: give a positive length such as 30m or 1h"

@@ -349,7 +349,7 @@ fn silence_form_rejects_bad_duration() {
         .error
         .as_deref()
         .unwrap_or_default()
-        .contains("invalid duration \"soon\""));
+        .contains("invalid duration `soon`"));
     press(&mut app, "ctrl-u");
     type_text(&mut app, "30m");
     let sent = executed(&press(&mut app, "enter"));

@@ -479,22 +479,29 @@ impl App {
     }
 
     /// Closes the editor when the agent accepted what it sent, or shows
-    /// the agent's error in it.
+    /// the agent's error in it; returns whether the editor shows the error,
+    /// which then needs no toast.
     pub(super) fn editor_finished(
         &mut self,
         operation: &Operation,
         result: &Result<String, String>,
-    ) {
+    ) -> bool {
         if !matches!(operation, Operation::Deploy { .. } | Operation::Edit { .. }) {
-            return;
+            return false;
         }
         let Some(editor) = self.editor.as_mut().filter(|editor| editor.sending) else {
-            return;
+            return false;
         };
         editor.sending = false;
         match result {
-            Ok(_) => self.discard_editor(),
-            Err(message) => editor.agent_error = Some(message.clone()),
+            Ok(_) => {
+                self.discard_editor();
+                false
+            }
+            Err(message) => {
+                editor.agent_error = Some(message.clone());
+                true
+            }
         }
     }
 }

@@ -193,8 +193,9 @@ impl App {
         result: Result<String, String>,
         effects: &mut Effects,
     ) {
-        self.editor_finished(operation, &result);
+        let shown_in_editor = self.editor_finished(operation, &result);
         match result {
+            Err(_) if shown_in_editor => {}
             Ok(summary) => self.toast(ToastLevel::Ok, summary),
             Err(reason) => self.toast(
                 ToastLevel::Error,

@@ -505,7 +505,7 @@ mod tests {
             ("deploy web", "deploy: unexpected \"web\""),
             ("edit", "edit: missing the deployment name"),
             ("silence web", "silence: missing the rule"),
-            ("silence web high-cpu soon", "invalid duration \"soon\""),
+            ("silence web high-cpu soon", "invalid duration `soon`"),
             ("silence web high-cpu 0s", "positive length"),
             ("ack web", "ack: missing the rule"),
             ("restart web two", "invalid replica \"two\""),

@@ -1,27 +1,24 @@
 //! The manifest editor: the text with line numbers, a marker in the gutter
 //! and the line in the error colour where the checks found a problem, and
 //! under it the problem's message, the agent's error or the check's
-//! result.
+//! result. The footer lists the editor's keys.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
-use super::dialogs::hint_line;
-use crate::tui::action::Command;
 use crate::tui::app::{App, EditorState, EditorTarget};
-use crate::tui::keymap::Context;
 use crate::tui::sanitize::clean;
 use crate::tui::theme::Theme;
 
 /// Rows at most for the messages under the text.
-const MAX_MESSAGE_ROWS: u16 = 4;
+const MAX_MESSAGE_ROWS: u16 = 6;
 
 /// The gutter column left of the line numbers, for the problem marker.
 const MARKER_WIDTH: u16 = 2;
 
-pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme, editor: &EditorState) {
+pub(super) fn draw(frame: &mut Frame, area: Rect, _app: &App, theme: &Theme, editor: &EditorState) {
     frame.render_widget(Clear, area);
     let block = Block::default()
         .borders(Borders::ALL)
@@ -39,12 +36,8 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme, edit
     let rows = u16::try_from(wanted)
         .unwrap_or(u16::MAX)
         .min(MAX_MESSAGE_ROWS);
-    let [text_area, message_area, hint_area] = Layout::vertical([
-        Constraint::Min(1),
-        Constraint::Length(rows),
-        Constraint::Length(1),
-    ])
-    .areas(inner);
+    let [text_area, message_area] =
+        Layout::vertical([Constraint::Min(1), Constraint::Length(rows)]).areas(inner);
 
     if editor.loaded {
         draw_text(frame, text_area, theme, editor);
@@ -52,15 +45,6 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme, edit
     frame.render_widget(
         Paragraph::new(messages).wrap(Wrap { trim: false }),
         message_area,
-    );
-    let hints = [
-        (Command::SendManifest, "send"),
-        (Command::CloseEditor, "close"),
-        (Command::ToggleHelp, "keys"),
-    ];
-    frame.render_widget(
-        Paragraph::new(hint_line(app, Context::Editor, theme, &hints)),
-        hint_area,
     );
 }
 

@@ -5,7 +5,6 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, Wrap};
 use ratatui::Frame;
 
-use super::dialogs::hint_line;
 use crate::tui::action::{Command, SecretsReadError};
 use crate::tui::app::{format_age, App, SecretsState, SECRETS_NOTE_ROWS, UNLOCK_ADVICE};
 use crate::tui::keymap::Context;
@@ -65,16 +64,14 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme, stat
         }
         (_, Some(_)) => draw_table(frame, table_area, app, theme, state),
     }
-    let hints = [
-        (Command::AddSecret, "add"),
-        (Command::SetSecret, "replace value"),
-        (Command::DeleteSecret, "delete"),
-        (Command::CloseSecrets, "back"),
-    ];
-    let mut note = hint_line(app, Context::Secrets, theme, &hints);
-    note.spans
-        .push(Span::styled("values are never shown", theme.muted));
-    frame.render_widget(Paragraph::new(note), note_area);
+    // The footer lists the keys.
+    frame.render_widget(
+        Paragraph::new(Span::styled(
+            "values are never shown; manifests use a secret as ${SECRET:name} in env",
+            theme.muted,
+        )),
+        note_area,
+    );
 }
 
 fn draw_locked(frame: &mut Frame, area: Rect, theme: &Theme, message: &str) {
