@@ -1,6 +1,6 @@
 //! `shipdeck restart` against a real agent: one replica, every replica as
-//! a rolling new revision, the errors, and the operator event; and the
-//! manifest route the dashboard's editor starts from.
+//! a rolling new revision, the errors and the operator event. Also the
+//! manifest route that the dashboard's editor starts from.
 
 mod common;
 

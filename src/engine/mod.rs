@@ -772,6 +772,7 @@ impl Engine {
                 ),
             });
         }
+
         let live = self
             .snapshot(&deployment.id)
             .map_or(deployment.status, |snapshot| snapshot.deployment.status);
@@ -787,6 +788,7 @@ impl Engine {
                 ),
             });
         }
+
         let supervisor = self.supervisor_for(&deployment);
         let (ack, acked) = oneshot::channel();
         let (done, completion) = oneshot::channel();

@@ -65,7 +65,8 @@ pub enum Action {
     /// agent did not return it.
     ManifestLoaded {
         key: DeploymentKey,
-        result: Result<ManifestSource, String>,
+        // Boxed, so that every action stays small.
+        result: Result<Box<ManifestSource>, String>,
     },
     /// The secret names and times that [`Request::ReadSecrets`] asked for.
     Secrets(Result<Vec<SecretInfo>, SecretsReadError>),
@@ -78,10 +79,10 @@ pub enum Action {
     },
 }
 
-/// Why the secrets list could not be read.
+/// The reason the secrets list could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretsReadError {
-    /// The agent cannot decrypt its vault; the message says which key it
+    /// The agent cannot decrypt its vault. The message names the key it
     /// needs.
     Locked(String),
     Failed(String),
@@ -137,12 +138,10 @@ pub enum Operation {
         key: DeploymentKey,
     },
     /// Deploy a manifest written in the editor; `key` is its name and
-    /// environment as parsed, and `base_dir` the directory relative paths
-    /// start from.
+    /// environment as parsed.
     Deploy {
         key: DeploymentKey,
         manifest: String,
-        base_dir: Option<String>,
     },
     /// Redeploy `key` from its edited manifest.
     Edit {
@@ -154,13 +153,8 @@ pub enum Operation {
         key: DeploymentKey,
         replica: Option<u32>,
     },
-    /// Silence `rule` for `duration` (such as `1h`).
-    Silence {
-        key: DeploymentKey,
-        rule: String,
-        duration: String,
-        comment: String,
-    },
+    /// Boxed, so that every action stays small.
+    Silence(Box<SilenceRequest>),
     EndSilence {
         key: DeploymentKey,
         id: String,
@@ -169,6 +163,15 @@ pub enum Operation {
         key: DeploymentKey,
         rule: String,
     },
+}
+
+/// Silence `rule` of `key` for `duration` (such as `1h`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SilenceRequest {
+    pub key: DeploymentKey,
+    pub rule: String,
+    pub duration: String,
+    pub comment: String,
 }
 
 impl Operation {
@@ -181,9 +184,9 @@ impl Operation {
             | Self::Deploy { key, .. }
             | Self::Edit { key, .. }
             | Self::Restart { key, .. }
-            | Self::Silence { key, .. }
             | Self::EndSilence { key, .. }
             | Self::Acknowledge { key, .. } => key,
+            Self::Silence(request) => &request.key,
         }
     }
 
@@ -207,9 +210,10 @@ impl Operation {
                 ..
             } => format!("restarting replica {replica} of {target}"),
             Self::Restart { .. } => format!("restarting every replica of {target}"),
-            Self::Silence { rule, duration, .. } => {
-                format!("silencing {rule} on {target} for {duration}")
-            }
+            Self::Silence(request) => format!(
+                "silencing {} on {target} for {}",
+                request.rule, request.duration
+            ),
             Self::EndSilence { id, .. } => format!("ending silence {id} on {target}"),
             Self::Acknowledge { rule, .. } => format!("acknowledging {rule} on {target}"),
         }

@@ -13,7 +13,7 @@ use crate::api::wire::SecretBody;
 use crate::config::SecretInfo;
 use crate::model::{DeploymentKey, ManifestSource};
 
-/// The HTTP status the agent answers when its vault is locked.
+/// The HTTP status the agent returns when its vault is locked.
 const LOCKED: u16 = 423;
 
 /// Sends queued requests one at a time, in order.
@@ -41,10 +41,14 @@ async fn load_manifest(client: &Client, key: DeploymentKey) -> Action {
         encode(&key.name),
         encode(&key.environment)
     );
-    let result = client.get::<ManifestSource>(&path).await.map_err(|error| {
-        tracing::warn!(%key, %error, "reading the manifest failed");
-        error.to_string()
-    });
+    let result = client
+        .get::<ManifestSource>(&path)
+        .await
+        .map(Box::new)
+        .map_err(|error| {
+            tracing::warn!(%key, %error, "reading the manifest failed");
+            error.to_string()
+        });
     Action::ManifestLoaded { key, result }
 }
 

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::action::{Action, AgentInfo, Operation, Request};
+use super::action::{Action, AgentInfo, Operation, Request, SilenceRequest};
 use super::app::{DetailRequest, ROW_SERIES};
 use crate::api::client::{encode, Client, ClientError};
 use crate::api::wire::{
@@ -333,14 +333,12 @@ async fn send_operation(client: &Client, operation: &Operation) -> Result<String
             };
             client.post(&path("undeploy"), &body).await?
         }
-        Operation::Deploy {
-            manifest, base_dir, ..
-        } => {
+        Operation::Deploy { manifest, .. } => {
             let body = DeployBody {
                 manifest: ManifestBody {
                     text: manifest.clone(),
                     origin: "dashboard editor".to_owned(),
-                    base_dir: base_dir.clone().or_else(working_directory),
+                    base_dir: working_directory(),
                 },
                 ..DeployBody::default()
             };
@@ -366,12 +364,13 @@ async fn send_operation(client: &Client, operation: &Operation) -> Result<String
             };
             client.post(&path("restart"), &body).await?
         }
-        Operation::Silence {
-            rule,
-            duration,
-            comment,
-            ..
-        } => {
+        Operation::Silence(request) => {
+            let SilenceRequest {
+                rule,
+                duration,
+                comment,
+                ..
+            } = request.as_ref();
             let body = serde_json::json!({
                 "environment": environment,
                 "rule": rule,

@@ -336,7 +336,7 @@ impl<B: Backend> Supervisor<B> {
         }
     }
 
-    /// Stops the serving replica in `slot`; the next reconcile starts a
+    /// Stops the serving replica in `slot`. The next reconcile starts a
     /// fresh one there while the old one drains, so at most one replica's
     /// capacity is missing, as when a Kubernetes pod is deleted.
     fn restart_replica(&mut self, slot: u32, done: Option<Waiter>) {

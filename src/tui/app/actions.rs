@@ -8,7 +8,7 @@ use super::secrets::DEFAULT_SILENCE_COMMENT;
 use super::{App, ConfirmDialog, Effects, Layer, Pane, ToastLevel, PRODUCTION};
 use crate::model::DeploymentKey;
 use crate::monitor::alerts::{AlertState, SilenceTarget};
-use crate::tui::action::{Command, KeyPress, Operation, SecretChange};
+use crate::tui::action::{Command, KeyPress, Operation, SecretChange, SilenceRequest};
 
 /// Duration a silence form starts with.
 pub const DEFAULT_SILENCE: &str = "1h";
@@ -73,8 +73,8 @@ impl App {
         }
     }
 
-    /// The deployment a command acts on: the detail view's, or the selected
-    /// row's.
+    /// Returns the deployment a command acts on: the detail view's, or the
+    /// selected row's.
     fn target_key(&mut self) -> Option<DeploymentKey> {
         if self.focus == Pane::Detail {
             if let Some(detail) = &self.detail {
@@ -88,9 +88,9 @@ impl App {
         key
     }
 
-    /// The replica selected in the detail view's overview, the target of a
-    /// restart there; on other tabs and in the table a restart takes every
-    /// replica.
+    /// Returns the replica selected in the detail view's overview, the
+    /// target of a restart there. On other tabs and in the table a restart
+    /// takes every replica.
     fn selected_replica(&self) -> Option<u32> {
         let detail = self
             .detail
@@ -180,7 +180,7 @@ impl App {
         Some(true)
     }
 
-    /// Checks the form on top and sends what it asks for.
+    /// Checks the form on top and sends the change it describes.
     fn submit_form(&mut self, effects: &mut Effects) {
         let Some(Layer::Form(form)) = self.layers.last_mut() else {
             return;
@@ -223,8 +223,8 @@ impl App {
         self.open_form(silence_form(key, rule, DEFAULT_SILENCE))
     }
 
-    /// The deployment and rule selected in the detail view's alerts tab,
-    /// or a message saying why there is none.
+    /// Returns the deployment and rule selected in the detail view's alerts
+    /// tab, or shows a message saying why there is none.
     fn selected_rule(&mut self) -> Option<(DeploymentKey, String)> {
         let selected = self
             .detail
@@ -285,7 +285,7 @@ impl App {
     }
 }
 
-/// What a valid form sends.
+/// The change a valid form sends.
 enum FormAction {
     Secret(SecretChange),
     Execute(Operation),
@@ -318,12 +318,14 @@ fn form_action(form: &mut Form) -> Result<FormAction, String> {
                 "" => DEFAULT_SILENCE_COMMENT.to_owned(),
                 text => text.to_owned(),
             };
-            Ok(FormAction::Execute(Operation::Silence {
-                key,
-                rule,
-                duration,
-                comment,
-            }))
+            Ok(FormAction::Execute(Operation::Silence(Box::new(
+                SilenceRequest {
+                    key,
+                    rule,
+                    duration,
+                    comment,
+                },
+            ))))
         }
     }
 }
@@ -356,7 +358,8 @@ pub(super) fn silence_form(key: DeploymentKey, rule: String, duration: &str) -> 
     }
 }
 
-/// Returns the silence a rule has in force, for ending it from its row.
+/// Returns whether a silence with `target` mutes `rule`, so that the rule's
+/// row can end it.
 pub(super) fn silence_target_matches(target: &SilenceTarget, rule: &str) -> bool {
     match target {
         SilenceTarget::Rule(name) => name == rule,

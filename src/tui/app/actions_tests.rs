@@ -327,12 +327,12 @@ fn silence_form_defaults_to_an_hour() {
     let sent = executed(&press(&mut app, "enter"));
     assert_eq!(
         sent,
-        vec![Operation::Silence {
+        vec![Operation::Silence(Box::new(SilenceRequest {
             key: DeploymentKey::new("web", "staging"),
             rule: "high-cpu".to_owned(),
             duration: "1h".to_owned(),
             comment: "deploying the fix".to_owned(),
-        }]
+        }))]
     );
 }
 
@@ -353,10 +353,10 @@ fn silence_form_rejects_bad_duration() {
     press(&mut app, "ctrl-u");
     type_text(&mut app, "30m");
     let sent = executed(&press(&mut app, "enter"));
-    let [Operation::Silence { comment, .. }] = sent.as_slice() else {
+    let [Operation::Silence(request)] = sent.as_slice() else {
         panic!("expected a silence: {sent:?}");
     };
-    assert_eq!(comment, DEFAULT_SILENCE_COMMENT);
+    assert_eq!(request.comment, DEFAULT_SILENCE_COMMENT);
 }
 
 #[test]
@@ -487,12 +487,12 @@ fn palette_runs_alert_and_restart_commands() {
     let sent = executed(&run(&mut app, "silence web high-cpu 2h deploying"));
     assert_eq!(
         sent,
-        vec![Operation::Silence {
+        vec![Operation::Silence(Box::new(SilenceRequest {
             key: DeploymentKey::new("web", "staging"),
             rule: "high-cpu".to_owned(),
             duration: "2h".to_owned(),
             comment: "deploying".to_owned(),
-        }]
+        }))]
     );
     let sent = executed(&run(&mut app, "ack web high-cpu"));
     assert_eq!(

@@ -5,8 +5,8 @@
 //! moment after the last key press, and the first problem is shown at its
 //! line and column. Sending is rejected while a problem remains. A sent
 //! manifest goes through the same confirmation as every destructive
-//! operation, with a summary of what changes; the editor stays open until
-//! the agent accepts it, and shows the agent's error if it does not.
+//! operation, with a summary of what changes. The editor stays open until
+//! the agent accepts the manifest, and shows the agent's error otherwise.
 
 use std::collections::BTreeSet;
 
@@ -37,7 +37,7 @@ ports:
   - { name: http, containerPort: 8080 }
 ";
 
-/// What the editor sends.
+/// The destination of the editor's text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EditorTarget {
     New,
@@ -357,7 +357,7 @@ impl App {
     pub(super) fn on_manifest_loaded(
         &mut self,
         key: &DeploymentKey,
-        result: Result<ManifestSource, String>,
+        result: Result<Box<ManifestSource>, String>,
         effects: &mut Effects,
     ) {
         let Some(editor) = self.editor.as_mut() else {
@@ -534,7 +534,6 @@ fn confirm_deploy(manifest: &Manifest, text: String, known: &[DeploymentKey]) ->
         operation: Operation::Deploy {
             key,
             manifest: text,
-            base_dir: None,
         },
         message,
         typed: String::new(),

@@ -101,12 +101,12 @@ fn open_loaded_edit(harness: &mut Harness) {
     assert!(!harness.editor().loaded);
     harness.app.apply(Action::ManifestLoaded {
         key,
-        result: Ok(ManifestSource {
+        result: Ok(Box::new(ManifestSource {
             name: "web".to_owned(),
             environment: "production".to_owned(),
             revision: 3,
             text: EDITED.to_owned(),
-        }),
+        })),
     });
     assert!(harness.editor().loaded);
 }
@@ -210,7 +210,6 @@ fn agent_error_keeps_editor_open() {
     let operation = Operation::Deploy {
         key: DeploymentKey::new("web", "development"),
         manifest: NEW_MANIFEST.to_owned(),
-        base_dir: None,
     };
     harness.app.apply(Action::OperationFinished {
         operation,

@@ -2,9 +2,9 @@
 //! one line: a secret's name and value, a silence's duration and comment.
 //!
 //! A masked field keeps its text in memory that is zeroed when it is
-//! dropped or replaced, and grows by copying into a larger zeroed buffer
-//! rather than letting `String` reallocate, which would leave copies of
-//! the earlier text in freed memory. Its `Debug` output shows only the
+//! dropped or replaced. It grows by copying into a larger buffer and
+//! zeroing the old one, because a `String` that reallocates leaves copies
+//! of the earlier text in freed memory. Its `Debug` output shows only the
 //! length, so neither logs nor test failures print it.
 
 use std::fmt;
@@ -17,7 +17,7 @@ use crate::model::DeploymentKey;
 /// Bytes a masked field reserves at first; longer values grow it.
 const MASKED_CAPACITY: usize = 256;
 
-/// What a form does once submitted.
+/// The action a form takes once submitted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FormPurpose {
     /// Add a secret: its name, then its value.

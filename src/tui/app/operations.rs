@@ -115,7 +115,7 @@ impl App {
             }
             Operation::Deploy { .. }
             | Operation::Edit { .. }
-            | Operation::Silence { .. }
+            | Operation::Silence(_)
             | Operation::EndSilence { .. }
             | Operation::Acknowledge { .. } => return self.execute(operation, effects),
             other => other,
@@ -159,7 +159,7 @@ impl App {
             Operation::Restart { .. }
             | Operation::Deploy { .. }
             | Operation::Edit { .. }
-            | Operation::Silence { .. }
+            | Operation::Silence(_)
             | Operation::EndSilence { .. }
             | Operation::Acknowledge { .. } => return,
         };
@@ -282,11 +282,13 @@ impl App {
                 rule,
                 duration,
                 comment,
-            } => self.resolve(&target).map(|key| Operation::Silence {
-                key,
-                rule,
-                duration,
-                comment: comment.unwrap_or_else(|| super::DEFAULT_SILENCE_COMMENT.to_owned()),
+            } => self.resolve(&target).map(|key| {
+                Operation::Silence(Box::new(crate::tui::action::SilenceRequest {
+                    key,
+                    rule,
+                    duration,
+                    comment: comment.unwrap_or_else(|| super::DEFAULT_SILENCE_COMMENT.to_owned()),
+                }))
             }),
             PaletteCommand::Ack { target, rule } => self
                 .resolve(&target)

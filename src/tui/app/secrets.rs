@@ -7,7 +7,7 @@ use super::{App, Effects, Layer, ToastLevel};
 use crate::config::SecretInfo;
 use crate::tui::action::{Command, Effect, Request, SecretChange, SecretsReadError};
 
-/// What the view says when the agent cannot decrypt its vault, after the
+/// The advice shown when the agent cannot decrypt its vault, after the
 /// agent's own message, which names the key it expects.
 pub const UNLOCK_ADVICE: &str = "Unlock it by restarting the agent with the master key or passphrase the vault was created with: `shipdeck agent stop`, then start it with SHIPDECK_MASTER_KEY, SHIPDECK_PASSPHRASE_FILE or the original key file in place.";
 
@@ -36,7 +36,7 @@ impl SecretsState {
 impl App {
     /// Opens the secrets view and reads the list.
     pub(super) fn open_secrets(&mut self, effects: &mut Effects) -> bool {
-        if self.layers.iter().any(|layer| *layer == Layer::Secrets) {
+        if self.layers.contains(&Layer::Secrets) {
             return false;
         }
         self.secrets = Some(SecretsState::default());

@@ -22,7 +22,7 @@ pub(super) fn draw_confirm(
     theme: &Theme,
     dialog: &ConfirmDialog,
 ) {
-    // The first line says what happens; the lines after it, such as the
+    // The first line states what happens. The lines after it, such as the
     // fields an edited manifest changes, are details.
     let mut lines: Vec<Line> = dialog
         .message

@@ -42,12 +42,12 @@ fn editing(width: u16, height: u16, name: &str) -> App {
     press(&mut app, "enter e");
     app.apply(Action::ManifestLoaded {
         key: DeploymentKey::new(name, "staging"),
-        result: Ok(ManifestSource {
+        result: Ok(Box::new(ManifestSource {
             name: name.to_owned(),
             environment: "staging".to_owned(),
             revision: 3,
             text: cjk_manifest().replace(CJK, name),
-        }),
+        })),
     });
     app
 }
@@ -97,7 +97,6 @@ fn editor_agent_error() {
             Some(Layer::Editor) => crate::tui::action::Operation::Deploy {
                 key: DeploymentKey::new("web", "development"),
                 manifest: crate::tui::app::NEW_MANIFEST.to_owned(),
-                base_dir: None,
             },
             other => panic!("the editor waits: {other:?}"),
         };
