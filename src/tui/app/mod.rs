@@ -778,7 +778,7 @@ pub fn help_lines(keymap: &Keymap, context: Context, read_only: bool) -> Vec<Hel
     }
     if context == Context::Deployments && !read_only {
         lines.push(HelpLine::Note(
-            "scale down, rollback, redeploy and undeploy ask first; in production, type the name",
+            "scale down, rollback, redeploy, restart, undeploy and sending a manifest ask first; in production, type the name",
         ));
     }
     if read_only {
