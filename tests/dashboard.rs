@@ -315,7 +315,7 @@ async fn detail_worker_reads_each_tab() {
     home.finish();
 }
 
-/// Sends what the state asks of the outside world to the workers, as the
+/// Sends the effects that the state returns to the workers, as the
 /// event loop does.
 fn dispatch(workers: &Workers, effects: Vec<shipdeck::tui::action::Effect>) {
     use shipdeck::tui::action::Effect;
