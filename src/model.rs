@@ -328,6 +328,19 @@ pub struct HealthView {
     pub last_checked: Option<OffsetDateTime>,
 }
 
+/// The manifest of a deployment's current revision as YAML, for editing
+/// and redeploying. It is the stored spec, with the environment config and
+/// template merged in and the current replica count; `env` keeps
+/// `${SECRET:name}` references, never secret values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManifestSource {
+    pub name: String,
+    pub environment: String,
+    pub revision: u64,
+    pub text: String,
+}
+
 /// One row of `history`, newest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -341,6 +341,63 @@ async fn next_item<T>(
     }
 }
 
+/// Sends the effects that the state returns to the workers, as the
+/// event loop does.
+fn dispatch(workers: &Workers, effects: Vec<shipdeck::tui::action::Effect>) {
+    use shipdeck::tui::action::Effect;
+    for effect in effects {
+        match effect {
+            Effect::Execute(operation) => workers.execute(operation),
+            Effect::Request(request) => workers.request(request),
+            Effect::WatchMetrics(keys) => workers.watch_metrics(keys),
+            Effect::WatchDetail(request) => workers.watch_detail(request),
+            Effect::Redraw | Effect::Quit | Effect::LoadTheme(_) => {}
+        }
+    }
+}
+
+/// Presses keys written as in the keymap, separated by spaces.
+fn press_keys(app: &mut shipdeck::tui::app::App, workers: &Workers, keys: &str) {
+    for key in keys.split(' ') {
+        let press = shipdeck::tui::keymap::parse_key(key).expect("a key");
+        dispatch(workers, app.apply(Action::Key(press)));
+    }
+}
+
+/// Types text, a newline as Enter.
+fn type_keys(app: &mut shipdeck::tui::app::App, workers: &Workers, text: &str) {
+    use shipdeck::tui::action::{KeyCodeKey, KeyPress};
+    for character in text.chars() {
+        let press = match character {
+            '\n' => KeyPress::plain(KeyCodeKey::Enter),
+            other => KeyPress::char(other),
+        };
+        dispatch(workers, app.apply(Action::Key(press)));
+    }
+}
+
+/// Applies the workers' actions to the state until `done` holds.
+async fn pump_until(
+    app: &mut shipdeck::tui::app::App,
+    workers: &Workers,
+    receiver: &mut mpsc::Receiver<Action>,
+    what: &str,
+    mut done: impl FnMut(&shipdeck::tui::app::App) -> bool,
+) {
+    let wait = async {
+        while !done(app) {
+            let action = receiver
+                .recv()
+                .await
+                .expect("the workers keep the channel open");
+            dispatch(workers, app.apply(action));
+        }
+    };
+    if tokio::time::timeout(DEADLINE, wait).await.is_err() {
+        panic!("no {what} within {DEADLINE:?}");
+    }
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn watch_stream_carries_each_change() {
     let home = TestHome::new();
@@ -381,5 +438,117 @@ async fn watch_stream_carries_each_change() {
         _ => None,
     })
     .await;
+    home.finish();
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn editor_deploys_and_secrets_view_adds() {
+    use shipdeck::tui::app::{App, AppOptions, Layer, SystemClock};
+
+    let home = TestHome::new();
+    home.ok(&["agent", "--detach"]);
+    let socket = home.home().join("run/agent.sock");
+    let (sender, mut receiver) = mpsc::channel(64);
+    let workers = Workers::start(Client::new(&socket), socket.display().to_string(), sender);
+    let mut app = App::new(
+        AppOptions {
+            keymap: shipdeck::tui::keymap::Keymap::default(),
+            read_only: false,
+            socket: socket.display().to_string(),
+        },
+        std::sync::Arc::new(SystemClock),
+    );
+    dispatch(
+        &workers,
+        app.apply(Action::Resize {
+            width: 120,
+            height: 40,
+        }),
+    );
+    pump_until(&mut app, &workers, &mut receiver, "connection", |app| {
+        app.connection == shipdeck::tui::app::Connection::Connected
+    })
+    .await;
+
+    // Add a secret in the secrets view's masked field.
+    press_keys(&mut app, &workers, "S");
+    pump_until(&mut app, &workers, &mut receiver, "secrets list", |app| {
+        app.secrets
+            .as_ref()
+            .is_some_and(|state| state.list.is_some())
+    })
+    .await;
+    press_keys(&mut app, &workers, "n");
+    type_keys(&mut app, &workers, "greeting");
+    press_keys(&mut app, &workers, "tab");
+    let canary = random_canary();
+    type_keys(&mut app, &workers, &canary);
+    press_keys(&mut app, &workers, "enter");
+    pump_until(
+        &mut app,
+        &workers,
+        &mut receiver,
+        "the secret listed",
+        |app| {
+            app.secrets.as_ref().is_some_and(|state| {
+                state
+                    .list
+                    .iter()
+                    .flatten()
+                    .any(|info| info.name == "greeting")
+            })
+        },
+    )
+    .await;
+    let listed = home.ok(&["secrets", "ls"]);
+    assert!(listed.contains("greeting"), "{listed}");
+    press_keys(&mut app, &workers, "esc");
+
+    // Write a manifest that reads the secret, and deploy it.
+    let port = free_ports(1);
+    let manifest = sample_manifest("web", 1, port, "unused")
+        .replace("  GREETING: unused\n", "  GREETING: ${SECRET:greeting}\n");
+    press_keys(&mut app, &workers, "N");
+    // Empty the starting manifest: delete to the end of each line, then
+    // the line break.
+    for _ in 0..shipdeck::tui::app::NEW_MANIFEST.lines().count() + 1 {
+        press_keys(&mut app, &workers, "ctrl-k delete");
+    }
+    type_keys(&mut app, &workers, manifest.trim_end());
+    press_keys(&mut app, &workers, "ctrl-o");
+    let Some(Layer::Confirm(dialog)) = app.layers.last() else {
+        panic!(
+            "no confirmation; the editor shows {:?}",
+            app.editor.as_ref().map(|editor| &editor.problem)
+        );
+    };
+    assert!(
+        dialog
+            .message
+            .starts_with("Deploy web (development) as a new deployment"),
+        "{}",
+        dialog.message
+    );
+    press_keys(&mut app, &workers, "y");
+    pump_until(
+        &mut app,
+        &workers,
+        &mut receiver,
+        "the deploy accepted",
+        |app| app.editor.is_none(),
+    )
+    .await;
+
+    let body = wait_http_ok(port, "/");
+    assert!(
+        body.contains(&canary),
+        "the replica reads the secret: {body}"
+    );
+    let deployment = home.get("web", &[]);
+    assert_eq!(deployment["revision"], 1);
+    let events = home.ok(&["events", "--limit", "1000"]);
+    assert!(!events.contains(&canary), "no event holds the value");
+
+    drop(workers);
     home.finish();
 }

@@ -151,8 +151,12 @@ fn dashboard_runs_in_a_terminal() {
     // it shows that the dashboard read both keys and kept running.
     tmux.ok(&["send-keys", "-t", "dash", "q"]);
     tmux.ok(&["send-keys", "-t", "dash", "?"]);
+    // The global keys come after the table's, past the first page at
+    // 80x24, so G moves to the end of the help.
+    tmux.wait_screen("the help", |screen| screen.contains("help: deployments"));
+    tmux.ok(&["send-keys", "-t", "dash", "G"]);
     // tmux may capture a frame half drawn, so wait for the line checked.
-    let help = tmux.wait_screen("the help", |screen| {
+    let help = tmux.wait_screen("the help's global keys", |screen| {
         screen.contains("help: deployments") && screen.contains("quit the dashboard")
     });
     assert!(

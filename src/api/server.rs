@@ -20,7 +20,8 @@ use tokio::sync::Notify;
 
 use super::wire::{
     ActionResult, AgentStatus, DeployBody, ErrorBody, ListParams, ManifestBody, RedeployBody,
-    RevealedSecret, RollbackBody, RotateKeyBody, ScaleBody, SecretBody, TargetParams, UndeployBody,
+    RestartBody, RevealedSecret, RollbackBody, RotateKeyBody, ScaleBody, SecretBody, TargetParams,
+    UndeployBody,
 };
 use crate::config::{Rotation, SecretInfo, VaultError};
 use crate::engine::alert_rules::{AlertRuleError, PutMode};
@@ -97,6 +98,8 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/deployments/{name}/rollback", post(rollback))
         .route("/v1/deployments/{name}/scale", post(scale))
         .route("/v1/deployments/{name}/undeploy", post(undeploy))
+        .route("/v1/deployments/{name}/restart", post(restart))
+        .route("/v1/deployments/{name}/manifest", get(manifest_source))
         .route("/v1/events", get(events))
         .route("/v1/watch", get(super::watch::watch))
         .route("/v1/alerts", get(alerts_list))
@@ -220,6 +223,11 @@ impl From<EngineError> for ApiError {
             | EngineError::Vault(VaultError::NotFound { .. }) => StatusCode::NOT_FOUND,
             EngineError::Config(error) => super::config::status_of(error),
             EngineError::Ambiguous { .. } | EngineError::Undeployed { .. } => StatusCode::CONFLICT,
+            // The dashboard reads 423 as "the vault is locked" and says how
+            // to unlock it.
+            EngineError::Vault(VaultError::Locked | VaultError::KeyFileMissing { .. }) => {
+                StatusCode::LOCKED
+            }
             EngineError::Backend(crate::backend::BackendError::PortInUse { .. }) => {
                 StatusCode::CONFLICT
             }
@@ -359,6 +367,34 @@ async fn undeploy(
         .undeploy(&name, body.environment.as_deref(), &caller(&peer))
         .await?;
     finish(&state, accepted, body.wait, body.timeout_ms).await
+}
+
+async fn restart(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<PeerUser>,
+    Path(name): Path<String>,
+    Body(body): Body<RestartBody>,
+) -> ApiResult<ActionResult> {
+    let accepted = state
+        .engine
+        .restart(
+            &name,
+            body.environment.as_deref(),
+            body.replica,
+            &caller(&peer),
+        )
+        .await?;
+    finish(&state, accepted, body.wait, body.timeout_ms).await
+}
+
+async fn manifest_source(
+    State(state): State<Shared>,
+    Path(name): Path<String>,
+    Query(params): Query<TargetParams>,
+) -> Result<Response, ApiError> {
+    Ok(json(
+        state.engine.manifest_source(&name, params.env.as_deref())?,
+    ))
 }
 
 /// Responds to a verb, first waiting for it to finish when the client requested it.

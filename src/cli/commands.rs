@@ -8,13 +8,14 @@ use serde::Serialize;
 use super::output::{escape_controls, structured, Format, Table};
 use super::{
     AgentAction, CliError, Command, DeployArgs, EventsArgs, FormatArgs, ListArgs, LogsArgs,
-    MetricsArgs, RedeployArgs, RollbackArgs, ScaleArgs, TargetArgs, UndeployArgs, WaitArgs,
+    MetricsArgs, RedeployArgs, RestartArgs, RollbackArgs, ScaleArgs, TargetArgs, UndeployArgs,
+    WaitArgs,
 };
 use crate::agent;
 use crate::api::client::{encode, Client};
 use crate::api::wire::{
-    ActionResult, AgentStatus, DeployBody, ListParams, ManifestBody, RedeployBody, RollbackBody,
-    ScaleBody, UndeployBody, WatchItem,
+    ActionResult, AgentStatus, DeployBody, ListParams, ManifestBody, RedeployBody, RestartBody,
+    RollbackBody, ScaleBody, UndeployBody, WatchItem,
 };
 use crate::home::Home;
 use crate::logs::{format_time, keep_colours, sanitize_for_terminal, FollowItem, LogEntry};
@@ -47,6 +48,7 @@ pub async fn run(home: &Home, command: Command) -> Result<String, CliError> {
         Command::Get(args) => get(home, args).await,
         Command::History(args) => history(home, args).await,
         Command::Redeploy(args) => redeploy(home, args).await,
+        Command::Restart(args) => restart(home, args).await,
         Command::Rollback(args) => rollback(home, args).await,
         Command::Scale(args) => scale(home, args).await,
         Command::Health(args) => health(home, args).await,
@@ -205,6 +207,25 @@ async fn redeploy(home: &Home, args: RedeployArgs) -> Result<String, CliError> {
         "redeploying"
     };
     action_output(&result, args.format.format, verb)
+}
+
+async fn restart(home: &Home, args: RestartArgs) -> Result<String, CliError> {
+    let body = RestartBody {
+        environment: args.env,
+        replica: args.replica,
+        wait: args.wait.wait,
+        timeout_ms: timeout_ms(&args.wait)?,
+    };
+    let client = client(home).await?;
+    let path = format!("/v1/deployments/{}/restart", encode(&args.name));
+    let result: ActionResult = client.post(&path, &body).await?;
+    let verb = match (args.replica, args.wait.wait) {
+        (Some(replica), true) => format!("restarted replica {replica}"),
+        (Some(replica), false) => format!("restarting replica {replica}"),
+        (None, true) => "restarted".to_owned(),
+        (None, false) => "restarting".to_owned(),
+    };
+    action_output(&result, args.format.format, &verb)
 }
 
 async fn rollback(home: &Home, args: RollbackArgs) -> Result<String, CliError> {

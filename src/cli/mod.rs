@@ -80,6 +80,8 @@ pub enum Command {
     History(TargetArgs),
     /// Roll out a new revision from a changed manifest, or restart the current one
     Redeploy(RedeployArgs),
+    /// Restart every replica in a rolling way (as a new revision of the same spec), or one replica
+    Restart(RestartArgs),
     /// Roll back to the previous healthy revision, or to a given one, as a new revision
     Rollback(RollbackArgs),
     /// Change the number of replicas
@@ -655,6 +657,24 @@ pub struct RedeployArgs {
     /// define a variable for ${NAME} in env with var.NAME=VALUE
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+
+    #[command(flatten)]
+    pub wait: WaitArgs,
+
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    pub name: String,
+
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+
+    /// Restart only this replica (its number, from 0, as `get` lists it)
+    #[arg(long, value_name = "N")]
+    pub replica: Option<u32>,
 
     #[command(flatten)]
     pub wait: WaitArgs,

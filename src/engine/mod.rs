@@ -711,6 +711,121 @@ impl Engine {
         })
     }
 
+    /// Restarts replicas without changing the spec. Every replica: the
+    /// current spec rolls out again as a new revision, within the
+    /// strategy's `maxSurge` and `maxUnavailable`, reusing its build, as
+    /// `kubectl rollout restart` does. One replica (`replica: Some(slot)`):
+    /// it stops and a fresh one of the same revision takes its slot.
+    pub async fn restart(
+        &self,
+        name: &str,
+        environment: Option<&str>,
+        replica: Option<u32>,
+        caller: &Caller,
+    ) -> Result<Accepted, EngineError> {
+        let _guard = self.changes.lock().await;
+        let deployment = self.resolve(name, environment)?;
+        if !deployment.wants_replicas() {
+            return Err(EngineError::Undeployed {
+                name: deployment.name,
+            });
+        }
+        match replica {
+            None => {
+                let number = deployment.revision;
+                let mut current = self.revision(&deployment, number)?;
+                current.spec.replicas = deployment.desired_replicas;
+                let reason = format!("restart of revision {number}");
+                self.roll_out(
+                    Some(deployment),
+                    current.spec,
+                    reason,
+                    caller,
+                    "restart",
+                    Some(number),
+                )
+                .await
+            }
+            Some(slot) => self.restart_replica(deployment, slot, caller).await,
+        }
+    }
+
+    async fn restart_replica(
+        &self,
+        deployment: Deployment,
+        slot: u32,
+        caller: &Caller,
+    ) -> Result<Accepted, EngineError> {
+        let desired = deployment.desired_replicas;
+        if slot >= desired {
+            let range = match desired {
+                0 => "no replicas".to_owned(),
+                1 => "only replica 0".to_owned(),
+                _ => format!("replicas 0 to {}", desired - 1),
+            };
+            return Err(EngineError::Unsupported {
+                field: "replica".to_owned(),
+                message: format!(
+                    "{} has {range}, so replica {slot} does not exist; see the replicas with `shipdeck get {}`",
+                    deployment.key(),
+                    deployment.name
+                ),
+            });
+        }
+
+        let live = self
+            .snapshot(&deployment.id)
+            .map_or(deployment.status, |snapshot| snapshot.deployment.status);
+        if matches!(
+            live,
+            DeploymentStatus::Pending | DeploymentStatus::Building | DeploymentStatus::Deploying
+        ) {
+            return Err(EngineError::Unsupported {
+                field: "replica".to_owned(),
+                message: format!(
+                    "{} is {live}; restart replica {slot} once the rollout has finished",
+                    deployment.key()
+                ),
+            });
+        }
+
+        let supervisor = self.supervisor_for(&deployment);
+        let (ack, acked) = oneshot::channel();
+        let (done, completion) = oneshot::channel();
+        let command = Command::RestartReplica {
+            slot,
+            ack,
+            done: Some(done),
+        };
+        self.send(&deployment, &supervisor, command, acked).await?;
+        let message = format!("replica {slot}");
+        self.record(caller, &deployment, "restart", EventOutcome::Ok, &message)
+            .await?;
+        Ok(Accepted {
+            deployment: self.view(&deployment),
+            revision: None,
+            completion: Some(completion),
+        })
+    }
+
+    /// Returns the current revision's spec as manifest YAML, at the
+    /// current scale.
+    pub fn manifest_source(
+        &self,
+        name: &str,
+        environment: Option<&str>,
+    ) -> Result<crate::model::ManifestSource, EngineError> {
+        let deployment = self.resolve(name, environment)?;
+        let mut current = self.revision(&deployment, deployment.revision)?;
+        current.spec.replicas = deployment.desired_replicas;
+        Ok(crate::model::ManifestSource {
+            name: deployment.name,
+            environment: deployment.environment,
+            revision: current.revision,
+            text: manifest::to_yaml(&current.spec),
+        })
+    }
+
     async fn send(
         &self,
         deployment: &Deployment,

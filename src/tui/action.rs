@@ -11,7 +11,8 @@ use std::fmt;
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use super::app::{DetailData, DetailRequest};
-use crate::model::{DeploymentKey, DeploymentView, SeriesView};
+use crate::config::{SecretInfo, SecretValue};
+use crate::model::{DeploymentKey, DeploymentView, ManifestSource, SeriesView};
 use crate::monitor::alerts::AlertView;
 
 /// One input to the dashboard's state.
@@ -60,6 +61,62 @@ pub enum Action {
         key: DeploymentKey,
         data: DetailData,
     },
+    /// The manifest that [`Request::LoadManifest`] asked for, or why the
+    /// agent did not return it.
+    ManifestLoaded {
+        key: DeploymentKey,
+        // Boxed, so that every action stays small.
+        result: Result<Box<ManifestSource>, String>,
+    },
+    /// The secret names and times that [`Request::ReadSecrets`] asked for.
+    Secrets(Result<Vec<SecretInfo>, SecretsReadError>),
+    /// The agent's response to a [`SecretChange`]; it names the secret and
+    /// never carries its value.
+    SecretChanged {
+        name: String,
+        deleted: bool,
+        result: Result<(), String>,
+    },
+}
+
+/// The reason the secrets list could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretsReadError {
+    /// The agent cannot decrypt its vault. The message names the key it
+    /// needs.
+    Locked(String),
+    Failed(String),
+}
+
+/// A one-off request to the agent that is not an [`Operation`] on a
+/// deployment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    /// Read the current manifest of a deployment, for the editor.
+    LoadManifest(DeploymentKey),
+    ReadSecrets,
+    ChangeSecret(SecretChange),
+}
+
+/// A change to the vault. `Debug` shows a value as `[REDACTED]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretChange {
+    /// Adds the secret, or replaces its value.
+    Set {
+        name: String,
+        value: SecretValue,
+    },
+    Delete {
+        name: String,
+    },
+}
+
+impl SecretChange {
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Set { name, .. } | Self::Delete { name } => name,
+        }
+    }
 }
 
 /// A change to one deployment that the dashboard requests from the agent.
@@ -80,6 +137,41 @@ pub enum Operation {
     Undeploy {
         key: DeploymentKey,
     },
+    /// Deploy a manifest written in the editor; `key` is its name and
+    /// environment as parsed.
+    Deploy {
+        key: DeploymentKey,
+        manifest: String,
+    },
+    /// Redeploy `key` from its edited manifest.
+    Edit {
+        key: DeploymentKey,
+        manifest: String,
+    },
+    /// Restart one replica, or every replica in a rolling way.
+    Restart {
+        key: DeploymentKey,
+        replica: Option<u32>,
+    },
+    /// Boxed, so that every action stays small.
+    Silence(Box<SilenceRequest>),
+    EndSilence {
+        key: DeploymentKey,
+        id: String,
+    },
+    Acknowledge {
+        key: DeploymentKey,
+        rule: String,
+    },
+}
+
+/// Silence `rule` of `key` for `duration` (such as `1h`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SilenceRequest {
+    pub key: DeploymentKey,
+    pub rule: String,
+    pub duration: String,
+    pub comment: String,
 }
 
 impl Operation {
@@ -88,7 +180,13 @@ impl Operation {
             Self::Scale { key, .. }
             | Self::Rollback { key, .. }
             | Self::Redeploy { key }
-            | Self::Undeploy { key } => key,
+            | Self::Undeploy { key }
+            | Self::Deploy { key, .. }
+            | Self::Edit { key, .. }
+            | Self::Restart { key, .. }
+            | Self::EndSilence { key, .. }
+            | Self::Acknowledge { key, .. } => key,
+            Self::Silence(request) => &request.key,
         }
     }
 
@@ -105,6 +203,19 @@ impl Operation {
             Self::Rollback { .. } => format!("rolling back {target}"),
             Self::Redeploy { .. } => format!("redeploying {target}"),
             Self::Undeploy { .. } => format!("undeploying {target}"),
+            Self::Deploy { .. } => format!("deploying {target}"),
+            Self::Edit { .. } => format!("redeploying {target} from the edited manifest"),
+            Self::Restart {
+                replica: Some(replica),
+                ..
+            } => format!("restarting replica {replica} of {target}"),
+            Self::Restart { .. } => format!("restarting every replica of {target}"),
+            Self::Silence(request) => format!(
+                "silencing {} on {target} for {}",
+                request.rule, request.duration
+            ),
+            Self::EndSilence { id, .. } => format!("ending silence {id} on {target}"),
+            Self::Acknowledge { rule, .. } => format!("acknowledging {rule} on {target}"),
         }
     }
 }
@@ -135,6 +246,8 @@ pub enum Effect {
     /// Read what the detail view shows, replacing the previous request;
     /// `None` when no detail view is open.
     WatchDetail(Option<DetailRequest>),
+    /// Send a one-off request; its result arrives as an action.
+    Request(Request),
 }
 
 /// An operator's intent, the value a key is bound to in the keymap. Names
@@ -183,10 +296,24 @@ pub enum Command {
     MarkRevision,
     ScrollDiffDown,
     ScrollDiffUp,
+    NewManifest,
+    EditManifest,
+    Restart,
+    OpenSecrets,
+    SendManifest,
+    CloseEditor,
+    AddSecret,
+    SetSecret,
+    DeleteSecret,
+    CloseSecrets,
+    NextField,
+    SilenceRule,
+    EndSilence,
+    Acknowledge,
 }
 
 impl Command {
-    pub const ALL: [Command; 42] = [
+    pub const ALL: [Command; 56] = [
         Self::Quit,
         Self::ToggleHelp,
         Self::ToggleAlerts,
@@ -229,6 +356,20 @@ impl Command {
         Self::MarkRevision,
         Self::ScrollDiffDown,
         Self::ScrollDiffUp,
+        Self::NewManifest,
+        Self::EditManifest,
+        Self::Restart,
+        Self::OpenSecrets,
+        Self::SendManifest,
+        Self::CloseEditor,
+        Self::AddSecret,
+        Self::SetSecret,
+        Self::DeleteSecret,
+        Self::CloseSecrets,
+        Self::NextField,
+        Self::SilenceRule,
+        Self::EndSilence,
+        Self::Acknowledge,
     ];
 
     /// Returns the name used in `keymap.toml`.
@@ -276,6 +417,20 @@ impl Command {
             Self::MarkRevision => "mark",
             Self::ScrollDiffDown => "diff-down",
             Self::ScrollDiffUp => "diff-up",
+            Self::NewManifest => "deploy",
+            Self::EditManifest => "edit",
+            Self::Restart => "restart",
+            Self::OpenSecrets => "secrets",
+            Self::SendManifest => "send",
+            Self::CloseEditor => "close-editor",
+            Self::AddSecret => "add",
+            Self::SetSecret => "set-value",
+            Self::DeleteSecret => "delete",
+            Self::CloseSecrets => "close-secrets",
+            Self::NextField => "next-field",
+            Self::SilenceRule => "silence",
+            Self::EndSilence => "unsilence",
+            Self::Acknowledge => "ack",
         }
     }
 
@@ -324,6 +479,20 @@ impl Command {
             Self::MarkRevision => "history: mark the selected revision to diff against",
             Self::ScrollDiffDown => "history: scroll the diff down",
             Self::ScrollDiffUp => "history: scroll the diff up",
+            Self::NewManifest => "write a new manifest and deploy it",
+            Self::EditManifest => "edit the manifest and redeploy it",
+            Self::Restart => "restart all replicas, or the one selected",
+            Self::OpenSecrets => "list the secrets, never their values",
+            Self::SendManifest => "editor: check, confirm and send",
+            Self::CloseEditor => "editor: close; asks if changes are unsent",
+            Self::AddSecret => "secrets: add a secret",
+            Self::SetSecret => "secrets: replace the selected secret's value",
+            Self::DeleteSecret => "secrets: delete the selected secret",
+            Self::CloseSecrets => "secrets: return to the deployments",
+            Self::NextField => "move to the next field of the form",
+            Self::SilenceRule => "alerts: silence the selected rule for a while",
+            Self::EndSilence => "alerts: end the selected silence",
+            Self::Acknowledge => "alerts: acknowledge the firing alert",
         }
     }
 
@@ -338,6 +507,16 @@ impl Command {
                 | Self::Rollback
                 | Self::Redeploy
                 | Self::Undeploy
+                | Self::NewManifest
+                | Self::EditManifest
+                | Self::Restart
+                | Self::SendManifest
+                | Self::AddSecret
+                | Self::SetSecret
+                | Self::DeleteSecret
+                | Self::SilenceRule
+                | Self::EndSilence
+                | Self::Acknowledge
         )
     }
 

@@ -44,10 +44,17 @@ pub enum Context {
     /// A line of text: the replica count or the command palette.
     Prompt,
     Detail,
+    /// The manifest editor: unbound keys type into the text.
+    Editor,
+    /// The secrets list.
+    Secrets,
+    /// A form of several fields: a secret's name and value, or a
+    /// silence's duration and comment.
+    Form,
 }
 
 impl Context {
-    pub const ALL: [Context; 9] = [
+    pub const ALL: [Context; 12] = [
         Self::Global,
         Self::Deployments,
         Self::Alerts,
@@ -57,6 +64,9 @@ impl Context {
         Self::ConfirmTyped,
         Self::Prompt,
         Self::Detail,
+        Self::Editor,
+        Self::Secrets,
+        Self::Form,
     ];
 
     pub fn name(self) -> &'static str {
@@ -70,6 +80,9 @@ impl Context {
             Self::ConfirmTyped => "confirm-typed",
             Self::Prompt => "prompt",
             Self::Detail => "detail",
+            Self::Editor => "editor",
+            Self::Secrets => "secrets",
+            Self::Form => "form",
         }
     }
 
@@ -104,6 +117,10 @@ impl Context {
                 Redeploy,
                 Undeploy,
                 OpenDetail,
+                NewManifest,
+                EditManifest,
+                Restart,
+                OpenSecrets,
             ],
             Self::Alerts => &[MoveUp, MoveDown, PageUp, PageDown, First, Last],
             Self::Filter => &[AcceptFilter, CancelFilter, DeleteChar, ClearInput],
@@ -130,7 +147,26 @@ impl Context {
                 MarkRevision,
                 ScrollDiffDown,
                 ScrollDiffUp,
+                EditManifest,
+                Restart,
+                SilenceRule,
+                EndSilence,
+                Acknowledge,
             ],
+            Self::Editor => &[SendManifest, CloseEditor, ToggleHelp],
+            Self::Secrets => &[
+                MoveUp,
+                MoveDown,
+                PageUp,
+                PageDown,
+                First,
+                Last,
+                AddSecret,
+                SetSecret,
+                DeleteSecret,
+                CloseSecrets,
+            ],
+            Self::Form => &[Confirm, CancelFilter, DeleteChar, ClearInput, NextField],
         }
     }
 
@@ -215,6 +251,35 @@ const DEFAULTS: &[(Context, Command, &[&str])] = &[
     (Context::Detail, Command::MarkRevision, &["m", "space"]),
     (Context::Detail, Command::ScrollDiffDown, &["J"]),
     (Context::Detail, Command::ScrollDiffUp, &["K"]),
+    (Context::Deployments, Command::NewManifest, &["N"]),
+    (Context::Deployments, Command::EditManifest, &["e"]),
+    (Context::Deployments, Command::Restart, &["X"]),
+    (Context::Deployments, Command::OpenSecrets, &["S"]),
+    (Context::Detail, Command::EditManifest, &["e"]),
+    (Context::Detail, Command::Restart, &["X"]),
+    (Context::Detail, Command::SilenceRule, &["z"]),
+    (Context::Detail, Command::EndSilence, &["Z"]),
+    (Context::Detail, Command::Acknowledge, &["A"]),
+    // ctrl-s is terminal flow control, so sending takes nano's write-out
+    // key and F5.
+    (Context::Editor, Command::SendManifest, &["ctrl-o", "f5"]),
+    (Context::Editor, Command::CloseEditor, &["esc"]),
+    (Context::Editor, Command::ToggleHelp, &["f1"]),
+    (Context::Secrets, Command::MoveUp, &["k", "up"]),
+    (Context::Secrets, Command::MoveDown, &["j", "down"]),
+    (Context::Secrets, Command::PageUp, &["pageup", "ctrl-u"]),
+    (Context::Secrets, Command::PageDown, &["pagedown", "ctrl-d"]),
+    (Context::Secrets, Command::First, &["g", "home"]),
+    (Context::Secrets, Command::Last, &["G", "end"]),
+    (Context::Secrets, Command::AddSecret, &["n"]),
+    (Context::Secrets, Command::SetSecret, &["e", "enter"]),
+    (Context::Secrets, Command::DeleteSecret, &["D", "delete"]),
+    (Context::Secrets, Command::CloseSecrets, &["esc"]),
+    (Context::Form, Command::Confirm, &["enter"]),
+    (Context::Form, Command::CancelFilter, &["esc"]),
+    (Context::Form, Command::DeleteChar, &["backspace"]),
+    (Context::Form, Command::ClearInput, &["ctrl-u"]),
+    (Context::Form, Command::NextField, &["tab", "backtab"]),
 ];
 
 #[derive(Debug, thiserror::Error)]

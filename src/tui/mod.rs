@@ -31,14 +31,19 @@
 //! leaves `App::apply` as an [`Effect::Execute`](action::Effect::Execute),
 //! which the worker sends to the agent.
 //!
-//! NOTE: the detail view has no logs tab yet, and deploying a new
-//! manifest from an editor and managing secrets are not built yet.
+//! The manifest editor and the secrets view are [`Layer`](app::Layer)s
+//! over the body; their reads and the secret changes go to the worker as
+//! [`Effect::Request`](action::Effect::Request)s, so that no value typed
+//! into a masked field is ever part of an [`Action`](action::Action).
+//!
+//! NOTE: the detail view has no logs tab yet.
 
 pub mod action;
 pub mod app;
 mod detail_worker;
 pub mod keymap;
 pub mod layout;
+mod request_worker;
 mod run;
 pub mod sanitize;
 pub mod terminal;

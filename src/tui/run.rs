@@ -195,6 +195,7 @@ async fn event_loop(
                         Err(failed) => follow_ups.push(failed),
                     },
                     Effect::WatchDetail(request) => workers.watch_detail(request),
+                    Effect::Request(request) => workers.request(request),
                 }
             }
             next = follow_ups.pop().or_else(|| receiver.try_recv().ok());

@@ -18,11 +18,12 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::action::{Action, AgentInfo, Operation};
+use super::action::{Action, AgentInfo, Operation, Request, SilenceRequest};
 use super::app::{DetailRequest, ROW_SERIES};
 use crate::api::client::{encode, Client, ClientError};
 use crate::api::wire::{
-    ActionResult, AgentStatus, RedeployBody, RollbackBody, ScaleBody, UndeployBody, WatchItem,
+    ActionResult, AgentStatus, DeployBody, ManifestBody, RedeployBody, RestartBody, RollbackBody,
+    ScaleBody, UndeployBody, WatchItem,
 };
 use crate::model::{DeploymentKey, DeploymentView, SeriesView};
 use crate::monitor::alerts::AlertView;
@@ -50,6 +51,8 @@ pub struct Workers {
     /// makes slowly enough, and a full queue would drop a confirmed change.
     operations: mpsc::UnboundedSender<Operation>,
     detail: watch::Sender<Option<DetailRequest>>,
+    /// Unbounded for the reason `operations` is.
+    requests: mpsc::UnboundedSender<Request>,
 }
 
 impl Workers {
@@ -60,7 +63,13 @@ impl Workers {
         let (operations, queued) = mpsc::unbounded_channel();
         let (detail, wanted_detail) = watch::channel(None);
         let (pulses, _) = broadcast::channel(PULSES);
+        let (requests, queued_requests) = mpsc::unbounded_channel();
         let tasks = vec![
+            tokio::spawn(super::request_worker::run_requests(
+                client.clone(),
+                queued_requests,
+                actions.clone(),
+            )),
             tokio::spawn(read_metrics(
                 client.clone(),
                 wanted,
@@ -81,6 +90,14 @@ impl Workers {
             metrics,
             operations,
             detail,
+            requests,
+        }
+    }
+
+    /// Queues a one-off request; its result arrives as an action.
+    pub fn request(&self, request: Request) {
+        if let Err(error) = self.requests.send(request) {
+            tracing::error!(request = ?error.0, "the requests task has ended; the request is dropped");
         }
     }
 
@@ -546,8 +563,80 @@ async fn send_operation(client: &Client, operation: &Operation) -> Result<String
             };
             client.post(&path("undeploy"), &body).await?
         }
+        Operation::Deploy { manifest, .. } => {
+            let body = DeployBody {
+                manifest: ManifestBody {
+                    text: manifest.clone(),
+                    origin: "dashboard editor".to_owned(),
+                    base_dir: working_directory(),
+                },
+                ..DeployBody::default()
+            };
+            client.post("/v1/deployments", &body).await?
+        }
+        Operation::Edit { manifest, .. } => {
+            let body = RedeployBody {
+                environment,
+                manifest: Some(ManifestBody {
+                    text: manifest.clone(),
+                    origin: "dashboard editor".to_owned(),
+                    base_dir: working_directory(),
+                }),
+                ..RedeployBody::default()
+            };
+            client.post(&path("redeploy"), &body).await?
+        }
+        Operation::Restart { replica, .. } => {
+            let body = RestartBody {
+                environment,
+                replica: *replica,
+                ..RestartBody::default()
+            };
+            client.post(&path("restart"), &body).await?
+        }
+        Operation::Silence(request) => {
+            let SilenceRequest {
+                rule,
+                duration,
+                comment,
+                ..
+            } = request.as_ref();
+            let body = serde_json::json!({
+                "environment": environment,
+                "rule": rule,
+                "for": duration,
+                "comment": comment,
+            });
+            let _: serde_json::Value = client.post(&path("silences"), &body).await?;
+            return Ok(format!("{rule} silenced for {duration}"));
+        }
+        Operation::EndSilence { id, .. } => {
+            let route = format!(
+                "{}/{}?env={}",
+                path("silences"),
+                encode(id),
+                encode(&key.environment)
+            );
+            client.delete(&route).await?;
+            return Ok(format!("silence {id} ended"));
+        }
+        Operation::Acknowledge { rule, .. } => {
+            let route = format!("{}/{}/ack", path("alerts"), encode(rule));
+            let body = serde_json::json!({ "environment": environment });
+            client.post_unit(&route, &body).await?;
+            return Ok(format!("{rule} acknowledged"));
+        }
     };
     Ok(format!("revision {}", result.deployment.revision))
+}
+
+/// The dashboard's working directory, which relative paths in a manifest
+/// written in the editor start from, as they start from a manifest file's
+/// directory in the CLI.
+fn working_directory() -> Option<String> {
+    std::env::current_dir()
+        .ok()
+        .map(|dir| dir.display().to_string())
 }
 
 /// Builds the API path of a row's metrics request.

@@ -63,6 +63,13 @@ pub enum Command {
         ack: oneshot::Sender<()>,
         done: Option<Waiter>,
     },
+    /// Stop the replica in `slot` and start a fresh one of the same
+    /// revision there; `done` resolves once every replica is ready again.
+    RestartReplica {
+        slot: u32,
+        ack: oneshot::Sender<()>,
+        done: Option<Waiter>,
+    },
     /// Stop every replica but keep the stored state, for an agent stop.
     Shutdown { done: oneshot::Sender<()> },
 }
@@ -318,10 +325,42 @@ impl<B: Backend> Supervisor<B> {
                 self.set_status(crate::model::DeploymentStatus::Undeploying, None);
                 let _ = ack.send(());
             }
+            Command::RestartReplica { slot, ack, done } => {
+                self.restart_replica(slot, done);
+                let _ = ack.send(());
+            }
             Command::Shutdown { done } => {
                 self.shutting_down = true;
                 self.begin_stop(false, Vec::new(), Some(done));
             }
+        }
+    }
+
+    /// Stops the serving replica in `slot`. The next reconcile starts a
+    /// fresh one there while the old one drains, so at most one replica's
+    /// capacity is missing, as when a Kubernetes pod is deleted.
+    fn restart_replica(&mut self, slot: u32, done: Option<Waiter>) {
+        let busy = self.rollout.is_some() || !matches!(self.phase, Phase::Active);
+        let index = self
+            .replicas
+            .iter()
+            .position(|r| r.slot == slot && r.holds_slot() && !r.is_stopping());
+        match (busy, index) {
+            (false, Some(index)) => {
+                tracing::info!(deployment = %self.deployment.key(), replica = slot, "restarting a replica");
+                self.stop_replica(index);
+                self.scale_waiters.extend(done);
+            }
+            (true, _) => notify(
+                done.into_iter().collect(),
+                Outcome::Failed(format!(
+                    "replica {slot} was not restarted: a rollout or stop is in progress; try again once it has finished"
+                )),
+            ),
+            (false, None) => notify(
+                done.into_iter().collect(),
+                Outcome::Failed(format!("replica {slot} is not running")),
+            ),
         }
     }
 

@@ -190,6 +190,11 @@ pub struct DetailState {
     pub alerts_scroll: usize,
     /// The last failed read, until a read succeeds.
     pub error: Option<String>,
+    /// The replica selected in the overview, the target of a restart.
+    pub replica_cursor: usize,
+    /// The rule or silence selected in the alerts tab: rules first, then
+    /// silences.
+    pub alerts_cursor: usize,
 }
 
 impl DetailState {
@@ -216,6 +221,8 @@ impl DetailState {
             overview_scroll: 0,
             alerts_scroll: 0,
             error: None,
+            replica_cursor: 0,
+            alerts_cursor: 0,
         }
     }
 
@@ -267,6 +274,7 @@ impl DetailState {
         }
         let cleared = self.error.take().is_some();
         let changed = self.store(data);
+        self.clamp_selections();
         cleared || changed
     }
 
@@ -384,10 +392,16 @@ impl DetailState {
                 self.timeline_cursor.apply(command, len, page)
             }
             DetailTab::Overview => {
+                if self.move_replica_selection(command, page) {
+                    return true;
+                }
                 let rows = self.overview_rows();
                 scroll(&mut self.overview_scroll, command, rows, page)
             }
             DetailTab::Alerts => {
+                if self.move_alert_selection(command, page) {
+                    return true;
+                }
                 let rows = self.alerts_rows();
                 scroll(&mut self.alerts_scroll, command, rows, page)
             }

@@ -6,14 +6,19 @@
 //! state is split per view: [`DeploymentsState`], [`AlertsState`] and
 //! [`Toasts`] know nothing of each other, and `App` routes between them.
 
+mod actions;
 mod alerts;
 mod clock;
 mod deployments;
 mod detail;
+mod detail_select;
+mod editor;
 mod filter;
+mod form;
 mod list;
 mod operations;
 pub mod palette;
+mod secrets;
 mod toasts;
 
 use std::hash::{Hash, Hasher};
@@ -21,6 +26,7 @@ use std::sync::Arc;
 
 use time::OffsetDateTime;
 
+pub use actions::{check_silence_duration, DEFAULT_SILENCE};
 pub use alerts::{AlertRow, AlertsState};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use deployments::{DeploymentRow, DeploymentsState, RowMetrics, Sort, SortColumn, ROW_SERIES};
@@ -28,9 +34,15 @@ pub use detail::{
     spec_diff, DetailData, DetailRequest, DetailState, DetailTab, DiffLine, MetricsWindow,
     SpecDiff, DETAIL_SERIES, OVERVIEW_SUMMARY_ROWS, RECENT_EVENTS,
 };
+pub use editor::{
+    change_summary, check_manifest, EditorProblem, EditorState, EditorTarget, CHECK_DELAY,
+    NEW_MANIFEST,
+};
 pub use filter::Filter;
+pub use form::{Form, FormField, FormPurpose};
 pub use list::ListCursor;
 pub use operations::{ConfirmDialog, Prompt, PromptMessage, PRODUCTION};
+pub use secrets::{SecretsState, DEFAULT_SILENCE_COMMENT, SECRETS_NOTE_ROWS, UNLOCK_ADVICE};
 pub use toasts::{Toast, ToastLevel, Toasts};
 
 use super::action::{Action, AgentInfo, Command, Effect, KeyPress};
@@ -61,6 +73,16 @@ pub enum Layer {
     Confirm(ConfirmDialog),
     /// The replica count or a `:` palette command being typed.
     Prompt(Prompt),
+    /// The manifest editor of [`App::editor`], over the body.
+    Editor,
+    /// The secrets view of [`App::secrets`], over the body.
+    Secrets,
+    /// A form: a secret's name and value, or a silence.
+    Form(Form),
+    /// The question before the editor drops unsent changes.
+    DiscardEdits,
+    /// The question before secret `name` is deleted.
+    DeleteSecret { name: String },
 }
 
 /// The agent connection as the dashboard last saw it.
@@ -96,6 +118,10 @@ pub struct App {
     pub alerts: AlertsState,
     /// The open detail view, if any; the deployments table stays behind it.
     pub detail: Option<DetailState>,
+    /// The manifest editor, while [`Layer::Editor`] is on the stack.
+    pub editor: Option<EditorState>,
+    /// The secrets view, while [`Layer::Secrets`] is on the stack.
+    pub secrets: Option<SecretsState>,
     pub toasts: Toasts,
     pub focus: Pane,
     pub layers: Vec<Layer>,
@@ -144,6 +170,8 @@ impl App {
             deployments: DeploymentsState::default(),
             alerts: AlertsState::default(),
             detail: None,
+            editor: None,
+            secrets: None,
             toasts: Toasts::default(),
             focus: Pane::Deployments,
             layers: Vec::new(),
@@ -207,7 +235,17 @@ impl App {
                 self.on_theme_failed(name, message, &mut effects)
             }
             Action::Detail { key, data } => self.on_detail(&key, data, &mut effects),
+            Action::ManifestLoaded { key, result } => {
+                self.on_manifest_loaded(&key, result, &mut effects)
+            }
+            Action::Secrets(result) => self.on_secrets(result, &mut effects),
+            Action::SecretChanged {
+                name,
+                deleted,
+                result,
+            } => self.on_secret_changed(&name, deleted, result, &mut effects),
         }
+        self.check_editor(&mut effects);
         self.watch_visible(&mut effects);
         self.watch_detail(&mut effects);
         effects.0
@@ -223,6 +261,10 @@ impl App {
             }
             Some(Layer::Confirm(_)) => vec![Context::Confirm],
             Some(Layer::Prompt(_)) => vec![Context::Prompt],
+            Some(Layer::Editor) => vec![Context::Editor],
+            Some(Layer::Secrets) => vec![Context::Secrets, Context::Global],
+            Some(Layer::Form(_)) => vec![Context::Form],
+            Some(Layer::DiscardEdits | Layer::DeleteSecret { .. }) => vec![Context::Confirm],
             None => vec![self.pane_context(), Context::Global],
         }
     }
@@ -238,6 +280,13 @@ impl App {
     fn on_key(&mut self, key: KeyPress, effects: &mut Effects) {
         if let Some(command) = self.keymap.resolve(&self.contexts(), key) {
             self.on_command(command, effects);
+            return;
+        }
+        if self.type_into_editor(key, effects) {
+            return;
+        }
+        if self.type_into_form(key) {
+            effects.redraw();
             return;
         }
         // Unbound keys type into the filter; elsewhere they do nothing.
@@ -261,6 +310,12 @@ impl App {
         }
         if command == Command::Quit {
             effects.push(Effect::Quit);
+            return;
+        }
+        if let Some(changed) = self.on_feature_command(command, effects) {
+            if changed {
+                effects.redraw();
+            }
             return;
         }
         if command.changes_agent() {
@@ -329,7 +384,7 @@ impl App {
     }
 
     fn open_help(&mut self) -> bool {
-        let context = self.pane_context();
+        let context = self.contexts()[0];
         self.layers.push(Layer::Help {
             context,
             cursor: ListCursor::default(),
@@ -478,6 +533,7 @@ impl App {
         if self.toasts.expire(now) {
             effects.redraw();
         }
+        self.refresh_secrets(effects);
         let clock_text = self.clock_text_hash(now);
         if clock_text != self.clock_text {
             self.clock_text = clock_text;
@@ -704,7 +760,13 @@ pub enum HelpLine {
 /// table, leaving out what `--read-only` disables.
 pub fn help_lines(keymap: &Keymap, context: Context, read_only: bool) -> Vec<HelpLine> {
     let mut lines = Vec::new();
-    for shown in [context, Context::Global] {
+    // The editor and forms take every other key as text, so global keys
+    // do not apply there.
+    let shown_contexts: &[Context] = match context {
+        Context::Editor | Context::Form => &[context],
+        _ => &[context, Context::Global],
+    };
+    for &shown in shown_contexts {
         lines.push(HelpLine::Heading(format!("{} keys", shown.name())));
         lines.extend(
             keymap
@@ -716,7 +778,7 @@ pub fn help_lines(keymap: &Keymap, context: Context, read_only: bool) -> Vec<Hel
     }
     if context == Context::Deployments && !read_only {
         lines.push(HelpLine::Note(
-            "scale down, rollback, redeploy and undeploy ask first; in production, type the name",
+            "scale down, rollback, redeploy, restart, undeploy and sending a manifest ask first; in production, type the name",
         ));
     }
     if read_only {

@@ -109,6 +109,17 @@ impl App {
     /// executes it.
     fn request(&mut self, operation: Operation, effects: &mut Effects) {
         effects.redraw();
+        let operation = match operation {
+            Operation::Restart { key, replica } => {
+                return self.request_restart(key, replica, effects);
+            }
+            Operation::Deploy { .. }
+            | Operation::Edit { .. }
+            | Operation::Silence(_)
+            | Operation::EndSilence { .. }
+            | Operation::Acknowledge { .. } => return self.execute(operation, effects),
+            other => other,
+        };
         let (current_replicas, revision) = self
             .deployments
             .all()
@@ -145,6 +156,12 @@ impl App {
             Operation::Undeploy { .. } => {
                 format!("Undeploy {target}: all {current_replicas} replicas stop")
             }
+            Operation::Restart { .. }
+            | Operation::Deploy { .. }
+            | Operation::Edit { .. }
+            | Operation::Silence(_)
+            | Operation::EndSilence { .. }
+            | Operation::Acknowledge { .. } => return,
         };
         let required_name = (key.environment == PRODUCTION).then(|| key.name.clone());
         self.layers.push(Layer::Confirm(ConfirmDialog {
@@ -166,6 +183,7 @@ impl App {
             );
             return;
         }
+        self.editor_sent(&operation);
         effects.push(Effect::Execute(operation));
     }
 
@@ -175,7 +193,9 @@ impl App {
         result: Result<String, String>,
         effects: &mut Effects,
     ) {
+        let shown_in_editor = self.editor_finished(operation, &result);
         match result {
+            Err(_) if shown_in_editor => {}
             Ok(summary) => self.toast(ToastLevel::Ok, summary),
             Err(reason) => self.toast(
                 ToastLevel::Error,
@@ -239,6 +259,43 @@ impl App {
                 effects.push(Effect::Quit);
                 return;
             }
+            PaletteCommand::Deploy => {
+                self.layers.pop();
+                self.open_new_manifest();
+                return;
+            }
+            PaletteCommand::Secrets => {
+                self.layers.pop();
+                self.open_secrets(effects);
+                return;
+            }
+            PaletteCommand::Edit { target } => match self.resolve(&target) {
+                Ok(key) => {
+                    self.layers.pop();
+                    self.open_edit_manifest(key, effects);
+                    return;
+                }
+                Err(message) => return self.set_prompt_message(message),
+            },
+            PaletteCommand::Silence {
+                target,
+                rule,
+                duration,
+                comment,
+            } => self.resolve(&target).map(|key| {
+                Operation::Silence(Box::new(crate::tui::action::SilenceRequest {
+                    key,
+                    rule,
+                    duration,
+                    comment: comment.unwrap_or_else(|| super::DEFAULT_SILENCE_COMMENT.to_owned()),
+                }))
+            }),
+            PaletteCommand::Ack { target, rule } => self
+                .resolve(&target)
+                .map(|key| Operation::Acknowledge { key, rule }),
+            PaletteCommand::Restart { target, replica } => self
+                .resolve(&target)
+                .map(|key| Operation::Restart { key, replica }),
             PaletteCommand::Scale { target, replicas } => self
                 .resolve(&target)
                 .map(|key| Operation::Scale { key, replicas }),

@@ -1,14 +1,21 @@
 //! The `:` command palette: parsing a typed line into a command.
 //!
 //! The syntax is `VERB NAME [ARGUMENT] [env:ENV | --env ENV]`, for example
-//! `scale web 3`, `rollback web 2 env:production` or `redeploy web --env
-//! staging`. The environment is needed only when the name exists in more
+//! `scale web 3`, `rollback web 2 env:production`, `redeploy web --env
+//! staging` or `silence web high-cpu 2h deploying the fix`; `deploy` and
+//! `secrets` take no name. The environment is needed only when the name exists in more
 //! than one; the state resolves that against the deployments it lists.
 
 use crate::engine::MAX_REPLICAS;
 
 /// The verbs, in the order completion offers them.
-pub const VERBS: [&str; 5] = ["scale", "rollback", "redeploy", "undeploy", "quit"];
+pub const VERBS: [&str; 11] = [
+    "scale", "rollback", "redeploy", "restart", "undeploy", "deploy", "edit", "secrets", "silence",
+    "ack", "quit",
+];
+
+/// Verbs that take no deployment name, so completion offers none after them.
+const NAMELESS: [&str; 3] = ["quit", "deploy", "secrets"];
 
 /// A parsed palette line, before the name is resolved to a deployment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,13 +35,34 @@ pub enum PaletteCommand {
     Undeploy {
         target: Target,
     },
+    /// Open the editor on a new manifest.
+    Deploy,
+    /// Open the editor on the deployment's manifest.
+    Edit {
+        target: Target,
+    },
+    Secrets,
+    Silence {
+        target: Target,
+        rule: String,
+        duration: String,
+        comment: Option<String>,
+    },
+    Ack {
+        target: Target,
+        rule: String,
+    },
+    Restart {
+        target: Target,
+        replica: Option<u32>,
+    },
 }
 
 impl PaletteCommand {
     /// Returns whether the command changes the agent, which `--read-only`
     /// rejects.
     pub fn changes_agent(&self) -> bool {
-        !matches!(self, Self::Quit)
+        !matches!(self, Self::Quit | Self::Secrets)
     }
 }
 
@@ -73,6 +101,10 @@ pub enum PaletteError {
     },
     #[error("--env needs an environment name, as in --env staging")]
     MissingEnvironment,
+    #[error("invalid replica {0:?}: expected a replica number such as 0")]
+    InvalidReplica(String),
+    #[error("{0}")]
+    InvalidDuration(String),
 }
 
 fn did_you_mean(verb: &Option<&'static str>) -> String {
@@ -112,7 +144,7 @@ pub fn parse(line: &str) -> Result<PaletteCommand, PaletteError> {
                 to_revision,
             })
         }
-        "redeploy" | "restart" => {
+        "redeploy" => {
             let usage = "redeploy NAME";
             let target = target("redeploy", rest, environment, usage)?;
             no_more("redeploy", &rest[1..], usage)?;
@@ -124,11 +156,74 @@ pub fn parse(line: &str) -> Result<PaletteCommand, PaletteError> {
             no_more("undeploy", &rest[1..], usage)?;
             Ok(PaletteCommand::Undeploy { target })
         }
+        "deploy" => no_more("deploy", rest, "deploy").map(|()| PaletteCommand::Deploy),
+        "secrets" => no_more("secrets", rest, "secrets").map(|()| PaletteCommand::Secrets),
+        "edit" => {
+            let usage = "edit NAME";
+            let target = target("edit", rest, environment, usage)?;
+            no_more("edit", &rest[1..], usage)?;
+            Ok(PaletteCommand::Edit { target })
+        }
+        "restart" => {
+            let usage = "restart NAME [REPLICA]";
+            let target = target("restart", rest, environment, usage)?;
+            let replica = rest
+                .get(1)
+                .map(|text| {
+                    text.parse::<u32>()
+                        .map_err(|_| PaletteError::InvalidReplica(text.clone()))
+                })
+                .transpose()?;
+            no_more("restart", rest.get(2..).unwrap_or_default(), usage)?;
+            Ok(PaletteCommand::Restart { target, replica })
+        }
+        "silence" => parse_silence(rest, environment),
+        "ack" => {
+            let usage = "ack NAME RULE";
+            let target = target("ack", rest, environment, usage)?;
+            let rule = rest.get(1).ok_or(PaletteError::Missing {
+                verb: "ack",
+                what: "the rule",
+                usage,
+            })?;
+            no_more("ack", &rest[2..], usage)?;
+            Ok(PaletteCommand::Ack {
+                target,
+                rule: rule.clone(),
+            })
+        }
         unknown => Err(PaletteError::UnknownVerb {
             verb: unknown.to_owned(),
             suggestion: closest_verb(unknown),
         }),
     }
+}
+
+/// Parses `silence NAME RULE [DURATION] [COMMENT...]`; the duration is
+/// 1h when left out.
+fn parse_silence(
+    rest: &[String],
+    environment: Option<String>,
+) -> Result<PaletteCommand, PaletteError> {
+    let usage = "silence NAME RULE [DURATION] [COMMENT]";
+    let target = target("silence", rest, environment, usage)?;
+    let rule = rest.get(1).ok_or(PaletteError::Missing {
+        verb: "silence",
+        what: "the rule",
+        usage,
+    })?;
+    let duration = rest
+        .get(2)
+        .cloned()
+        .unwrap_or_else(|| super::DEFAULT_SILENCE.to_owned());
+    super::check_silence_duration(&duration).map_err(PaletteError::InvalidDuration)?;
+    let comment = rest.get(3..).filter(|words| !words.is_empty());
+    Ok(PaletteCommand::Silence {
+        target,
+        rule: rule.clone(),
+        duration,
+        comment: comment.map(|words| words.join(" ")),
+    })
 }
 
 /// Splits the line into words and takes out `env:ENV`, `--env ENV` and
@@ -223,7 +318,7 @@ pub fn complete(line: &str, names: &[&str]) -> (String, Option<String>) {
     };
     let candidates: Vec<&str> = match done.len() {
         0 => VERBS.to_vec(),
-        1 if done[0] != "quit" => names.to_vec(),
+        1 if !NAMELESS.contains(&done[0]) => names.to_vec(),
         _ => return (line.to_owned(), None),
     };
     let matching: Vec<&str> = candidates
@@ -323,8 +418,49 @@ mod tests {
             ),
             (
                 "restart web",
-                PaletteCommand::Redeploy {
+                PaletteCommand::Restart {
                     target: target("web", None),
+                    replica: None,
+                },
+            ),
+            (
+                "restart web 1 env:staging",
+                PaletteCommand::Restart {
+                    target: target("web", Some("staging")),
+                    replica: Some(1),
+                },
+            ),
+            ("deploy", PaletteCommand::Deploy),
+            ("secrets", PaletteCommand::Secrets),
+            (
+                "edit web",
+                PaletteCommand::Edit {
+                    target: target("web", None),
+                },
+            ),
+            (
+                "silence web high-cpu",
+                PaletteCommand::Silence {
+                    target: target("web", None),
+                    rule: "high-cpu".to_owned(),
+                    duration: "1h".to_owned(),
+                    comment: None,
+                },
+            ),
+            (
+                "silence web high-cpu 2h30m deploying the fix",
+                PaletteCommand::Silence {
+                    target: target("web", None),
+                    rule: "high-cpu".to_owned(),
+                    duration: "2h30m".to_owned(),
+                    comment: Some("deploying the fix".to_owned()),
+                },
+            ),
+            (
+                "ack web high-cpu",
+                PaletteCommand::Ack {
+                    target: target("web", None),
+                    rule: "high-cpu".to_owned(),
                 },
             ),
             (
@@ -366,6 +502,13 @@ mod tests {
             ("redeploy web --env", "--env needs an environment name"),
             ("redeploy web env:", "--env needs an environment name"),
             ("quit now", "quit: unexpected \"now\""),
+            ("deploy web", "deploy: unexpected \"web\""),
+            ("edit", "edit: missing the deployment name"),
+            ("silence web", "silence: missing the rule"),
+            ("silence web high-cpu soon", "invalid duration `soon`"),
+            ("silence web high-cpu 0s", "positive length"),
+            ("ack web", "ack: missing the rule"),
+            ("restart web two", "invalid replica \"two\""),
         ];
         for (line, expected) in cases {
             let error = parse(line).expect_err(line).to_string();
@@ -378,7 +521,10 @@ mod tests {
         let names = ["web", "worker", "api"];
         let cases = [
             ("sc", "scale ", None),
-            ("r", "r", Some("matches: rollback, redeploy")),
+            ("r", "r", Some("matches: rollback, redeploy, restart")),
+            ("re", "re", Some("matches: redeploy, restart")),
+            ("res", "restart ", None),
+            ("deploy ", "deploy ", None),
             ("ro", "rollback ", None),
             ("scale w", "scale w", Some("matches: web, worker")),
             ("scale a", "scale api ", None),

@@ -7,7 +7,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
 use crate::tui::action::Command;
-use crate::tui::app::{App, ConfirmDialog, Prompt, PromptMessage};
+use crate::tui::app::{App, ConfirmDialog, Form, Prompt, PromptMessage};
 use crate::tui::keymap::Context;
 use crate::tui::sanitize::clean;
 use crate::tui::theme::Theme;
@@ -22,13 +22,19 @@ pub(super) fn draw_confirm(
     theme: &Theme,
     dialog: &ConfirmDialog,
 ) {
-    let mut lines = vec![
-        Line::from(Span::styled(
-            clean(&dialog.message).into_owned(),
-            theme.text,
-        )),
-        Line::default(),
-    ];
+    // The first line states what happens. The lines after it, such as the
+    // fields an edited manifest changes, are details.
+    let mut lines: Vec<Line> = dialog
+        .message
+        .lines()
+        .enumerate()
+        .map(|(index, text)| {
+            let style = if index == 0 { theme.text } else { theme.muted };
+            let prefix = if index == 0 { "" } else { "  · " };
+            Line::from(Span::styled(format!("{prefix}{}", clean(text)), style))
+        })
+        .collect();
+    lines.push(Line::default());
     let context = match &dialog.required_name {
         Some(name) => {
             lines.push(Line::from(Span::styled(
@@ -83,13 +89,102 @@ pub(super) fn draw_prompt(
             lines.push(Line::from(Span::styled(text.clone(), theme.muted)));
         }
         None if prompt.key.is_none() => lines.push(Line::from(Span::styled(
-            "scale NAME N · rollback NAME [REV] · redeploy NAME · undeploy NAME · quit; env:ENV",
+            "scale NAME N · rollback NAME [REV] · redeploy NAME · restart NAME [REPLICA] · undeploy NAME · deploy · edit NAME · secrets · silence NAME RULE [1h] · ack NAME RULE · quit; env:ENV",
             theme.muted,
         ))),
         None => {}
     }
     lines.push(hints(app, Context::Prompt, theme, prompt.key.is_none()));
     draw_box(frame, screen, theme, &title, theme.accent, lines);
+}
+
+/// Draws a form: each field on its line, a masked one as one `•` per
+/// character, the focused one with the cursor.
+pub(super) fn draw_form(frame: &mut Frame, screen: Rect, app: &App, theme: &Theme, form: &Form) {
+    let label_width = form
+        .fields
+        .iter()
+        .map(|field| field.label.len())
+        .max()
+        .unwrap_or(0);
+    let mut lines = Vec::new();
+    for (index, field) in form.fields.iter().enumerate() {
+        let shown = if field.masked {
+            "•".repeat(field.chars())
+        } else {
+            clean(field.text()).into_owned()
+        };
+        let mut spans = vec![
+            Span::styled(format!("{:>label_width$}: ", field.label), theme.accent),
+            Span::raw(shown),
+        ];
+        if index == form.focus {
+            spans.push(Span::styled("▏", theme.accent));
+        }
+        lines.push(Line::from(spans));
+    }
+    lines.push(Line::from(Span::styled(
+        clean(&form.note).into_owned(),
+        theme.muted,
+    )));
+    if let Some(error) = &form.error {
+        lines.push(Line::from(Span::styled(
+            clean(error).into_owned(),
+            theme.error,
+        )));
+    }
+    let hints = [
+        (Command::Confirm, "send"),
+        (Command::NextField, "next field"),
+        (Command::CancelFilter, "cancel"),
+    ];
+    lines.push(hint_line(app, Context::Form, theme, &hints));
+    draw_box(
+        frame,
+        screen,
+        theme,
+        &clean(&form.title),
+        theme.accent,
+        lines,
+    );
+}
+
+/// Draws a yes-or-no question that is not about an operation: dropping
+/// the editor's changes, deleting a secret.
+pub(super) fn draw_question(
+    frame: &mut Frame,
+    screen: Rect,
+    app: &App,
+    theme: &Theme,
+    title: &str,
+    question: String,
+) {
+    let lines = vec![
+        Line::from(Span::styled(question, theme.text)),
+        Line::default(),
+        hints(app, Context::Confirm, theme, false),
+    ];
+    draw_box(frame, screen, theme, title, theme.warning, lines);
+}
+
+/// Lists the first key of each command in `context` with its label.
+pub(super) fn hint_line<'a>(
+    app: &App,
+    context: Context,
+    theme: &Theme,
+    labels: &[(Command, &str)],
+) -> Line<'a> {
+    let mut spans = Vec::new();
+    for (command, label) in labels {
+        if app.read_only && command.changes_agent() {
+            continue;
+        }
+        if let Some(key) = app.keymap.first_key(context, *command) {
+            spans.push(Span::styled(key.to_string(), theme.accent));
+            spans.push(Span::styled(format!(" {label}  "), theme.muted));
+        }
+    }
+    Line::from(spans)
 }
 
 /// Lists the keys of the dialog; `completes` adds the completion key,

@@ -20,6 +20,24 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
             (Command::ClearInput, "clear"),
         ],
         Some(Context::Help) => &[(Command::CloseHelp, "close"), (Command::MoveDown, "scroll")],
+        Some(Context::Editor) => &[
+            (Command::SendManifest, "send"),
+            (Command::CloseEditor, "close"),
+            (Command::ToggleHelp, "keys"),
+        ],
+        Some(Context::Secrets) => &[
+            (Command::ToggleHelp, "help"),
+            (Command::AddSecret, "add"),
+            (Command::SetSecret, "replace value"),
+            (Command::DeleteSecret, "delete"),
+            (Command::CloseSecrets, "back"),
+            (Command::Quit, "quit"),
+        ],
+        Some(Context::Form) => &[
+            (Command::Confirm, "send"),
+            (Command::NextField, "next field"),
+            (Command::CancelFilter, "cancel"),
+        ],
         Some(Context::Confirm | Context::ConfirmTyped | Context::Prompt) => &[
             (Command::Confirm, "confirm"),
             (Command::CancelFilter, "cancel"),

@@ -6,9 +6,11 @@ mod alerts;
 mod deployments;
 mod detail;
 mod dialogs;
+mod editor;
 mod footer;
 mod header;
 mod help;
+mod secrets;
 mod toasts;
 
 use ratatui::layout::{Alignment, Rect};
@@ -44,6 +46,15 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
         alerts::draw(frame, alerts_area, app, theme);
     }
     footer::draw(frame, areas.footer, app, theme);
+    // The editor and the secrets view cover the body, under any dialog.
+    let body = Areas::new(area, false).table;
+    for layer in &app.layers {
+        match (layer, &app.editor, &app.secrets) {
+            (Layer::Editor, Some(editor), _) => editor::draw(frame, body, app, theme, editor),
+            (Layer::Secrets, _, Some(secrets)) => secrets::draw(frame, body, app, theme, secrets),
+            _ => {}
+        }
+    }
     toasts::draw(frame, areas.footer, app, theme);
     match app.layers.last() {
         Some(Layer::Help { context, cursor }) => {
@@ -51,7 +62,27 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
         }
         Some(Layer::Confirm(dialog)) => dialogs::draw_confirm(frame, area, app, theme, dialog),
         Some(Layer::Prompt(prompt)) => dialogs::draw_prompt(frame, area, app, theme, prompt),
-        Some(Layer::Filter { .. }) | None => {}
+        Some(Layer::Form(form)) => dialogs::draw_form(frame, area, app, theme, form),
+        Some(Layer::DiscardEdits) => dialogs::draw_question(
+            frame,
+            area,
+            app,
+            theme,
+            " unsent changes ",
+            "Discard the changes to this manifest? They are not sent.".to_owned(),
+        ),
+        Some(Layer::DeleteSecret { name }) => dialogs::draw_question(
+            frame,
+            area,
+            app,
+            theme,
+            " delete secret ",
+            format!(
+                "Delete secret {}? Deployments that name it fail to start new replicas until it is set again.",
+                super::sanitize::clean(name)
+            ),
+        ),
+        Some(Layer::Filter { .. } | Layer::Editor | Layer::Secrets) | None => {}
     }
 }
 

@@ -394,6 +394,7 @@ fn no_color_theme_draws_without_colours() {
     }
 }
 mod detail;
+mod features;
 
 #[test]
 fn confirm_dialog() {

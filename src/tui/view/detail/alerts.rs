@@ -21,7 +21,28 @@ pub(super) fn draw(
     let mut lines = rules(detail.alert_rules.as_deref(), theme);
     lines.extend(states(detail.alert_states.as_deref(), theme));
     lines.extend(silences(detail.silences.as_deref(), theme));
+    // The selected rule or silence is what `silence`, `ack` and
+    // `unsilence` act on.
+    if let Some(line) = detail
+        .selected_alerts_row()
+        .and_then(|row| lines.get_mut(row))
+    {
+        mark_selected(line, theme);
+    }
     draw_scrolled(frame, area, block, lines, detail.alerts_scroll);
+}
+
+/// Puts the selection marker in a row's first cell and the selection
+/// style on it.
+fn mark_selected(line: &mut Line<'_>, theme: &Theme) {
+    for span in &mut line.spans {
+        span.style = span.style.patch(theme.selection);
+    }
+    if let Some(first) = line.spans.first_mut() {
+        if let Some(rest) = first.content.strip_prefix(' ') {
+            first.content = format!("▶{rest}").into();
+        }
+    }
 }
 
 /// Builds the rows under a section's header: `loading…`, `empty`, or the rows.

@@ -32,7 +32,7 @@ pub(super) fn draw(
         .map(|revision| &revision.spec);
     let mut lines = summary(deployment, spec, theme);
     debug_assert_eq!(lines.len(), OVERVIEW_SUMMARY_ROWS);
-    lines.extend(replicas(deployment, theme));
+    lines.extend(replicas(deployment, detail.replica_cursor, theme));
     lines.extend(checks(detail.health.as_ref(), theme));
     lines.extend(events(detail.recent_events.as_deref(), theme));
     draw_scrolled(frame, area, block, lines, detail.overview_scroll);
@@ -143,7 +143,9 @@ fn resources(spec: &Manifest) -> String {
     or_none(parts.join(" · "))
 }
 
-fn replicas<'a>(view: &DeploymentView, theme: &Theme) -> Vec<Line<'a>> {
+/// The replica rows, with the one at `selected` marked as the target of a
+/// restart.
+fn replicas<'a>(view: &DeploymentView, selected: usize, theme: &Theme) -> Vec<Line<'a>> {
     let mut lines = vec![
         heading(" replicas".to_owned(), theme),
         cells(
@@ -162,16 +164,22 @@ fn replicas<'a>(view: &DeploymentView, theme: &Theme) -> Vec<Line<'a>> {
     if view.replica_details.is_empty() {
         lines.push(muted("no replica", theme));
     }
-    for replica in &view.replica_details {
-        let style = match replica.state {
+    for (position, replica) in view.replica_details.iter().enumerate() {
+        let mut style = match replica.state {
             ReplicaState::Ready | ReplicaState::Running => theme.ok,
             ReplicaState::Failed => theme.error,
             _ => theme.warning,
         };
+        let marker = if position == selected {
+            style = style.patch(theme.selection);
+            "▶"
+        } else {
+            " "
+        };
         let dash = || "-".to_owned();
         lines.push(cells(
             &[
-                (&format!("  {}", replica.index), 4),
+                (&format!("{marker} {}", replica.index), 4),
                 (&replica.pid.map_or_else(dash, |pid| pid.to_string()), 8),
                 (&replica.port.map_or_else(dash, |port| port.to_string()), 6),
                 (&replica.state.to_string(), 9),
