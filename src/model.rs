@@ -195,6 +195,23 @@ pub struct Revision {
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     pub spec: Manifest,
+    /// The manifest as it was sent, before the environment config, the
+    /// template and `--set` were layered in, so that a redeploy can layer
+    /// the current ones. Revisions stored before it was kept have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted: Option<SubmittedManifest>,
+}
+
+/// A manifest as a client sent it, with the `--set` values that came with it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubmittedManifest {
+    pub text: String,
+    pub origin: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_dir: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sets: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -430,3 +430,39 @@ fn rollback_keeps_config_and_takes_current_secret() {
     home.ok(&["env", "rm", "qa"]);
     home.finish();
 }
+
+#[test]
+fn redeploy_takes_current_config() {
+    let home = TestHome::new();
+    home.ok(&["env", "set", "staging", "CONFIG=v1"]);
+    let file = home.write("plain.yaml", &sample_template("  X: first\n"));
+    home.ok(&["template", "create", "plain", "-f", path_arg(&file)]);
+    let path = home.write("again.yaml", &templated_manifest("again", "plain", "  A: b\n"));
+    home.ok(&[
+        "deploy",
+        "-f",
+        path_arg(&path),
+        "--set",
+        "env.FROM_SET=s",
+        "--wait",
+    ]);
+    home.ok(&["scale", "again", "--replicas", "2", "--wait"]);
+
+    home.ok(&["env", "set", "staging", "CONFIG=v2"]);
+    let file = home.write("plain2.yaml", &sample_template("  X: second\n"));
+    home.ok(&["template", "update", "plain", "-f", path_arg(&file)]);
+    home.ok(&["redeploy", "again", "--wait"]);
+    let deployment = home.get("again", &[]);
+    assert_eq!(replica_counts(&deployment), (2, 2), "the scale stays");
+    for pid in replica_pids(&deployment) {
+        let env = replica_env(pid);
+        assert_eq!(env["CONFIG"], "v2", "the environment's new value");
+        assert_eq!(env["X"], "second", "the template's new value");
+        assert_eq!(env["FROM_SET"], "s", "the deploy's --set");
+        assert_eq!(env["A"], "b", "the manifest's own env");
+    }
+
+    home.ok(&["redeploy", "again", "--set", "replicas=1", "--wait"]);
+    assert_eq!(replica_counts(&home.get("again", &[])), (1, 1));
+    home.finish();
+}

@@ -38,6 +38,7 @@ use crate::home::Home;
 use crate::logs::{Follower, LogEntry, LogError, LogFilter, LogHub, LogQuery, LogStats, Page};
 use crate::manifest::{self, BackendKind, Manifest, ManifestError, Override};
 use crate::model::{
+    SubmittedManifest,
     Deployment, DeploymentKey, DeploymentStatus, DeploymentView, Event, EventOutcome, Health,
     HealthView, HistoryEntry, ReplicaCounts, Revision, RevisionStatus,
 };
@@ -133,6 +134,46 @@ pub struct DeployRequest {
 pub struct RedeployRequest {
     pub manifest: Option<ManifestInput>,
     pub sets: Vec<String>,
+}
+
+/// What a new revision is for, beside its spec.
+struct Rollout {
+    /// The event's action: `deploy`, `redeploy`, `rollback`, `restart`.
+    action: &'static str,
+    /// The revision's reason, shown in history.
+    reason: String,
+    /// The earlier revision whose finished build this one reuses.
+    built_as: Option<u64>,
+    submitted: Option<SubmittedManifest>,
+}
+
+impl Rollout {
+    fn new(
+        action: &'static str,
+        reason: String,
+        built_as: Option<u64>,
+        submitted: Option<SubmittedManifest>,
+    ) -> Self {
+        Self {
+            action,
+            reason,
+            built_as,
+            submitted,
+        }
+    }
+}
+
+/// Keeps `input` and `sets` as the client sent them.
+fn submitted(input: &ManifestInput, sets: &[String]) -> SubmittedManifest {
+    SubmittedManifest {
+        text: input.text.clone(),
+        origin: input.origin.clone(),
+        base_dir: input
+            .base_dir
+            .as_ref()
+            .map(|dir| dir.display().to_string()),
+        sets: sets.to_vec(),
+    }
 }
 
 /// Filters and order of `list`.
@@ -368,8 +409,9 @@ impl Engine {
                 completion: None,
             });
         }
-        self.roll_out(existing, spec, "deploy".to_owned(), caller, "deploy", None)
-            .await
+        let submitted = Some(submitted(&request.manifest, &request.sets));
+        let rollout = Rollout::new("deploy", "deploy".to_owned(), None, submitted);
+        self.roll_out(existing, spec, rollout, caller).await
     }
 
     /// Returns whether `deployment` is deployed from exactly `spec`, at the spec's scale.
@@ -396,32 +438,22 @@ impl Engine {
     ) -> Result<Accepted, EngineError> {
         let _guard = self.changes.lock().await;
         let deployment = self.resolve(name, environment)?;
-        let (overrides, vars) = split_sets(&request.sets)?;
-        let spec = match &request.manifest {
+        let (spec, submitted) = match &request.manifest {
             Some(input) => {
-                let mut overrides = overrides;
+                let (mut overrides, vars) = split_sets(&request.sets)?;
                 overrides.push(Override {
                     path: "environment".to_owned(),
                     value: deployment.environment.clone(),
                 });
-                self.build_spec(input, &overrides, vars)?
+                let spec = self.build_spec(input, &overrides, vars)?;
+                (spec, Some(submitted(input, &request.sets)))
             }
             None => {
                 let mut current = self.revision(&deployment, deployment.revision)?;
-                // The current scale lives on the deployment, not in the
-                // revision's spec; `--set replicas=N` still wins below.
-                current.spec.replicas = deployment.desired_replicas;
-                // The stored spec has its environment config and template
-                // merged in already, so only the placeholders that an
-                // override brings in are left to replace.
-                let mut spec = if overrides.is_empty() {
-                    current.spec
-                } else {
-                    let text = manifest::to_yaml(&current.spec);
-                    manifest::parse(&text, "current revision", &overrides)?
-                };
-                self.interpolate_env(&mut spec, vars)?;
-                spec
+                match current.submitted.take() {
+                    Some(stored) => self.render_again(&deployment, stored, &request.sets)?,
+                    None => (self.reuse_spec(&deployment, current, &request.sets)?, None),
+                }
             }
         };
         if spec.name != deployment.name {
@@ -436,15 +468,66 @@ impl Engine {
                 ),
             }));
         }
-        self.roll_out(
-            Some(deployment),
-            spec,
-            "redeploy".to_owned(),
-            caller,
-            "redeploy",
-            None,
-        )
-        .await
+        let rollout = Rollout::new("redeploy", "redeploy".to_owned(), None, submitted);
+        self.roll_out(Some(deployment), spec, rollout, caller).await
+    }
+
+    /// Renders the manifest a revision was made from again, with today's
+    /// environment config and templates, its `--set` values and then
+    /// `sets`. The current scale stays unless `sets` changes it.
+    fn render_again(
+        &self,
+        deployment: &Deployment,
+        stored: SubmittedManifest,
+        sets: &[String],
+    ) -> Result<(Manifest, Option<SubmittedManifest>), EngineError> {
+        let mut all_sets = stored.sets.clone();
+        all_sets.extend(sets.iter().cloned());
+        let (mut overrides, vars) = split_sets(&all_sets)?;
+        overrides.push(Override {
+            path: "environment".to_owned(),
+            value: deployment.environment.clone(),
+        });
+        let input = ManifestInput {
+            text: stored.text.clone(),
+            origin: stored.origin.clone(),
+            base_dir: stored.base_dir.as_ref().map(PathBuf::from),
+        };
+        let mut spec = self.build_spec(&input, &overrides, vars)?;
+        let (new_overrides, _) = split_sets(sets)?;
+        if !new_overrides.iter().any(|o| o.path == "replicas") {
+            spec.replicas = deployment.desired_replicas;
+        }
+        let submitted = SubmittedManifest {
+            sets: all_sets,
+            ..stored
+        };
+        Ok((spec, Some(submitted)))
+    }
+
+    /// Returns the current revision's stored spec with `sets` applied, for a
+    /// revision stored without the manifest it was made from.
+    fn reuse_spec(
+        &self,
+        deployment: &Deployment,
+        mut current: Revision,
+        sets: &[String],
+    ) -> Result<Manifest, EngineError> {
+        let (overrides, vars) = split_sets(sets)?;
+        // The current scale lives on the deployment, not in the
+        // revision's spec; `--set replicas=N` still wins below.
+        current.spec.replicas = deployment.desired_replicas;
+        // The stored spec has its environment config and template
+        // merged in already, so only the placeholders that an
+        // override brings in are left to replace.
+        let mut spec = if overrides.is_empty() {
+            current.spec
+        } else {
+            let text = manifest::to_yaml(&current.spec);
+            manifest::parse(&text, "current revision", &overrides)?
+        };
+        self.interpolate_env(&mut spec, vars)?;
+        Ok(spec)
     }
 
     pub async fn rollback(
@@ -464,9 +547,8 @@ impl Engine {
         // Like `kubectl rollout undo`, a rollback keeps the current scale.
         spec.replicas = deployment.desired_replicas;
         let reason = format!("rollback to revision {}", target.revision);
-        let built = Some(target.revision);
-        self.roll_out(Some(deployment), spec, reason, caller, "rollback", built)
-            .await
+        let rollout = Rollout::new("rollback", reason, Some(target.revision), target.submitted);
+        self.roll_out(Some(deployment), spec, rollout, caller).await
     }
 
     /// Finds the newest revision before the current one that was healthy.
@@ -509,11 +591,15 @@ impl Engine {
         &self,
         existing: Option<Deployment>,
         spec: Manifest,
-        reason: String,
+        rollout: Rollout,
         caller: &Caller,
-        action: &str,
-        built_as: Option<u64>,
     ) -> Result<Accepted, EngineError> {
+        let Rollout {
+            action,
+            reason,
+            built_as,
+            submitted,
+        } = rollout;
         self.check_startable(&spec, existing.as_ref())?;
 
         let now = OffsetDateTime::now_utc();
@@ -531,6 +617,7 @@ impl Engine {
             reason,
             created_at: now,
             spec,
+            submitted,
         };
         deployment.status = DeploymentStatus::Pending;
         deployment.status_reason = None;
@@ -736,15 +823,9 @@ impl Engine {
                 let mut current = self.revision(&deployment, number)?;
                 current.spec.replicas = deployment.desired_replicas;
                 let reason = format!("restart of revision {number}");
-                self.roll_out(
-                    Some(deployment),
-                    current.spec,
-                    reason,
-                    caller,
-                    "restart",
-                    Some(number),
-                )
-                .await
+                let rollout = Rollout::new("restart", reason, Some(number), current.submitted);
+                self.roll_out(Some(deployment), current.spec, rollout, caller)
+                    .await
             }
             Some(slot) => self.restart_replica(deployment, slot, caller).await,
         }

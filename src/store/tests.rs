@@ -72,6 +72,7 @@ fn revision(id: &str, number: u64) -> Revision {
         reason: "deploy".to_owned(),
         created_at: datetime!(2026-01-02 03:04:05 UTC),
         spec: manifest("web", "production"),
+        submitted: None,
     }
 }
 

@@ -29,6 +29,7 @@ fn revision(number: u64, replicas: u32) -> Revision {
         reason: "deploy".to_owned(),
         created_at: datetime!(2025-03-01 12:00:00 UTC),
         spec: crate::manifest::parse(&yaml, "test", &[]).unwrap(),
+        submitted: None,
     }
 }
 

@@ -114,6 +114,7 @@ fn revision(number: u64, replicas: u32, image: &str) -> Revision {
         reason: "deploy".to_owned(),
         created_at: NOW,
         spec: crate::manifest::parse(&yaml, "fixture", &[]).unwrap(),
+        submitted: None,
     }
 }
 
