@@ -929,15 +929,7 @@ impl Engine {
     ) -> Result<(Follower, Vec<LogEntry>), EngineError> {
         let deployment = self.resolve(name, environment)?;
         let filter = LogFilter::new(&self.build_revision_default(query, &deployment))?;
-
-        // Subscribe before reading the tail, so no line falls in between;
-        // the follower skips what the tail already holds.
-        let mut follower = self.logs.follow(&deployment.id, filter.clone());
-        let recent = self.logs.query(&deployment.id, &filter, Page::Tail(tail))?;
-        if let Some(last) = recent.last() {
-            follower.skip_through(last.id);
-        }
-        Ok((follower, recent))
+        Ok(self.logs.follow_tail(&deployment.id, filter, tail)?)
     }
 
     /// Returns what the store contains of a deployment's output.
