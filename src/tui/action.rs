@@ -10,7 +10,7 @@ use std::fmt;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use super::app::{DetailData, DetailRequest};
+use super::app::{DetailData, DetailRequest, LogsCommand, LogsData, LogsEffect};
 use crate::model::{DeploymentKey, DeploymentView, SeriesView};
 use crate::monitor::alerts::AlertView;
 
@@ -59,6 +59,12 @@ pub enum Action {
     Detail {
         key: DeploymentKey,
         data: DetailData,
+    },
+    /// A read for the logs tab of `key`, boxed so that every action
+    /// stays small.
+    Logs {
+        key: DeploymentKey,
+        data: Box<LogsData>,
     },
 }
 
@@ -135,6 +141,10 @@ pub enum Effect {
     /// Read what the detail view shows, replacing the previous request;
     /// `None` when no detail view is open.
     WatchDetail(Option<DetailRequest>),
+    /// Follow, page or save what the logs tab shows.
+    Logs(LogsEffect),
+    /// Put this text on the terminal's clipboard with OSC 52.
+    CopyToClipboard(String),
 }
 
 /// An operator's intent, the value a key is bound to in the keymap. Names
@@ -183,6 +193,8 @@ pub enum Command {
     MarkRevision,
     ScrollDiffDown,
     ScrollDiffUp,
+    /// A key of the logs tab; [`Command::ALL`] leaves these out.
+    Logs(LogsCommand),
 }
 
 impl Command {
@@ -276,6 +288,7 @@ impl Command {
             Self::MarkRevision => "mark",
             Self::ScrollDiffDown => "diff-down",
             Self::ScrollDiffUp => "diff-up",
+            Self::Logs(command) => command.name(),
         }
     }
 
@@ -324,6 +337,7 @@ impl Command {
             Self::MarkRevision => "history: mark the selected revision to diff against",
             Self::ScrollDiffDown => "history: scroll the diff down",
             Self::ScrollDiffUp => "history: scroll the diff up",
+            Self::Logs(command) => command.description(),
         }
     }
 
@@ -342,7 +356,11 @@ impl Command {
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|command| command.name() == name)
+        let logs = LogsCommand::ALL.into_iter().map(Self::Logs);
+        Self::ALL
+            .into_iter()
+            .chain(logs)
+            .find(|command| command.name() == name)
     }
 }
 

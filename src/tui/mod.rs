@@ -31,14 +31,19 @@
 //! leaves `App::apply` as an [`Effect::Execute`](action::Effect::Execute),
 //! which the worker sends to the agent.
 //!
-//! NOTE: the detail view has no logs tab yet, and deploying a new
-//! manifest from an editor and managing secrets are not built yet.
+//! The logs tab reads through its own worker ([`logs_worker`]): a follow
+//! stream of new lines, and pages of the stored history fetched as the
+//! operator scrolls, so that it holds a bounded window of any history.
+//!
+//! NOTE: deploying a new manifest from an editor and managing secrets are
+//! not built yet.
 
 pub mod action;
 pub mod app;
 mod detail_worker;
 pub mod keymap;
 pub mod layout;
+mod logs_worker;
 mod run;
 pub mod sanitize;
 pub mod terminal;

@@ -18,7 +18,8 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::action::{Action, AgentInfo, Operation};
-use super::app::{DetailRequest, ROW_SERIES};
+use super::app::{DetailRequest, LogsEffect, LogsWatch, ROW_SERIES};
+use super::logs_worker::LogsJob;
 use crate::api::client::{encode, Client, ClientError};
 use crate::api::wire::{
     ActionResult, AgentStatus, RedeployBody, RollbackBody, ScaleBody, UndeployBody,
@@ -45,6 +46,10 @@ pub struct Workers {
     /// makes slowly enough, and a full queue would drop a confirmed change.
     operations: mpsc::UnboundedSender<Operation>,
     detail: watch::Sender<Option<DetailRequest>>,
+    logs: watch::Sender<Option<LogsWatch>>,
+    /// Unbounded for the same reason as `operations`: jobs come from key
+    /// presses, and the tab waits for each one it sent.
+    logs_jobs: mpsc::UnboundedSender<LogsJob>,
 }
 
 impl Workers {
@@ -54,12 +59,24 @@ impl Workers {
         let (metrics, wanted) = watch::channel(Vec::new());
         let (operations, queued) = mpsc::unbounded_channel();
         let (detail, wanted_detail) = watch::channel(None);
+        let (logs, wanted_logs) = watch::channel(None);
+        let (logs_jobs, queued_logs) = mpsc::unbounded_channel();
         let tasks = vec![
             tokio::spawn(poll(client.clone(), socket, actions.clone())),
             tokio::spawn(read_metrics(client.clone(), wanted, actions.clone())),
             tokio::spawn(super::detail_worker::read_detail(
                 client.clone(),
                 wanted_detail,
+                actions.clone(),
+            )),
+            tokio::spawn(super::logs_worker::follow_logs(
+                client.clone(),
+                wanted_logs,
+                actions.clone(),
+            )),
+            tokio::spawn(super::logs_worker::run_jobs(
+                client.clone(),
+                queued_logs,
                 actions.clone(),
             )),
             tokio::spawn(run_operations(client, queued, actions)),
@@ -69,6 +86,24 @@ impl Workers {
             metrics,
             operations,
             detail,
+            logs,
+            logs_jobs,
+        }
+    }
+
+    /// Follows, pages or saves what the logs tab asks for. A new follow
+    /// replaces the previous one.
+    pub fn logs(&self, effect: LogsEffect) {
+        let job = match effect {
+            LogsEffect::Watch(watch) => {
+                self.logs.send_replace(watch);
+                return;
+            }
+            LogsEffect::Fetch(fetch) => LogsJob::Fetch(fetch),
+            LogsEffect::Save(save) => LogsJob::Save(save),
+        };
+        if let Err(error) = self.logs_jobs.send(job) {
+            tracing::error!(job = ?error.0, "the logs task has ended; the request is dropped");
         }
     }
 

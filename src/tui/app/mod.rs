@@ -12,6 +12,10 @@ mod deployments;
 mod detail;
 mod filter;
 mod list;
+mod logs;
+mod logs_app;
+mod logs_search;
+mod logs_window;
 mod operations;
 pub mod palette;
 mod toasts;
@@ -30,6 +34,13 @@ pub use detail::{
 };
 pub use filter::Filter;
 pub use list::ListCursor;
+pub use logs::{
+    replica_index, FetchKind, LogsCommand, LogsData, LogsEffect, LogsFetch, LogsQuery, LogsSave,
+    LogsSettings, LogsState, LogsWatch, LEVEL_WIDTH, MAX_CONTEXT_LINES, TIME_WIDTH,
+};
+pub use logs_app::{default_save_name, LogsInput, LogsInputPurpose, MAX_COPY_BYTES};
+pub use logs_search::Search;
+pub use logs_window::{LogLine, LogWindow, Select, Viewport, PAGE_LINES, WINDOW_LINES};
 pub use operations::{ConfirmDialog, Prompt, PromptMessage, PRODUCTION};
 pub use toasts::{Toast, ToastLevel, Toasts};
 
@@ -61,6 +72,8 @@ pub enum Layer {
     Confirm(ConfirmDialog),
     /// The replica count or a `:` palette command being typed.
     Prompt(Prompt),
+    /// A search or a path being typed in the logs tab.
+    LogsInput(LogsInput),
 }
 
 /// The agent connection as the dashboard last saw it.
@@ -112,6 +125,11 @@ pub struct App {
     watched: Vec<DeploymentKey>,
     /// Request the worker reads for the detail view.
     watched_detail: Option<DetailRequest>,
+    /// The follow stream the worker reads for the logs tab.
+    watched_logs: Option<LogsWatch>,
+    /// The operator's time zone, for the logs tab's local times; UTC when
+    /// unknown.
+    pub local_zone: Option<Arc<tz::TimeZone>>,
     /// A hash of the clock-dependent text on screen (ages), so that a tick
     /// redraws only when that text changes.
     clock_text: u64,
@@ -155,6 +173,8 @@ impl App {
             clock,
             watched: Vec::new(),
             watched_detail: None,
+            watched_logs: None,
+            local_zone: None,
             clock_text: 0,
         }
     }
@@ -207,9 +227,11 @@ impl App {
                 self.on_theme_failed(name, message, &mut effects)
             }
             Action::Detail { key, data } => self.on_detail(&key, data, &mut effects),
+            Action::Logs { key, data } => self.on_logs_data(&key, *data, &mut effects),
         }
         self.watch_visible(&mut effects);
         self.watch_detail(&mut effects);
+        self.watch_logs(&mut effects);
         effects.0
     }
 
@@ -222,7 +244,10 @@ impl App {
                 vec![Context::ConfirmTyped]
             }
             Some(Layer::Confirm(_)) => vec![Context::Confirm],
-            Some(Layer::Prompt(_)) => vec![Context::Prompt],
+            Some(Layer::Prompt(_) | Layer::LogsInput(_)) => vec![Context::Prompt],
+            None if self.focus == Pane::Detail && self.logs_shown() => {
+                vec![Context::Logs, Context::Detail, Context::Global]
+            }
             None => vec![self.pane_context(), Context::Global],
         }
     }
@@ -244,6 +269,7 @@ impl App {
         if let Some(character) = key.typed_char() {
             if self.edit_filter(|text| text.push(character))
                 || self.edit_input(|text| text.push(character))
+                || self.edit_logs_input(|text| text.push(character))
             {
                 effects.redraw();
             }
@@ -274,22 +300,27 @@ impl App {
             Command::FocusNext => self.focus_next(),
             Command::StartFilter => self.start_filter(),
             Command::AcceptFilter => self.pop_layer(),
-            Command::CancelFilter => self.cancel_filter() || self.cancel_dialog(),
+            Command::CancelFilter => {
+                self.cancel_filter() || self.cancel_dialog() || self.cancel_logs_input()
+            }
             Command::DeleteChar => {
                 let delete = |text: &mut String| {
                     text.pop();
                 };
-                self.edit_filter(delete) || self.edit_input(delete)
+                self.edit_filter(delete) || self.edit_input(delete) || self.edit_logs_input(delete)
             }
             Command::ClearInput => {
-                self.edit_filter(String::clear) || self.edit_input(String::clear)
+                self.edit_filter(String::clear)
+                    || self.edit_input(String::clear)
+                    || self.edit_logs_input(String::clear)
             }
             Command::OpenPalette => self.open_palette(),
-            Command::Confirm => self.confirm(effects),
+            Command::Confirm => self.confirm(effects) || self.submit_logs_input(),
             Command::Complete => self.complete(),
             Command::NextTheme => self.next_theme(effects),
             Command::OpenDetail => self.open_detail(),
             Command::CloseDetail => self.close_detail(),
+            Command::Logs(command) => self.on_logs_command(command, effects),
             movement_or_table => self.on_pane_command(movement_or_table),
         };
         if changed {
@@ -329,7 +360,7 @@ impl App {
     }
 
     fn open_help(&mut self) -> bool {
-        let context = self.pane_context();
+        let context = self.contexts()[0];
         self.layers.push(Layer::Help {
             context,
             cursor: ListCursor::default(),
@@ -408,6 +439,7 @@ impl App {
         };
         self.detail = Some(DetailState::new(row.key.clone()));
         self.focus = Pane::Detail;
+        self.fit_detail();
         true
     }
 
@@ -451,6 +483,9 @@ impl App {
                 areas.table_rows(),
                 areas.inner_rows(),
             ]);
+            detail
+                .logs
+                .set_area(areas.logs_rows(), areas.logs_columns());
         }
     }
 
@@ -469,6 +504,7 @@ impl App {
             (_, Command::ScrollDiffDown | Command::ScrollDiffUp) => areas.diff_rows(),
             (Some(DetailTab::History), _) => areas.history_rows(),
             (Some(DetailTab::Timeline), _) => areas.table_rows(),
+            (Some(DetailTab::Logs), _) => areas.logs_rows(),
             _ => areas.inner_rows(),
         }
     }
@@ -704,14 +740,24 @@ pub enum HelpLine {
 /// table, leaving out what `--read-only` disables.
 pub fn help_lines(keymap: &Keymap, context: Context, read_only: bool) -> Vec<HelpLine> {
     let mut lines = Vec::new();
-    for shown in [context, Context::Global] {
+    let contexts = help_contexts(context);
+    for (index, shown) in contexts.iter().enumerate() {
         lines.push(HelpLine::Heading(format!("{} keys", shown.name())));
+        let before = &contexts[..index];
+        // A command a more specific context lists already, such as the
+        // logs tab's movement keys, is not listed twice.
+        let listed_before = |command: Command| {
+            before
+                .iter()
+                .any(|context| context.commands().contains(&command))
+        };
         lines.extend(
             keymap
-                .describe(shown)
+                .describe(*shown)
                 .into_iter()
                 .filter(|binding| !(read_only && binding.command.changes_agent()))
-                .map(|binding| HelpLine::Binding(unshadowed(keymap, context, shown, binding))),
+                .filter(|binding| !listed_before(binding.command))
+                .map(|binding| HelpLine::Binding(unshadowed(keymap, before, binding))),
         );
     }
     if context == Context::Deployments && !read_only {
@@ -727,14 +773,22 @@ pub fn help_lines(keymap: &Keymap, context: Context, read_only: bool) -> Vec<Hel
     lines
 }
 
-/// Drops the keys of a `shown` binding that `context` binds first, such as
-/// Tab, which switches tabs in the detail view rather than the focus.
-fn unshadowed(keymap: &Keymap, context: Context, shown: Context, mut binding: Binding) -> Binding {
-    if shown != context {
-        binding
-            .keys
-            .retain(|key| keymap.resolve(&[context], *key).is_none());
+/// Lists the contexts whose keys work in `context`, most specific first:
+/// the logs tab's keys come before the detail view's.
+fn help_contexts(context: Context) -> Vec<Context> {
+    match context {
+        Context::Logs => vec![Context::Logs, Context::Detail, Context::Global],
+        other => vec![other, Context::Global],
     }
+}
+
+/// Drops the keys of a binding that a more specific context (of `before`)
+/// binds first, such as Tab, which switches tabs in the detail view rather
+/// than the focus.
+fn unshadowed(keymap: &Keymap, before: &[Context], mut binding: Binding) -> Binding {
+    binding
+        .keys
+        .retain(|key| keymap.resolve(before, *key).is_none());
     binding
 }
 

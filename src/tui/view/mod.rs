@@ -51,7 +51,8 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
         }
         Some(Layer::Confirm(dialog)) => dialogs::draw_confirm(frame, area, app, theme, dialog),
         Some(Layer::Prompt(prompt)) => dialogs::draw_prompt(frame, area, app, theme, prompt),
-        Some(Layer::Filter { .. }) | None => {}
+        // The logs tab draws its input line in place of its status line.
+        Some(Layer::Filter { .. } | Layer::LogsInput(_)) | None => {}
     }
 }
 

@@ -410,3 +410,6 @@ fn detail_read_failed() {
         }
     }
 }
+
+#[path = "logs.rs"]
+mod logs;
