@@ -659,11 +659,9 @@ impl LogsState {
         }
         self.apply_filter_search(key);
         if self.search.as_ref().is_some_and(Search::is_valid) && !self.filtering() {
-            if self.following {
-                self.next_match(false, key);
-            } else {
-                self.next_match(true, key);
-            }
+            // The selected line counts: following, it is the newest.
+            let forward = !self.following;
+            self.find_match(forward, true, key);
         }
     }
 
@@ -680,20 +678,24 @@ impl LogsState {
     /// Selects the next (or, with `forward` false, previous) line that
     /// matches the search, asking the agent when none is held.
     pub fn next_match(&mut self, forward: bool, key: &DeploymentKey) {
+        self.find_match(forward, false, key);
+    }
+
+    /// Selects the nearest match in a direction, from the selected line
+    /// itself when `inclusive`.
+    fn find_match(&mut self, forward: bool, inclusive: bool, key: &DeploymentKey) {
         self.notice = None;
         let Some(search) = self.search.clone().filter(Search::is_valid) else {
             self.notice = Some("no search: press / to type one".to_owned());
             return;
         };
         let window = &self.window;
+        let from = window.selected + usize::from(!inclusive);
+        let to = (window.selected + usize::from(inclusive)).min(window.len());
         let found = if forward {
-            window.find(window.selected + 1..window.len(), |line| {
-                search.is_match(&line.text)
-            })
+            window.find(from..window.len(), |line| search.is_match(&line.text))
         } else {
-            window.find((0..window.selected).rev(), |line| {
-                search.is_match(&line.text)
-            })
+            window.find((0..to).rev(), |line| search.is_match(&line.text))
         };
         if let Some(index) = found {
             self.following = false;

@@ -417,6 +417,15 @@ fn next_match_beyond_the_window_asks_the_agent() {
 }
 
 #[test]
+fn search_finds_the_selected_newest_line() {
+    let (mut app, _) = logs_app();
+    tail(&mut app, &[entry(1, "boot"), entry(2, "listening on 8080")]);
+    search(&mut app, "listening");
+    assert_eq!(selected_id(&app), 2);
+    assert_eq!(logs(&app).notice, None);
+}
+
+#[test]
 fn no_match_left_is_a_notice() {
     let (mut app, _) = logs_app();
     tail(&mut app, &history(100));
