@@ -16,6 +16,10 @@ use crate::logs::{Level, LogEntry};
 use crate::model::DeploymentKey;
 use crate::tui::action::Command;
 
+pub use super::logs_command::LogsCommand;
+pub use super::logs_requests::{
+    FetchKind, LogsData, LogsEffect, LogsFetch, LogsQuery, LogsSave, LogsWatch,
+};
 use super::logs_search::Search;
 use super::logs_window::{LogWindow, Select, Viewport, PAGE_LINES, PREFETCH_LINES};
 
@@ -27,100 +31,6 @@ pub const TIME_WIDTH: usize = 18;
 
 /// Cells of the level column: the longest level name.
 pub const LEVEL_WIDTH: usize = 5;
-
-/// The keys of the logs tab, bound in the `[logs]` keymap context.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum LogsCommand {
-    ShowTab,
-    Search,
-    NextMatch,
-    PreviousMatch,
-    ClearSearch,
-    ToggleRegex,
-    ToggleFilter,
-    ToggleInvert,
-    MoreContext,
-    LessContext,
-    NextLevel,
-    NextReplica,
-    ToggleFollow,
-    ToggleWrap,
-    ToggleTimestamps,
-    ToggleUtc,
-    Save,
-    Copy,
-}
-
-impl LogsCommand {
-    pub const ALL: [LogsCommand; 18] = [
-        Self::ShowTab,
-        Self::Search,
-        Self::NextMatch,
-        Self::PreviousMatch,
-        Self::ClearSearch,
-        Self::ToggleRegex,
-        Self::ToggleFilter,
-        Self::ToggleInvert,
-        Self::MoreContext,
-        Self::LessContext,
-        Self::NextLevel,
-        Self::NextReplica,
-        Self::ToggleFollow,
-        Self::ToggleWrap,
-        Self::ToggleTimestamps,
-        Self::ToggleUtc,
-        Self::Save,
-        Self::Copy,
-    ];
-
-    /// Returns the name used in `keymap.toml`, distinct from every other
-    /// command's.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::ShowTab => "tab-logs",
-            Self::Search => "search",
-            Self::NextMatch => "next-match",
-            Self::PreviousMatch => "previous-match",
-            Self::ClearSearch => "clear-search",
-            Self::ToggleRegex => "regex",
-            Self::ToggleFilter => "filter-matches",
-            Self::ToggleInvert => "invert-filter",
-            Self::MoreContext => "more-context",
-            Self::LessContext => "less-context",
-            Self::NextLevel => "min-level",
-            Self::NextReplica => "replica",
-            Self::ToggleFollow => "follow",
-            Self::ToggleWrap => "wrap",
-            Self::ToggleTimestamps => "timestamps",
-            Self::ToggleUtc => "utc",
-            Self::Save => "save-logs",
-            Self::Copy => "copy-line",
-        }
-    }
-
-    pub fn description(self) -> &'static str {
-        match self {
-            Self::ShowTab => "show the logs tab",
-            Self::Search => "logs: search, highlighting every match",
-            Self::NextMatch => "logs: select the next match",
-            Self::PreviousMatch => "logs: select the previous match",
-            Self::ClearSearch => "logs: clear the search and filter, or go back",
-            Self::ToggleRegex => "logs: search a regular expression or plain text",
-            Self::ToggleFilter => "logs: show only matching lines, with context",
-            Self::ToggleInvert => "logs: show only the lines that do not match",
-            Self::MoreContext => "logs: one more line of context around matches",
-            Self::LessContext => "logs: one line of context less",
-            Self::NextLevel => "logs: raise the minimum level (wraps to all)",
-            Self::NextReplica => "logs: show one replica, the next, or all",
-            Self::ToggleFollow => "logs: pause, or follow the newest lines",
-            Self::ToggleWrap => "logs: wrap long lines, or cut them",
-            Self::ToggleTimestamps => "logs: show or hide times",
-            Self::ToggleUtc => "logs: times in UTC or local time",
-            Self::Save => "logs: save the lines shown (whole history) to a file",
-            Self::Copy => "logs: copy the selected line to the clipboard (OSC 52)",
-        }
-    }
-}
 
 /// The operator's choice of what to see.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,118 +63,6 @@ impl Default for LogsSettings {
             utc: true,
         }
     }
-}
-
-/// The conditions the agent applies, as its query parameters name them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct LogsQuery {
-    pub replica: Option<u32>,
-    pub level: Option<Level>,
-    pub search: Option<String>,
-    pub regex: bool,
-    pub invert: bool,
-    pub context: usize,
-}
-
-/// The follow stream the tab needs: the newest page, then new lines.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct LogsWatch {
-    pub key: DeploymentKey,
-    pub query: LogsQuery,
-    pub generation: u64,
-}
-
-/// A page or a search the tab requests from the agent.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct LogsFetch {
-    pub key: DeploymentKey,
-    pub query: LogsQuery,
-    pub generation: u64,
-    pub kind: FetchKind,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum FetchKind {
-    /// The page before the line with this id.
-    Older { before: u64 },
-    /// The page after the line with this id.
-    Newer { after: u64 },
-    /// The oldest page.
-    First,
-    /// Half a page on each side of the line with this id.
-    Around { id: u64 },
-    /// The first line after `after` that matches `search`, with half a
-    /// page on each side.
-    FindNext {
-        after: u64,
-        search: String,
-        regex: bool,
-    },
-    /// The last line before `before` that matches `search`, with half a
-    /// page on each side.
-    FindPrevious {
-        before: u64,
-        search: String,
-        regex: bool,
-    },
-}
-
-/// Every line of the view, over the whole history, written to `path`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct LogsSave {
-    pub key: DeploymentKey,
-    pub query: LogsQuery,
-    pub path: PathBuf,
-}
-
-/// A request from the logs tab to the worker.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum LogsEffect {
-    /// Follow this stream, replacing the previous one; `None` stops.
-    Watch(Option<LogsWatch>),
-    Fetch(LogsFetch),
-    Save(LogsSave),
-}
-
-/// A read of the worker for the logs tab.
-#[derive(Debug, Clone, PartialEq)]
-pub enum LogsData {
-    /// The newest lines, at the start of a follow.
-    Tail {
-        generation: u64,
-        entries: Vec<LogEntry>,
-    },
-    /// Lines that arrived since.
-    Live {
-        generation: u64,
-        entries: Vec<LogEntry>,
-    },
-    /// Lines the follow lost because they arrived faster than it read.
-    Missed { generation: u64, count: u64 },
-    /// A page for [`FetchKind::Older`], [`FetchKind::Newer`] or
-    /// [`FetchKind::First`].
-    Page {
-        generation: u64,
-        kind: FetchKind,
-        entries: Vec<LogEntry>,
-    },
-    /// The lines before and from a target line, for a jump: the target is
-    /// the first of `after`.
-    Around {
-        generation: u64,
-        kind: FetchKind,
-        before: Vec<LogEntry>,
-        after: Vec<LogEntry>,
-    },
-    /// A search found no further match.
-    NotFound { generation: u64, kind: FetchKind },
-    /// The agent rejected a read; the message is its error.
-    Failed { generation: u64, message: String },
-    /// A save finished: the lines written, or why it failed.
-    Saved {
-        path: PathBuf,
-        result: Result<u64, String>,
-    },
 }
 
 /// Reads in flight, so that none is sent twice.

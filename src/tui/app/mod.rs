@@ -14,6 +14,8 @@ mod filter;
 mod list;
 mod logs;
 mod logs_app;
+mod logs_command;
+mod logs_requests;
 mod logs_search;
 mod logs_window;
 mod operations;
