@@ -437,7 +437,10 @@ fn redeploy_takes_current_config() {
     home.ok(&["env", "set", "staging", "CONFIG=v1"]);
     let file = home.write("plain.yaml", &sample_template("  X: first\n"));
     home.ok(&["template", "create", "plain", "-f", path_arg(&file)]);
-    let path = home.write("again.yaml", &templated_manifest("again", "plain", "  A: b\n"));
+    let path = home.write(
+        "again.yaml",
+        &templated_manifest("again", "plain", "  A: b\n"),
+    );
     home.ok(&[
         "deploy",
         "-f",

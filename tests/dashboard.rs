@@ -351,7 +351,8 @@ fn dispatch(workers: &Workers, effects: Vec<shipdeck::tui::action::Effect>) {
             Effect::Request(request) => workers.request(request),
             Effect::WatchMetrics(keys) => workers.watch_metrics(keys),
             Effect::WatchDetail(request) => workers.watch_detail(request),
-            Effect::Redraw | Effect::Quit | Effect::LoadTheme(_) => {}
+            Effect::Logs(effect) => workers.logs(effect),
+            Effect::Redraw | Effect::Quit | Effect::LoadTheme(_) | Effect::CopyToClipboard(_) => {}
         }
     }
 }

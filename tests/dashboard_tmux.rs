@@ -322,3 +322,95 @@ fn detail_view_in_a_terminal() {
     drop(tmux);
     home.finish();
 }
+
+/// The logs tab of the real deployment shows the sample workload's lines
+/// read from the agent, a search finds one, filter mode keeps it, and a
+/// save writes the view to a file.
+#[test]
+fn logs_tab_in_a_terminal() {
+    if !tmux_or_skip() {
+        return;
+    }
+    let home = TestHome::new();
+    let manifest = home.write("web.yaml", &sample_manifest("web", 1, free_ports(1), "hi"));
+    home.ok(&["deploy", "-f", manifest.to_str().expect("path"), "--wait"]);
+    let config = home.work().join("config");
+    std::fs::create_dir_all(&config).expect("create the config directory");
+
+    let command = format!(
+        "env SHIPDECK_HOME={} XDG_CONFIG_HOME={} {}; sleep 60",
+        quote(home.home()),
+        quote(&config),
+        quote(Path::new(SHIPDECK)),
+    );
+    let socket = format!(
+        "{}-logs",
+        home.work()
+            .file_name()
+            .expect("the scratch directory has a name")
+            .to_string_lossy()
+    );
+    let tmux = Tmux { socket };
+    tmux.ok(&[
+        "new-session",
+        "-d",
+        "-s",
+        "dash",
+        "-x",
+        "120",
+        "-y",
+        "30",
+        &command,
+    ]);
+    tmux.wait_screen("the deployment on screen", |screen| {
+        screen.contains("web") && screen.contains("1/1")
+    });
+
+    tmux.ok(&["send-keys", "-t", "dash", "Enter"]);
+    tmux.wait_screen("the detail view", |screen| screen.contains("6 logs"));
+    tmux.ok(&["send-keys", "-t", "dash", "6"]);
+    tmux.wait_screen("the sample's first line", |screen| {
+        screen.contains("following") && screen.contains("web-0 INFO  INFO listening on 0.0.0.0:")
+    });
+
+    tmux.ok(&["send-keys", "-t", "dash", "/"]);
+    tmux.ok(&["send-keys", "-t", "dash", "-l", "LISTENING"]);
+    tmux.ok(&["send-keys", "-t", "dash", "Enter"]);
+    let found = tmux.wait_screen("the search found the line", |screen| {
+        screen.contains("paused") && screen.contains("/LISTENING/")
+    });
+    assert!(!found.contains("no earlier match"), "{found}");
+    assert!(found.contains("listening on 0.0.0.0:"), "{found}");
+
+    tmux.ok(&["send-keys", "-t", "dash", "f"]);
+    tmux.wait_screen("filter mode with the line", |screen| {
+        screen.contains("filter ±2") && screen.contains("listening on 0.0.0.0:")
+    });
+
+    let saved = home.work().join("saved.log");
+    tmux.ok(&["send-keys", "-t", "dash", "S"]);
+    tmux.wait_screen("the save input", |screen| {
+        screen.contains("save the lines shown to:")
+    });
+    tmux.ok(&["send-keys", "-t", "dash", "C-u"]);
+    tmux.ok(&[
+        "send-keys",
+        "-t",
+        "dash",
+        "-l",
+        &saved.display().to_string(),
+    ]);
+    tmux.ok(&["send-keys", "-t", "dash", "Enter"]);
+    let toast = tmux.wait_screen("the save's toast", |screen| {
+        screen.contains("saved 1 lines")
+    });
+    assert!(toast.contains("saved.log"), "{toast}");
+    let text = std::fs::read_to_string(&saved).expect("read the saved file");
+    assert!(
+        text.contains(" web-0 INFO  INFO listening on 0.0.0.0:"),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 1, "{text}");
+    drop(tmux);
+    home.finish();
+}

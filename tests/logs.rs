@@ -201,6 +201,70 @@ fn filters_and_paging_return_the_right_entries() {
 }
 
 #[test]
+fn context_invert_and_pages_by_id() {
+    let home = TestHome::new();
+    let script = "for i in 1 2 3 4 5 6 7 8 9; do if [ $i = 4 ]; then echo \"hit $i\"; else echo \"line $i\"; fi; done; exec sleep 1000";
+    deploy_script(&home, "ctx", script, "");
+    let all = wait_logged(&home, "ctx", "line 9");
+    assert_eq!(all.len(), 9);
+
+    let around = entries(&home, "ctx", &["--search", "hit", "-C", "2"]);
+    assert_eq!(
+        messages(&around),
+        ["line 2", "line 3", "hit 4", "line 5", "line 6"]
+    );
+    let context: Vec<bool> = around
+        .iter()
+        .map(|entry| entry["context"] == true)
+        .collect();
+    assert_eq!(context, [true, true, false, true, true], "{around:#?}");
+
+    let inverted = entries(&home, "ctx", &["--search", "HIT", "-v"]);
+    assert_eq!(inverted.len(), 8);
+    assert!(messages(&inverted)
+        .iter()
+        .all(|message| message.starts_with("line")));
+
+    let id = |entry: &Value| entry["id"].as_str().expect("id as text").to_owned();
+    let third = id(&all[2]);
+    let after = entries(&home, "ctx", &["--after", &third, "--limit", "2"]);
+    assert_eq!(messages(&after), ["hit 4", "line 5"]);
+    let before = entries(&home, "ctx", &["--before", &third, "--limit", "5"]);
+    assert_eq!(messages(&before), ["line 1", "line 2"]);
+    let after_with_context = entries(
+        &home,
+        "ctx",
+        &["--search", "hit", "-C", "2", "--after", &id(&all[3])],
+    );
+    assert_eq!(
+        messages(&after_with_context),
+        ["line 5", "line 6"],
+        "the context of a match before the anchor continues"
+    );
+
+    let error = home.fails(&["logs", "ctx", "-v"]);
+    assert!(error.contains("no search was given"), "{error}");
+    let (status, body) = api_get(
+        &home,
+        &format!("/v1/deployments/ctx/logs?after={third}&before={third}"),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("after and before cannot be combined"),
+        "{body}"
+    );
+    let (status, body) = api_get(&home, "/v1/deployments/ctx/logs?search=x&context=5000");
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("context=5000 is more than the 1000"),
+        "{body}"
+    );
+    let (status, body) = api_get(&home, "/v1/deployments/ctx/logs?follow=true&after=1");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("a follow takes only tail"), "{body}");
+}
+
+#[test]
 fn bad_queries_get_clear_errors() {
     let home = TestHome::new();
     deploy_script(&home, "q", "echo 'f(x) = 1'; exec sleep 1000", "");

@@ -15,13 +15,15 @@ use time::OffsetDateTime;
 use tokio::sync::{mpsc, watch};
 
 use super::server::{ApiError, Shared};
-use crate::logs::{parse_time_bound, FollowItem, Follower, Level, LogEntry, LogQuery, Page};
+use crate::logs::{
+    parse_time_bound, FollowItem, Follower, Level, LogEntry, LogQuery, Page, MAX_CONTEXT,
+};
 
 /// Entries returned when the request names no page.
 pub const DEFAULT_TAIL: usize = 100;
 
 /// Maximum number of entries in one response, so that a careless `limit` cannot make the
-/// agent build a response of gigabytes. Page with `offset` for more.
+/// agent build a response of gigabytes. Page with `after` or `offset` for more.
 pub const MAX_PAGE: usize = 100_000;
 
 /// Parameters of `GET /v1/deployments/{name}/logs`, read as text so that each
@@ -49,7 +51,7 @@ pub async fn logs(
 
     let tail = match params.page {
         Page::Tail(count) => count,
-        Page::Range { .. } => 0,
+        Page::Range { .. } | Page::After { .. } | Page::Before { .. } => 0,
     };
     let (follower, recent) =
         state
@@ -60,8 +62,8 @@ pub async fn logs(
 
 fn parse(raw: &HashMap<String, String>) -> Result<LogParams, ApiError> {
     const KNOWN: &[&str] = &[
-        "env", "level", "search", "regex", "since", "until", "replica", "build", "revision",
-        "tail", "limit", "offset", "follow",
+        "env", "level", "search", "regex", "invert", "context", "since", "until", "replica",
+        "build", "revision", "tail", "limit", "offset", "after", "before", "follow",
     ];
     if let Some(unknown) = raw.keys().find(|key| !KNOWN.contains(&key.as_str())) {
         return Err(ApiError::bad_request(format!(
@@ -82,6 +84,8 @@ fn parse(raw: &HashMap<String, String>) -> Result<LogParams, ApiError> {
         level: text("level").map(parse_level).transpose()?,
         search: text("search").map(str::to_owned),
         regex: flag(raw, "regex")?,
+        invert: flag(raw, "invert")?,
+        context: context(raw)?,
         since: time("since")?,
         until: time("until")?,
         replica: text("replica").map(str::to_owned),
@@ -92,28 +96,15 @@ fn parse(raw: &HashMap<String, String>) -> Result<LogParams, ApiError> {
     let tail = number(raw, "tail")?;
     let limit = number(raw, "limit")?;
     let offset = number(raw, "offset")?;
-    let page = match (tail, limit, offset) {
-        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
-            return Err(ApiError::bad_request(
-                "tail cannot be combined with limit or offset; use tail for the newest entries, \
-                 or limit and offset to page from the oldest",
-            ))
-        }
-        (_, None, Some(_)) => {
-            return Err(ApiError::bad_request("offset needs a limit; add limit=N"));
-        }
-        (tail, None, None) => Page::Tail(page_size("tail", tail.unwrap_or(DEFAULT_TAIL as u64))?),
-        (None, Some(limit), offset) => Page::Range {
-            offset: usize::try_from(offset.unwrap_or(0)).unwrap_or(usize::MAX),
-            limit: page_size("limit", limit)?,
-        },
-    };
+    let anchor = anchor(raw)?;
+    let page = page(tail, limit, offset, anchor)?;
 
     let follow = flag(raw, "follow")?;
-    if follow && (limit.is_some() || offset.is_some() || query.until.is_some()) {
+    let ends = limit.is_some() || offset.is_some() || anchor.is_some() || query.until.is_some();
+    if follow && ends {
         return Err(ApiError::bad_request(
-            "a follow takes only tail: limit, offset and until would end it before new \
-             entries arrive; leave them out, or leave out follow=true",
+            "a follow takes only tail: limit, offset, after, before and until would end it \
+             before new entries arrive; leave them out, or leave out follow=true",
         ));
     }
 
@@ -123,6 +114,79 @@ fn parse(raw: &HashMap<String, String>) -> Result<LogParams, ApiError> {
         page,
         follow,
     })
+}
+
+/// Chooses the page from the paging parameters, each of which the caller
+/// has read as a number.
+fn page(
+    tail: Option<u64>,
+    limit: Option<u64>,
+    offset: Option<u64>,
+    anchor: Option<Anchor>,
+) -> Result<Page, ApiError> {
+    if let Some(anchor) = anchor {
+        if tail.is_some() || offset.is_some() {
+            return Err(ApiError::bad_request(
+                "after and before page by entry id and cannot be combined with tail or \
+                 offset; use after=ID or before=ID with limit=N",
+            ));
+        }
+        let limit = page_size("limit", limit.unwrap_or(DEFAULT_TAIL as u64))?;
+        return Ok(anchor.page(limit));
+    }
+    match (tail, limit, offset) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => Err(ApiError::bad_request(
+            "tail cannot be combined with limit or offset; use tail for the newest entries, \
+             or limit and offset to page from the oldest",
+        )),
+        (_, None, Some(_)) => Err(ApiError::bad_request("offset needs a limit; add limit=N")),
+        (tail, None, None) => Ok(Page::Tail(page_size(
+            "tail",
+            tail.unwrap_or(DEFAULT_TAIL as u64),
+        )?)),
+        (None, Some(limit), offset) => Ok(Page::Range {
+            offset: usize::try_from(offset.unwrap_or(0)).unwrap_or(usize::MAX),
+            limit: page_size("limit", limit)?,
+        }),
+    }
+}
+
+/// The entry id a page starts from.
+#[derive(Clone, Copy)]
+enum Anchor {
+    After(u64),
+    Before(u64),
+}
+
+impl Anchor {
+    fn page(self, limit: usize) -> Page {
+        match self {
+            Self::After(id) => Page::After { id, limit },
+            Self::Before(id) => Page::Before { id, limit },
+        }
+    }
+}
+
+fn anchor(raw: &HashMap<String, String>) -> Result<Option<Anchor>, ApiError> {
+    match (number(raw, "after")?, number(raw, "before")?) {
+        (Some(_), Some(_)) => Err(ApiError::bad_request(
+            "after and before cannot be combined; page one way at a time, or use since and \
+             until for a range of times",
+        )),
+        (Some(id), None) => Ok(Some(Anchor::After(id))),
+        (None, Some(id)) => Ok(Some(Anchor::Before(id))),
+        (None, None) => Ok(None),
+    }
+}
+
+fn context(raw: &HashMap<String, String>) -> Result<usize, ApiError> {
+    let lines = number(raw, "context")?.unwrap_or(0);
+    match usize::try_from(lines) {
+        Ok(lines) if lines <= MAX_CONTEXT => Ok(lines),
+        _ => Err(ApiError::bad_request(format!(
+            "context={lines} is more than the {MAX_CONTEXT} lines accepted; ask for fewer"
+        ))),
+    }
 }
 
 fn parse_level(value: &str) -> Result<Level, ApiError> {

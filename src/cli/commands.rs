@@ -721,6 +721,8 @@ fn logs_path(args: &LogsArgs) -> String {
     add("level", args.level.clone());
     add("search", args.search.clone().or_else(|| args.regex.clone()));
     add("regex", args.regex.as_ref().map(|_| "true".to_owned()));
+    add("invert", args.invert.then(|| "true".to_owned()));
+    add("context", args.context.map(|n| n.to_string()));
     add("since", args.since.clone());
     add("until", args.until.clone());
     add("replica", args.replica.clone());
@@ -729,6 +731,8 @@ fn logs_path(args: &LogsArgs) -> String {
     add("tail", args.tail.map(|n| n.to_string()));
     add("limit", args.limit.map(|n| n.to_string()));
     add("offset", args.offset.map(|n| n.to_string()));
+    add("after", args.after.map(|n| n.to_string()));
+    add("before", args.before.map(|n| n.to_string()));
     add("follow", args.follow.then(|| "true".to_owned()));
 
     let query: Vec<String> = params

@@ -808,6 +808,14 @@ pub struct LogsArgs {
     #[arg(long, value_name = "PATTERN")]
     pub regex: Option<String>,
 
+    /// Only lines that do not match --search or --regex, as grep -v
+    #[arg(short = 'v', long)]
+    pub invert: bool,
+
+    /// Also N lines before and after each line that --search or --regex selects, as grep -C (at most 1000)
+    #[arg(short = 'C', long, value_name = "N", value_parser = clap::value_parser!(u64).range(0..=1000))]
+    pub context: Option<u64>,
+
     /// Only lines since a time: a duration back from now (30s, 15m, 2h, 7d) or an RFC 3339 time
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
@@ -839,6 +847,14 @@ pub struct LogsArgs {
     /// ... after skipping the oldest N (needs --limit)
     #[arg(long, value_name = "N", requires = "limit")]
     pub offset: Option<u64>,
+
+    /// Page by entry id: the lines after entry ID (the `id` of -o json), oldest first, at most --limit (default 100)
+    #[arg(long, value_name = "ID", conflicts_with_all = ["tail", "offset", "before", "follow"])]
+    pub after: Option<u64>,
+
+    /// Page by entry id: the newest lines before entry ID, at most --limit (default 100)
+    #[arg(long, value_name = "ID", conflicts_with_all = ["tail", "offset", "follow"])]
+    pub before: Option<u64>,
 
     #[command(flatten)]
     pub format: FormatArgs,

@@ -38,9 +38,8 @@ use crate::home::Home;
 use crate::logs::{Follower, LogEntry, LogError, LogFilter, LogHub, LogQuery, LogStats, Page};
 use crate::manifest::{self, BackendKind, Manifest, ManifestError, Override};
 use crate::model::{
-    SubmittedManifest,
     Deployment, DeploymentKey, DeploymentStatus, DeploymentView, Event, EventOutcome, Health,
-    HealthView, HistoryEntry, ReplicaCounts, Revision, RevisionStatus,
+    HealthView, HistoryEntry, ReplicaCounts, Revision, RevisionStatus, SubmittedManifest,
 };
 use crate::store::{NewEvent, Store, StoreError};
 use recorder::Recorder;
@@ -168,10 +167,7 @@ fn submitted(input: &ManifestInput, sets: &[String]) -> SubmittedManifest {
     SubmittedManifest {
         text: input.text.clone(),
         origin: input.origin.clone(),
-        base_dir: input
-            .base_dir
-            .as_ref()
-            .map(|dir| dir.display().to_string()),
+        base_dir: input.base_dir.as_ref().map(|dir| dir.display().to_string()),
         sets: sets.to_vec(),
     }
 }
@@ -1137,15 +1133,7 @@ impl Engine {
     ) -> Result<(Follower, Vec<LogEntry>), EngineError> {
         let deployment = self.resolve(name, environment)?;
         let filter = LogFilter::new(&self.build_revision_default(query, &deployment))?;
-
-        // Subscribe before reading the tail, so no line falls in between;
-        // the follower skips what the tail already holds.
-        let mut follower = self.logs.follow(&deployment.id, filter.clone());
-        let recent = self.logs.query(&deployment.id, &filter, Page::Tail(tail))?;
-        if let Some(last) = recent.last() {
-            follower.skip_through(last.id);
-        }
-        Ok((follower, recent))
+        Ok(self.logs.follow_tail(&deployment.id, filter, tail)?)
     }
 
     /// Returns what the store contains of a deployment's output.

@@ -52,7 +52,23 @@ impl EntryRef<'_> {
             revision: self.revision,
             source: self.source.to_owned(),
             message: self.message.to_owned(),
+            context: false,
         }
+    }
+
+    /// Overwrites `entry` with this one, reusing its text buffers.
+    pub fn copy_into(self, entry: &mut LogEntry) {
+        entry.id = self.id;
+        entry.time = super::time_of(self.id);
+        entry.level = self.level;
+        entry.stream = self.stream;
+        entry.build = self.build;
+        entry.revision = self.revision;
+        entry.source.clear();
+        entry.source.push_str(self.source);
+        entry.message.clear();
+        entry.message.push_str(self.message);
+        entry.context = false;
     }
 }
 
@@ -329,6 +345,7 @@ mod tests {
             revision: 7,
             source: "web-1".to_owned(),
             message: message.to_owned(),
+            context: false,
         }
     }
 

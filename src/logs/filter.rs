@@ -17,6 +17,10 @@ const MAX_PATTERN_LEN: usize = 4096;
 /// error instead of taking the agent's memory.
 const REGEX_SIZE_LIMIT: usize = 8 << 20;
 
+/// Maximum context entries around each selected one. Each entry of context
+/// is held in memory while a query or follower waits for the next match.
+pub const MAX_CONTEXT: usize = 1000;
+
 /// The conditions of a log query, as a client sends them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -30,6 +34,15 @@ pub struct LogQuery {
     pub search: Option<String>,
     #[serde(default)]
     pub regex: bool,
+    /// Select the entries that do not match `search` instead, as `grep -v`
+    /// does.
+    #[serde(default)]
+    pub invert: bool,
+    /// Entries shown before and after each selected one, as `grep -C` does.
+    /// They pass the other conditions but not the search, and come back
+    /// with [`LogEntry::context`](super::LogEntry::context) set.
+    #[serde(default)]
+    pub context: usize,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -49,6 +62,8 @@ pub struct LogQuery {
 pub struct LogFilter {
     min_level: Level,
     matcher: Option<Regex>,
+    invert: bool,
+    context: usize,
     since: u64,
     until: u64,
     replica: Option<String>,
@@ -66,6 +81,15 @@ impl LogFilter {
             .filter(|search| !search.is_empty())
             .map(|search| compile(search, query.regex))
             .transpose()?;
+        if query.invert && matcher.is_none() {
+            return Err(LogError::InvertWithoutSearch);
+        }
+        if query.context > MAX_CONTEXT {
+            return Err(LogError::ContextTooLarge {
+                context: query.context,
+                max: MAX_CONTEXT,
+            });
+        }
         let since = query.since.unwrap_or(0);
         let until = query.until.unwrap_or(u64::MAX);
         if since > until {
@@ -77,6 +101,9 @@ impl LogFilter {
 
         Ok(Self {
             min_level: query.level.unwrap_or(Level::Trace),
+            // Context surrounds matches, so without a search there is none.
+            context: if matcher.is_some() { query.context } else { 0 },
+            invert: query.invert,
             matcher,
             since,
             until,
@@ -91,6 +118,8 @@ impl LogFilter {
         Self {
             min_level: Level::Trace,
             matcher: None,
+            invert: false,
+            context: 0,
             since: 0,
             until: u64::MAX,
             replica: None,
@@ -107,9 +136,20 @@ impl LogFilter {
         self.until
     }
 
-    /// Checks whether `entry` passes. The cheap checks come first. The text
-    /// search runs last and on the visible text, so escape bytes never match.
+    /// Returns the entries of context around each selected entry; zero
+    /// without a search.
+    pub fn context(&self) -> usize {
+        self.context
+    }
+
+    /// Checks whether `entry` passes every condition, the search included.
     pub fn matches(&self, entry: &EntryRef<'_>) -> bool {
+        self.passes_base(entry) && self.selects(entry)
+    }
+
+    /// Checks the conditions other than the search. The cheap checks come
+    /// first.
+    pub fn passes_base(&self, entry: &EntryRef<'_>) -> bool {
         if entry.id < self.since || entry.id > self.until {
             return false;
         }
@@ -122,13 +162,17 @@ impl LogFilter {
         {
             return false;
         }
-        if let Some(replica) = &self.replica {
-            if !source_is(entry.source, replica) {
-                return false;
-            }
+        match &self.replica {
+            Some(replica) => source_is(entry.source, replica),
+            None => true,
         }
+    }
+
+    /// Checks the search alone, on the visible text, so escape bytes never
+    /// match. With `invert`, an entry is selected when it does not match.
+    pub fn selects(&self, entry: &EntryRef<'_>) -> bool {
         match &self.matcher {
-            Some(matcher) => matcher.is_match(&visible_text(entry.message)),
+            Some(matcher) => matcher.is_match(&visible_text(entry.message)) != self.invert,
             None => true,
         }
     }
@@ -335,6 +379,45 @@ mod tests {
         for bad in ["", "5", "5x", "yesterday", "-5m", "99999999999999999d"] {
             assert!(parse_time_bound(bad, now).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    #[test]
+    fn invert_selects_the_entries_that_do_not_match() {
+        let f = filter(LogQuery {
+            search: Some("health".to_owned()),
+            invert: true,
+            ..LogQuery::default()
+        });
+        assert!(!f.matches(&entry("web-0", Level::Info, "GET /healthz")));
+        assert!(f.matches(&entry("web-0", Level::Info, "order 42 paid")));
+        let error = LogFilter::new(&LogQuery {
+            invert: true,
+            ..LogQuery::default()
+        })
+        .unwrap_err();
+        assert!(error.to_string().contains("no search was given"), "{error}");
+    }
+
+    #[test]
+    fn context_needs_a_search_and_a_bound() {
+        let without_search = filter(LogQuery {
+            context: 3,
+            ..LogQuery::default()
+        });
+        assert_eq!(without_search.context(), 0);
+        let with_search = filter(LogQuery {
+            search: Some("x".to_owned()),
+            context: 3,
+            ..LogQuery::default()
+        });
+        assert_eq!(with_search.context(), 3);
+        let error = LogFilter::new(&LogQuery {
+            search: Some("x".to_owned()),
+            context: MAX_CONTEXT + 1,
+            ..LogQuery::default()
+        })
+        .unwrap_err();
+        assert!(error.to_string().contains("1001"), "{error}");
     }
 
     #[test]

@@ -26,9 +26,11 @@ use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::block::{self, EntryRef};
 use super::capture::{self, Batch, CaptureTarget};
+use super::context::ContextWindow;
 use super::filter::LogFilter;
 use super::level::detect_level;
 use super::mask::SecretMask;
+use super::query::{Edge, Scan};
 use super::{LogEntry, LogError, Retention};
 use crate::store::Store;
 
@@ -66,6 +68,10 @@ pub enum Page {
     Tail(usize),
     /// Matches from the oldest: skip `offset`, then take up to `limit`.
     Range { offset: usize, limit: usize },
+    /// Up to `limit` matches after entry `id`, the oldest first.
+    After { id: u64, limit: usize },
+    /// Up to `limit` matches before entry `id`, the newest ones.
+    Before { id: u64, limit: usize },
 }
 
 /// Counts of what the store contains for one deployment.
@@ -80,7 +86,8 @@ pub struct LogStats {
     pub oldest: Option<time::OffsetDateTime>,
 }
 
-/// One item of a follow stream.
+/// One item of a follow stream. With context, missed counts the entries
+/// lost that passed the conditions other than the search.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum FollowItem {
@@ -243,15 +250,48 @@ impl LogHub {
         filter: &LogFilter,
         page: Page,
     ) -> Result<Vec<LogEntry>, LogError> {
+        self.scan(deployment_id, filter).page(page)
+    }
+
+    /// Registers a follower of `deployment_id` and returns it with the
+    /// newest `tail` entries that pass `filter`. The follower goes on from
+    /// where those end, with the context of a match among them continuing
+    /// into what it returns.
+    pub fn follow_tail(
+        &self,
+        deployment_id: &str,
+        filter: LogFilter,
+        tail: usize,
+    ) -> Result<(Follower, Vec<LogEntry>), LogError> {
+        // Registered before the read, so that no entry falls in between.
+        let mut follower = self.follow(deployment_id, filter.clone());
+        let (recent, edge) = self
+            .scan(deployment_id, &filter)
+            .tail(tail, filter.context())?;
+        follower.start_after(&recent, edge);
+        Ok((follower, recent))
+    }
+
+    /// Takes a consistent view of `deployment_id`'s entries for one query.
+    fn scan<'a>(&'a self, deployment_id: &'a str, filter: &'a LogFilter) -> Scan<'a> {
         let recent = self.recent(deployment_id);
         let stored_before = recent.first().map_or(u64::MAX, |entry| entry.id);
-        let stored_before = stored_before.min(filter.until().saturating_add(1));
-
-        match page {
-            Page::Tail(count) => self.tail(deployment_id, filter, count, &recent, stored_before),
-            Page::Range { offset, limit } => {
-                self.range(deployment_id, filter, offset, limit, &recent, stored_before)
-            }
+        let block_starts = {
+            let state = lock(&self.shared.state);
+            state
+                .deployments
+                .get(deployment_id)
+                .map_or_else(Vec::new, |log| {
+                    log.blocks.iter().map(|block| block.first_id).collect()
+                })
+        };
+        Scan {
+            store: &self.shared.store,
+            deployment_id,
+            filter,
+            recent,
+            stored_before,
+            block_starts,
         }
     }
 
@@ -270,7 +310,13 @@ impl LogHub {
             .or_default();
         log.followers.retain(|follower| follower.strong_count() > 0);
         log.followers.push(Arc::downgrade(&shared));
-        Follower { shared, after: 0 }
+        let window = ContextWindow::new(shared.filter.context());
+        Follower {
+            shared,
+            after: 0,
+            window,
+            ready: VecDeque::new(),
+        }
     }
 
     /// Copies the entries not yet in the store.
@@ -281,149 +327,6 @@ impl LogHub {
         };
         log.flushing.iter().chain(&log.pending).cloned().collect()
     }
-
-    fn tail(
-        &self,
-        deployment_id: &str,
-        filter: &LogFilter,
-        count: usize,
-        recent: &[LogEntry],
-        stored_before: u64,
-    ) -> Result<Vec<LogEntry>, LogError> {
-        let mut found: Vec<LogEntry> = Vec::with_capacity(count.min(4096));
-        let wanted = |found: &Vec<LogEntry>| found.len() >= count;
-
-        for entry in recent.iter().rev() {
-            if wanted(&found) {
-                break;
-            }
-            if filter.matches(&EntryRef::from(entry)) {
-                found.push(entry.clone());
-            }
-        }
-
-        let blocks = self
-            .shared
-            .store
-            .log_blocks(deployment_id, stored_before, true);
-        for item in blocks {
-            if wanted(&found) {
-                break;
-            }
-            let (info, bytes) = item?;
-            let first_id = info.first_id;
-            if info.last_id < filter.since() {
-                break;
-            }
-            let Some(header) = readable_header(deployment_id, first_id, &bytes) else {
-                continue;
-            };
-            let body = block_body(deployment_id, first_id, &bytes, &header);
-            let entries = block_entries(deployment_id, first_id, &body, header.count);
-            for entry in entries.iter().rev() {
-                if wanted(&found) {
-                    break;
-                }
-                if filter.matches(entry) {
-                    found.push(entry.to_entry());
-                }
-            }
-        }
-
-        found.reverse();
-        Ok(found)
-    }
-
-    fn range(
-        &self,
-        deployment_id: &str,
-        filter: &LogFilter,
-        offset: usize,
-        limit: usize,
-        recent: &[LogEntry],
-        stored_before: u64,
-    ) -> Result<Vec<LogEntry>, LogError> {
-        let mut skipped = 0;
-        let mut found = Vec::new();
-        let mut consider = |entry: &EntryRef<'_>, found: &mut Vec<LogEntry>| {
-            if found.len() >= limit || !filter.matches(entry) {
-                return;
-            }
-            if skipped < offset {
-                skipped += 1;
-            } else {
-                found.push(entry.to_entry());
-            }
-        };
-
-        let blocks = self
-            .shared
-            .store
-            .log_blocks(deployment_id, stored_before, false);
-        for item in blocks {
-            if found.len() >= limit {
-                return Ok(found);
-            }
-            let (info, bytes) = item?;
-            let first_id = info.first_id;
-            if info.last_id < filter.since() {
-                continue;
-            }
-            let Some(header) = readable_header(deployment_id, first_id, &bytes) else {
-                continue;
-            };
-            let body = block_body(deployment_id, first_id, &bytes, &header);
-            for entry in block_entries(deployment_id, first_id, &body, header.count) {
-                consider(&entry, &mut found);
-            }
-        }
-        for entry in recent {
-            consider(&EntryRef::from(entry), &mut found);
-        }
-        Ok(found)
-    }
-}
-
-fn readable_header(deployment_id: &str, first_id: u64, bytes: &[u8]) -> Option<block::BlockHeader> {
-    match block::header(bytes) {
-        Ok(header) => Some(header),
-        Err(error) => {
-            tracing::warn!(deployment_id, first_id, %error, "skipped an unreadable log block");
-            None
-        }
-    }
-}
-
-/// Decompresses a block's entries, or returns nothing for a damaged block.
-fn block_body(
-    deployment_id: &str,
-    first_id: u64,
-    bytes: &[u8],
-    header: &block::BlockHeader,
-) -> Vec<u8> {
-    block::body(bytes, header).unwrap_or_else(|error| {
-        tracing::warn!(deployment_id, first_id, %error, "skipped an unreadable log block");
-        Vec::new()
-    })
-}
-
-/// Decodes a block's entries, keeping those before a damaged one.
-fn block_entries<'a>(
-    deployment_id: &str,
-    first_id: u64,
-    body: &'a [u8],
-    count: u32,
-) -> Vec<EntryRef<'a>> {
-    let mut decoded = Vec::with_capacity(count as usize);
-    for entry in block::entries(body, count) {
-        match entry {
-            Ok(entry) => decoded.push(entry),
-            Err(error) => {
-                tracing::warn!(deployment_id, first_id, %error, "skipped the damaged rest of a log block");
-            }
-        }
-    }
-    decoded
 }
 
 /// Reads what the store contains at start-up, so retention and ids continue
@@ -539,6 +442,7 @@ impl Writer {
                     revision: target.revision,
                     build: target.build,
                     message,
+                    context: false,
                 };
                 deliver(&mut log.followers, &entry);
                 log.pending_bytes += block::encoded_len(&entry);
@@ -707,7 +611,7 @@ fn deliver(followers: &mut Vec<Weak<FollowShared>>, entry: &LogEntry) {
         let Some(follower) = follower.upgrade() else {
             return false;
         };
-        if follower.filter.matches(&EntryRef::from(entry)) {
+        if follower.wants(&EntryRef::from(entry)) {
             follower.push(entry.clone());
         }
         true
@@ -727,6 +631,16 @@ struct FollowQueue {
 }
 
 impl FollowShared {
+    /// Checks whether `entry` goes into the queue: with context, every entry
+    /// that may show as context around a match does.
+    fn wants(&self, entry: &EntryRef<'_>) -> bool {
+        if self.filter.context() > 0 {
+            self.filter.passes_base(entry)
+        } else {
+            self.filter.matches(entry)
+        }
+    }
+
     /// Queues `entry`. A full queue drops its oldest entry instead of waiting,
     /// so a slow follower never holds up the writer.
     fn push(&self, entry: LogEntry) {
@@ -746,12 +660,32 @@ impl FollowShared {
 pub struct Follower {
     shared: Arc<FollowShared>,
     after: u64,
+    window: ContextWindow,
+    /// Entries the context window let through, not returned yet.
+    ready: VecDeque<LogEntry>,
 }
 
 impl Follower {
     /// Skips entries with ids up to `id`, which the caller already showed.
     pub fn skip_through(&mut self, id: u64) {
         self.after = self.after.max(id);
+    }
+
+    /// Continues after `shown`, the first page, given the newest entries
+    /// of the view that page was read from.
+    fn start_after(&mut self, shown: &[LogEntry], edge: Edge) {
+        let last_shown = shown.last().map_or(0, |entry| entry.id);
+        let mut discarded = Vec::new();
+        for (entry, selected) in &edge.entries {
+            if entry.id <= last_shown {
+                self.window.prime(*selected);
+            } else {
+                // Not shown yet, and only shown if a match follows: held.
+                self.window
+                    .feed(&EntryRef::from(entry), *selected, &mut discarded);
+            }
+        }
+        self.skip_through(edge.newest_id.max(last_shown));
     }
 
     /// Waits for the next item: a count of missed entries first if any were
@@ -766,17 +700,34 @@ impl Follower {
     }
 
     fn try_next(&mut self) -> Option<FollowItem> {
+        if let Some(entry) = self.ready.pop_front() {
+            return Some(FollowItem::Entry(entry));
+        }
         let mut queue = lock(&self.shared.queue);
         if queue.missed > 0 {
             let missed = std::mem::take(&mut queue.missed);
+            self.window.reset();
             return Some(FollowItem::Missed { missed });
         }
+        let context = self.shared.filter.context() > 0;
+        let mut shown = Vec::new();
         while let Some(entry) = queue.entries.pop_front() {
-            if entry.id > self.after {
+            if entry.id <= self.after {
+                continue;
+            }
+            if !context {
                 return Some(FollowItem::Entry(entry));
             }
+            let selected = self.shared.filter.selects(&EntryRef::from(&entry));
+            self.window
+                .feed(&EntryRef::from(&entry), selected, &mut shown);
+            if !shown.is_empty() {
+                break;
+            }
         }
-        None
+        drop(queue);
+        self.ready.extend(shown);
+        self.ready.pop_front().map(FollowItem::Entry)
     }
 }
 

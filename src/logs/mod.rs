@@ -8,11 +8,13 @@
 
 mod block;
 mod capture;
+mod context;
 mod filter;
 mod hub;
 mod level;
 mod lines;
 mod mask;
+mod query;
 mod sanitize;
 
 use std::time::Duration;
@@ -22,7 +24,8 @@ use time::OffsetDateTime;
 
 pub use block::BlockError;
 pub use capture::CaptureTarget;
-pub use filter::{parse_time_bound, LogFilter, LogQuery};
+pub use context::ContextWindow;
+pub use filter::{parse_time_bound, LogFilter, LogQuery, MAX_CONTEXT};
 pub use hub::{FollowItem, Follower, LogHub, LogStats, Page};
 pub use level::{detect_level, Level, ParseLevelError};
 pub use lines::{AssembledLine, LineAssembler, MAX_LINE_BYTES};
@@ -63,6 +66,10 @@ pub struct LogEntry {
     /// The line as captured, colours included, secrets masked. Pass it
     /// through [`sanitize_for_terminal`] or [`keep_colours`] before printing.
     pub message: String,
+    /// Whether a query with context returned this entry only as context
+    /// around a selected one. Never set on stored entries.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub context: bool,
 }
 
 /// Turns an entry id into its time.
@@ -149,6 +156,12 @@ pub enum LogError {
          or an RFC 3339 time such as 2026-12-04T10:00:00Z"
     )]
     BadTime { value: String },
+
+    #[error("invert selects the lines that do not match a search, but no search was given; add a search or leave out invert")]
+    InvertWithoutSearch,
+
+    #[error("context of {context} lines is more than the {max} accepted; ask for fewer")]
+    ContextTooLarge { context: usize, max: usize },
 
     #[error("since {since} is after until {until}, so nothing can match; swap the two times")]
     EmptyTimeRange { since: String, until: String },

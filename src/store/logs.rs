@@ -304,7 +304,20 @@ impl Store {
         before: u64,
         newest_first: bool,
     ) -> impl Iterator<Item = Result<(LogBlockInfo, LogBlock), StoreError>> + '_ {
-        let start = keys::numbered(deployment_id, 0);
+        self.log_blocks_between(deployment_id, 0, before, newest_first)
+    }
+
+    /// Returns the blocks of `deployment_id` whose first entry id is at
+    /// least `from` and below `before`, in the order [`Store::log_blocks`]
+    /// gives them.
+    pub fn log_blocks_between(
+        &self,
+        deployment_id: &str,
+        from: u64,
+        before: u64,
+        newest_first: bool,
+    ) -> impl Iterator<Item = Result<(LogBlockInfo, LogBlock), StoreError>> + '_ {
+        let start = keys::numbered(deployment_id, from.min(before));
         let end = keys::numbered(deployment_id, before);
         let range = self.logs.range(start..end);
         let range: Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>> + Send> =

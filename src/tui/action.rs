@@ -10,7 +10,7 @@ use std::fmt;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use super::app::{DetailData, DetailRequest};
+use super::app::{DetailData, DetailRequest, LogsCommand, LogsData, LogsEffect};
 use crate::config::{SecretInfo, SecretValue};
 use crate::model::{DeploymentKey, DeploymentView, ManifestSource, SeriesView};
 use crate::monitor::alerts::AlertView;
@@ -60,6 +60,12 @@ pub enum Action {
     Detail {
         key: DeploymentKey,
         data: DetailData,
+    },
+    /// A read for the logs tab of `key`, boxed so that every action
+    /// stays small.
+    Logs {
+        key: DeploymentKey,
+        data: Box<LogsData>,
     },
     /// The manifest that [`Request::LoadManifest`] asked for, or why the
     /// agent did not return it.
@@ -248,6 +254,10 @@ pub enum Effect {
     WatchDetail(Option<DetailRequest>),
     /// Send a one-off request; its result arrives as an action.
     Request(Request),
+    /// Follow, page or save what the logs tab shows.
+    Logs(LogsEffect),
+    /// Put this text on the terminal's clipboard with OSC 52.
+    CopyToClipboard(String),
 }
 
 /// An operator's intent, the value a key is bound to in the keymap. Names
@@ -310,6 +320,8 @@ pub enum Command {
     SilenceRule,
     EndSilence,
     Acknowledge,
+    /// A key of the logs tab; [`Command::ALL`] leaves these out.
+    Logs(LogsCommand),
 }
 
 impl Command {
@@ -431,6 +443,7 @@ impl Command {
             Self::SilenceRule => "silence",
             Self::EndSilence => "unsilence",
             Self::Acknowledge => "ack",
+            Self::Logs(command) => command.name(),
         }
     }
 
@@ -493,6 +506,7 @@ impl Command {
             Self::SilenceRule => "alerts: silence the selected rule for a while",
             Self::EndSilence => "alerts: end the selected silence",
             Self::Acknowledge => "alerts: acknowledge the firing alert",
+            Self::Logs(command) => command.description(),
         }
     }
 
@@ -521,7 +535,11 @@ impl Command {
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|command| command.name() == name)
+        let logs = LogsCommand::ALL.into_iter().map(Self::Logs);
+        Self::ALL
+            .into_iter()
+            .chain(logs)
+            .find(|command| command.name() == name)
     }
 }
 

@@ -252,6 +252,9 @@ fn fetches(request: &DetailRequest) -> Vec<Fetch> {
             what: "the deployment's events",
             kind: Kind::Timeline,
         }],
+        // The lines come from the logs worker; the deployment names the
+        // replicas the tab cycles through.
+        DetailTab::Logs => vec![one("the deployment", "", Kind::Deployment)],
     };
     for revision in &request.revisions {
         list.push(one(

@@ -27,6 +27,7 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::action::{Command, KeyCodeKey, KeyPress};
+use super::app::LogsCommand;
 
 /// The scope of a binding. Lists of contexts are searched from the most
 /// specific one to [`Context::Global`].
@@ -51,10 +52,12 @@ pub enum Context {
     /// A form of several fields: a secret's name and value, or a
     /// silence's duration and comment.
     Form,
+    /// The detail view's logs tab, searched before [`Context::Detail`].
+    Logs,
 }
 
 impl Context {
-    pub const ALL: [Context; 12] = [
+    pub const ALL: [Context; 13] = [
         Self::Global,
         Self::Deployments,
         Self::Alerts,
@@ -67,6 +70,7 @@ impl Context {
         Self::Editor,
         Self::Secrets,
         Self::Form,
+        Self::Logs,
     ];
 
     pub fn name(self) -> &'static str {
@@ -83,6 +87,7 @@ impl Context {
             Self::Editor => "editor",
             Self::Secrets => "secrets",
             Self::Form => "form",
+            Self::Logs => "logs",
         }
     }
 
@@ -137,6 +142,7 @@ impl Context {
                 ShowHistory,
                 ShowAlerts,
                 ShowTimeline,
+                Logs(LogsCommand::ShowTab),
                 MoveUp,
                 MoveDown,
                 PageUp,
@@ -167,6 +173,31 @@ impl Context {
                 CloseSecrets,
             ],
             Self::Form => &[Confirm, CancelFilter, DeleteChar, ClearInput, NextField],
+            Self::Logs => &[
+                MoveUp,
+                MoveDown,
+                PageUp,
+                PageDown,
+                First,
+                Last,
+                Logs(LogsCommand::Search),
+                Logs(LogsCommand::NextMatch),
+                Logs(LogsCommand::PreviousMatch),
+                Logs(LogsCommand::ClearSearch),
+                Logs(LogsCommand::ToggleRegex),
+                Logs(LogsCommand::ToggleFilter),
+                Logs(LogsCommand::ToggleInvert),
+                Logs(LogsCommand::MoreContext),
+                Logs(LogsCommand::LessContext),
+                Logs(LogsCommand::NextLevel),
+                Logs(LogsCommand::NextReplica),
+                Logs(LogsCommand::ToggleFollow),
+                Logs(LogsCommand::ToggleWrap),
+                Logs(LogsCommand::ToggleTimestamps),
+                Logs(LogsCommand::ToggleUtc),
+                Logs(LogsCommand::Save),
+                Logs(LogsCommand::Copy),
+            ],
         }
     }
 
@@ -280,6 +311,76 @@ const DEFAULTS: &[(Context, Command, &[&str])] = &[
     (Context::Form, Command::DeleteChar, &["backspace"]),
     (Context::Form, Command::ClearInput, &["ctrl-u"]),
     (Context::Form, Command::NextField, &["tab", "backtab"]),
+    (Context::Detail, Command::Logs(LogsCommand::ShowTab), &["6"]),
+    // The logs tab: less and vim for moving and searching, k9s for wrap
+    // and times. Its keys shadow the detail view's where they differ.
+    (Context::Logs, Command::MoveUp, &["k", "up"]),
+    (Context::Logs, Command::MoveDown, &["j", "down"]),
+    (Context::Logs, Command::PageUp, &["pageup", "ctrl-u"]),
+    (Context::Logs, Command::PageDown, &["pagedown", "ctrl-d"]),
+    (Context::Logs, Command::First, &["g", "home"]),
+    (Context::Logs, Command::Last, &["G", "end"]),
+    (Context::Logs, Command::Logs(LogsCommand::Search), &["/"]),
+    (Context::Logs, Command::Logs(LogsCommand::NextMatch), &["n"]),
+    (
+        Context::Logs,
+        Command::Logs(LogsCommand::PreviousMatch),
+        &["N"],
+    ),
+    (
+        Context::Logs,
+        Command::Logs(LogsCommand::ClearSearch),
+        &["esc"],
+    ),
+    (
+        Context::Logs,
+        Command::Logs(LogsCommand::ToggleRegex),
+        &["r"],
+    ),
+    (
+        Context::Logs,
+        Command::Logs(LogsCommand::ToggleFilter),
+        &["f"],
+    ),
+    (
+        Context::Logs,
+        Command::Logs(LogsCommand::ToggleInvert),
+        &["v"],
+    ),
+    (
+        Context::Logs,
+        Command::Logs(LogsCommand::MoreContext),
+        &["]"],
+    ),
+    (
+        Context::Logs,
+        Command::Logs(LogsCommand::LessContext),
+        &["["],
+    ),
+    (Context::Logs, Command::Logs(LogsCommand::NextLevel), &["l"]),
+    (
+        Context::Logs,
+        Command::Logs(LogsCommand::NextReplica),
+        &["c"],
+    ),
+    (
+        Context::Logs,
+        Command::Logs(LogsCommand::ToggleFollow),
+        &["p", "space"],
+    ),
+    (
+        Context::Logs,
+        Command::Logs(LogsCommand::ToggleWrap),
+        &["w"],
+    ),
+    (
+        Context::Logs,
+        Command::Logs(LogsCommand::ToggleTimestamps),
+        &["t"],
+    ),
+    (Context::Logs, Command::Logs(LogsCommand::ToggleUtc), &["z"]),
+    (Context::Logs, Command::Logs(LogsCommand::Save), &["S"]),
+    (Context::Logs, Command::Logs(LogsCommand::Copy), &["y"]),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -88,6 +88,16 @@ impl DetailAreas {
         usize::from(self.content.height.saturating_sub(2))
     }
 
+    /// Rows of log lines in the logs tab: inner rows less its status line.
+    pub fn logs_rows(&self) -> usize {
+        self.inner_rows().saturating_sub(1)
+    }
+
+    /// Columns inside the content's borders.
+    pub fn logs_columns(&self) -> usize {
+        usize::from(self.content.width.saturating_sub(2))
+    }
+
     /// Data rows of a table in the content: inner rows less its header.
     pub fn table_rows(&self) -> usize {
         self.inner_rows().saturating_sub(1)

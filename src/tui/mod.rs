@@ -36,13 +36,16 @@
 //! [`Effect::Request`](action::Effect::Request)s, so that no value typed
 //! into a masked field is ever part of an [`Action`](action::Action).
 //!
-//! NOTE: the detail view has no logs tab yet.
+//! The logs tab reads through its own worker ([`logs_worker`]): a follow
+//! stream of new lines, and pages of the stored history fetched as the
+//! operator scrolls, so that it holds a bounded window of any history.
 
 pub mod action;
 pub mod app;
 mod detail_worker;
 pub mod keymap;
 pub mod layout;
+mod logs_worker;
 mod request_worker;
 mod run;
 pub mod sanitize;

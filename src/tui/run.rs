@@ -88,6 +88,7 @@ pub async fn run(home: &Home, options: DashboardOptions) -> Result<(), Dashboard
     spawn_ticker(sender.clone());
     spawn_signals(sender.clone())?;
     let workers = Workers::start(client, socket, sender);
+    app.local_zone = local_zone();
     let size = guard.terminal().size()?;
     app.apply(Action::Resize {
         width: size.width,
@@ -106,6 +107,18 @@ pub async fn run(home: &Home, options: DashboardOptions) -> Result<(), Dashboard
     drop(guard);
     tracing::info!("dashboard ends");
     result
+}
+
+/// Reads the operator's time zone from `TZ` or `/etc/localtime`, for the
+/// logs tab's local times; `None` (shown as UTC) when neither is readable.
+fn local_zone() -> Option<Arc<tz::TimeZone>> {
+    match tz::TimeZone::local() {
+        Ok(zone) => Some(Arc::new(zone)),
+        Err(error) => {
+            tracing::warn!(%error, "the local time zone is unknown; the logs tab shows UTC");
+            None
+        }
+    }
 }
 
 /// Reads the keymap and the theme from the config directory.
@@ -196,6 +209,14 @@ async fn event_loop(
                     },
                     Effect::WatchDetail(request) => workers.watch_detail(request),
                     Effect::Request(request) => workers.request(request),
+                    Effect::Logs(effect) => workers.logs(effect),
+                    Effect::CopyToClipboard(text) => {
+                        // A terminal that fails this write fails the next
+                        // frame too, which ends the loop with the error.
+                        if let Err(error) = guard.copy_to_clipboard(&text) {
+                            tracing::warn!(%error, "writing the clipboard sequence failed");
+                        }
+                    }
                 }
             }
             next = follow_ups.pop().or_else(|| receiver.try_recv().ok());

@@ -34,7 +34,7 @@ const MAX_INHERITANCE: usize = 8;
 
 /// The roles every theme defines. `dark` sets all of them, and every other
 /// theme inherits from it in the end.
-const ROLES: [&str; 9] = [
+const ROLES: [&str; 10] = [
     "text",
     "muted",
     "accent",
@@ -44,7 +44,11 @@ const ROLES: [&str; 9] = [
     "selection",
     "border",
     "title",
+    "highlight",
 ];
+
+/// The key of the list of styles that tell replicas apart.
+const REPLICAS: &str = "replicas";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ThemeError {
@@ -83,6 +87,11 @@ pub struct Theme {
     pub selection: Style,
     pub border: Style,
     pub title: Style,
+    /// Search matches in log lines.
+    pub highlight: Style,
+    /// Styles that tell the replicas' lines apart, used in turn by replica
+    /// index.
+    pub replicas: Vec<Style>,
 }
 
 /// A loaded theme and the problems worth telling the operator about.
@@ -102,6 +111,7 @@ impl Theme {
         let themes_dir = dir.map(|dir| dir.join("themes"));
         let mut warnings = Vec::new();
         let mut roles = BTreeMap::new();
+        let mut replicas = None;
         let mut chain = Vec::new();
         let mut next = Some(name.to_owned());
         while let Some(current) = next.take() {
@@ -115,6 +125,9 @@ impl Theme {
             warnings.extend(parsed.warnings);
             for (role, style) in parsed.roles {
                 roles.entry(role).or_insert(style);
+            }
+            if replicas.is_none() {
+                replicas = parsed.replicas;
             }
             next = parsed
                 .inherits
@@ -133,6 +146,8 @@ impl Theme {
             selection: style("selection"),
             border: style("border"),
             title: style("title"),
+            highlight: style("highlight"),
+            replicas: replicas.unwrap_or_default(),
         };
         Ok(LoadedTheme {
             theme: if no_color { theme.monochrome() } else { theme },
@@ -167,6 +182,16 @@ impl Theme {
             selection: Style::new(),
             border: Style::new(),
             title: Style::new(),
+            highlight: Style::new(),
+            replicas: Vec::new(),
+        }
+    }
+
+    /// Returns the style of replica `index`'s lines.
+    pub fn replica(&self, index: usize) -> Style {
+        match self.replicas.len() {
+            0 => self.text,
+            count => self.replicas[index % count],
         }
     }
 
@@ -179,6 +204,7 @@ impl Theme {
         theme.error = Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED);
         theme.selection = Style::new().add_modifier(Modifier::REVERSED);
         theme.title = Style::new().add_modifier(Modifier::BOLD);
+        theme.highlight = Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED);
         theme
     }
 
@@ -241,6 +267,7 @@ fn read_theme(themes_dir: Option<&Path>, name: &str) -> Result<(PathBuf, String)
 struct ParsedTheme {
     inherits: Option<String>,
     roles: BTreeMap<String, Style>,
+    replicas: Option<Vec<Style>>,
     warnings: Vec<String>,
 }
 
@@ -259,6 +286,7 @@ fn parse_theme(path: &Path, text: &str) -> Result<ParsedTheme, ThemeError> {
     let mut parsed = ParsedTheme {
         inherits: None,
         roles: BTreeMap::new(),
+        replicas: None,
         warnings: Vec::new(),
     };
     for (key, value) in document.get_ref() {
@@ -271,6 +299,10 @@ fn parse_theme(path: &Path, text: &str) -> Result<ParsedTheme, ThemeError> {
                 ));
             };
             parsed.inherits = Some(base.to_string());
+        } else if key_name == REPLICAS {
+            let styles = replica_styles(value)
+                .map_err(|(span, message)| invalid(span, format!("{REPLICAS}: {message}")))?;
+            parsed.replicas = Some(styles);
         } else if ROLES.contains(&key_name) {
             let style = role_style(value)
                 .map_err(|(span, message)| invalid(span, format!("{key_name}: {message}")))?;
@@ -314,6 +346,20 @@ fn role_style(value: &Spanned<DeValue<'_>>) -> Result<Style, SpannedError> {
             "expected a colour such as \"cyan\" or a table such as { fg = \"black\", bg = \"cyan\" }".to_owned(),
         )),
     }
+}
+
+/// Reads the list of replica styles: colours or role tables, at least one.
+fn replica_styles(value: &Spanned<DeValue<'_>>) -> Result<Vec<Style>, SpannedError> {
+    let DeValue::Array(items) = value.get_ref() else {
+        return Err((
+            value.span(),
+            "expected a list of colours such as [\"cyan\", \"magenta\"]".to_owned(),
+        ));
+    };
+    if items.is_empty() {
+        return Err((value.span(), "list at least one colour".to_owned()));
+    }
+    items.iter().map(role_style).collect()
 }
 
 /// Applies one field of a role table; `Ok(None)` for an unknown field.
@@ -436,6 +482,32 @@ mod tests {
             assert!(error.contains("themes/bad.toml"), "{error}");
             assert!(error.contains(expected), "{error}");
         }
+    }
+
+    #[test]
+    fn replica_styles_inherit_and_cycle() {
+        let dir = tempfile::tempdir().unwrap();
+        write_theme(
+            dir.path(),
+            "mine",
+            "replicas = [\"red\", { fg = \"blue\", bold = true }]\n",
+        );
+        let theme = Theme::load(Some(dir.path()), "mine", false).unwrap().theme;
+        assert_eq!(theme.replica(0), Style::new().fg(Color::Red));
+        assert_eq!(
+            theme.replica(3),
+            Style::new().fg(Color::Blue).add_modifier(Modifier::BOLD)
+        );
+        let inherited = Theme::load(Some(dir.path()), "light", false).unwrap().theme;
+        assert!(
+            inherited.replicas.len() >= 4,
+            "built-in themes list replica colours"
+        );
+        write_theme(dir.path(), "bad", "replicas = \"red\"\n");
+        let error = Theme::load(Some(dir.path()), "bad", false)
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(":1: replicas: expected a list"), "{error}");
     }
 
     #[test]

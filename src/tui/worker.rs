@@ -19,7 +19,8 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use super::action::{Action, AgentInfo, Operation, Request, SilenceRequest};
-use super::app::{DetailRequest, ROW_SERIES};
+use super::app::{DetailRequest, LogsEffect, LogsWatch, ROW_SERIES};
+use super::logs_worker::LogsJob;
 use crate::api::client::{encode, Client, ClientError};
 use crate::api::wire::{
     ActionResult, AgentStatus, DeployBody, ManifestBody, RedeployBody, RestartBody, RollbackBody,
@@ -53,6 +54,10 @@ pub struct Workers {
     detail: watch::Sender<Option<DetailRequest>>,
     /// Unbounded for the reason `operations` is.
     requests: mpsc::UnboundedSender<Request>,
+    logs: watch::Sender<Option<LogsWatch>>,
+    /// Unbounded for the same reason as `operations`: jobs come from key
+    /// presses, and the tab waits for each one it sent.
+    logs_jobs: mpsc::UnboundedSender<LogsJob>,
 }
 
 impl Workers {
@@ -64,6 +69,8 @@ impl Workers {
         let (detail, wanted_detail) = watch::channel(None);
         let (pulses, _) = broadcast::channel(PULSES);
         let (requests, queued_requests) = mpsc::unbounded_channel();
+        let (logs, wanted_logs) = watch::channel(None);
+        let (logs_jobs, queued_logs) = mpsc::unbounded_channel();
         let tasks = vec![
             tokio::spawn(super::request_worker::run_requests(
                 client.clone(),
@@ -83,6 +90,16 @@ impl Workers {
                 actions.clone(),
             )),
             tokio::spawn(follow(client.clone(), socket, actions.clone(), pulses)),
+            tokio::spawn(super::logs_worker::follow_logs(
+                client.clone(),
+                wanted_logs,
+                actions.clone(),
+            )),
+            tokio::spawn(super::logs_worker::run_jobs(
+                client.clone(),
+                queued_logs,
+                actions.clone(),
+            )),
             tokio::spawn(run_operations(client, queued, actions)),
         ];
         Self {
@@ -91,6 +108,24 @@ impl Workers {
             operations,
             detail,
             requests,
+            logs,
+            logs_jobs,
+        }
+    }
+
+    /// Follows, pages or saves what the logs tab asks for. A new follow
+    /// replaces the previous one.
+    pub fn logs(&self, effect: LogsEffect) {
+        let job = match effect {
+            LogsEffect::Watch(watch) => {
+                self.logs.send_replace(watch);
+                return;
+            }
+            LogsEffect::Fetch(fetch) => LogsJob::Fetch(fetch),
+            LogsEffect::Save(save) => LogsJob::Save(save),
+        };
+        if let Err(error) = self.logs_jobs.send(job) {
+            tracing::error!(job = ?error.0, "the logs task has ended; the request is dropped");
         }
     }
 

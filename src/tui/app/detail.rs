@@ -13,6 +13,7 @@ use crate::monitor::alerts::{AlertView, SilenceView};
 use crate::tui::action::Command;
 
 use super::list::ListCursor;
+use super::logs::LogsState;
 
 /// Series the metrics tab charts, in the order it draws them.
 pub const DETAIL_SERIES: [&str; 6] = [
@@ -35,15 +36,17 @@ pub enum DetailTab {
     History,
     Alerts,
     Timeline,
+    Logs,
 }
 
 impl DetailTab {
-    pub const ALL: [DetailTab; 5] = [
+    pub const ALL: [DetailTab; 6] = [
         Self::Overview,
         Self::Metrics,
         Self::History,
         Self::Alerts,
         Self::Timeline,
+        Self::Logs,
     ];
 
     pub fn title(self) -> &'static str {
@@ -53,6 +56,7 @@ impl DetailTab {
             Self::History => "history",
             Self::Alerts => "alerts",
             Self::Timeline => "timeline",
+            Self::Logs => "logs",
         }
     }
 
@@ -195,6 +199,7 @@ pub struct DetailState {
     /// The rule or silence selected in the alerts tab: rules first, then
     /// silences.
     pub alerts_cursor: usize,
+    pub logs: LogsState,
 }
 
 impl DetailState {
@@ -223,6 +228,7 @@ impl DetailState {
             error: None,
             replica_cursor: 0,
             alerts_cursor: 0,
+            logs: LogsState::new(),
         }
     }
 
@@ -330,6 +336,11 @@ impl DetailState {
         }
     }
 
+    /// Shows `tab`; returns whether it was not shown already.
+    pub fn show_tab(&mut self, tab: DetailTab) -> bool {
+        self.show(tab)
+    }
+
     fn show(&mut self, tab: DetailTab) -> bool {
         let changed = self.tab != tab;
         self.tab = tab;
@@ -406,6 +417,10 @@ impl DetailState {
                 scroll(&mut self.alerts_scroll, command, rows, page)
             }
             DetailTab::Metrics => false,
+            DetailTab::Logs => {
+                let key = self.key.clone();
+                self.logs.move_selection(command, &key)
+            }
         }
     }
 

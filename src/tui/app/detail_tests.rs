@@ -50,13 +50,14 @@ fn tabs_cycle_both_ways() {
         DetailTab::History,
         DetailTab::Alerts,
         DetailTab::Timeline,
+        DetailTab::Logs,
         DetailTab::Overview,
     ] {
         assert!(state.command(Command::NextTab, 10));
         assert_eq!(state.tab, expected);
     }
     assert!(state.command(Command::PreviousTab, 10));
-    assert_eq!(state.tab, DetailTab::Timeline);
+    assert_eq!(state.tab, DetailTab::Logs);
 }
 
 #[test]

@@ -16,6 +16,12 @@ mod editor;
 mod filter;
 mod form;
 mod list;
+mod logs;
+mod logs_app;
+mod logs_command;
+mod logs_requests;
+mod logs_search;
+mod logs_window;
 mod operations;
 pub mod palette;
 mod secrets;
@@ -41,6 +47,13 @@ pub use editor::{
 pub use filter::Filter;
 pub use form::{Form, FormField, FormPurpose};
 pub use list::ListCursor;
+pub use logs::{
+    replica_index, FetchKind, LogsCommand, LogsData, LogsEffect, LogsFetch, LogsQuery, LogsSave,
+    LogsSettings, LogsState, LogsWatch, LEVEL_WIDTH, MAX_CONTEXT_LINES, TIME_WIDTH,
+};
+pub use logs_app::{default_save_name, LogsInput, LogsInputPurpose, MAX_COPY_BYTES};
+pub use logs_search::Search;
+pub use logs_window::{LogLine, LogWindow, Select, Viewport, PAGE_LINES, WINDOW_LINES};
 pub use operations::{ConfirmDialog, Prompt, PromptMessage, PRODUCTION};
 pub use secrets::{SecretsState, DEFAULT_SILENCE_COMMENT, SECRETS_NOTE_ROWS, UNLOCK_ADVICE};
 pub use toasts::{Toast, ToastLevel, Toasts};
@@ -83,6 +96,8 @@ pub enum Layer {
     DiscardEdits,
     /// The question before secret `name` is deleted.
     DeleteSecret { name: String },
+    /// A search or a path being typed in the logs tab.
+    LogsInput(LogsInput),
 }
 
 /// The agent connection as the dashboard last saw it.
@@ -138,6 +153,11 @@ pub struct App {
     watched: Vec<DeploymentKey>,
     /// Request the worker reads for the detail view.
     watched_detail: Option<DetailRequest>,
+    /// The follow stream the worker reads for the logs tab.
+    watched_logs: Option<LogsWatch>,
+    /// The operator's time zone, for the logs tab's local times; UTC when
+    /// unknown.
+    pub local_zone: Option<Arc<tz::TimeZone>>,
     /// A hash of the clock-dependent text on screen (ages), so that a tick
     /// redraws only when that text changes.
     clock_text: u64,
@@ -183,6 +203,8 @@ impl App {
             clock,
             watched: Vec::new(),
             watched_detail: None,
+            watched_logs: None,
+            local_zone: None,
             clock_text: 0,
         }
     }
@@ -244,10 +266,12 @@ impl App {
                 deleted,
                 result,
             } => self.on_secret_changed(&name, deleted, result, &mut effects),
+            Action::Logs { key, data } => self.on_logs_data(&key, *data, &mut effects),
         }
         self.check_editor(&mut effects);
         self.watch_visible(&mut effects);
         self.watch_detail(&mut effects);
+        self.watch_logs(&mut effects);
         effects.0
     }
 
@@ -260,11 +284,14 @@ impl App {
                 vec![Context::ConfirmTyped]
             }
             Some(Layer::Confirm(_)) => vec![Context::Confirm],
-            Some(Layer::Prompt(_)) => vec![Context::Prompt],
+            Some(Layer::Prompt(_) | Layer::LogsInput(_)) => vec![Context::Prompt],
             Some(Layer::Editor) => vec![Context::Editor],
             Some(Layer::Secrets) => vec![Context::Secrets, Context::Global],
             Some(Layer::Form(_)) => vec![Context::Form],
             Some(Layer::DiscardEdits | Layer::DeleteSecret { .. }) => vec![Context::Confirm],
+            None if self.focus == Pane::Detail && self.logs_shown() => {
+                vec![Context::Logs, Context::Detail, Context::Global]
+            }
             None => vec![self.pane_context(), Context::Global],
         }
     }
@@ -293,6 +320,7 @@ impl App {
         if let Some(character) = key.typed_char() {
             if self.edit_filter(|text| text.push(character))
                 || self.edit_input(|text| text.push(character))
+                || self.edit_logs_input(|text| text.push(character))
             {
                 effects.redraw();
             }
@@ -329,22 +357,27 @@ impl App {
             Command::FocusNext => self.focus_next(),
             Command::StartFilter => self.start_filter(),
             Command::AcceptFilter => self.pop_layer(),
-            Command::CancelFilter => self.cancel_filter() || self.cancel_dialog(),
+            Command::CancelFilter => {
+                self.cancel_filter() || self.cancel_dialog() || self.cancel_logs_input()
+            }
             Command::DeleteChar => {
                 let delete = |text: &mut String| {
                     text.pop();
                 };
-                self.edit_filter(delete) || self.edit_input(delete)
+                self.edit_filter(delete) || self.edit_input(delete) || self.edit_logs_input(delete)
             }
             Command::ClearInput => {
-                self.edit_filter(String::clear) || self.edit_input(String::clear)
+                self.edit_filter(String::clear)
+                    || self.edit_input(String::clear)
+                    || self.edit_logs_input(String::clear)
             }
             Command::OpenPalette => self.open_palette(),
-            Command::Confirm => self.confirm(effects),
+            Command::Confirm => self.confirm(effects) || self.submit_logs_input(),
             Command::Complete => self.complete(),
             Command::NextTheme => self.next_theme(effects),
             Command::OpenDetail => self.open_detail(),
             Command::CloseDetail => self.close_detail(),
+            Command::Logs(command) => self.on_logs_command(command, effects),
             movement_or_table => self.on_pane_command(movement_or_table),
         };
         if changed {
@@ -463,6 +496,7 @@ impl App {
         };
         self.detail = Some(DetailState::new(row.key.clone()));
         self.focus = Pane::Detail;
+        self.fit_detail();
         true
     }
 
@@ -506,6 +540,9 @@ impl App {
                 areas.table_rows(),
                 areas.inner_rows(),
             ]);
+            detail
+                .logs
+                .set_area(areas.logs_rows(), areas.logs_columns());
         }
     }
 
@@ -524,6 +561,7 @@ impl App {
             (_, Command::ScrollDiffDown | Command::ScrollDiffUp) => areas.diff_rows(),
             (Some(DetailTab::History), _) => areas.history_rows(),
             (Some(DetailTab::Timeline), _) => areas.table_rows(),
+            (Some(DetailTab::Logs), _) => areas.logs_rows(),
             _ => areas.inner_rows(),
         }
     }
@@ -760,20 +798,24 @@ pub enum HelpLine {
 /// table, leaving out what `--read-only` disables.
 pub fn help_lines(keymap: &Keymap, context: Context, read_only: bool) -> Vec<HelpLine> {
     let mut lines = Vec::new();
-    // The editor and forms take every other key as text, so global keys
-    // do not apply there.
-    let shown_contexts: &[Context] = match context {
-        Context::Editor | Context::Form => &[context],
-        _ => &[context, Context::Global],
-    };
-    for &shown in shown_contexts {
+    let contexts = help_contexts(context);
+    for (index, shown) in contexts.iter().enumerate() {
         lines.push(HelpLine::Heading(format!("{} keys", shown.name())));
+        let before = &contexts[..index];
+        // A command a more specific context lists already, such as the
+        // logs tab's movement keys, is not listed twice.
+        let listed_before = |command: Command| {
+            before
+                .iter()
+                .any(|context| context.commands().contains(&command))
+        };
         lines.extend(
             keymap
-                .describe(shown)
+                .describe(*shown)
                 .into_iter()
                 .filter(|binding| !(read_only && binding.command.changes_agent()))
-                .map(|binding| HelpLine::Binding(unshadowed(keymap, context, shown, binding))),
+                .filter(|binding| !listed_before(binding.command))
+                .map(|binding| HelpLine::Binding(unshadowed(keymap, before, binding))),
         );
     }
     if context == Context::Deployments && !read_only {
@@ -789,14 +831,25 @@ pub fn help_lines(keymap: &Keymap, context: Context, read_only: bool) -> Vec<Hel
     lines
 }
 
-/// Drops the keys of a `shown` binding that `context` binds first, such as
-/// Tab, which switches tabs in the detail view rather than the focus.
-fn unshadowed(keymap: &Keymap, context: Context, shown: Context, mut binding: Binding) -> Binding {
-    if shown != context {
-        binding
-            .keys
-            .retain(|key| keymap.resolve(&[context], *key).is_none());
+/// Lists the contexts whose keys work in `context`, most specific first:
+/// the logs tab's keys come before the detail view's.
+fn help_contexts(context: Context) -> Vec<Context> {
+    match context {
+        Context::Logs => vec![Context::Logs, Context::Detail, Context::Global],
+        // The editor and forms take every other key as text, so global keys
+        // do not apply there.
+        Context::Editor | Context::Form => vec![context],
+        other => vec![other, Context::Global],
     }
+}
+
+/// Drops the keys of a binding that a more specific context (of `before`)
+/// binds first, such as Tab, which switches tabs in the detail view rather
+/// than the focus.
+fn unshadowed(keymap: &Keymap, before: &[Context], mut binding: Binding) -> Binding {
+    binding
+        .keys
+        .retain(|key| keymap.resolve(before, *key).is_none());
     binding
 }
 

@@ -7,7 +7,7 @@ use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 
 use crate::tui::action::Command;
-use crate::tui::app::App;
+use crate::tui::app::{App, LogsCommand};
 use crate::tui::keymap::Context;
 use crate::tui::theme::Theme;
 
@@ -41,6 +41,16 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         Some(Context::Confirm | Context::ConfirmTyped | Context::Prompt) => &[
             (Command::Confirm, "confirm"),
             (Command::CancelFilter, "cancel"),
+        ],
+        Some(Context::Logs) => &[
+            (Command::ToggleHelp, "help"),
+            (Command::Logs(LogsCommand::Search), "search"),
+            (Command::Logs(LogsCommand::NextMatch), "next"),
+            (Command::Logs(LogsCommand::ToggleFilter), "filter"),
+            (Command::Logs(LogsCommand::ToggleFollow), "pause"),
+            (Command::Logs(LogsCommand::NextLevel), "level"),
+            (Command::CloseDetail, "back"),
+            (Command::Quit, "quit"),
         ],
         Some(Context::Detail) => &[
             (Command::ToggleHelp, "help"),

@@ -82,7 +82,8 @@ pub fn draw(frame: &mut Frame, app: &App, theme: &Theme) {
                 super::sanitize::clean(name)
             ),
         ),
-        Some(Layer::Filter { .. } | Layer::Editor | Layer::Secrets) | None => {}
+        // The logs tab draws its input line in place of its status line.
+        Some(Layer::Filter { .. } | Layer::LogsInput(_) | Layer::Editor | Layer::Secrets) | None => {}
     }
 }
 

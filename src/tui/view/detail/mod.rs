@@ -3,6 +3,7 @@
 
 mod alerts;
 mod history;
+mod logs;
 mod metrics;
 mod overview;
 mod timeline;
@@ -42,6 +43,7 @@ pub(super) fn draw(frame: &mut Frame, body: Rect, app: &App, theme: &Theme, deta
         }
         DetailTab::Alerts => alerts::draw(frame, areas.content, block, theme, detail),
         DetailTab::Timeline => timeline::draw(frame, areas.content, block, theme, detail),
+        DetailTab::Logs => logs::draw(frame, areas.content, block, app, theme, detail),
     }
 }
 
@@ -71,6 +73,7 @@ fn show_command(tab: DetailTab) -> Command {
         DetailTab::History => Command::ShowHistory,
         DetailTab::Alerts => Command::ShowAlerts,
         DetailTab::Timeline => Command::ShowTimeline,
+        DetailTab::Logs => Command::Logs(crate::tui::app::LogsCommand::ShowTab),
     }
 }
 

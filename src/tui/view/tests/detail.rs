@@ -411,3 +411,6 @@ fn detail_read_failed() {
         }
     }
 }
+
+#[path = "logs.rs"]
+mod logs;
