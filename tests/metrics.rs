@@ -77,6 +77,36 @@ fn cpu_memory_and_replicas_are_collected() {
     assert!(table.contains("MiB"), "{table}");
 }
 
+/// Counts the collected points of `metric` for `name` in the last minute.
+fn points(home: &TestHome, name: &str, metric: &str) -> usize {
+    let series = home.json(&[
+        "metrics", name, "--since", "1m", "--step", "1s", "--metric", metric,
+    ]);
+    series[0]["points"].as_array().map_or(0, |points| {
+        points
+            .iter()
+            .filter(|point| point["value"].is_number())
+            .count()
+    })
+}
+
+#[test]
+fn cpu_rates_survive_other_intervals() {
+    let home = TestHome::new();
+    let every_second = home.write("fast.yaml", &manifest("fast", ""));
+    let slower = manifest("slow", "").replace("interval: 1s", "interval: 2s");
+    let slower = home.write("slow.yaml", &slower);
+    home.ok(&["deploy", "-f", every_second.to_str().unwrap(), "--wait"]);
+    home.ok(&["deploy", "-f", slower.to_str().unwrap(), "--wait"]);
+
+    // The slow deployment is due in every other sweep; in the sweeps
+    // between, only the fast one is read, and its CPU baseline must stay.
+    wait_for("three CPU points of the slow deployment", DEADLINE, || {
+        (points(&home, "slow", "cpu_usage") >= 3).then_some(())
+    });
+    assert!(points(&home, "fast", "cpu_usage") >= 3);
+}
+
 #[test]
 fn bad_metric_queries_get_clear_errors() {
     let home = TestHome::new();

@@ -225,6 +225,15 @@ impl Collector {
         let now = Instant::now();
         let snapshots = engine.all_snapshots();
         self.store_scrapes(engine, &snapshots)?;
+        // Every running replica keeps its CPU baseline, not only those due
+        // now: deployments with other intervals or start times are due in
+        // other sweeps, and a lost baseline would leave their next reading
+        // without a rate.
+        let live: HashSet<i32> = snapshots
+            .iter()
+            .flat_map(|snapshot| snapshot.replicas.iter().filter_map(|replica| replica.pid))
+            .filter_map(|pid| i32::try_from(pid).ok())
+            .collect();
 
         let due: Vec<(Snapshot, Settings)> = snapshots
             .into_iter()
@@ -265,7 +274,7 @@ impl Collector {
             });
             self.roll_up(engine, &snapshot.deployment.id, time_ms, settings.retention)?;
         }
-        self.rates.retain(&groups);
+        self.rates.retain(&live);
         Ok(())
     }
 
