@@ -472,7 +472,9 @@ impl Command {
             Self::ScaleUp => "scale up by one replica",
             Self::ScaleDown => "scale down by one replica",
             Self::ScaleTo => "scale to a replica count you type",
-            Self::Rollback => "roll back to the previous healthy revision",
+            Self::Rollback => {
+                "roll back: in history to the selected revision, else to the previous healthy one"
+            }
             Self::Redeploy => "redeploy: every replica restarts",
             Self::Undeploy => "undeploy: every replica stops",
             Self::OpenPalette => "command palette, as in :scale web 3",

@@ -66,6 +66,18 @@ impl App {
                 self.request_restart(key, replica, effects);
                 Some(true)
             }
+            Command::Rollback if self.focus == Pane::Detail => {
+                let key = self.target_key()?;
+                // In the history tab the selected revision is the target;
+                // elsewhere, as in the table, the previous healthy one.
+                let to_revision = self
+                    .detail
+                    .as_ref()
+                    .filter(|detail| detail.tab == DetailTab::History)
+                    .and_then(|detail| detail.selected_revision());
+                self.request(Operation::Rollback { key, to_revision }, effects);
+                Some(true)
+            }
             Command::SilenceRule => Some(self.open_silence_form()),
             Command::EndSilence => Some(self.end_selected_silence(effects)),
             Command::Acknowledge => Some(self.acknowledge_selected(effects)),

@@ -571,3 +571,34 @@ fn help_lists_new_keys_unless_read_only() {
         "global keys do not apply in the editor"
     );
 }
+
+#[test]
+fn history_tab_rolls_back_to_selected() {
+    let mut app = app_with(false);
+    press(&mut app, "G enter 3");
+    let history = (1..=3)
+        .rev()
+        .map(|revision| crate::model::HistoryEntry {
+            revision,
+            version: format!("1.{revision}.0"),
+            status: crate::model::RevisionStatus::Superseded,
+            created_at: NOW,
+            reason: "deploy".to_owned(),
+        })
+        .collect();
+    app.apply(Action::Detail {
+        key: DeploymentKey::new("web", "staging"),
+        data: DetailData::History(history),
+    });
+
+    // Newest first: j moves from revision 3 to revision 2.
+    press(&mut app, "j r");
+    let effects = press(&mut app, "y");
+    assert_eq!(
+        executed(&effects),
+        [Operation::Rollback {
+            key: DeploymentKey::new("web", "staging"),
+            to_revision: Some(2),
+        }]
+    );
+}

@@ -107,7 +107,7 @@ impl App {
 
     /// Asks for confirmation when `operation` is destructive, or else
     /// executes it.
-    fn request(&mut self, operation: Operation, effects: &mut Effects) {
+    pub(super) fn request(&mut self, operation: Operation, effects: &mut Effects) {
         effects.redraw();
         let operation = match operation {
             Operation::Restart { key, replica } => {
