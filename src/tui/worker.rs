@@ -29,6 +29,10 @@ use crate::api::wire::{
 use crate::model::{DeploymentKey, DeploymentView, SeriesView};
 use crate::monitor::alerts::AlertView;
 
+/// Every deployment, undeployed ones too, because the change stream sends
+/// those as well; the table hides them unless its filter names them.
+const LIST_PATH: &str = "/v1/deployments?status=pending,building,deploying,deployed,degraded,failed,undeploying,undeployed";
+
 /// Pause between two attempts to reach an agent that went away.
 const RECONNECT_DELAY: Duration = Duration::from_secs(1);
 
@@ -450,7 +454,7 @@ async fn read_lists(
             Read::Unreachable(reason) => return Err(reason),
         }
     }
-    match classify(client.get::<Vec<DeploymentView>>("/v1/deployments").await) {
+    match classify(client.get::<Vec<DeploymentView>>(LIST_PATH).await) {
         Read::Data(list) => {
             lists.replace(list);
             lists.due = None;
@@ -687,6 +691,7 @@ pub fn metrics_path(key: &DeploymentKey) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::DeploymentStatus;
 
     #[test]
     fn metrics_path_encodes_names() {
@@ -760,5 +765,15 @@ mod tests {
 
         apply_line(b"{\"type\":\"fromTheFuture\"}", &mut lists, &pulses);
         assert!(pulsed.try_recv().is_err(), "unknown kinds are skipped");
+    }
+
+    #[test]
+    fn list_path_names_every_status() {
+        let (_, query) = LIST_PATH.split_once("status=").expect("a status list");
+        let statuses: Vec<DeploymentStatus> = query
+            .split(',')
+            .map(|name| name.parse().expect("a status name"))
+            .collect();
+        assert_eq!(statuses, DeploymentStatus::ALL);
     }
 }

@@ -38,7 +38,7 @@ impl Filter {
             match key {
                 "env" => filter.environments.push(value.to_owned()),
                 "tag" => filter.tags.push(value.to_owned()),
-                "status" => filter.statuses.push(value.parse()?),
+                "status" => filter.statuses.push(value.to_lowercase().parse()?),
                 other => {
                     return Err(format!(
                     "unknown filter {other}:; use env:, status: or tag:, or text without a colon"
@@ -49,6 +49,15 @@ impl Filter {
         Ok(filter)
     }
 
+    /// Undeployed deployments show only when a `status:` term names
+    /// them, as `shipdeck ls` shows them only with `--status`.
+    fn status_matches(&self, status: DeploymentStatus) -> bool {
+        if self.statuses.is_empty() {
+            return status != DeploymentStatus::Undeployed;
+        }
+        self.statuses.contains(&status)
+    }
+
     pub fn is_empty(&self) -> bool {
         *self == Self::default()
     }
@@ -57,7 +66,7 @@ impl Filter {
         let name = row.name.to_lowercase();
         self.text.iter().all(|text| name.contains(text.as_str()))
             && any_or_none(&self.environments, |env| *env == row.environment)
-            && any_or_none(&self.statuses, |status| *status == row.status)
+            && self.status_matches(row.status)
             && any_or_none(&self.tags, |tag| row.tags.contains(tag))
     }
 }
@@ -101,6 +110,15 @@ mod tests {
             let error = Filter::parse(input).unwrap_err();
             assert!(error.contains(expected), "{input}: {error}");
         }
+    }
+
+    #[test]
+    fn undeployed_only_when_named() {
+        let gone = row("old", "staging", DeploymentStatus::Undeployed, &[]);
+        assert!(!Filter::default().matches(&gone));
+        assert!(!Filter::parse("old").unwrap().matches(&gone));
+        assert!(Filter::parse("status:undeployed").unwrap().matches(&gone));
+        assert!(Filter::parse("status:Undeployed").unwrap().matches(&gone));
     }
 
     #[test]

@@ -61,13 +61,15 @@ fn counts_line<'a>(app: &'a App, theme: &Theme) -> Line<'a> {
         .count();
     if production > 0 {
         spans.push(Span::styled(
-            format!(", {production} in production"),
+            format!(" ({production} in production)"),
             environment_style("production", theme),
         ));
     }
+    // The counts are of every environment; a separator of their own keeps
+    // them from reading as the production ones.
     for (index, (status, count)) in deployments.counts().into_iter().enumerate() {
         spans.push(Span::styled(
-            if index == 0 { ": " } else { " · " },
+            if index == 0 { " │ " } else { " · " },
             theme.muted,
         ));
         spans.push(Span::styled(

@@ -88,7 +88,7 @@ fn fleet() -> Vec<DeploymentView> {
         deployment(
             "gnp.\u{202e}exe",
             "staging",
-            DeploymentStatus::Undeployed,
+            DeploymentStatus::Undeploying,
             60 * 24 * 40,
         ),
     ]
