@@ -303,6 +303,17 @@ fn stored_rule_state_survives_restart() {
         "--comment",
         "maintenance",
     ]);
+    let events = home.json(&["events", "up"]);
+    let silenced = events
+        .as_array()
+        .and_then(|events| events.iter().find(|e| e["action"] == "alert-silenced"))
+        .expect("an alert-silenced event")
+        .clone();
+    assert_eq!(
+        silenced["user"].as_str(),
+        Some(current_user().as_str()),
+        "the operator who silenced, not the agent: {silenced:#}"
+    );
     // One evaluation under the silence marks the firing alert as muted.
     std::thread::sleep(Duration::from_millis(2500));
     let before = home.json(&["alerts", "ls", "up"]);

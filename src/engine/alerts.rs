@@ -150,8 +150,9 @@ impl Engine {
             SilenceTarget::Rule(rule) => format!("rule {rule}"),
             SilenceTarget::Deployment => "every rule".to_owned(),
         };
-        self.recorder.agent_event(
+        self.recorder.user_event(
             &deployment,
+            &caller.user,
             "alert-silenced",
             true,
             &format!(
@@ -252,8 +253,9 @@ impl Engine {
             });
         }
         self.store.flush()?;
-        self.recorder.agent_event(
+        self.recorder.user_event(
             &deployment,
+            &caller.user,
             "alert-unsilenced",
             true,
             &format!("silence {silence_id} ended early by {}", caller.user),
@@ -290,8 +292,9 @@ impl Engine {
         drop(book);
         written?;
         self.store.flush()?;
-        self.recorder.agent_event(
+        self.recorder.user_event(
             &deployment,
+            &caller.user,
             "alert-acknowledged",
             true,
             &format!("{rule} acknowledged by {}", caller.user),

@@ -154,11 +154,24 @@ impl Recorder {
 
     /// Records something the agent did by itself.
     pub fn agent_event(&self, deployment: &Deployment, action: &str, ok: bool, message: &str) {
+        self.user_event(deployment, "agent", action, ok, message);
+    }
+
+    /// Stores an event that an operator's request caused, with the
+    /// operator's user name.
+    pub fn user_event(
+        &self,
+        deployment: &Deployment,
+        user: &str,
+        action: &str,
+        ok: bool,
+        message: &str,
+    ) {
         let event = NewEvent {
             time: OffsetDateTime::now_utc(),
             deployment: Some(deployment.key()),
             deployment_id: Some(deployment.id.clone()),
-            user: "agent".to_owned(),
+            user: user.to_owned(),
             action: action.to_owned(),
             outcome: if ok {
                 EventOutcome::Ok
