@@ -311,6 +311,10 @@ async fn detail_worker_reads_each_tab() {
     })
     .await;
     assert!(!timeline.is_empty());
+    assert!(
+        timeline.windows(2).all(|pair| pair[0].seq > pair[1].seq),
+        "newest first: {timeline:?}"
+    );
 
     drop(workers);
     home.finish();

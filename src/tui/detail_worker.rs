@@ -168,7 +168,13 @@ async fn read(client: &Client, fetch: &Fetch) -> Read<DetailData> {
                 .await
         }
         Kind::Health => typed::<HealthView>(client, path, DetailData::Health).await,
-        Kind::RecentEvents => typed::<Vec<Event>>(client, path, DetailData::RecentEvents).await,
+        // The API lists events oldest first; the tabs show the newest on top.
+        Kind::RecentEvents => {
+            typed::<Vec<Event>>(client, path, |events| {
+                DetailData::RecentEvents(newest_first(events))
+            })
+            .await
+        }
         Kind::Metrics(window) => {
             typed::<Vec<SeriesView>>(client, path, |series| DetailData::Metrics {
                 window,
@@ -186,8 +192,18 @@ async fn read(client: &Client, fetch: &Fetch) -> Read<DetailData> {
         Kind::AlertRules => typed::<Vec<AlertRuleView>>(client, path, DetailData::AlertRules).await,
         Kind::Alerts => typed::<Vec<AlertView>>(client, path, DetailData::Alerts).await,
         Kind::Silences => typed::<Vec<SilenceView>>(client, path, DetailData::Silences).await,
-        Kind::Timeline => typed::<Vec<Event>>(client, path, DetailData::Timeline).await,
+        Kind::Timeline => {
+            typed::<Vec<Event>>(client, path, |events| {
+                DetailData::Timeline(newest_first(events))
+            })
+            .await
+        }
     }
+}
+
+fn newest_first(mut events: Vec<Event>) -> Vec<Event> {
+    events.reverse();
+    events
 }
 
 async fn typed<T: DeserializeOwned>(
