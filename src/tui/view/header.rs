@@ -115,7 +115,7 @@ fn banner<'a>(since: time::OffsetDateTime, reason: &str, theme: &Theme) -> Line<
         .unwrap_or_default();
     Line::from(Span::styled(
         format!(
-            " agent unreachable since {time} UTC, retrying; the data shown is stale: {}",
+            " agent unreachable since {time} UTC, retrying (start it with `shipdeck agent --detach`); the data shown is stale: {}",
             clean(reason)
         ),
         theme.error.add_modifier(Modifier::REVERSED),
