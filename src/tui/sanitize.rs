@@ -78,9 +78,63 @@ pub fn truncate(text: &str, max: usize) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Breaks `text` into rows of at most `max` cells, at most `rows` of them;
+/// the last row ends with `…` when text was left over. Rows break at the
+/// last space that fits, or inside a word longer than a row.
+pub fn wrap(text: &str, max: usize, rows: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text.trim();
+    while !rest.is_empty() && out.len() < rows && max > 0 {
+        if out.len() + 1 == rows || rest.width() <= max {
+            out.push(truncate(rest, max).into_owned());
+            break;
+        }
+        let (row, after) = split_row(rest, max);
+        out.push(row.trim_end().to_owned());
+        rest = after.trim_start();
+    }
+    out
+}
+
+/// Splits off the longest start of `text` that fits `max` cells, ending at
+/// a space when one is in it.
+fn split_row(text: &str, max: usize) -> (&str, &str) {
+    let mut used = 0;
+    let mut end = 0;
+    let mut last_space = None;
+    for (index, character) in text.char_indices() {
+        let cells = character.width().unwrap_or(0);
+        if used + cells > max {
+            break;
+        }
+        used += cells;
+        end = index + character.len_utf8();
+        if character == ' ' {
+            last_space = Some(index);
+        }
+    }
+    let breaks_after = text[end..].starts_with(' ');
+    let cut = match last_space {
+        Some(space) if space > 0 && end < text.len() && !breaks_after => space,
+        _ => end.max(text.chars().next().map_or(0, char::len_utf8)),
+    };
+    text.split_at(cut)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wrap_breaks_at_spaces_and_cuts_the_last_row() {
+        assert_eq!(wrap("scale web to 3", 20, 3), ["scale web to 3"]);
+        assert_eq!(wrap("scale web to 3", 9, 3), ["scale web", "to 3"]);
+        assert_eq!(wrap("abcdefghij", 4, 3), ["abcd", "efgh", "ij"]);
+        assert_eq!(wrap("one two three four", 8, 2), ["one two", "three f…"]);
+        assert_eq!(wrap("ウェブショップ", 6, 2), ["ウェブ", "ショ…"]);
+        assert!(wrap("", 5, 2).is_empty());
+        assert!(wrap("text", 0, 2).is_empty());
+    }
 
     #[test]
     fn clean_removes_escapes_and_controls() {

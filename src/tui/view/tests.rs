@@ -321,6 +321,20 @@ fn toasts_stack() {
 }
 
 #[test]
+fn long_toast_wraps() {
+    for (width, height) in SIZES {
+        let mut app = watching(width, height);
+        app.toast(
+            ToastLevel::Error,
+            "rollback of web (staging) failed: no earlier revision with a different spec was \
+             healthy; choose one in the history tab (6) and press r to roll back to it"
+                .to_owned(),
+        );
+        snapshot("long_toast", &app, width, height);
+    }
+}
+
+#[test]
 fn too_small_message() {
     let app = watching(59, 14);
     snapshot("too_small", &app, 59, 14);

@@ -8,26 +8,31 @@ use ratatui::Frame;
 
 use super::level_style;
 use crate::tui::app::App;
-use crate::tui::sanitize::{truncate, width};
+use crate::tui::sanitize::{width, wrap};
 use crate::tui::theme::Theme;
 
-/// The widest a toast gets, borders included.
-const MAX_WIDTH: u16 = 64;
+/// The widest a toast gets on a narrow screen, borders included; wider
+/// screens give toasts up to two thirds of their width.
+const MIN_WIDTH: u16 = 64;
+
+/// Rows one toast may wrap onto, so that the advice at the end of an error
+/// stays readable.
+const ROWS_PER_TOAST: usize = 3;
 
 pub(super) fn draw(frame: &mut Frame, footer: Rect, app: &App, theme: &Theme) {
     if app.toasts.is_empty() {
         return;
     }
-    let box_width = MAX_WIDTH.min(footer.width);
+    let box_width = MIN_WIDTH.max(footer.width / 3 * 2).min(footer.width);
     let text_width = usize::from(box_width.saturating_sub(2));
     let lines: Vec<Line> = app
         .toasts
         .iter()
-        .map(|toast| {
-            Line::styled(
-                truncate(&toast.message, text_width).into_owned(),
-                level_style(toast.level, theme),
-            )
+        .flat_map(|toast| {
+            let style = level_style(toast.level, theme);
+            wrap(&toast.message, text_width, ROWS_PER_TOAST)
+                .into_iter()
+                .map(move |row| Line::styled(row, style))
         })
         .collect();
 
