@@ -69,7 +69,7 @@ pub enum EngineError {
     },
     #[error("revision {revision} of {name:?} not found; see `shipdeck history {name}`")]
     RevisionNotFound { name: String, revision: u64 },
-    #[error("{name:?} has no earlier healthy revision whose spec differs from the current one; choose one with --to-revision (see `shipdeck history {name}`)")]
+    #[error("{name:?} has no earlier healthy revision whose spec differs from the current one; choose one with `shipdeck rollback {name} --to-revision N` (see `shipdeck history {name}`), or in the dashboard with r in the history tab")]
     NoRollbackTarget { name: String },
     #[error("{name:?} is undeployed; deploy it again with `shipdeck deploy`")]
     Undeployed { name: String },
