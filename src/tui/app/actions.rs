@@ -194,10 +194,16 @@ impl App {
 
     /// Checks the form on top and sends the change it describes.
     fn submit_form(&mut self, effects: &mut Effects) {
+        let existing: Vec<String> = self
+            .secrets
+            .iter()
+            .flat_map(|secrets| secrets.list.iter().flatten())
+            .map(|secret| secret.name.clone())
+            .collect();
         let Some(Layer::Form(form)) = self.layers.last_mut() else {
             return;
         };
-        match form_action(form) {
+        match form_action(form, &existing) {
             Ok(FormAction::Secret(change)) => {
                 self.layers.pop();
                 self.change_secret(change, effects);
@@ -303,11 +309,18 @@ enum FormAction {
     Execute(Operation),
 }
 
-fn form_action(form: &mut Form) -> Result<FormAction, String> {
+/// Checks `form` and returns what it sends. `existing` names the secrets
+/// listed, which adding must not replace unasked.
+fn form_action(form: &mut Form, existing: &[String]) -> Result<FormAction, String> {
     match form.purpose.clone() {
         FormPurpose::AddSecret => {
             let name = form.fields[0].text().trim().to_owned();
             crate::config::secret::check_name(&name).map_err(|error| error.to_string())?;
+            if existing.contains(&name) {
+                return Err(format!(
+                    "secret {name} exists; to replace its value, close this form, select it and press e"
+                ));
+            }
             let value = &mut form.fields[1];
             if value.chars() == 0 {
                 return Err("type the value; an empty secret is not stored".to_owned());

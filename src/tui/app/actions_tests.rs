@@ -602,3 +602,20 @@ fn history_tab_rolls_back_to_selected() {
         }]
     );
 }
+
+#[test]
+fn add_secret_rejects_existing_name() {
+    let mut app = app_with(false);
+    open_secrets(&mut app);
+    press(&mut app, "n");
+    type_text(&mut app, "api_token");
+    press(&mut app, "tab");
+    type_text(&mut app, "x");
+    assert!(requests(&press(&mut app, "enter")).is_empty());
+    let Some(Layer::Form(form)) = app.layers.last() else {
+        panic!("the form stays open");
+    };
+    let error = form.error.as_deref().unwrap_or_default();
+    assert!(error.contains("api_token exists"), "{error}");
+    assert!(error.contains("press e"), "{error}");
+}
