@@ -156,13 +156,43 @@ fn health_rank(health: Health) -> u8 {
     }
 }
 
-/// A deployment whose status changed between two lists.
+/// A deployment that appeared, or whose status, revision or scale changed,
+/// between two lists.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusChange {
     pub name: String,
     pub environment: String,
-    pub from: DeploymentStatus,
+    /// `None` for a deployment the previous list did not have.
+    pub from: Option<DeploymentStatus>,
     pub to: DeploymentStatus,
+    /// Revisions before and after.
+    pub revision: (u64, u64),
+    /// Desired replicas before and after.
+    pub desired: (u32, u32),
+}
+
+impl StatusChange {
+    /// The toast text. A rollout that finishes between two lists shows
+    /// only as a new revision, so that is named too.
+    pub fn message(&self) -> String {
+        let target = format!("{} ({})", self.name, self.environment);
+        let (old_revision, revision) = self.revision;
+        let (old_desired, desired) = self.desired;
+        match self.from {
+            None => format!("{target}: new, {} at revision {revision}", self.to),
+            Some(from) if from != self.to => {
+                let mut text = format!("{target}: {from} → {}", self.to);
+                if revision != old_revision {
+                    text.push_str(&format!(" (revision {revision})"));
+                }
+                text
+            }
+            Some(_) if revision != old_revision => {
+                format!("{target}: revision {revision} {}", self.to)
+            }
+            Some(_) => format!("{target}: scaled from {old_desired} to {desired} replicas"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -387,18 +417,24 @@ impl DeploymentsState {
 }
 
 fn status_changes(before: &[DeploymentRow], after: &[DeploymentRow]) -> Vec<StatusChange> {
-    let previous: HashMap<&DeploymentKey, DeploymentStatus> =
-        before.iter().map(|row| (&row.key, row.status)).collect();
+    let previous: HashMap<&DeploymentKey, &DeploymentRow> =
+        before.iter().map(|row| (&row.key, row)).collect();
     after
         .iter()
         .filter_map(|row| {
-            let from = *previous.get(&row.key)?;
-            (from != row.status).then(|| StatusChange {
+            let old = previous.get(&row.key);
+            let change = StatusChange {
                 name: row.name.clone(),
                 environment: row.environment.clone(),
-                from,
+                from: old.map(|old| old.status),
                 to: row.status,
-            })
+                revision: (old.map_or(row.revision, |old| old.revision), row.revision),
+                desired: (old.map_or(row.desired, |old| old.desired), row.desired),
+            };
+            let changed = change.from != Some(change.to)
+                || change.revision.0 != change.revision.1
+                || change.desired.0 != change.desired.1;
+            changed.then_some(change)
         })
         .collect()
 }
@@ -474,9 +510,28 @@ pub(crate) mod tests {
                 10,
             )
             .unwrap();
-        assert_eq!(changes.len(), 1);
-        assert_eq!(changes[0].from, DeploymentStatus::Deploying);
+        assert_eq!(changes.len(), 2);
+        assert_eq!(changes[0].from, Some(DeploymentStatus::Deploying));
         assert_eq!(changes[0].to, DeploymentStatus::Failed);
+        assert_eq!(changes[1].from, None, "a new deployment");
+        assert_eq!(
+            changes[1].message(),
+            "new (staging): new, pending at revision 1"
+        );
+
+        let mut redeployed = view("web", "staging", DeploymentStatus::Failed);
+        redeployed.revision += 1;
+        redeployed.replicas.desired += 1;
+        let changes = state.replace(&[redeployed], 10).unwrap();
+        assert_eq!(changes[0].message(), "web (staging): revision 2 failed");
+        let mut scaled = view("web", "staging", DeploymentStatus::Failed);
+        scaled.revision += 1;
+        scaled.replicas.desired += 2;
+        let changes = state.replace(&[scaled], 10).unwrap();
+        assert_eq!(
+            changes[0].message(),
+            "web (staging): scaled from 3 to 4 replicas"
+        );
     }
 
     #[test]

@@ -588,10 +588,7 @@ impl App {
         let now = self.now();
         for change in changes {
             let level = status_level(change.to);
-            let message = format!(
-                "{} ({}): {} → {}",
-                change.name, change.environment, change.from, change.to
-            );
+            let message = change.message();
             self.toasts.push(level, message, now);
         }
         self.clock_text = self.clock_text_hash(now);
