@@ -293,18 +293,20 @@ impl App {
             PaletteCommand::Ack { target, rule } => self
                 .resolve(&target)
                 .map(|key| Operation::Acknowledge { key, rule }),
-            PaletteCommand::Restart { target, replica } => self
-                .resolve(&target)
-                .map(|key| Operation::Restart { key, replica }),
+            PaletteCommand::Restart { target, replica } => self.resolve(&target).and_then(|key| {
+                self.check_replica(&key, replica)?;
+                Ok(Operation::Restart { key, replica })
+            }),
             PaletteCommand::Scale { target, replicas } => self
                 .resolve(&target)
                 .map(|key| Operation::Scale { key, replicas }),
             PaletteCommand::Rollback {
                 target,
                 to_revision,
-            } => self
-                .resolve(&target)
-                .map(|key| Operation::Rollback { key, to_revision }),
+            } => self.resolve(&target).and_then(|key| {
+                self.check_revision(&key, to_revision)?;
+                Ok(Operation::Rollback { key, to_revision })
+            }),
             PaletteCommand::Redeploy { target } => {
                 self.resolve(&target).map(|key| Operation::Redeploy { key })
             }
@@ -319,6 +321,48 @@ impl App {
             }
             Err(message) => self.set_prompt_message(message),
         }
+    }
+
+    /// Rejects a replica index the deployment does not have, before a
+    /// confirmation asks about it.
+    fn check_replica(&self, key: &DeploymentKey, replica: Option<u32>) -> Result<(), String> {
+        let (Some(replica), Some(row)) = (replica, self.row(key)) else {
+            return Ok(());
+        };
+        if replica >= row.desired {
+            return Err(format!(
+                "{} has replicas 0 to {}; there is no replica {replica}",
+                key.name,
+                row.desired.saturating_sub(1)
+            ));
+        }
+        Ok(())
+    }
+
+    /// Rejects a revision that is not before the deployment's current one.
+    fn check_revision(&self, key: &DeploymentKey, revision: Option<u64>) -> Result<(), String> {
+        let (Some(revision), Some(row)) = (revision, self.row(key)) else {
+            return Ok(());
+        };
+        if row.revision <= 1 {
+            return Err(format!(
+                "{} has only revision 1; there is nothing to roll back to",
+                key.name
+            ));
+        }
+        if revision == 0 || revision >= row.revision {
+            return Err(format!(
+                "{} is at revision {}; roll back to one of 1 to {}",
+                key.name,
+                row.revision,
+                row.revision.saturating_sub(1)
+            ));
+        }
+        Ok(())
+    }
+
+    fn row(&self, key: &DeploymentKey) -> Option<&super::deployments::DeploymentRow> {
+        self.deployments.all().iter().find(|row| row.key == *key)
     }
 
     /// Finds the deployment a palette line names among those listed.

@@ -324,6 +324,12 @@ fn palette_errors_stay_in_the_palette() {
         ("scale api -1", "invalid replica count \"-1\""),
         ("scale api 1001", "from 0 to 1000"),
         ("scale api", "missing the replica count"),
+        (
+            "rollback web 9 env:staging",
+            "web is at revision 5; roll back to one of 1 to 4",
+        ),
+        ("rollback web 5 env:staging", "roll back to one of 1 to 4"),
+        ("restart web 7 env:staging", "there is no replica 7"),
     ];
     for (line, expected) in cases {
         let mut app = app();
