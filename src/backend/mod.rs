@@ -7,9 +7,13 @@ pub mod source;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::future::Future;
 use std::path::PathBuf;
 
-use crate::model::DeploymentKey;
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, watch};
+
+use crate::model::{ContainerHealth, DeploymentKey};
 
 /// A port as one replica sees it: the manifest's `containerPort` and the
 /// port the replica really listens on.
@@ -123,6 +127,39 @@ pub enum ReplicaEvent {
     /// The kernel killed a process of a running replica for exceeding the
     /// replica's memory limit; `kills` counts them since the replica started.
     OutOfMemory { id: ReplicaId, kills: u64 },
+    /// The container's HEALTHCHECK changed state, or was read again after
+    /// the engine came back.
+    ContainerHealth {
+        id: ReplicaId,
+        health: ContainerHealth,
+    },
+}
+
+/// Whether a backend reaches the platform its replicas run on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum PlatformState {
+    /// Reachable, or not tried yet.
+    #[default]
+    Reachable,
+    /// Requests fail; `reason` names the address and the error.
+    Unreachable { reason: String },
+}
+
+/// A replica that an earlier agent left on the platform, found by its labels.
+#[derive(Debug, Clone)]
+pub struct FoundReplica {
+    /// The platform's id of the replica (a container id).
+    pub container: String,
+    pub name: String,
+    pub revision: u64,
+    pub slot: u32,
+    pub running: bool,
+    /// Published ports: the container port and the port on 127.0.0.1.
+    pub ports: Vec<(u16, u16)>,
+    pub started_at: Option<OffsetDateTime>,
+    /// Creation time in seconds since the epoch, to prefer the newest of
+    /// two replicas that claim one slot.
+    pub created: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -149,6 +186,8 @@ pub enum BackendError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot take over {name}, which an earlier agent started: {reason}; it is removed and a new replica starts in its place")]
+    CannotAdopt { name: String, reason: String },
 }
 
 /// A replica the backend started.
@@ -156,6 +195,8 @@ pub enum BackendError {
 pub struct StartedReplica {
     pub id: ReplicaId,
     pub pid: Option<u32>,
+    /// The container id, for a replica that runs in a container.
+    pub container: Option<String>,
 }
 
 /// The seam between the engine and a platform.
@@ -172,4 +213,45 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Ends a replica at once, with everything it started.
     fn kill(&self, replica: &StartedReplica);
+
+    /// Returns a receiver of whether the platform is reachable, or `None`
+    /// for a backend that has nothing remote to reach.
+    fn platform(&self) -> Option<watch::Receiver<PlatformState>> {
+        None
+    }
+
+    /// Lists the replicas of a deployment that an earlier agent left behind,
+    /// leaving out those that this agent started.
+    fn find_replicas(
+        &self,
+        _deployment_id: &str,
+    ) -> impl Future<Output = Result<Vec<FoundReplica>, BackendError>> + Send {
+        std::future::ready(Ok(Vec::new()))
+    }
+
+    /// Takes over a replica that [`Backend::find_replicas`] returned: its
+    /// output, its exit and its metrics, as if this agent had started it.
+    fn adopt(
+        &self,
+        found: FoundReplica,
+        _launch: ReplicaLaunch,
+        _events: mpsc::Sender<ReplicaEvent>,
+    ) -> impl Future<Output = Result<StartedReplica, BackendError>> + Send {
+        std::future::ready(Err(BackendError::CannotAdopt {
+            name: found.name,
+            reason: "this backend cannot take over replicas".to_owned(),
+        }))
+    }
+
+    /// Removes a found replica that no current replica claims, and returns
+    /// once it is gone, so that a replacement can take its name.
+    fn discard(&self, _found: &FoundReplica) -> impl Future<Output = ()> + Send {
+        std::future::ready(())
+    }
+
+    /// Tells whether replicas keep running when the agent stops, for the
+    /// next agent to adopt, rather than stopping with it.
+    fn replicas_outlive_agent(&self) -> bool {
+        false
+    }
 }

@@ -269,6 +269,17 @@ impl<B: Backend> Supervisor<B> {
         } else {
             "agent stopped"
         };
+        self.cut_short(reason);
+        self.phase = Phase::Stopping {
+            undeploy,
+            waiters,
+            shutdown,
+        };
+        self.stop_where(|_| true);
+    }
+
+    /// Ends the rollout or build in progress, and notifies its waiters.
+    pub(super) fn cut_short(&mut self, reason: &str) {
         if let Some(rollout) = self.rollout.take() {
             notify(
                 rollout.waiters,
@@ -282,12 +293,6 @@ impl<B: Backend> Supervisor<B> {
             );
         }
         self.stable = None;
-        self.phase = Phase::Stopping {
-            undeploy,
-            waiters,
-            shutdown,
-        };
-        self.stop_where(|_| true);
     }
 
     /// After a failed build or rollout of `failed`: back to the last healthy
@@ -467,7 +472,7 @@ impl<B: Backend> Supervisor<B> {
             .any(|r| r.slot == slot && r.revision() == revision && r.ready && r.is_live())
     }
 
-    async fn fail_rollout(&mut self, reason: String) {
+    pub(super) async fn fail_rollout(&mut self, reason: String) {
         let Some(rollout) = self.rollout.take() else {
             return;
         };

@@ -44,6 +44,8 @@ fn replica(index: u32, state: ReplicaState, last_exit: Option<&str>) -> ReplicaV
         restarts: index * 2,
         last_exit: last_exit.map(str::to_owned),
         started_at: Some(NOW),
+        container: None,
+        container_health: None,
     }
 }
 
