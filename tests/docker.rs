@@ -549,6 +549,52 @@ fn docker_agent_restart_adopts_containers() {
     home.finish();
 }
 
+#[test]
+fn docker_undeploy_keeps_only_persistent_volumes() {
+    let (engine, image) = image_or_skip!("volumes");
+    let home = DockerHome::new(&engine);
+    let manifest = home.home.write(
+        "vol.yaml",
+        &format!(
+            "name: vol\nbackend: docker\nimage: {}\nenv: {{ PORT: \"8080\" }}\nvolumes:\n\
+             - {{ name: scratch, mountPath: /scratch, type: emptyDir }}\n\
+             - {{ name: data, mountPath: /data, type: persistentVolume }}\n",
+            image.tag
+        ),
+    );
+    home.deploy(&manifest);
+    let container = home.wait_containers(1).remove(0);
+    let anonymous = engine.inspect(
+        &container,
+        "{{range .Mounts}}{{if eq .Destination \"/scratch\"}}{{.Name}}{{end}}{{end}}",
+    );
+    assert!(!anonymous.is_empty(), "no volume at /scratch");
+    let named = "shipdeck-vol-development-data";
+    assert_eq!(
+        engine.labelled(&home.home, &["volume", "ls"]),
+        [named.to_owned()]
+    );
+
+    let output = home.undeploy_and_check("vol");
+    assert!(output.contains("kept the persistent volumes"), "{output}");
+    assert!(output.contains(named), "{output}");
+    assert!(
+        !engine
+            .output(&["volume", "inspect", &anonymous])
+            .status
+            .success(),
+        "the emptyDir volume {anonymous} outlived its container"
+    );
+    assert_eq!(
+        engine.labelled(&home.home, &["volume", "ls"]),
+        [named.to_owned()],
+        "the persistent volume is kept"
+    );
+    assert!(engine.labelled(&home.home, &["network", "ls"]).is_empty());
+    engine.ok(&["volume", "rm", named]);
+    home.finish();
+}
+
 /// A Docker engine of its own for one test, on its own socket, data root
 /// and exec root, with live restore on so that containers survive its
 /// restarts. It runs in a network namespace of its own, so its bridge and

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, watch};
 
+use crate::manifest::Manifest;
 use crate::model::{ContainerHealth, DeploymentKey};
 
 /// A port as one replica sees it: the manifest's `containerPort` and the
@@ -253,5 +254,11 @@ pub trait Backend: Send + Sync + 'static {
     /// next agent to adopt, rather than stopping with it.
     fn replicas_outlive_agent(&self) -> bool {
         false
+    }
+
+    /// Describes what an undeploy of a deployment with `spec` leaves on the
+    /// platform on purpose, such as volumes that hold data.
+    fn kept_after_undeploy(&self, _key: &DeploymentKey, _spec: &Manifest) -> Option<String> {
+        None
     }
 }

@@ -42,7 +42,7 @@ use super::{
     StartedReplica,
 };
 use crate::logs::{CaptureTarget, LogHub, Stream};
-use crate::manifest::StopSignal;
+use crate::manifest::{Manifest, StopSignal};
 use crate::model::{ContainerHealth, DeploymentKey};
 
 /// The engine's address when `DOCKER_HOST` is not set, as the docker CLI uses.
@@ -250,6 +250,7 @@ impl DockerBackend {
     ) -> Result<(String, ContainerInspectResponse), BackendError> {
         let container = launch.container.as_ref().ok_or(DockerError::MissingImage)?;
         self.ensure_image(docker, &container.image).await?;
+        self.ensure_volumes(docker, launch, container).await?;
         let body = spec::container_body(launch, container, &self.shared.home)?;
         let name = spec::container_name(launch);
         let options = CreateContainerOptions {
@@ -331,6 +332,25 @@ impl DockerBackend {
                 image: image.to_owned(),
                 source,
             })?;
+        }
+        Ok(())
+    }
+
+    /// Creates the named volumes of `persistentVolume`s that shipdeck names,
+    /// labelled with the deployment that uses them. The engine returns a
+    /// volume that exists already as it is.
+    async fn ensure_volumes(
+        &self,
+        docker: &Docker,
+        launch: &ReplicaLaunch,
+        container: &super::ContainerLaunch,
+    ) -> Result<(), DockerError> {
+        for request in spec::volumes_to_create(launch, container, &self.shared.home) {
+            let name = request.name.clone().unwrap_or_default();
+            docker
+                .create_volume(request)
+                .await
+                .map_err(|source| self.request_error("create volume", &name, source))?;
         }
         Ok(())
     }
@@ -476,6 +496,18 @@ impl Backend for DockerBackend {
 
     fn replicas_outlive_agent(&self) -> bool {
         true
+    }
+
+    fn kept_after_undeploy(&self, key: &DeploymentKey, spec: &Manifest) -> Option<String> {
+        let kept = spec::kept_volumes(key, spec);
+        if kept.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "kept the persistent volumes {} with their data; remove them with `docker volume rm {}`",
+            kept.join(", "),
+            kept.join(" ")
+        ))
     }
 }
 

@@ -133,6 +133,9 @@ enum Phase {
         undeploy: bool,
         waiters: Vec<Waiter>,
         shutdown: Option<oneshot::Sender<()>>,
+        /// A description of what the undeploy leaves on the platform on
+        /// purpose, for its outcome message.
+        kept: Option<String>,
     },
 }
 

@@ -111,6 +111,7 @@ impl<B: Backend> Supervisor<B> {
             undeploy: false,
             waiters: Vec::new(),
             shutdown: Some(done),
+            kept: None,
         };
     }
 }

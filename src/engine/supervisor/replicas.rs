@@ -459,6 +459,7 @@ impl<B: Backend> Supervisor<B> {
             undeploy,
             waiters,
             shutdown,
+            kept,
         } = std::mem::replace(&mut self.phase, Phase::Idle)
         else {
             return;
@@ -469,15 +470,16 @@ impl<B: Backend> Supervisor<B> {
             });
         }
         if undeploy {
+            let message = match kept {
+                Some(kept) => format!("all replicas stopped; {kept}"),
+                None => "all replicas stopped".to_owned(),
+            };
             self.set_status(DeploymentStatus::Undeployed, None);
             self.recorder
-                .agent_event(&self.deployment, "undeploy", true, "all replicas stopped");
-            self.recorder.notify_outcome(
-                &self.deployment,
-                DeploymentOutcome::Undeployed,
-                "all replicas stopped",
-            );
-            notify(waiters, Outcome::Done("all replicas stopped".to_owned()));
+                .agent_event(&self.deployment, "undeploy", true, &message);
+            self.recorder
+                .notify_outcome(&self.deployment, DeploymentOutcome::Undeployed, &message);
+            notify(waiters, Outcome::Done(message));
         }
         if let Some(shutdown) = shutdown {
             let _ = shutdown.send(());

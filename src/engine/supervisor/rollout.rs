@@ -269,11 +269,13 @@ impl<B: Backend> Supervisor<B> {
         } else {
             "agent stopped"
         };
+        let kept = undeploy.then(|| self.kept_after_undeploy()).flatten();
         self.cut_short(reason);
         self.phase = Phase::Stopping {
             undeploy,
             waiters,
             shutdown,
+            kept,
         };
         self.stop_where(|_| true);
     }
@@ -293,6 +295,18 @@ impl<B: Backend> Supervisor<B> {
             );
         }
         self.stable = None;
+    }
+
+    /// Describes what an undeploy leaves on the platform on purpose, from
+    /// the revision that runs or is being rolled out.
+    fn kept_after_undeploy(&self) -> Option<String> {
+        let plan = self
+            .rollout
+            .as_ref()
+            .map(|rollout| &rollout.plan)
+            .or(self.stable.as_ref())?;
+        self.backend
+            .kept_after_undeploy(&self.deployment.key(), &plan.spec)
     }
 
     /// After a failed build or rollout of `failed`: back to the last healthy
