@@ -550,6 +550,48 @@ fn docker_agent_restart_adopts_containers() {
 }
 
 #[test]
+fn docker_exec_probes_run_in_container() {
+    let (engine, image) = image_or_skip!("exec");
+    let home = DockerHome::new(&engine);
+    let manifest = |name: &str, command: &str, deadline: u32| {
+        format!(
+            "name: {name}\nbackend: docker\nimage: {}\nenv: {{ PORT: \"8080\" }}\n\
+             healthCheck: {{ type: exec, command: {command}, periodSeconds: 1, timeoutSeconds: 1 }}\n\
+             strategy: {{ progressDeadlineSeconds: {deadline} }}\n",
+            image.tag
+        )
+    };
+    // The agent has no /shipdeck-sample of its own: only the container does.
+    let passes = home.home.write(
+        "probed.yaml",
+        &manifest("probed", r#"["/shipdeck-sample", "--version"]"#, 30),
+    );
+    home.deploy(&passes);
+    let health = home.ok(&["health", "probed"]);
+    assert!(
+        health.contains("/shipdeck-sample --version exited with 0"),
+        "{health}"
+    );
+
+    let hangs = home.home.write(
+        "hangs.yaml",
+        &manifest(
+            "hangs",
+            r#"["/shipdeck-sample", "serve", "--port", "9"]"#,
+            4,
+        ),
+    );
+    let output = home.run(&["deploy", "-f", hangs.to_str().expect("path"), "--wait"]);
+    assert!(!output.status.success(), "a probe that never ends passed");
+    let reason = home.get("hangs")["statusReason"].to_string();
+    assert!(reason.contains("timed out after 1000 ms"), "{reason}");
+
+    home.undeploy_and_check("probed");
+    home.ok(&["undeploy", "hangs", "--wait"]);
+    home.finish();
+}
+
+#[test]
 fn docker_undeploy_keeps_only_persistent_volumes() {
     let (engine, image) = image_or_skip!("volumes");
     let home = DockerHome::new(&engine);

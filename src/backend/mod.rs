@@ -9,12 +9,14 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, watch};
 
 use crate::manifest::Manifest;
 use crate::model::{ContainerHealth, DeploymentKey};
+use crate::probe::{ProbeOutcome, ProbeTarget};
 
 /// A port as one replica sees it: the manifest's `containerPort` and the
 /// port the replica really listens on.
@@ -254,6 +256,17 @@ pub trait Backend: Send + Sync + 'static {
     /// next agent to adopt, rather than stopping with it.
     fn replicas_outlive_agent(&self) -> bool {
         false
+    }
+
+    /// Runs one probe of a replica. Exec probes run where the replica runs.
+    fn probe(
+        &self,
+        _replica: &StartedReplica,
+        target: ProbeTarget,
+        timeout: Duration,
+        workdir: PathBuf,
+    ) -> impl Future<Output = ProbeOutcome> + Send + 'static {
+        async move { crate::probe::run(&target, timeout, &workdir).await }
     }
 
     /// Describes what an undeploy of a deployment with `spec` leaves on the

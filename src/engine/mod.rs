@@ -1076,20 +1076,7 @@ fn check_supported(spec: &Manifest) -> Result<(), EngineError> {
             "backend: docker cannot build images from source yet; build the image \
              (docker build -t NAME .) and set image: NAME instead of source",
         ),
-        BackendKind::Docker => {
-            let exec = |probe: &Option<manifest::Probe>| {
-                probe
-                    .as_ref()
-                    .is_some_and(|p| p.kind == manifest::ProbeKind::Exec)
-            };
-            if exec(&spec.health_check) || exec(&spec.liveness_check) {
-                return unsupported(
-                    "healthCheck.type",
-                    "exec probes are not supported with backend: docker yet; use type: http or tcp",
-                );
-            }
-            Ok(())
-        }
+        BackendKind::Docker => Ok(()),
     }
 }
 

@@ -18,12 +18,13 @@
 
 mod adopt;
 mod events;
+mod exec;
 mod logs;
 pub mod spec;
 mod watch;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -44,6 +45,7 @@ use super::{
 use crate::logs::{CaptureTarget, LogHub, Stream};
 use crate::manifest::{Manifest, StopSignal};
 use crate::model::{ContainerHealth, DeploymentKey};
+use crate::probe::{ProbeOutcome, ProbeTarget};
 
 /// The engine's address when `DOCKER_HOST` is not set, as the docker CLI uses.
 const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
@@ -496,6 +498,28 @@ impl Backend for DockerBackend {
 
     fn replicas_outlive_agent(&self) -> bool {
         true
+    }
+
+    fn probe(
+        &self,
+        replica: &StartedReplica,
+        target: ProbeTarget,
+        timeout: Duration,
+        workdir: PathBuf,
+    ) -> impl std::future::Future<Output = ProbeOutcome> + Send + 'static {
+        let docker = self.connection.get().cloned();
+        let container = self.container_of(replica);
+        async move {
+            match (target, docker, container) {
+                (ProbeTarget::Exec { command, .. }, Some(docker), Some(container)) => {
+                    exec::probe(&docker, &container, &command, timeout).await
+                }
+                (ProbeTarget::Exec { .. }, _, _) => {
+                    ProbeOutcome::fail("the replica's container is not known".to_owned())
+                }
+                (target, _, _) => crate::probe::run(&target, timeout, &workdir).await,
+            }
+        }
     }
 
     fn kept_after_undeploy(&self, key: &DeploymentKey, spec: &Manifest) -> Option<String> {

@@ -17,7 +17,7 @@ use crate::engine::recorder::DeploymentOutcome;
 use crate::engine::replica::{describe_exit, ProbeRole, ProbeState, Replica};
 use crate::manifest::{Probe, RestartMode};
 use crate::model::{DeploymentStatus, ReplicaState};
-use crate::probe::{self, ProbeOutcome, ProbeTarget};
+use crate::probe::{ProbeOutcome, ProbeTarget};
 
 /// How often a replica with a port but no `healthCheck` is tried until it
 /// listens, and the longest wait between tries of a refused probe.
@@ -407,21 +407,25 @@ impl<B: Backend> Supervisor<B> {
                     replica.plan.spec.liveness_check.as_ref(),
                 ),
             ];
+            let Some(handle) = replica.handle.as_ref() else {
+                continue;
+            };
             for (role, probe, check) in roles {
                 let Some(probe) = probe.filter(|p| !p.in_flight && p.next_at <= now) else {
                     continue;
                 };
                 probe.in_flight = true;
-                let target = probe.target.clone();
                 let timeout = check
                     .filter(|_| !probe.implicit)
                     .map_or(Duration::from_secs(1), |c| {
                         Duration::from_secs(u64::from(c.timeout_seconds.max(1)))
                     });
-                let workdir = workdir.clone();
+                let attempt =
+                    self.backend
+                        .probe(handle, probe.target.clone(), timeout, workdir.clone());
                 let internal = self.internal_tx.clone();
                 tokio::spawn(async move {
-                    let outcome = probe::run(&target, timeout, &workdir).await;
+                    let outcome = attempt.await;
                     let message = Internal::Probe { id, role, outcome };
                     let _ = internal.send(message).await;
                 });
