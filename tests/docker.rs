@@ -337,6 +337,14 @@ fn linked_libraries(binary: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Writes a tar archive with one `Dockerfile` to `path`.
+fn write_dockerfile_tar(path: &Path, dockerfile: &str) {
+    let mut archive = tar::Builder::new(Vec::new());
+    add_bytes(&mut archive, "Dockerfile", dockerfile.as_bytes(), 0o644);
+    let bytes = archive.into_inner().expect("finish the source archive");
+    std::fs::write(path, bytes).expect("write the source archive");
+}
+
 fn docker_manifest(name: &str, image: &str, replicas: u32, port: u16, greeting: &str) -> String {
     format!(
         r#"name: {name}
@@ -546,6 +554,106 @@ fn docker_agent_restart_adopts_containers() {
     assert_eq!(occurrences(&logs, started), 2, "{logs}");
 
     home.undeploy_and_check("ac");
+    home.finish();
+}
+
+#[test]
+fn docker_builds_image_from_tar_source() {
+    let (engine, image) = image_or_skip!("build");
+    let home = DockerHome::new(&engine);
+    let port = free_ports(1);
+    let archive = home.home.work().join("app.tar");
+    let dockerfile = |greeting: &str| {
+        format!(
+            "FROM {}\nENV GREETING={greeting}\n\
+             HEALTHCHECK --interval=1s --timeout=5s CMD [\"/shipdeck-sample\", \"--version\"]\n",
+            image.tag
+        )
+    };
+    write_dockerfile_tar(&archive, &dockerfile("from-dockerfile"));
+    let manifest = home.home.write(
+        "built.yaml",
+        &format!(
+            "name: built\nbackend: docker\nsource: {{ type: tar, url: ./app.tar }}\n\
+             ports: [{{ name: http, containerPort: 8080, hostPort: {port} }}]\n\
+             healthCheck: {{ type: http, path: /healthz, port: 8080, periodSeconds: 1 }}\n"
+        ),
+    );
+
+    home.deploy(&manifest);
+    let first = home.wait_containers(1);
+    assert_every_response(port, "from-dockerfile", 2);
+    let built = engine.ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Id}}",
+        "shipdeck/built-development:rev-1",
+    ]);
+    assert_eq!(engine.inspect(&first[0], "{{.Image}}"), built);
+    let build_log = home.ok(&["logs", "built", "--build"]);
+    assert!(build_log.contains("Step 1/"), "{build_log}");
+    assert!(build_log.contains(&built), "{build_log}");
+
+    // The image's own HEALTHCHECK shows beside shipdeck's checks.
+    wait_for("the HEALTHCHECK to pass", DOCKER_DEADLINE, || {
+        (home.get("built")["replicaDetails"][0]["containerHealth"] == "healthy").then_some(())
+    });
+    let health = home.ok(&["health", "built"]);
+    assert!(health.contains("HEALTHCHECK"), "{health}");
+    assert!(health.contains("reports healthy"), "{health}");
+
+    // A new revision builds again from the archive as it is now ...
+    write_dockerfile_tar(&archive, &dockerfile("second-build"));
+    home.ok(&["redeploy", "built", "--set", "env.EXTRA=1", "--wait"]);
+    home.wait_containers(1);
+    assert_every_response(port, "second-build", 2);
+
+    // ... and a rollback runs revision 1's image without building.
+    home.ok(&["rollback", "built", "--wait"]);
+    let rolled = home.wait_containers(1);
+    assert_every_response(port, "from-dockerfile", 2);
+    assert_eq!(engine.inspect(&rolled[0], "{{.Image}}"), built);
+    let rollback_log = home.ok(&["logs", "built", "--build", "--revision", "3"]);
+    assert!(!rollback_log.contains("Step"), "rebuilt: {rollback_log}");
+
+    // A failed build fails its revision, with the build's last lines.
+    let broken = home.home.work().join("broken.tar");
+    write_dockerfile_tar(
+        &broken,
+        &format!(
+            "FROM {}\nRUN [\"/shipdeck-sample\", \"--no-such-flag\"]\n",
+            image.tag
+        ),
+    );
+    let broken_manifest = home.home.write(
+        "broken.yaml",
+        "name: broken\nbackend: docker\nsource: { type: tar, url: ./broken.tar }\n",
+    );
+    let output = home.run(&[
+        "deploy",
+        "-f",
+        broken_manifest.to_str().expect("path"),
+        "--wait",
+    ]);
+    assert!(!output.status.success(), "a failed build deployed");
+    let history = home.json(&["history", "broken"]);
+    let reason = history[0]["reason"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(history[0]["status"], "failed", "{history:#}");
+    assert!(
+        reason.contains("docker build of revision 1 failed"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("--no-such-flag"),
+        "the last lines are in it: {reason}"
+    );
+
+    home.undeploy_and_check("built");
+    home.ok(&["undeploy", "broken", "--wait"]);
+    for tag in ["rev-1", "rev-2"] {
+        let _ = engine.output(&["rmi", &format!("shipdeck/built-development:{tag}")]);
+    }
     home.finish();
 }
 
@@ -839,18 +947,19 @@ fn docker_missing_image_names_it() {
 }
 
 #[test]
-fn docker_rejects_source_builds() {
+fn docker_rejects_build_command() {
     let home = TestHome::new();
     let manifest = home.write(
         "src.yaml",
-        "name: src\nbackend: docker\nsource: { type: tar, url: ./app.tar }\n",
+        "name: src\nbackend: docker\nsource: { type: tar, url: ./app.tar }\n\
+         build: { command: [make] }\n",
     );
     let error = home.fails(&["deploy", "-f", manifest.to_str().expect("path")]);
     assert!(
-        error.contains("cannot build images from source yet"),
+        error.contains("build.command is for backend: process"),
         "{error}"
     );
-    assert!(error.contains("image"), "{error}");
+    assert!(error.contains("Dockerfile"), "{error}");
 }
 
 #[test]

@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, watch};
 use crate::manifest::Manifest;
 use crate::model::{ContainerHealth, DeploymentKey};
 use crate::probe::{ProbeOutcome, ProbeTarget};
+use source::{BuildDirs, BuildLog};
 
 /// A port as one replica sees it: the manifest's `containerPort` and the
 /// port the replica really listens on.
@@ -165,6 +166,15 @@ pub struct FoundReplica {
     pub created: i64,
 }
 
+/// A request to build a revision's image from its fetched source tree.
+pub struct ImageBuild {
+    pub key: DeploymentKey,
+    pub deployment_id: String,
+    pub revision: u64,
+    pub dirs: BuildDirs,
+    pub log: BuildLog,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
     #[error("command {command:?} not found in {searched}; install it or give its full path in run.command")]
@@ -267,6 +277,15 @@ pub trait Backend: Send + Sync + 'static {
         workdir: PathBuf,
     ) -> impl Future<Output = ProbeOutcome> + Send + 'static {
         async move { crate::probe::run(&target, timeout, &workdir).await }
+    }
+
+    /// Builds a revision's image from its fetched source tree and returns the
+    /// image id, or `None` for a backend that runs the tree itself.
+    fn build_image(
+        &self,
+        _build: ImageBuild,
+    ) -> impl Future<Output = Result<Option<String>, BackendError>> + Send {
+        std::future::ready(Ok(None))
     }
 
     /// Describes what an undeploy of a deployment with `spec` leaves on the

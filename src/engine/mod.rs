@@ -1071,10 +1071,10 @@ fn check_supported(spec: &Manifest) -> Result<(), EngineError> {
             "backend",
             "backend kubernetes is not supported yet; use backend: process or docker",
         ),
-        BackendKind::Docker if spec.source.is_some() => unsupported(
-            "source",
-            "backend: docker cannot build images from source yet; build the image \
-             (docker build -t NAME .) and set image: NAME instead of source",
+        BackendKind::Docker if spec.build.is_some() => unsupported(
+            "build.command",
+            "build.command is for backend: process; backend: docker builds the image from \
+             the Dockerfile at the top of the source, so remove build",
         ),
         BackendKind::Docker => Ok(()),
     }

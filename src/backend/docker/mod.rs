@@ -17,6 +17,7 @@
 //! run `docker inspect` on the host can read it.
 
 mod adopt;
+mod build;
 mod events;
 mod exec;
 mod logs;
@@ -39,8 +40,8 @@ use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch as channel, OnceCell};
 
 use super::{
-    Backend, BackendError, FoundReplica, PlatformState, ReplicaEvent, ReplicaId, ReplicaLaunch,
-    StartedReplica,
+    Backend, BackendError, FoundReplica, ImageBuild, PlatformState, ReplicaEvent, ReplicaId,
+    ReplicaLaunch, StartedReplica,
 };
 use crate::logs::{CaptureTarget, LogHub, Stream};
 use crate::manifest::{Manifest, StopSignal};
@@ -63,6 +64,10 @@ const MAX_SIGNAL: i64 = 64;
 /// so that an engine that is going away gets no requests in a loop.
 const RETRY: Duration = Duration::from_secs(1);
 
+/// Prefix of the ids of images that shipdeck built; such an image is never
+/// pulled, because no registry has it.
+const IMAGE_ID_PREFIX: &str = "sha256:";
+
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
     #[error("cannot reach the Docker engine at {address}: {source}; start dockerd, or set DOCKER_HOST to the engine's address")]
@@ -77,8 +82,24 @@ pub enum DockerError {
         #[source]
         source: EngineError,
     },
+    #[error("image {image} that revision {revision} was built as is no longer on the Docker engine; deploy the source again to build a new revision")]
+    BuiltImageGone { image: String, revision: u64 },
     #[error("backend: docker needs `image`; set it to the image to run")]
     MissingImage,
+    #[error("the source of revision {revision} has no Dockerfile at {path}; add one at the top of the source")]
+    MissingDockerfile { revision: u64, path: PathBuf },
+    #[error("docker build of revision {revision} failed: {message}{}", last_lines(.tail))]
+    Build {
+        revision: u64,
+        message: String,
+        tail: Vec<String>,
+    },
+    #[error("packing the build context {path} failed: {source}")]
+    Context {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("Docker engine request to {action} {target} failed: {source}")]
     Request {
         action: &'static str,
@@ -86,6 +107,13 @@ pub enum DockerError {
         #[source]
         source: EngineError,
     },
+}
+
+fn last_lines(tail: &[String]) -> String {
+    if tail.is_empty() {
+        return String::new();
+    }
+    format!("; last lines of its output:\n{}", tail.join("\n"))
 }
 
 pub struct DockerBackend {
@@ -251,7 +279,8 @@ impl DockerBackend {
         launch: &ReplicaLaunch,
     ) -> Result<(String, ContainerInspectResponse), BackendError> {
         let container = launch.container.as_ref().ok_or(DockerError::MissingImage)?;
-        self.ensure_image(docker, &container.image).await?;
+        self.ensure_image(docker, &container.image, launch.revision)
+            .await?;
         self.ensure_volumes(docker, launch, container).await?;
         let body = spec::container_body(launch, container, &self.shared.home)?;
         let name = spec::container_name(launch);
@@ -312,10 +341,24 @@ impl DockerBackend {
         true
     }
 
-    /// Pulls the image unless the engine has it already.
-    async fn ensure_image(&self, docker: &Docker, image: &str) -> Result<(), DockerError> {
+    /// Pulls the image unless the engine has it already. An image that
+    /// shipdeck built (named by its id) is never pulled.
+    async fn ensure_image(
+        &self,
+        docker: &Docker,
+        image: &str,
+        revision: u64,
+    ) -> Result<(), DockerError> {
         match docker.inspect_image(image).await {
             Ok(_) => return Ok(()),
+            Err(EngineError::DockerResponseServerError {
+                status_code: 404, ..
+            }) if image.starts_with(IMAGE_ID_PREFIX) => {
+                return Err(DockerError::BuiltImageGone {
+                    image: image.to_owned(),
+                    revision,
+                })
+            }
             Err(EngineError::DockerResponseServerError {
                 status_code: 404, ..
             }) => {}
@@ -520,6 +563,12 @@ impl Backend for DockerBackend {
                 (target, _, _) => crate::probe::run(&target, timeout, &workdir).await,
             }
         }
+    }
+
+    async fn build_image(&self, build: ImageBuild) -> Result<Option<String>, BackendError> {
+        let docker = self.docker().await?;
+        let image = build::build(docker, &build, &self.shared.home).await?;
+        Ok(Some(image))
     }
 
     fn kept_after_undeploy(&self, key: &DeploymentKey, spec: &Manifest) -> Option<String> {

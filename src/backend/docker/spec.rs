@@ -44,6 +44,24 @@ fn engine_name(raw: &str) -> String {
         .collect()
 }
 
+/// Returns the tag of the image built for a revision from its source,
+/// `shipdeck/NAME-ENV:rev-N`. Image names are lower case, so the name and
+/// environment are lowered and anything else the engine rejects is `-`.
+pub fn image_tag(key: &DeploymentKey, revision: u64) -> String {
+    let repository: String = format!("{}-{}", key.name, key.environment)
+        .chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("shipdeck/{repository}:rev-{revision}")
+}
+
 /// Returns the engine's name of a `persistentVolume`: its `source` as given,
 /// or `shipdeck-NAME-ENV-VOLUME`, so that two deployments with a volume of
 /// the same name never share its data by accident.
@@ -381,6 +399,12 @@ mod tests {
         data.source = Some("team-data".to_owned());
         assert!(volumes_to_create(&launch, &container(vec![data.clone()]), "/h").is_empty());
         assert_eq!(volume_name(&launch.key, &data), "team-data");
+    }
+
+    #[test]
+    fn image_tag_is_lower_case_per_revision() {
+        let key = DeploymentKey::new("web", "QA/eu");
+        assert_eq!(image_tag(&key, 7), "shipdeck/web-qa-eu:rev-7");
     }
 
     #[test]

@@ -104,8 +104,15 @@ enum Internal {
     },
     Built {
         revision: u64,
-        result: Result<PathBuf, String>,
+        result: Result<BuiltTree, String>,
     },
+}
+
+/// The output of a finished build.
+struct BuiltTree {
+    tree: PathBuf,
+    /// The image built from the tree, for a container backend.
+    image: Option<String>,
 }
 
 /// A rollout in progress.
@@ -459,21 +466,26 @@ fn run_workdir(revision: &Revision, tree: Option<&std::path::Path>) -> PathBuf {
     }
 }
 
-fn plan_of(revision: &Revision, workdir: PathBuf) -> SharedPlan {
+fn plan_of(revision: &Revision, workdir: PathBuf, image: Option<String>) -> SharedPlan {
     Arc::new(RevisionPlan {
         revision: revision.revision,
         spec: revision.spec.clone(),
         workdir,
+        image,
     })
 }
 
+/// Returns the plan of a revision that ran before the agent started: its
+/// build tree and the image built from it, as the build left them.
 pub fn plan_for_restart(revision: &Revision, builds_dir: &std::path::Path) -> SharedPlan {
-    let tree = revision
+    let dirs = revision
         .spec
         .source
         .as_ref()
-        .map(|_| BuildDirs::new(builds_dir, &revision.deployment_id, revision.revision).tree());
-    plan_of(revision, run_workdir(revision, tree.as_deref()))
+        .map(|_| BuildDirs::new(builds_dir, &revision.deployment_id, revision.revision));
+    let tree = dirs.as_ref().map(BuildDirs::tree);
+    let image = dirs.as_ref().and_then(BuildDirs::image_id);
+    plan_of(revision, run_workdir(revision, tree.as_deref()), image)
 }
 
 fn notify(waiters: Vec<Waiter>, outcome: Outcome) {
