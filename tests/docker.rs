@@ -371,6 +371,18 @@ monitoring: {{ interval: 1s }}
     )
 }
 
+/// Returns the newest value of `metric` in the last minute, if any.
+fn latest_metric(home: &DockerHome, name: &str, metric: &str) -> Option<f64> {
+    let series = home.json(&[
+        "metrics", name, "--since", "1m", "--step", "1s", "--metric", metric,
+    ]);
+    let points = series[0]["points"].as_array()?.clone();
+    points
+        .iter()
+        .rev()
+        .find_map(|point| point["value"].as_f64())
+}
+
 /// Returns the replica numbers in the responses to `count` requests on `port`.
 fn replicas_answering(port: u16, count: usize) -> BTreeSet<String> {
     (0..count)
@@ -432,6 +444,23 @@ fn docker_lifecycle_deploy_scale_rollback() {
         "web"
     );
     let first_image = engine.inspect(&first[0], "{{.Image}}");
+
+    // Stats arrive from the engine's stats stream: memory at once, CPU once
+    // a replica burns it.
+    let memory = wait_for(
+        "memory_usage from the stats stream",
+        DOCKER_DEADLINE,
+        || latest_metric(&home, "web", "memory_usage").filter(|bytes| *bytes > 0.0),
+    );
+    assert!(memory < 2.0 * 64.0 * 1024.0 * 1024.0, "{memory}");
+    http_post(port, "/burn-cpu?seconds=4");
+    let cores = wait_for("cpu_usage from the stats stream", DOCKER_DEADLINE, || {
+        latest_metric(&home, "web", "cpu_usage").filter(|cores| *cores > 0.2)
+    });
+    assert!(
+        cores <= 1.1,
+        "a 500m limit caps the burn near half a core: {cores}"
+    );
 
     home.ok(&["scale", "web", "--replicas", "3", "--wait"]);
     home.wait_containers(3);

@@ -22,6 +22,7 @@ mod events;
 mod exec;
 mod logs;
 pub mod spec;
+pub mod stats;
 mod watch;
 
 use std::collections::HashMap;
@@ -47,6 +48,7 @@ use crate::logs::{CaptureTarget, LogHub, Stream};
 use crate::manifest::{Manifest, StopSignal};
 use crate::model::{ContainerHealth, DeploymentKey};
 use crate::probe::{ProbeOutcome, ProbeTarget};
+pub use stats::StatsSample;
 
 /// The engine's address when `DOCKER_HOST` is not set, as the docker CLI uses.
 const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
@@ -134,17 +136,24 @@ struct Shared {
     home: String,
     tracked: Mutex<HashMap<ReplicaId, Tracked>>,
     platform: channel::Sender<PlatformState>,
+    /// The newest stats sample of each tracked container, by container id.
+    samples: Mutex<HashMap<String, StatsSample>>,
 }
 
 /// A container this agent follows.
 struct Tracked {
     container: String,
     events: mpsc::Sender<ReplicaEvent>,
+    stats: tokio::task::AbortHandle,
 }
 
 impl Shared {
     fn untrack(&self, id: ReplicaId) {
-        lock(&self.tracked).remove(&id);
+        let Some(tracked) = lock(&self.tracked).remove(&id) else {
+            return;
+        };
+        tracked.stats.abort();
+        lock(&self.samples).remove(&tracked.container);
     }
 
     fn is_tracked(&self, container: &str) -> bool {
@@ -202,6 +211,7 @@ impl DockerBackend {
                 home: home.display().to_string(),
                 tracked: Mutex::new(HashMap::new()),
                 platform,
+                samples: Mutex::new(HashMap::new()),
             }),
             next_id: AtomicU64::new(ID_BASE + 1),
             logs,
@@ -212,6 +222,11 @@ impl DockerBackend {
     /// this home's containers. Runs until the backend is dropped.
     pub fn prepare(self: &Arc<Self>) {
         tokio::spawn(events::watch_engine(Arc::downgrade(self)));
+    }
+
+    /// Returns the newest stats sample of a container this agent follows.
+    pub fn stats_sample(&self, container: &str) -> Option<StatsSample> {
+        lock(&self.shared.samples).get(container).cloned()
     }
 
     /// Removes this home's containers whose deployment `claimed` does not
@@ -400,7 +415,7 @@ impl DockerBackend {
         Ok(())
     }
 
-    /// Follows a container's exit and HEALTHCHECK from now on, and
+    /// Follows a container's exit, stats and HEALTHCHECK from now on, and
     /// its output from `log_since`. That is an entry id in nanoseconds, and
     /// `None` takes all of the output.
     fn attach(
@@ -440,11 +455,17 @@ impl DockerBackend {
         };
         follow.start(&self.logs, target);
 
+        let stats = tokio::spawn(stats::follow(
+            docker.clone(),
+            container.to_owned(),
+            Arc::clone(&self.shared),
+        ));
         lock(&self.shared.tracked).insert(
             id,
             Tracked {
                 container: container.to_owned(),
                 events: events.clone(),
+                stats: stats.abort_handle(),
             },
         );
         if let Some(health) = health_of(info) {
