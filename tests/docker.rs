@@ -628,9 +628,11 @@ fn docker_builds_image_from_tar_source() {
     wait_for("the HEALTHCHECK to pass", DOCKER_DEADLINE, || {
         (home.get("built")["replicaDetails"][0]["containerHealth"] == "healthy").then_some(())
     });
-    let health = home.ok(&["health", "built"]);
-    assert!(health.contains("HEALTHCHECK"), "{health}");
-    assert!(health.contains("reports healthy"), "{health}");
+    let status = home.ok(&["status", "built"]);
+    assert!(status.contains("HEALTHCHECK"), "{status}");
+    assert!(status.contains("reports healthy"), "{status}");
+    let described = home.ok(&["get", "built"]);
+    assert!(described.contains("HEALTHCHECK"), "{described}");
 
     // A new revision builds again from the archive as it is now ...
     write_dockerfile_tar(&archive, &dockerfile("second-build"));
