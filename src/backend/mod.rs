@@ -62,6 +62,9 @@ pub struct ContainerLaunch {
     /// image's own working directory.
     pub workdir: Option<String>,
     pub volumes: Vec<crate::manifest::Volume>,
+    /// Whether to follow the container's stats stream: the revision's
+    /// `monitoring.enabled`.
+    pub stats: bool,
 }
 
 impl fmt::Debug for ReplicaLaunch {

@@ -121,6 +121,11 @@ impl RevisionPlan {
             image: self.image.clone().or_else(|| self.spec.image.clone())?,
             workdir: self.spec.run.as_ref().and_then(|run| run.workdir.clone()),
             volumes: self.spec.volumes.clone(),
+            stats: self
+                .spec
+                .monitoring
+                .as_ref()
+                .is_none_or(|monitoring| monitoring.enabled),
         })
     }
 

@@ -144,7 +144,8 @@ struct Shared {
 struct Tracked {
     container: String,
     events: mpsc::Sender<ReplicaEvent>,
-    stats: tokio::task::AbortHandle,
+    /// The task following the stats stream, when metrics are collected.
+    stats: Option<tokio::task::AbortHandle>,
 }
 
 impl Shared {
@@ -152,7 +153,9 @@ impl Shared {
         let Some(tracked) = lock(&self.tracked).remove(&id) else {
             return;
         };
-        tracked.stats.abort();
+        if let Some(stats) = tracked.stats {
+            stats.abort();
+        }
         lock(&self.samples).remove(&tracked.container);
     }
 
@@ -455,17 +458,21 @@ impl DockerBackend {
         };
         follow.start(&self.logs, target);
 
-        let stats = tokio::spawn(stats::follow(
-            docker.clone(),
-            container.to_owned(),
-            Arc::clone(&self.shared),
-        ));
+        let collect_stats = launch.container.as_ref().is_some_and(|c| c.stats);
+        let stats = collect_stats.then(|| {
+            let follow = stats::follow(
+                docker.clone(),
+                container.to_owned(),
+                Arc::clone(&self.shared),
+            );
+            tokio::spawn(follow).abort_handle()
+        });
         lock(&self.shared.tracked).insert(
             id,
             Tracked {
                 container: container.to_owned(),
                 events: events.clone(),
-                stats: stats.abort_handle(),
+                stats,
             },
         );
         if let Some(health) = health_of(info) {

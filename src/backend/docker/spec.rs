@@ -298,6 +298,7 @@ mod tests {
             image: "sample:1".to_owned(),
             workdir: Some("/app".to_owned()),
             volumes,
+            stats: true,
         }
     }
 
