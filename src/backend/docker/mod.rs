@@ -27,7 +27,7 @@ mod watch;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -136,6 +136,8 @@ struct Shared {
     home: String,
     tracked: Mutex<HashMap<ReplicaId, Tracked>>,
     platform: channel::Sender<PlatformState>,
+    /// Whether the engine ever responded to this agent.
+    reached: AtomicBool,
     /// The newest stats sample of each tracked container, by container id.
     samples: Mutex<HashMap<String, StatsSample>>,
 }
@@ -174,6 +176,9 @@ impl Shared {
     }
 
     fn set_platform(&self, state: PlatformState) {
+        if state == PlatformState::Reachable {
+            self.reached.store(true, Ordering::Relaxed);
+        }
         self.platform.send_if_modified(|current| {
             if *current == state {
                 return false;
@@ -182,8 +187,13 @@ impl Shared {
                 PlatformState::Reachable => {
                     tracing::info!(address = %self.address, "the Docker engine responds")
                 }
-                PlatformState::Unreachable { reason } => {
+                // An agent that never reached an engine may have no Docker
+                // deployments at all, so that is no warning.
+                PlatformState::Unreachable { reason } if self.reached.load(Ordering::Relaxed) => {
                     tracing::warn!(address = %self.address, %reason, "the Docker engine does not respond")
+                }
+                PlatformState::Unreachable { reason } => {
+                    tracing::info!(address = %self.address, %reason, "no Docker engine responds; docker deployments wait for one")
                 }
             }
             *current = state;
@@ -214,6 +224,7 @@ impl DockerBackend {
                 home: home.display().to_string(),
                 tracked: Mutex::new(HashMap::new()),
                 platform,
+                reached: AtomicBool::new(false),
                 samples: Mutex::new(HashMap::new()),
             }),
             next_id: AtomicU64::new(ID_BASE + 1),
