@@ -395,6 +395,12 @@ fn replicas_answering(port: u16, count: usize) -> BTreeSet<String> {
         .collect()
 }
 
+/// Returns a deployment name unique to this test process: container names
+/// are global on an engine, which other test runs may share.
+fn unique(name: &str) -> String {
+    format!("{name}-{}", std::process::id())
+}
+
 fn occurrences(text: &str, needle: &str) -> usize {
     text.matches(needle).count()
 }
@@ -403,10 +409,11 @@ fn occurrences(text: &str, needle: &str) -> usize {
 fn docker_lifecycle_deploy_scale_rollback() {
     let (engine, image) = image_or_skip!("lifecycle");
     let home = DockerHome::new(&engine);
+    let web = unique("web");
     let port = free_ports(1);
     let manifest = home.home.write(
         "web.yaml",
-        &docker_manifest("web", &image.tag, 2, port, "hello-docker"),
+        &docker_manifest(&web, &image.tag, 2, port, "hello-docker"),
     );
 
     home.deploy(&manifest);
@@ -424,8 +431,8 @@ fn docker_lifecycle_deploy_scale_rollback() {
     assert_eq!(
         names,
         BTreeSet::from([
-            "/shipdeck-web-development-r1-0".to_owned(),
-            "/shipdeck-web-development-r1-1".to_owned()
+            format!("/shipdeck-{web}-development-r1-0"),
+            format!("/shipdeck-{web}-development-r1-1")
         ])
     );
     assert_eq!(
@@ -441,7 +448,7 @@ fn docker_lifecycle_deploy_scale_rollback() {
             &first[0],
             "{{index .Config.Labels \"shipdeck.deployment\"}}"
         ),
-        "web"
+        web
     );
     let first_image = engine.inspect(&first[0], "{{.Image}}");
 
@@ -450,36 +457,36 @@ fn docker_lifecycle_deploy_scale_rollback() {
     let memory = wait_for(
         "memory_usage from the stats stream",
         DOCKER_DEADLINE,
-        || latest_metric(&home, "web", "memory_usage").filter(|bytes| *bytes > 0.0),
+        || latest_metric(&home, &web, "memory_usage").filter(|bytes| *bytes > 0.0),
     );
     assert!(memory < 2.0 * 64.0 * 1024.0 * 1024.0, "{memory}");
     http_post(port, "/burn-cpu?seconds=4");
     let cores = wait_for("cpu_usage from the stats stream", DOCKER_DEADLINE, || {
-        latest_metric(&home, "web", "cpu_usage").filter(|cores| *cores > 0.2)
+        latest_metric(&home, &web, "cpu_usage").filter(|cores| *cores > 0.2)
     });
     assert!(
         cores <= 1.1,
         "a 500m limit caps the burn near half a core: {cores}"
     );
 
-    home.ok(&["scale", "web", "--replicas", "3", "--wait"]);
+    home.ok(&["scale", &web, "--replicas", "3", "--wait"]);
     home.wait_containers(3);
-    home.ok(&["scale", "web", "--replicas", "1", "--wait"]);
+    home.ok(&["scale", &web, "--replicas", "1", "--wait"]);
     home.wait_containers(1);
 
-    home.ok(&["redeploy", "web", "--set", "env.GREETING=bonjour", "--wait"]);
+    home.ok(&["redeploy", &web, "--set", "env.GREETING=bonjour", "--wait"]);
     home.wait_containers(1);
     assert_every_response(port, "bonjour", 3);
 
-    home.ok(&["rollback", "web", "--wait"]);
+    home.ok(&["rollback", &web, "--wait"]);
     let rolled = home.wait_containers(1);
     assert_every_response(port, "hello-docker", 3);
     assert_eq!(engine.inspect(&rolled[0], "{{.Image}}"), first_image);
 
-    let logs = home.ok(&["logs", "web"]);
+    let logs = home.ok(&["logs", &web]);
     assert!(logs.contains("listening on 0.0.0.0:8080"), "logs: {logs}");
 
-    home.undeploy_and_check("web");
+    home.undeploy_and_check(&web);
     home.finish();
 }
 
@@ -487,10 +494,11 @@ fn docker_lifecycle_deploy_scale_rollback() {
 fn docker_kill_restarts_container_with_backoff() {
     let (engine, image) = image_or_skip!("kill");
     let home = DockerHome::new(&engine);
+    let name = unique("kk");
     let port = free_ports(1);
     let manifest = home.home.write(
         "kk.yaml",
-        &docker_manifest("kk", &image.tag, 1, port, "alive"),
+        &docker_manifest(&name, &image.tag, 1, port, "alive"),
     );
     home.deploy(&manifest);
     let before = home.wait_containers(1);
@@ -503,7 +511,7 @@ fn docker_kill_restarts_container_with_backoff() {
     });
     assert_ne!(after, before);
     wait_http_ok(port, "/");
-    let deployment = home.get("kk");
+    let deployment = home.get(&name);
     let replica = &deployment["replicaDetails"][0];
     assert!(
         replica["restarts"].as_u64().unwrap_or(0) >= 1,
@@ -513,14 +521,14 @@ fn docker_kill_restarts_container_with_backoff() {
         replica["lastExit"].to_string().contains("SIGKILL"),
         "{replica:#}"
     );
-    let events = home.ok(&["events", "kk"]);
+    let events = home.ok(&["events", &name]);
     assert!(events.contains("crash"), "{events}");
     assert!(
         events.contains("restart 1 in"),
         "the restart waits its backoff: {events}"
     );
 
-    home.undeploy_and_check("kk");
+    home.undeploy_and_check(&name);
     home.finish();
 }
 
@@ -528,16 +536,17 @@ fn docker_kill_restarts_container_with_backoff() {
 fn docker_agent_restart_adopts_containers() {
     let (engine, image) = image_or_skip!("adopt");
     let home = DockerHome::new(&engine);
+    let name = unique("ac");
     let port = free_ports(1);
     let manifest = home.home.write(
         "ac.yaml",
-        &docker_manifest("ac", &image.tag, 2, port, "again"),
+        &docker_manifest(&name, &image.tag, 2, port, "again"),
     );
     home.deploy(&manifest);
     let before = home.wait_containers(2);
     let started = "listening on 0.0.0.0:8080";
     wait_for("both start lines stored", DEADLINE, || {
-        (occurrences(&home.ok(&["logs", "ac"]), started) == 2).then_some(())
+        (occurrences(&home.ok(&["logs", &name]), started) == 2).then_some(())
     });
 
     // A crash: the containers outlive the agent, and the next one adopts them.
@@ -546,9 +555,9 @@ fn docker_agent_restart_adopts_containers() {
     home.home.wait_agent_dead(agent);
     assert_eq!(home.containers().len(), 2);
     let listed = home.ok(&["ls"]);
-    assert!(listed.contains("ac"), "{listed}");
+    assert!(listed.contains(&name), "{listed}");
     let deployment = wait_for("adopted replicas ready", DOCKER_DEADLINE, || {
-        let deployment = home.get("ac");
+        let deployment = home.get(&name);
         (deployment["health"] == "healthy").then_some(deployment)
     });
     let adopted: BTreeSet<String> = deployment["replicaDetails"]
@@ -560,7 +569,7 @@ fn docker_agent_restart_adopts_containers() {
     assert_eq!(adopted, before.iter().cloned().collect());
     assert_eq!(home.wait_containers(2), before, "no container was replaced");
     assert_every_response(port, "again", 4);
-    let events = home.ok(&["events", "ac"]);
+    let events = home.ok(&["events", &name]);
     assert!(events.contains("adopted 2 running replicas"), "{events}");
 
     // A graceful stop leaves them running too.
@@ -568,21 +577,21 @@ fn docker_agent_restart_adopts_containers() {
     assert_eq!(home.wait_containers(2), before);
     home.ok(&["ls"]);
     wait_for("adopted again", DOCKER_DEADLINE, || {
-        (home.get("ac")["health"] == "healthy").then_some(())
+        (home.get(&name)["health"] == "healthy").then_some(())
     });
     assert_eq!(home.wait_containers(2), before);
 
     // The output goes on from where it was, without repeating a line.
     http_post(port, "/recover-health");
     wait_for("a line written after the adoption", DEADLINE, || {
-        home.ok(&["logs", "ac"])
+        home.ok(&["logs", &name])
             .contains("health check already passes")
             .then_some(())
     });
-    let logs = home.ok(&["logs", "ac"]);
+    let logs = home.ok(&["logs", &name]);
     assert_eq!(occurrences(&logs, started), 2, "{logs}");
 
-    home.undeploy_and_check("ac");
+    home.undeploy_and_check(&name);
     home.finish();
 }
 
@@ -590,6 +599,8 @@ fn docker_agent_restart_adopts_containers() {
 fn docker_builds_image_from_tar_source() {
     let (engine, image) = image_or_skip!("build");
     let home = DockerHome::new(&engine);
+    let built = unique("built");
+    let broken = unique("broken");
     let port = free_ports(1);
     let archive = home.home.work().join("app.tar");
     let dockerfile = |greeting: &str| {
@@ -603,7 +614,7 @@ fn docker_builds_image_from_tar_source() {
     let manifest = home.home.write(
         "built.yaml",
         &format!(
-            "name: built\nbackend: docker\nsource: {{ type: tar, url: ./app.tar }}\n\
+            "name: {built}\nbackend: docker\nsource: {{ type: tar, url: ./app.tar }}\n\
              ports: [{{ name: http, containerPort: 8080, hostPort: {port} }}]\n\
              healthCheck: {{ type: http, path: /healthz, port: 8080, periodSeconds: 1 }}\n"
         ),
@@ -612,46 +623,46 @@ fn docker_builds_image_from_tar_source() {
     home.deploy(&manifest);
     let first = home.wait_containers(1);
     assert_every_response(port, "from-dockerfile", 2);
-    let built = engine.ok(&[
+    let built_image = engine.ok(&[
         "image",
         "inspect",
         "--format",
         "{{.Id}}",
-        "shipdeck/built-development:rev-1",
+        &format!("shipdeck/{built}-development:rev-1"),
     ]);
-    assert_eq!(engine.inspect(&first[0], "{{.Image}}"), built);
-    let build_log = home.ok(&["logs", "built", "--build"]);
+    assert_eq!(engine.inspect(&first[0], "{{.Image}}"), built_image);
+    let build_log = home.ok(&["logs", &built, "--build"]);
     assert!(build_log.contains("Step 1/"), "{build_log}");
-    assert!(build_log.contains(&built), "{build_log}");
+    assert!(build_log.contains(&built_image), "{build_log}");
 
     // The image's own HEALTHCHECK shows beside shipdeck's checks.
     wait_for("the HEALTHCHECK to pass", DOCKER_DEADLINE, || {
-        (home.get("built")["replicaDetails"][0]["containerHealth"] == "healthy").then_some(())
+        (home.get(&built)["replicaDetails"][0]["containerHealth"] == "healthy").then_some(())
     });
-    let status = home.ok(&["status", "built"]);
+    let status = home.ok(&["status", &built]);
     assert!(status.contains("HEALTHCHECK"), "{status}");
     assert!(status.contains("reports healthy"), "{status}");
-    let described = home.ok(&["get", "built"]);
+    let described = home.ok(&["get", &built]);
     assert!(described.contains("HEALTHCHECK"), "{described}");
 
     // A new revision builds again from the archive as it is now ...
     write_dockerfile_tar(&archive, &dockerfile("second-build"));
-    home.ok(&["redeploy", "built", "--set", "env.EXTRA=1", "--wait"]);
+    home.ok(&["redeploy", &built, "--set", "env.EXTRA=1", "--wait"]);
     home.wait_containers(1);
     assert_every_response(port, "second-build", 2);
 
     // ... and a rollback runs revision 1's image without building.
-    home.ok(&["rollback", "built", "--wait"]);
+    home.ok(&["rollback", &built, "--wait"]);
     let rolled = home.wait_containers(1);
     assert_every_response(port, "from-dockerfile", 2);
-    assert_eq!(engine.inspect(&rolled[0], "{{.Image}}"), built);
-    let rollback_log = home.ok(&["logs", "built", "--build", "--revision", "3"]);
+    assert_eq!(engine.inspect(&rolled[0], "{{.Image}}"), built_image);
+    let rollback_log = home.ok(&["logs", &built, "--build", "--revision", "3"]);
     assert!(!rollback_log.contains("Step"), "rebuilt: {rollback_log}");
 
     // A failed build fails its revision, with the build's last lines.
-    let broken = home.home.work().join("broken.tar");
+    let broken_archive = home.home.work().join("broken.tar");
     write_dockerfile_tar(
-        &broken,
+        &broken_archive,
         &format!(
             "FROM {}\nRUN [\"/shipdeck-sample\", \"--no-such-flag\"]\n",
             image.tag
@@ -659,7 +670,7 @@ fn docker_builds_image_from_tar_source() {
     );
     let broken_manifest = home.home.write(
         "broken.yaml",
-        "name: broken\nbackend: docker\nsource: { type: tar, url: ./broken.tar }\n",
+        &format!("name: {broken}\nbackend: docker\nsource: {{ type: tar, url: ./broken.tar }}\n"),
     );
     let output = home.run(&[
         "deploy",
@@ -668,7 +679,7 @@ fn docker_builds_image_from_tar_source() {
         "--wait",
     ]);
     assert!(!output.status.success(), "a failed build deployed");
-    let history = home.json(&["history", "broken"]);
+    let history = home.json(&["history", &broken]);
     let reason = history[0]["reason"].as_str().unwrap_or_default().to_owned();
     assert_eq!(history[0]["status"], "failed", "{history:#}");
     assert!(
@@ -680,10 +691,10 @@ fn docker_builds_image_from_tar_source() {
         "the last lines are in it: {reason}"
     );
 
-    home.undeploy_and_check("built");
-    home.ok(&["undeploy", "broken", "--wait"]);
+    home.undeploy_and_check(&built);
+    home.ok(&["undeploy", &broken, "--wait"]);
     for tag in ["rev-1", "rev-2"] {
-        let _ = engine.output(&["rmi", &format!("shipdeck/built-development:{tag}")]);
+        let _ = engine.output(&["rmi", &format!("shipdeck/{built}-development:{tag}")]);
     }
     home.finish();
 }
@@ -692,6 +703,8 @@ fn docker_builds_image_from_tar_source() {
 fn docker_exec_probes_run_in_container() {
     let (engine, image) = image_or_skip!("exec");
     let home = DockerHome::new(&engine);
+    let probed = unique("probed");
+    let hangs = unique("hangs");
     let manifest = |name: &str, command: &str, deadline: u32| {
         format!(
             "name: {name}\nbackend: docker\nimage: {}\nenv: {{ PORT: \"8080\" }}\n\
@@ -703,30 +716,31 @@ fn docker_exec_probes_run_in_container() {
     // The agent has no /shipdeck-sample of its own: only the container does.
     let passes = home.home.write(
         "probed.yaml",
-        &manifest("probed", r#"["/shipdeck-sample", "--version"]"#, 30),
+        &manifest(&probed, r#"["/shipdeck-sample", "--version"]"#, 30),
     );
     home.deploy(&passes);
-    let health = home.ok(&["health", "probed"]);
+    let health = home.ok(&["health", &probed]);
     assert!(
         health.contains("/shipdeck-sample --version exited with 0"),
         "{health}"
     );
 
-    let hangs = home.home.write(
+    let hangs_manifest = home.home.write(
         "hangs.yaml",
-        &manifest(
-            "hangs",
-            r#"["/shipdeck-sample", "serve", "--port", "9"]"#,
-            4,
-        ),
+        &manifest(&hangs, r#"["/shipdeck-sample", "serve", "--port", "9"]"#, 4),
     );
-    let output = home.run(&["deploy", "-f", hangs.to_str().expect("path"), "--wait"]);
+    let output = home.run(&[
+        "deploy",
+        "-f",
+        hangs_manifest.to_str().expect("path"),
+        "--wait",
+    ]);
     assert!(!output.status.success(), "a probe that never ends passed");
-    let reason = home.get("hangs")["statusReason"].to_string();
+    let reason = home.get(&hangs)["statusReason"].to_string();
     assert!(reason.contains("timed out after 1000 ms"), "{reason}");
 
-    home.undeploy_and_check("probed");
-    home.ok(&["undeploy", "hangs", "--wait"]);
+    home.undeploy_and_check(&probed);
+    home.ok(&["undeploy", &hangs, "--wait"]);
     home.finish();
 }
 
@@ -734,10 +748,11 @@ fn docker_exec_probes_run_in_container() {
 fn docker_undeploy_keeps_only_persistent_volumes() {
     let (engine, image) = image_or_skip!("volumes");
     let home = DockerHome::new(&engine);
+    let vol = unique("vol");
     let manifest = home.home.write(
         "vol.yaml",
         &format!(
-            "name: vol\nbackend: docker\nimage: {}\nenv: {{ PORT: \"8080\" }}\nvolumes:\n\
+            "name: {vol}\nbackend: docker\nimage: {}\nenv: {{ PORT: \"8080\" }}\nvolumes:\n\
              - {{ name: scratch, mountPath: /scratch, type: emptyDir }}\n\
              - {{ name: data, mountPath: /data, type: persistentVolume }}\n",
             image.tag
@@ -750,15 +765,15 @@ fn docker_undeploy_keeps_only_persistent_volumes() {
         "{{range .Mounts}}{{if eq .Destination \"/scratch\"}}{{.Name}}{{end}}{{end}}",
     );
     assert!(!anonymous.is_empty(), "no volume at /scratch");
-    let named = "shipdeck-vol-development-data";
+    let named = format!("shipdeck-{vol}-development-data");
     assert_eq!(
         engine.labelled(&home.home, &["volume", "ls"]),
-        [named.to_owned()]
+        vec![named.clone()]
     );
 
-    let output = home.undeploy_and_check("vol");
+    let output = home.undeploy_and_check(&vol);
     assert!(output.contains("kept the persistent volumes"), "{output}");
-    assert!(output.contains(named), "{output}");
+    assert!(output.contains(&named), "{output}");
     assert!(
         !engine
             .output(&["volume", "inspect", &anonymous])
@@ -768,11 +783,11 @@ fn docker_undeploy_keeps_only_persistent_volumes() {
     );
     assert_eq!(
         engine.labelled(&home.home, &["volume", "ls"]),
-        [named.to_owned()],
+        vec![named.clone()],
         "the persistent volume is kept"
     );
     assert!(engine.labelled(&home.home, &["network", "ls"]).is_empty());
-    engine.ok(&["volume", "rm", named]);
+    engine.ok(&["volume", "rm", &named]);
     home.finish();
 }
 
