@@ -156,6 +156,20 @@ impl Drop for TestImage {
     }
 }
 
+/// Images that a test built through shipdeck, removed when the test ends.
+struct BuiltImages {
+    engine: Engine,
+    tags: Vec<String>,
+}
+
+impl Drop for BuiltImages {
+    fn drop(&mut self) {
+        for tag in &self.tags {
+            let _ = self.engine.output(&["rmi", "--force", tag]);
+        }
+    }
+}
+
 /// A test home whose containers and volumes are removed when it is dropped,
 /// so that a failing test leaves nothing on the engine. Undeploy and the
 /// checks after it run before that, in the test itself.
@@ -601,6 +615,12 @@ fn docker_builds_image_from_tar_source() {
     let home = DockerHome::new(&engine);
     let built = unique("built");
     let broken = unique("broken");
+    let _images = BuiltImages {
+        engine: engine.clone(),
+        tags: ["rev-1", "rev-2"]
+            .map(|revision| format!("shipdeck/{built}-development:{revision}"))
+            .to_vec(),
+    };
     let port = free_ports(1);
     let archive = home.home.work().join("app.tar");
     let dockerfile = |greeting: &str| {
@@ -693,9 +713,6 @@ fn docker_builds_image_from_tar_source() {
 
     home.undeploy_and_check(&built);
     home.ok(&["undeploy", &broken, "--wait"]);
-    for tag in ["rev-1", "rev-2"] {
-        let _ = engine.output(&["rmi", &format!("shipdeck/{built}-development:{tag}")]);
-    }
     home.finish();
 }
 
