@@ -48,6 +48,9 @@ impl DockerBackend {
     /// Returns the time of the newest captured line of the replica, as an
     /// entry id (nanoseconds since the epoch), so that its adopted log
     /// stream resumes after it.
+    // NOTE: the id is the agent's capture time, a little after the engine's
+    // stamp of the line. A line that the engine stamped in that gap and the
+    // crashed agent never stored is skipped on resume.
     pub(super) fn last_logged(&self, launch: &ReplicaLaunch) -> Option<u64> {
         let query = LogQuery {
             replica: Some(replica_source(&launch.key, launch.index)),
