@@ -283,6 +283,44 @@ pub struct ReplicaView {
         with = "time::serde::rfc3339::option"
     )]
     pub started_at: Option<OffsetDateTime>,
+    /// The container's id, for a replica of `backend: docker`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+    /// The state of the image's own HEALTHCHECK as the Docker engine reports
+    /// it; `None` when the image has none or the replica is no container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_health: Option<ContainerHealth>,
+}
+
+/// The state of a container's HEALTHCHECK, as the Docker engine reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerHealth {
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+impl ContainerHealth {
+    /// Maps the engine's state to the health shipdeck reports: a check that
+    /// has not passed or failed yet is unknown.
+    pub fn as_health(self) -> Health {
+        match self {
+            Self::Starting => Health::Unknown,
+            Self::Healthy => Health::Healthy,
+            Self::Unhealthy => Health::Unhealthy,
+        }
+    }
+}
+
+impl fmt::Display for ContainerHealth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Starting => "starting",
+            Self::Healthy => "healthy",
+            Self::Unhealthy => "unhealthy",
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -7,9 +7,17 @@ pub mod source;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::future::Future;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use crate::model::DeploymentKey;
+use time::OffsetDateTime;
+use tokio::sync::{mpsc, watch};
+
+use crate::manifest::Manifest;
+use crate::model::{ContainerHealth, DeploymentKey};
+use crate::probe::{ProbeOutcome, ProbeTarget};
+use source::{BuildDirs, BuildLog};
 
 /// A port as one replica sees it: the manifest's `containerPort` and the
 /// port the replica really listens on.
@@ -54,6 +62,9 @@ pub struct ContainerLaunch {
     /// image's own working directory.
     pub workdir: Option<String>,
     pub volumes: Vec<crate::manifest::Volume>,
+    /// Whether to follow the container's stats stream: the revision's
+    /// `monitoring.enabled`.
+    pub stats: bool,
 }
 
 impl fmt::Debug for ReplicaLaunch {
@@ -123,6 +134,48 @@ pub enum ReplicaEvent {
     /// The kernel killed a process of a running replica for exceeding the
     /// replica's memory limit; `kills` counts them since the replica started.
     OutOfMemory { id: ReplicaId, kills: u64 },
+    /// The container's HEALTHCHECK changed state, or was read again after
+    /// the engine came back.
+    ContainerHealth {
+        id: ReplicaId,
+        health: ContainerHealth,
+    },
+}
+
+/// Whether a backend reaches the platform its replicas run on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum PlatformState {
+    /// Reachable, or not tried yet.
+    #[default]
+    Reachable,
+    /// Requests fail; `reason` names the address and the error.
+    Unreachable { reason: String },
+}
+
+/// A replica that an earlier agent left on the platform, found by its labels.
+#[derive(Debug, Clone)]
+pub struct FoundReplica {
+    /// The platform's id of the replica (a container id).
+    pub container: String,
+    pub name: String,
+    pub revision: u64,
+    pub slot: u32,
+    pub running: bool,
+    /// Published ports: the container port and the port on 127.0.0.1.
+    pub ports: Vec<(u16, u16)>,
+    pub started_at: Option<OffsetDateTime>,
+    /// Creation time in seconds since the epoch, to prefer the newest of
+    /// two replicas that claim one slot.
+    pub created: i64,
+}
+
+/// A request to build a revision's image from its fetched source tree.
+pub struct ImageBuild {
+    pub key: DeploymentKey,
+    pub deployment_id: String,
+    pub revision: u64,
+    pub dirs: BuildDirs,
+    pub log: BuildLog,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -149,6 +202,8 @@ pub enum BackendError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot take over {name}, which an earlier agent started: {reason}; it is removed and a new replica starts in its place")]
+    CannotAdopt { name: String, reason: String },
 }
 
 /// A replica the backend started.
@@ -156,6 +211,8 @@ pub enum BackendError {
 pub struct StartedReplica {
     pub id: ReplicaId,
     pub pid: Option<u32>,
+    /// The container id, for a replica that runs in a container.
+    pub container: Option<String>,
 }
 
 /// The seam between the engine and a platform.
@@ -172,4 +229,71 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Ends a replica at once, with everything it started.
     fn kill(&self, replica: &StartedReplica);
+
+    /// Returns a receiver of whether the platform is reachable, or `None`
+    /// for a backend that has nothing remote to reach.
+    fn platform(&self) -> Option<watch::Receiver<PlatformState>> {
+        None
+    }
+
+    /// Lists the replicas of a deployment that an earlier agent left behind,
+    /// leaving out those that this agent started.
+    fn find_replicas(
+        &self,
+        _deployment_id: &str,
+    ) -> impl Future<Output = Result<Vec<FoundReplica>, BackendError>> + Send {
+        std::future::ready(Ok(Vec::new()))
+    }
+
+    /// Takes over a replica that [`Backend::find_replicas`] returned: its
+    /// output, its exit and its metrics, as if this agent had started it.
+    fn adopt(
+        &self,
+        found: FoundReplica,
+        _launch: ReplicaLaunch,
+        _events: mpsc::Sender<ReplicaEvent>,
+    ) -> impl Future<Output = Result<StartedReplica, BackendError>> + Send {
+        std::future::ready(Err(BackendError::CannotAdopt {
+            name: found.name,
+            reason: "this backend cannot take over replicas".to_owned(),
+        }))
+    }
+
+    /// Removes a found replica that no current replica claims, and returns
+    /// once it is gone, so that a replacement can take its name.
+    fn discard(&self, _found: &FoundReplica) -> impl Future<Output = ()> + Send {
+        std::future::ready(())
+    }
+
+    /// Tells whether replicas keep running when the agent stops, for the
+    /// next agent to adopt, rather than stopping with it.
+    fn replicas_outlive_agent(&self) -> bool {
+        false
+    }
+
+    /// Runs one probe of a replica. Exec probes run where the replica runs.
+    fn probe(
+        &self,
+        _replica: &StartedReplica,
+        target: ProbeTarget,
+        timeout: Duration,
+        workdir: PathBuf,
+    ) -> impl Future<Output = ProbeOutcome> + Send + 'static {
+        async move { crate::probe::run(&target, timeout, &workdir).await }
+    }
+
+    /// Builds a revision's image from its fetched source tree and returns the
+    /// image id, or `None` for a backend that runs the tree itself.
+    fn build_image(
+        &self,
+        _build: ImageBuild,
+    ) -> impl Future<Output = Result<Option<String>, BackendError>> + Send {
+        std::future::ready(Ok(None))
+    }
+
+    /// Describes what an undeploy of a deployment with `spec` leaves on the
+    /// platform on purpose, such as volumes that hold data.
+    fn kept_after_undeploy(&self, _key: &DeploymentKey, _spec: &Manifest) -> Option<String> {
+        None
+    }
 }

@@ -269,7 +269,11 @@ impl Backend for ProcessBackend {
             watchdog_kills: Arc::clone(&self.watchdog_kills),
         };
         tokio::spawn(wait_for_exit(child, exit, events));
-        Ok(StartedReplica { id, pid })
+        Ok(StartedReplica {
+            id,
+            pid,
+            container: None,
+        })
     }
 
     fn request_stop(&self, replica: &StartedReplica, signal: StopSignal) {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use tokio::io::DuplexStream;
 use tokio::process::Command;
 
 use crate::logs::{CaptureTarget, LogHub, Stream};
@@ -19,6 +20,13 @@ const BUILD_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// Name of the file, beside the tree, that marks a finished build.
 const DONE_MARKER: &str = "build.done";
+
+/// Name of the file, beside the tree, that contains the id of the image a
+/// container backend built from the tree.
+const IMAGE_FILE: &str = "image.id";
+
+/// Room in a build output pipe; a full pipe makes the writer wait.
+const PIPE_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -66,6 +74,23 @@ impl BuildDirs {
     pub fn is_done(&self) -> bool {
         self.root.join(DONE_MARKER).is_file()
     }
+
+    /// Returns the id of the image built from this tree, if one was.
+    pub fn image_id(&self) -> Option<String> {
+        let text = fs::read_to_string(self.root.join(IMAGE_FILE)).ok()?;
+        let id = text.trim();
+        (!id.is_empty()).then(|| id.to_owned())
+    }
+
+    /// Records the id of the image built from this tree, so that a rollback
+    /// to the revision runs the same image.
+    pub fn set_image_id(&self, id: &str) -> Result<(), SourceError> {
+        fs::write(self.root.join(IMAGE_FILE), id).map_err(|source| SourceError::Io {
+            action: "recording the built image id",
+            path: self.root.clone(),
+            source,
+        })
+    }
 }
 
 /// The destination of a build's output: log entries of the deployment, marked as
@@ -89,8 +114,16 @@ impl BuildLog {
     }
 
     /// Stores `text` (shipdeck's own notes, or output collected at once).
-    async fn write(&self, stream: Stream, text: &[u8]) {
+    pub async fn write(&self, stream: Stream, text: &[u8]) {
         self.hub.write_text(self.target(stream), text).await;
+    }
+
+    /// Opens a pipe whose lines are stored as build output on `stream`. Drop
+    /// the writer, then await the handle, to store a last partial line.
+    pub fn pipe(&self, stream: Stream) -> (DuplexStream, tokio::task::JoinHandle<()>) {
+        let (writer, reader) = tokio::io::duplex(PIPE_BYTES);
+        let capture = self.hub.capture(self.target(stream), reader);
+        (writer, capture)
     }
 }
 

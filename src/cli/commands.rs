@@ -20,7 +20,7 @@ use crate::api::wire::{
 use crate::home::Home;
 use crate::logs::{format_time, keep_colours, sanitize_for_terminal, FollowItem, LogEntry};
 use crate::manifest::ManifestDuration;
-use crate::model::{DeploymentView, Event, HealthView, HistoryEntry};
+use crate::model::{DeploymentView, Event, HealthView, HistoryEntry, ReplicaView};
 
 /// Runs a client subcommand and returns what to print on standard output.
 pub async fn run(home: &Home, command: Command) -> Result<String, CliError> {
@@ -360,32 +360,53 @@ fn describe(d: &DeploymentView) -> String {
         out.push_str(&format!("\nreason: {}\n", sanitize_for_terminal(reason)));
     }
     if !d.replica_details.is_empty() {
-        let mut table = Table::new(vec![
-            "REPLICA",
-            "REVISION",
-            "PID",
-            "PORT",
-            "STATE",
-            "READY",
-            "RESTARTS",
-            "LAST EXIT",
-        ]);
-        for r in &d.replica_details {
-            table.row(vec![
-                r.index.to_string(),
-                r.revision.to_string(),
-                r.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
-                r.port.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
-                r.state.to_string(),
-                r.ready.to_string(),
-                r.restarts.to_string(),
-                r.last_exit.clone().unwrap_or_else(|| "-".into()),
-            ]);
-        }
         out.push('\n');
-        out.push_str(&table.render());
+        out.push_str(&replica_table(&d.replica_details));
     }
     out
+}
+
+/// Renders one line per replica. Containers add their id and HEALTHCHECK state.
+fn replica_table(replicas: &[ReplicaView]) -> String {
+    let containers = replicas.iter().any(|r| r.container.is_some());
+    let mut header = vec![
+        "REPLICA",
+        "REVISION",
+        "PID",
+        "PORT",
+        "STATE",
+        "READY",
+        "RESTARTS",
+        "LAST EXIT",
+    ];
+    if containers {
+        header.extend(["CONTAINER", "HEALTHCHECK"]);
+    }
+    let mut table = Table::new(header);
+    let dash = || "-".to_owned();
+    for r in replicas {
+        let mut row = vec![
+            r.index.to_string(),
+            r.revision.to_string(),
+            r.pid.map_or_else(dash, |p| p.to_string()),
+            r.port.map_or_else(dash, |p| p.to_string()),
+            r.state.to_string(),
+            r.ready.to_string(),
+            r.restarts.to_string(),
+            r.last_exit.clone().unwrap_or_else(dash),
+        ];
+        if containers {
+            row.push(r.container.as_deref().map_or_else(dash, short_id));
+            row.push(r.container_health.map_or_else(dash, |h| h.to_string()));
+        }
+        table.row(row);
+    }
+    table.render()
+}
+
+/// Returns the first 12 characters of a container id, as `docker ps` shows it.
+fn short_id(id: &str) -> String {
+    id.chars().take(12).collect()
 }
 
 async fn history(home: &Home, args: TargetArgs) -> Result<String, CliError> {

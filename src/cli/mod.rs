@@ -86,7 +86,8 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Change the number of replicas
     Scale(ScaleArgs),
-    /// Show the health checks of every replica
+    /// Show the health checks of every replica, with the containers' own HEALTHCHECK
+    #[command(alias = "status")]
     Health(TargetArgs),
     /// Stop every replica and mark the deployment undeployed; its history stays
     Undeploy(UndeployArgs),

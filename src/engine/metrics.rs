@@ -3,7 +3,8 @@
 //!
 //! One task sweeps /proc once a second for the deployments whose interval
 //! is due, so that two hundred replicas cost one pass over /proc rather than
-//! two hundred.
+//! two hundred. Docker replicas are measured from the newest sample of
+//! each container's stats stream instead, which the Docker backend keeps.
 //!
 //! Deployments with `monitoring.scrape` are scraped at the same interval,
 //! each scrape in a task of its own whose result the next sweep stores, so
@@ -11,6 +12,8 @@
 //!
 //! Alert rules of `monitoring.alerts` are evaluated on each collected value,
 //! and their transitions (firing, repeat, resolved) are recorded as events.
+
+mod containers;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -26,8 +29,7 @@ use super::scrape::{self, ScrapeOutcome};
 use super::supervisor::Snapshot;
 use super::{Engine, EngineError};
 use crate::endpoint::{EndpointStats, LatencyHistogram};
-use crate::manifest::Manifest;
-use crate::manifest::{metric_group, BUILT_IN_METRICS, METRIC_GROUPS};
+use crate::manifest::{metric_group, BackendKind, Manifest, BUILT_IN_METRICS, METRIC_GROUPS};
 use crate::model::Deployment;
 use crate::model::{PointView, SeriesView};
 use crate::monitor::alerts::{AlertRule, AlertState, AlertTransition};
@@ -36,12 +38,16 @@ use crate::monitor::exposition::{self, Exposition};
 use crate::monitor::scrape::{canonical_series, ReplicaKey, ScrapeMemory};
 use crate::monitor::series::{align, rollup, AlignedPoint, SeriesRetention, MINUTE_MS};
 use crate::store::Resolution;
+use containers::{ContainerRates, Measured};
 
 /// How often the task wakes to see which deployments are due.
 const TICK: Duration = Duration::from_secs(1);
 
 /// Collection interval when the manifest gives none.
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The network series that a Docker deployment takes from its containers.
+const NETWORK_BYTES: [&str; 2] = ["network_bytes_in", "network_bytes_out"];
 
 /// Scrape results waiting for the collector; more are dropped as gaps.
 const SCRAPE_QUEUE: usize = 64;
@@ -143,6 +149,7 @@ impl Settings {
 /// The collection task's memory between sweeps.
 struct Collector {
     rates: CpuRates,
+    containers: ContainerRates,
     /// Settings per deployment id and revision, so the spec is read once.
     settings: HashMap<(String, u64), Settings>,
     last_run: HashMap<String, Instant>,
@@ -177,6 +184,7 @@ impl Collector {
         let (sender, results) = mpsc::channel(SCRAPE_QUEUE);
         Self {
             rates: CpuRates::default(),
+            containers: ContainerRates::default(),
             settings: HashMap::new(),
             last_run: HashMap::new(),
             last_rollup: HashMap::new(),
@@ -234,6 +242,11 @@ impl Collector {
             .flat_map(|snapshot| snapshot.replicas.iter().filter_map(|replica| replica.pid))
             .filter_map(|pid| i32::try_from(pid).ok())
             .collect();
+        let live_containers: HashSet<String> = snapshots
+            .iter()
+            .flat_map(|snapshot| &snapshot.replicas)
+            .filter_map(|replica| replica.container.clone())
+            .collect();
 
         let due: Vec<(Snapshot, Settings)> = snapshots
             .into_iter()
@@ -249,8 +262,10 @@ impl Collector {
             return Ok(());
         }
 
+        // Docker replicas are measured from their stats streams instead.
         let groups: HashSet<i32> = due
             .iter()
+            .filter(|(snapshot, _)| snapshot.deployment.backend != BackendKind::Docker)
             .flat_map(|(snapshot, _)| snapshot.replicas.iter().filter_map(|replica| replica.pid))
             .filter_map(|pid| i32::try_from(pid).ok())
             .collect();
@@ -265,8 +280,15 @@ impl Collector {
         for (snapshot, settings) in &due {
             self.last_run.insert(snapshot.deployment.id.clone(), now);
             self.start_scrape(snapshot, settings, time_ms);
-            let mut values = self.values(snapshot, settings, &usage, now, host_memory);
-            values.extend(self.traffic_values(snapshot, now));
+            let measured = self.measure(engine, snapshot, &usage, now);
+            let mut values = self.values(snapshot, settings, &measured, host_memory);
+            let mut traffic = self.traffic_values(snapshot, now);
+            if snapshot.deployment.backend == BackendKind::Docker {
+                // The containers' own counters replace the stable endpoints'
+                // bytes, and also count traffic that bypasses the endpoints.
+                traffic.retain(|(series, _)| !NETWORK_BYTES.contains(series));
+            }
+            values.extend(traffic);
             values.retain(|(series, _)| settings.groups.collects(series));
             store_values(engine, &snapshot.deployment.id, time_ms, &values)?;
             self.evaluate_alerts(engine, snapshot, &values, |rule| {
@@ -275,7 +297,39 @@ impl Collector {
             self.roll_up(engine, &snapshot.deployment.id, time_ms, settings.retention)?;
         }
         self.rates.retain(&live);
+        self.containers
+            .retain(&live_containers.iter().map(String::as_str).collect());
         Ok(())
+    }
+
+    /// Measures the CPU, memory and network of a deployment's replicas: from
+    /// /proc for processes, from the stats streams for containers.
+    fn measure(
+        &mut self,
+        engine: &Engine,
+        snapshot: &Snapshot,
+        usage: &HashMap<i32, crate::monitor::collect::GroupUsage>,
+        now: Instant,
+    ) -> Measured {
+        if snapshot.deployment.backend == BackendKind::Docker {
+            return self
+                .containers
+                .measure(&engine.docker, &snapshot.replicas, now);
+        }
+        let mut measured = Measured::default();
+        for pid in snapshot.replicas.iter().filter_map(|replica| replica.pid) {
+            let Ok(pgid) = i32::try_from(pid) else {
+                continue;
+            };
+            let Some(group) = usage.get(&pgid) else {
+                continue;
+            };
+            if let Some(used) = self.rates.cores(pgid, group.cpu_ticks, now) {
+                *measured.cores.get_or_insert(0.0) += used;
+            }
+            *measured.memory_bytes.get_or_insert(0u64) += group.rss_bytes;
+        }
+        measured
     }
 
     /// Starts a scrape of the deployment's ready replicas, unless the last
@@ -554,25 +608,10 @@ impl Collector {
         &mut self,
         snapshot: &Snapshot,
         settings: &Settings,
-        usage: &HashMap<i32, crate::monitor::collect::GroupUsage>,
-        now: Instant,
+        measured: &Measured,
         host_memory: Option<u64>,
     ) -> Vec<(&'static str, f64)> {
-        let mut cores = None;
-        let mut memory = None;
-        for pid in snapshot.replicas.iter().filter_map(|replica| replica.pid) {
-            let Ok(pgid) = i32::try_from(pid) else {
-                continue;
-            };
-            let Some(group) = usage.get(&pgid) else {
-                continue;
-            };
-            if let Some(used) = self.rates.cores(pgid, group.cpu_ticks, now) {
-                *cores.get_or_insert(0.0) += used;
-            }
-            *memory.get_or_insert(0u64) += group.rss_bytes;
-        }
-
+        let (cores, memory) = (measured.cores, measured.memory_bytes);
         let replicas = snapshot.replicas.len();
         let mut values = vec![
             (
@@ -605,6 +644,10 @@ impl Collector {
             if let Some(capacity) = capacity {
                 values.push(("memory_percentage", bytes as f64 / capacity as f64 * 100.0));
             }
+        }
+        if let Some((bytes_in, bytes_out)) = measured.network {
+            values.push(("network_bytes_in", bytes_in));
+            values.push(("network_bytes_out", bytes_out));
         }
         values
     }

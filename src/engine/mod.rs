@@ -221,7 +221,7 @@ impl Engine {
         let logs = LogHub::start(store.clone());
         let backend = Arc::new(ProcessBackend::new(home.root(), logs.clone()));
         let docker = Arc::new(DockerBackend::new(home.root(), logs.clone()));
-        prepare_docker(&docker);
+        docker.prepare();
         let swept = backend.sweep_orphans();
         if swept > 0 {
             tracing::warn!(groups = swept, "ended replicas left by an earlier agent");
@@ -244,6 +244,7 @@ impl Engine {
         engine.seed_config()?;
         engine.load_alerts()?;
         let resumed = engine.resume_all()?;
+        engine.sweep_docker_leftovers();
         engine.record_start(resumed, swept);
         engine.start_metrics();
         Ok(engine)
@@ -270,6 +271,23 @@ impl Engine {
         if let Err(error) = self.store.append_event(event) {
             tracing::error!(%error, "saving the agent start event failed");
         }
+    }
+
+    /// Removes the containers an earlier agent left for deployments that no
+    /// supervisor runs (undeployed, failed or deleted ones). Each supervisor
+    /// adopts or removes its own deployment's containers.
+    fn sweep_docker_leftovers(self: &Arc<Self>) {
+        let engine = Arc::downgrade(self);
+        self.docker.sweep_unclaimed(move |deployment_id| {
+            // An engine that is gone claims everything: nothing is removed
+            // while the agent stops.
+            engine.upgrade().is_none_or(|engine| {
+                engine
+                    .supervisors_guard()
+                    .get(deployment_id)
+                    .is_some_and(|handle| !handle.commands.is_closed())
+            })
+        });
     }
 
     /// Starts a supervisor for every deployment that should run; returns how many.
@@ -1249,25 +1267,12 @@ fn check_supported(spec: &Manifest) -> Result<(), EngineError> {
             "backend",
             "backend kubernetes is not supported yet; use backend: process or docker",
         ),
-        BackendKind::Docker if spec.source.is_some() => unsupported(
-            "source",
-            "backend: docker cannot build images from source yet; build the image \
-             (docker build -t NAME .) and set image: NAME instead of source",
+        BackendKind::Docker if spec.build.is_some() => unsupported(
+            "build.command",
+            "build.command is for backend: process; backend: docker builds the image from \
+             the Dockerfile at the top of the source, so remove build",
         ),
-        BackendKind::Docker => {
-            let exec = |probe: &Option<manifest::Probe>| {
-                probe
-                    .as_ref()
-                    .is_some_and(|p| p.kind == manifest::ProbeKind::Exec)
-            };
-            if exec(&spec.health_check) || exec(&spec.liveness_check) {
-                return unsupported(
-                    "healthCheck.type",
-                    "exec probes are not supported with backend: docker yet; use type: http or tcp",
-                );
-            }
-            Ok(())
-        }
+        BackendKind::Docker => Ok(()),
     }
 }
 
@@ -1287,17 +1292,6 @@ fn check_same_backend(spec: &Manifest, existing: Option<&Deployment>) -> Result<
         }
         _ => Ok(()),
     }
-}
-
-/// Connects to the Docker engine in the background, so that containers an
-/// earlier agent left go away even when no docker deployment starts soon.
-fn prepare_docker(docker: &Arc<DockerBackend>) {
-    let docker = Arc::clone(docker);
-    tokio::spawn(async move {
-        if let Err(error) = docker.prepare().await {
-            tracing::debug!(%error, "no Docker engine at start; docker deployments connect when they start");
-        }
-    });
 }
 
 fn matches_query(view: &DeploymentView, query: &ListQuery) -> bool {

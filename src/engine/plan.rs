@@ -20,6 +20,9 @@ pub struct RevisionPlan {
     pub spec: Manifest,
     /// Where replicas start: the build tree for a `source`, else `run.workdir`.
     pub workdir: PathBuf,
+    /// The id of the image built from `source` for a container backend,
+    /// which replaces `image`.
+    pub image: Option<String>,
 }
 
 pub type SharedPlan = Arc<RevisionPlan>;
@@ -115,9 +118,14 @@ impl RevisionPlan {
             return None;
         }
         Some(ContainerLaunch {
-            image: self.spec.image.clone()?,
+            image: self.image.clone().or_else(|| self.spec.image.clone())?,
             workdir: self.spec.run.as_ref().and_then(|run| run.workdir.clone()),
             volumes: self.spec.volumes.clone(),
+            stats: self
+                .spec
+                .monitoring
+                .as_ref()
+                .is_none_or(|monitoring| monitoring.enabled),
         })
     }
 
@@ -226,6 +234,7 @@ mod tests {
             revision: 1,
             spec: manifest,
             workdir: PathBuf::from("/"),
+            image: None,
         };
 
         let ports: Vec<(u16, bool)> = plan.stable_ports().collect();

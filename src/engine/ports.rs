@@ -40,6 +40,20 @@ impl PortLease {
         None
     }
 
+    /// Leases `port`, which a replica that this agent adopted already
+    /// uses, unless another replica holds it.
+    pub fn claim(port: u16) -> Option<PortLease> {
+        let mut leased = LEASED
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !leased.insert(port) {
+            // Not `then_some`: a lease built and dropped here would free the
+            // other replica's port, and its drop would wait on this lock.
+            return None;
+        }
+        Some(PortLease { port })
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -64,6 +78,16 @@ mod tests {
         let distinct: HashSet<u16> = leases.iter().map(PortLease::port).collect();
         assert_eq!(leases.len(), 200);
         assert_eq!(distinct.len(), 200);
+    }
+
+    #[test]
+    fn claim_rejects_a_held_port() {
+        let lease = PortLease::acquire().unwrap();
+
+        assert!(PortLease::claim(lease.port()).is_none());
+        let port = lease.port();
+        drop(lease);
+        assert!(PortLease::claim(port).is_some());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use super::backoff::Backoff;
 use super::plan::SharedPlan;
 use super::ports::PortLease;
 use crate::backend::{AssignedPort, ExitReason, ReplicaId, StartedReplica};
-use crate::model::{ReplicaState, ReplicaView};
+use crate::model::{ContainerHealth, ReplicaState, ReplicaView};
 use crate::probe::ProbeTarget;
 
 /// The schedule and counters of one probe of one replica.
@@ -79,6 +79,9 @@ pub struct Replica {
     /// The stop was requested by a failing liveness probe: the replica is
     /// restarted once it has ended, as after a crash.
     pub restart_after_stop: bool,
+    /// The state of the container's own HEALTHCHECK, for a container whose
+    /// image has one.
+    pub container_health: Option<ContainerHealth>,
 }
 
 impl Replica {
@@ -127,6 +130,8 @@ impl Replica {
                 .last_exit
                 .map(|exit| describe_exit(exit, self.last_exit_oom)),
             started_at: self.started_at,
+            container: self.handle.as_ref().and_then(|h| h.container.clone()),
+            container_health: self.container_health,
         }
     }
 }

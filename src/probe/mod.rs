@@ -59,7 +59,7 @@ pub struct ProbeOutcome {
 }
 
 impl ProbeOutcome {
-    fn pass(message: String) -> Self {
+    pub fn pass(message: String) -> Self {
         Self {
             success: true,
             message,
@@ -67,7 +67,7 @@ impl ProbeOutcome {
         }
     }
 
-    fn fail(message: String) -> Self {
+    pub fn fail(message: String) -> Self {
         Self {
             success: false,
             message,

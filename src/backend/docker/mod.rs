@@ -7,32 +7,48 @@
 //! only containers with this home's label. A container is removed once it
 //! exits (anonymous volumes with it), and a restart starts a new one.
 //!
+//! Containers outlive the agent: an agent that stops, or crashes, leaves
+//! them running, and the next agent of the same home adopts them by their
+//! labels. While the engine does not respond, the backend reports the
+//! platform as unreachable and every container task waits for the engine
+//! to come back, then looks at its container again.
+//!
 //! The container environment contains the rendered secrets, and anyone who can
 //! run `docker inspect` on the host can read it.
 
+mod adopt;
+mod build;
+mod events;
+mod exec;
 mod logs;
 pub mod spec;
+pub mod stats;
+mod watch;
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use bollard::errors::Error as EngineError;
-use bollard::models::{ContainerInspectResponse, ContainerState};
+use bollard::models::{ContainerInspectResponse, HealthStatusEnum};
 use bollard::query_parameters::{
-    CreateContainerOptions, CreateImageOptions, KillContainerOptions, ListContainersOptions,
-    RemoveContainerOptions,
+    CreateContainerOptions, CreateImageOptions, KillContainerOptions, RemoveContainerOptions,
 };
 use bollard::Docker;
 use futures_util::StreamExt;
-use tokio::sync::{mpsc, OnceCell};
+use tokio::sync::{mpsc, watch as channel, OnceCell};
 
 use super::{
-    Backend, BackendError, ExitReason, ReplicaEvent, ReplicaId, ReplicaLaunch, StartedReplica,
+    Backend, BackendError, FoundReplica, ImageBuild, PlatformState, ReplicaEvent, ReplicaId,
+    ReplicaLaunch, StartedReplica,
 };
 use crate::logs::{CaptureTarget, LogHub, Stream};
-use crate::manifest::StopSignal;
+use crate::manifest::{Manifest, StopSignal};
+use crate::model::{ContainerHealth, DeploymentKey};
+use crate::probe::{ProbeOutcome, ProbeTarget};
+pub use stats::StatsSample;
 
 /// The engine's address when `DOCKER_HOST` is not set, as the docker CLI uses.
 const DEFAULT_HOST: &str = "unix:///var/run/docker.sock";
@@ -45,6 +61,14 @@ const ID_BASE: u64 = 1 << 63;
 /// exit code; signal numbers on Linux stay below 65.
 const SIGNAL_EXIT_BASE: i64 = 128;
 const MAX_SIGNAL: i64 = 64;
+
+/// Pause before a container task sends a request again after one failed,
+/// so that an engine that is going away gets no requests in a loop.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// Prefix of the ids of images that shipdeck built; such an image is never
+/// pulled, because no registry has it.
+const IMAGE_ID_PREFIX: &str = "sha256:";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DockerError {
@@ -60,8 +84,24 @@ pub enum DockerError {
         #[source]
         source: EngineError,
     },
+    #[error("image {image} that revision {revision} was built as is no longer on the Docker engine; deploy the source again to build a new revision")]
+    BuiltImageGone { image: String, revision: u64 },
     #[error("backend: docker needs `image`; set it to the image to run")]
     MissingImage,
+    #[error("the source of revision {revision} has no Dockerfile at {path}; add one at the top of the source")]
+    MissingDockerfile { revision: u64, path: PathBuf },
+    #[error("docker build of revision {revision} failed: {message}{}", last_lines(.tail))]
+    Build {
+        revision: u64,
+        message: String,
+        tail: Vec<String>,
+    },
+    #[error("packing the build context {path} failed: {source}")]
+    Context {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("Docker engine request to {action} {target} failed: {source}")]
     Request {
         action: &'static str,
@@ -71,100 +111,194 @@ pub enum DockerError {
     },
 }
 
+fn last_lines(tail: &[String]) -> String {
+    if tail.is_empty() {
+        return String::new();
+    }
+    format!("; last lines of its output:\n{}", tail.join("\n"))
+}
+
 pub struct DockerBackend {
-    /// The engine address, for messages.
-    address: String,
-    /// The value of the home label on this agent's containers.
-    home: String,
     /// Connected and version-negotiated on first use; a failed attempt is
     /// retried on the next use, so the backend recovers once the engine
     /// responds again.
     connection: OnceCell<Docker>,
-    containers: Arc<Mutex<HashMap<ReplicaId, String>>>,
+    shared: Arc<Shared>,
     next_id: AtomicU64,
     logs: LogHub,
+}
+
+/// State that the backend shares with the tasks that follow its containers.
+struct Shared {
+    /// The engine address, for messages.
+    address: String,
+    /// The value of the home label on this agent's containers.
+    home: String,
+    tracked: Mutex<HashMap<ReplicaId, Tracked>>,
+    platform: channel::Sender<PlatformState>,
+    /// Whether the engine ever responded to this agent.
+    reached: AtomicBool,
+    /// The newest stats sample of each tracked container, by container id.
+    samples: Mutex<HashMap<String, StatsSample>>,
+}
+
+/// A container this agent follows.
+struct Tracked {
+    container: String,
+    events: mpsc::Sender<ReplicaEvent>,
+    /// The task following the stats stream, when metrics are collected.
+    stats: Option<tokio::task::AbortHandle>,
+}
+
+impl Shared {
+    fn untrack(&self, id: ReplicaId) {
+        let Some(tracked) = lock(&self.tracked).remove(&id) else {
+            return;
+        };
+        if let Some(stats) = tracked.stats {
+            stats.abort();
+        }
+        lock(&self.samples).remove(&tracked.container);
+    }
+
+    fn is_tracked(&self, container: &str) -> bool {
+        lock(&self.tracked)
+            .values()
+            .any(|tracked| tracked.container == container)
+    }
+
+    /// Returns the replica and the event channel of a tracked container.
+    fn replica_of(&self, container: &str) -> Option<(ReplicaId, mpsc::Sender<ReplicaEvent>)> {
+        lock(&self.tracked)
+            .iter()
+            .find(|(_, tracked)| tracked.container == container)
+            .map(|(id, tracked)| (*id, tracked.events.clone()))
+    }
+
+    fn set_platform(&self, state: PlatformState) {
+        if state == PlatformState::Reachable {
+            self.reached.store(true, Ordering::Relaxed);
+        }
+        self.platform.send_if_modified(|current| {
+            if *current == state {
+                return false;
+            }
+            match &state {
+                PlatformState::Reachable => {
+                    tracing::info!(address = %self.address, "the Docker engine responds")
+                }
+                // An agent that never reached an engine may have no Docker
+                // deployments at all, so that is no warning.
+                PlatformState::Unreachable { reason } if self.reached.load(Ordering::Relaxed) => {
+                    tracing::warn!(address = %self.address, %reason, "the Docker engine does not respond")
+                }
+                PlatformState::Unreachable { reason } => {
+                    tracing::info!(address = %self.address, %reason, "no Docker engine responds; docker deployments wait for one")
+                }
+            }
+            *current = state;
+            true
+        });
+    }
+
+    /// Waits a moment, then until the engine responds.
+    async fn wait_reachable(&self) {
+        tokio::time::sleep(RETRY).await;
+        let mut platform = self.platform.subscribe();
+        // `self` owns the sender, so the receiver never sees it closed.
+        let _ = platform
+            .wait_for(|state| *state == PlatformState::Reachable)
+            .await;
+    }
 }
 
 impl DockerBackend {
     /// Creates the backend without contacting the engine.
     pub fn new(home: &Path, logs: LogHub) -> Self {
         let address = std::env::var("DOCKER_HOST").unwrap_or_else(|_| DEFAULT_HOST.to_owned());
+        let (platform, _) = channel::channel(PlatformState::Reachable);
         Self {
-            address,
-            home: home.display().to_string(),
             connection: OnceCell::new(),
-            containers: Arc::new(Mutex::new(HashMap::new())),
+            shared: Arc::new(Shared {
+                address,
+                home: home.display().to_string(),
+                tracked: Mutex::new(HashMap::new()),
+                platform,
+                reached: AtomicBool::new(false),
+                samples: Mutex::new(HashMap::new()),
+            }),
             next_id: AtomicU64::new(ID_BASE + 1),
             logs,
         }
     }
 
-    /// Connects to the engine, if it responds, and removes the containers an
-    /// earlier agent of this home left behind.
-    pub async fn prepare(&self) -> Result<(), DockerError> {
-        self.docker().await.map(|_| ())
+    /// Starts watching the engine: whether it responds, and the health of
+    /// this home's containers. Runs until the backend is dropped.
+    pub fn prepare(self: &Arc<Self>) {
+        tokio::spawn(events::watch_engine(Arc::downgrade(self)));
+    }
+
+    /// Returns the newest stats sample of a container this agent follows.
+    pub fn stats_sample(&self, container: &str) -> Option<StatsSample> {
+        lock(&self.shared.samples).get(container).cloned()
+    }
+
+    /// Removes this home's containers whose deployment `claimed` does not
+    /// name, once the engine responds: those of deployments that no longer
+    /// run, left by an earlier agent.
+    pub fn sweep_unclaimed(
+        self: &Arc<Self>,
+        claimed: impl Fn(&str) -> bool + Send + Sync + 'static,
+    ) {
+        let backend = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                match backend.remove_unclaimed(&claimed).await {
+                    Ok(()) => return,
+                    Err(error) => {
+                        tracing::debug!(%error, "cannot look for containers of earlier agents yet");
+                        backend.shared.wait_reachable().await;
+                    }
+                }
+            }
+        });
     }
 
     async fn docker(&self) -> Result<&Docker, DockerError> {
-        self.connection
-            .get_or_try_init(|| async {
-                let docker = self.connect().await?;
-                let removed = self.remove_leftovers(&docker).await?;
-                if removed > 0 {
-                    tracing::warn!(
-                        containers = removed,
-                        "removed containers left by an earlier agent"
-                    );
-                }
-                Ok(docker)
-            })
-            .await
+        self.connection.get_or_try_init(|| self.connect()).await
     }
 
     async fn connect(&self) -> Result<Docker, DockerError> {
+        let address = &self.shared.address;
         let unreachable = |source| DockerError::Unreachable {
-            address: self.address.clone(),
+            address: address.clone(),
             source,
         };
-        let docker = Docker::connect_with_host(&self.address).map_err(unreachable)?;
+        let docker = Docker::connect_with_host(address).map_err(unreachable)?;
         let docker = docker.negotiate_version().await.map_err(unreachable)?;
-        tracing::info!(address = %self.address, api = %docker.client_version(), "connected to the Docker engine");
+        tracing::info!(%address, api = %docker.client_version(), "connected to the Docker engine");
         Ok(docker)
     }
 
-    /// Removes every container with this home's label. It runs before the
-    /// first container of this agent starts, so all it finds are leftovers.
-    // NOTE: running containers of the current revision are replaced rather
-    // than adopted: the supervisor has no way yet to take over a replica it
-    // did not start, so an agent crash costs one restart of each container.
-    async fn remove_leftovers(&self, docker: &Docker) -> Result<usize, DockerError> {
-        let filters = HashMap::from([(
-            "label".to_owned(),
-            vec![format!("{}={}", spec::LABEL_HOME, self.home)],
-        )]);
-        let options = ListContainersOptions {
-            all: true,
-            filters: Some(filters),
-            ..Default::default()
-        };
-        let found = docker
-            .list_containers(Some(options))
-            .await
-            .map_err(|source| DockerError::Request {
-                action: "list",
-                target: "containers".to_owned(),
+    /// Turns a failed request into the error to report: one that shows the
+    /// engine does not respond names its address.
+    fn request_error(
+        &self,
+        action: &'static str,
+        target: &str,
+        source: EngineError,
+    ) -> DockerError {
+        if is_connection_error(&source) {
+            return DockerError::Unreachable {
+                address: self.shared.address.clone(),
                 source,
-            })?;
-        let ids: Vec<String> = found.into_iter().filter_map(|c| c.id).collect();
-        for id in &ids {
-            tracing::warn!(container = %id, "removing a container left by an earlier agent");
-            remove(docker, id).await;
+            };
         }
-        Ok(ids.len())
+        request_error(action, target, source)
     }
 
     fn container_of(&self, replica: &StartedReplica) -> Option<String> {
-        lock(&self.containers).get(&replica.id).cloned()
+        replica.container.clone()
     }
 
     /// Creates and starts the container; returns its id and inspect data.
@@ -174,28 +308,201 @@ impl DockerBackend {
         launch: &ReplicaLaunch,
     ) -> Result<(String, ContainerInspectResponse), BackendError> {
         let container = launch.container.as_ref().ok_or(DockerError::MissingImage)?;
-        ensure_image(docker, &container.image).await?;
-        let body = spec::container_body(launch, container, &self.home)?;
+        self.ensure_image(docker, &container.image, launch.revision)
+            .await?;
+        self.ensure_volumes(docker, launch, container).await?;
+        let body = spec::container_body(launch, container, &self.shared.home)?;
         let name = spec::container_name(launch);
         let options = CreateContainerOptions {
             name: Some(name.clone()),
             ..Default::default()
         };
-        let created = docker
-            .create_container(Some(options), body)
+        let created = match docker
+            .create_container(Some(options.clone()), body.clone())
             .await
-            .map_err(|source| request_error("create", &name, source))?;
-        let id = created.id;
+        {
+            Err(EngineError::DockerResponseServerError {
+                status_code: 409, ..
+            }) if self.remove_leftover(docker, &name).await => {
+                docker.create_container(Some(options), body).await
+            }
+            other => other,
+        };
+        let id = created
+            .map_err(|source| self.request_error("create", &name, source))?
+            .id;
         if let Err(source) = docker.start_container(&id, None).await {
             remove(docker, &id).await;
-            return Err(request_error("start", &name, source).into());
+            return Err(self.request_error("start", &name, source).into());
         }
         match docker.inspect_container(&id, None).await {
             Ok(info) => Ok((id, info)),
             Err(source) => {
                 remove(docker, &id).await;
-                Err(request_error("inspect", &name, source).into())
+                Err(self.request_error("inspect", &name, source).into())
             }
+        }
+    }
+
+    /// Removes the container named `name` if this home made it and no
+    /// replica of this agent runs in it: one that an earlier agent left, or
+    /// whose removal failed. Returns whether it removed one.
+    async fn remove_leftover(&self, docker: &Docker, name: &str) -> bool {
+        let Ok(info) = docker.inspect_container(name, None).await else {
+            return false;
+        };
+        let home = info
+            .config
+            .as_ref()
+            .and_then(|config| config.labels.as_ref())
+            .and_then(|labels| labels.get(spec::LABEL_HOME));
+        let Some(id) = info.id.as_deref() else {
+            return false;
+        };
+        if home != Some(&self.shared.home) || self.shared.is_tracked(id) {
+            return false;
+        }
+        tracing::warn!(
+            container = name,
+            "removing a leftover container that holds the name of a new replica"
+        );
+        remove(docker, id).await;
+        true
+    }
+
+    /// Pulls the image unless the engine has it already. An image that
+    /// shipdeck built (named by its id) is never pulled.
+    async fn ensure_image(
+        &self,
+        docker: &Docker,
+        image: &str,
+        revision: u64,
+    ) -> Result<(), DockerError> {
+        match docker.inspect_image(image).await {
+            Ok(_) => return Ok(()),
+            Err(EngineError::DockerResponseServerError {
+                status_code: 404, ..
+            }) if image.starts_with(IMAGE_ID_PREFIX) => {
+                return Err(DockerError::BuiltImageGone {
+                    image: image.to_owned(),
+                    revision,
+                })
+            }
+            Err(EngineError::DockerResponseServerError {
+                status_code: 404, ..
+            }) => {}
+            Err(source) => return Err(self.request_error("inspect image", image, source)),
+        }
+        tracing::info!(image, "pulling image");
+        let (name, tag) = spec::pull_reference(image);
+        let options = CreateImageOptions {
+            from_image: Some(name),
+            tag: Some(tag),
+            ..Default::default()
+        };
+        let mut progress = docker.create_image(Some(options), None, None);
+        while let Some(step) = progress.next().await {
+            step.map_err(|source| DockerError::Pull {
+                image: image.to_owned(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Creates the named volumes of `persistentVolume`s that shipdeck names,
+    /// labelled with the deployment that uses them. The engine returns a
+    /// volume that exists already as it is.
+    async fn ensure_volumes(
+        &self,
+        docker: &Docker,
+        launch: &ReplicaLaunch,
+        container: &super::ContainerLaunch,
+    ) -> Result<(), DockerError> {
+        for request in spec::volumes_to_create(launch, container, &self.shared.home) {
+            let name = request.name.clone().unwrap_or_default();
+            docker
+                .create_volume(request)
+                .await
+                .map_err(|source| self.request_error("create volume", &name, source))?;
+        }
+        Ok(())
+    }
+
+    /// Follows a container's exit, stats and HEALTHCHECK from now on, and
+    /// its output from `log_since`. That is an entry id in nanoseconds, and
+    /// `None` takes all of the output.
+    fn attach(
+        &self,
+        docker: &Docker,
+        launch: &ReplicaLaunch,
+        container: &str,
+        info: &ContainerInspectResponse,
+        events: mpsc::Sender<ReplicaEvent>,
+        log_since: Option<u64>,
+    ) -> StartedReplica {
+        let id = ReplicaId(self.next_id.fetch_add(1, Ordering::Relaxed));
+
+        // Before the first line is read, so that no line escapes the mask.
+        self.logs.set_secrets(
+            &launch.deployment_id,
+            launch.secret_values.iter().map(|value| value.expose()),
+        );
+        let tty = info
+            .config
+            .as_ref()
+            .and_then(|config| config.tty)
+            .unwrap_or(false);
+        let target = CaptureTarget {
+            deployment_id: launch.deployment_id.clone(),
+            source: replica_source(&launch.key, launch.index),
+            stream: Stream::Stdout,
+            revision: launch.revision,
+            build: false,
+        };
+        let follow = logs::LogFollow {
+            docker: docker.clone(),
+            container: container.to_owned(),
+            tty,
+            since: log_since,
+            shared: Arc::clone(&self.shared),
+        };
+        follow.start(&self.logs, target);
+
+        let collect_stats = launch.container.as_ref().is_some_and(|c| c.stats);
+        let stats = collect_stats.then(|| {
+            let follow = stats::follow(
+                docker.clone(),
+                container.to_owned(),
+                Arc::clone(&self.shared),
+            );
+            tokio::spawn(follow).abort_handle()
+        });
+        lock(&self.shared.tracked).insert(
+            id,
+            Tracked {
+                container: container.to_owned(),
+                events: events.clone(),
+                stats,
+            },
+        );
+        if let Some(health) = health_of(info) {
+            // The channel has room: the supervisor reads it between steps.
+            let _ = events.try_send(ReplicaEvent::ContainerHealth { id, health });
+        }
+        let exit = watch::ExitWatch {
+            docker: docker.clone(),
+            container: container.to_owned(),
+            id,
+            shared: Arc::clone(&self.shared),
+            events,
+        };
+        tokio::spawn(exit.run());
+
+        StartedReplica {
+            id,
+            pid: pid_of(info),
+            container: Some(container.to_owned()),
         }
     }
 
@@ -226,44 +533,7 @@ impl Backend for DockerBackend {
     ) -> Result<StartedReplica, BackendError> {
         let docker = self.docker().await?.clone();
         let (container, info) = self.run_container(&docker, &launch).await?;
-        let id = ReplicaId(self.next_id.fetch_add(1, Ordering::Relaxed));
-        lock(&self.containers).insert(id, container.clone());
-
-        // Before the first line is read, so that no line escapes the mask.
-        self.logs.set_secrets(
-            &launch.deployment_id,
-            launch.secret_values.iter().map(|value| value.expose()),
-        );
-        let tty = info
-            .config
-            .as_ref()
-            .and_then(|config| config.tty)
-            .unwrap_or(false);
-        let target = CaptureTarget {
-            deployment_id: launch.deployment_id.clone(),
-            source: format!("{}-{}", launch.key.name, launch.index),
-            stream: Stream::Stdout,
-            revision: launch.revision,
-            build: false,
-        };
-        logs::follow(docker.clone(), container.clone(), tty, &self.logs, target);
-
-        // The container's init is a host process, so the /proc collector
-        // measures it as it does a process replica.
-        let pid = info
-            .state
-            .as_ref()
-            .and_then(|state| state.pid)
-            .and_then(|pid| u32::try_from(pid).ok())
-            .filter(|pid| *pid > 0);
-        let watch = ExitWatch {
-            docker,
-            container,
-            id,
-            containers: Arc::clone(&self.containers),
-        };
-        tokio::spawn(watch.run(events));
-        Ok(StartedReplica { id, pid })
+        Ok(self.attach(&docker, &launch, &container, &info, events, None))
     }
 
     fn request_stop(&self, replica: &StartedReplica, signal: StopSignal) {
@@ -274,91 +544,125 @@ impl Backend for DockerBackend {
         // The exit watcher removes the container once it has ended.
         self.spawn_signal(replica, "SIGKILL");
     }
-}
 
-/// The task that waits for a container to end, reports it and removes it.
-struct ExitWatch {
-    docker: Docker,
-    container: String,
-    id: ReplicaId,
-    containers: Arc<Mutex<HashMap<ReplicaId, String>>>,
-}
+    fn platform(&self) -> Option<channel::Receiver<PlatformState>> {
+        Some(self.shared.platform.subscribe())
+    }
 
-impl ExitWatch {
-    async fn run(self, events: mpsc::Sender<ReplicaEvent>) {
-        let mut wait = self.docker.wait_container(&self.container, None);
-        // bollard turns a non-zero exit into an error; either way the
-        // container's state from inspect is what counts.
-        if let Some(Err(error)) = wait.next().await {
-            tracing::debug!(container = %self.container, %error, "wait ended with an error");
-        }
-        drop(wait);
-        let (reason, out_of_memory) = match self
-            .docker
-            .inspect_container(&self.container, None)
+    async fn find_replicas(&self, deployment_id: &str) -> Result<Vec<FoundReplica>, BackendError> {
+        let docker = self.docker().await?;
+        Ok(self.find(docker, deployment_id).await?)
+    }
+
+    async fn adopt(
+        &self,
+        found: FoundReplica,
+        launch: ReplicaLaunch,
+        events: mpsc::Sender<ReplicaEvent>,
+    ) -> Result<StartedReplica, BackendError> {
+        let docker = self.docker().await?.clone();
+        let info = docker
+            .inspect_container(&found.container, None)
             .await
-        {
-            Ok(info) => exit_of(info.state.as_ref()),
-            Err(error) => {
-                tracing::error!(container = %self.container, %error, "inspecting an ended container failed");
-                (ExitReason::Unknown, false)
+            .map_err(|source| self.request_error("inspect", &found.name, source))?;
+        let since = self.last_logged(&launch);
+        tracing::info!(container = %found.name, revision = found.revision, replica = found.slot, "adopted a running container");
+        Ok(self.attach(&docker, &launch, &found.container, &info, events, since))
+    }
+
+    async fn discard(&self, found: &FoundReplica) {
+        let Some(docker) = self.connection.get() else {
+            return;
+        };
+        tracing::info!(container = %found.name, "removing a container no current replica claims");
+        remove(docker, &found.container).await;
+    }
+
+    fn replicas_outlive_agent(&self) -> bool {
+        true
+    }
+
+    fn probe(
+        &self,
+        replica: &StartedReplica,
+        target: ProbeTarget,
+        timeout: Duration,
+        workdir: PathBuf,
+    ) -> impl std::future::Future<Output = ProbeOutcome> + Send + 'static {
+        let docker = self.connection.get().cloned();
+        let container = self.container_of(replica);
+        async move {
+            match (target, docker, container) {
+                (ProbeTarget::Exec { command, .. }, Some(docker), Some(container)) => {
+                    exec::probe(&docker, &container, &command, timeout).await
+                }
+                (ProbeTarget::Exec { .. }, _, _) => {
+                    ProbeOutcome::fail("the replica's container is not known".to_owned())
+                }
+                (target, _, _) => crate::probe::run(&target, timeout, &workdir).await,
             }
-        };
-        remove(&self.docker, &self.container).await;
-        lock(&self.containers).remove(&self.id);
-
-        let event = ReplicaEvent::Exited {
-            id: self.id,
-            reason,
-            out_of_memory,
-        };
-        if events.send(event).await.is_err() {
-            tracing::debug!(id = ?self.id, "container exited after its supervisor stopped");
         }
+    }
+
+    async fn build_image(&self, build: ImageBuild) -> Result<Option<String>, BackendError> {
+        let docker = self.docker().await?;
+        let image = build::build(docker, &build, &self.shared.home).await?;
+        Ok(Some(image))
+    }
+
+    fn kept_after_undeploy(&self, key: &DeploymentKey, spec: &Manifest) -> Option<String> {
+        let kept = spec::kept_volumes(key, spec);
+        if kept.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "kept the persistent volumes {} with their data; remove them with `docker volume rm {}`",
+            kept.join(", "),
+            kept.join(" ")
+        ))
     }
 }
 
-/// Reads the exit from a container's state. An exit code above 128 is read
-/// as a signal, as a shell would, because that is how the engine reports a
-/// container killed by one.
-fn exit_of(state: Option<&ContainerState>) -> (ExitReason, bool) {
-    let Some(state) = state else {
-        return (ExitReason::Unknown, false);
-    };
-    let reason = match state.exit_code {
-        Some(code) if code > SIGNAL_EXIT_BASE && code <= SIGNAL_EXIT_BASE + MAX_SIGNAL => {
-            ExitReason::Signal((code - SIGNAL_EXIT_BASE) as i32)
-        }
-        Some(code) => i32::try_from(code).map_or(ExitReason::Unknown, ExitReason::Code),
-        None => ExitReason::Unknown,
-    };
-    (reason, state.oom_killed.unwrap_or(false))
+/// Returns the log source of a replica, `NAME-INDEX`, as process replicas have.
+fn replica_source(key: &DeploymentKey, index: u32) -> String {
+    format!("{}-{}", key.name, index)
 }
 
-/// Pulls the image unless the engine has it already.
-async fn ensure_image(docker: &Docker, image: &str) -> Result<(), DockerError> {
-    match docker.inspect_image(image).await {
-        Ok(_) => return Ok(()),
-        Err(EngineError::DockerResponseServerError {
-            status_code: 404, ..
-        }) => {}
-        Err(source) => return Err(request_error("inspect image", image, source)),
+/// Reads the container's main process id: a host process.
+fn pid_of(info: &ContainerInspectResponse) -> Option<u32> {
+    info.state
+        .as_ref()
+        .and_then(|state| state.pid)
+        .and_then(|pid| u32::try_from(pid).ok())
+        .filter(|pid| *pid > 0)
+}
+
+/// Reads the state of the image's HEALTHCHECK; `None` when it has none.
+fn health_of(info: &ContainerInspectResponse) -> Option<ContainerHealth> {
+    let status = info.state.as_ref()?.health.as_ref()?.status?;
+    health_from(status)
+}
+
+fn health_from(status: HealthStatusEnum) -> Option<ContainerHealth> {
+    match status {
+        HealthStatusEnum::STARTING => Some(ContainerHealth::Starting),
+        HealthStatusEnum::HEALTHY => Some(ContainerHealth::Healthy),
+        HealthStatusEnum::UNHEALTHY => Some(ContainerHealth::Unhealthy),
+        HealthStatusEnum::NONE | HealthStatusEnum::EMPTY => None,
     }
-    tracing::info!(image, "pulling image");
-    let (name, tag) = spec::pull_reference(image);
-    let options = CreateImageOptions {
-        from_image: Some(name),
-        tag: Some(tag),
-        ..Default::default()
-    };
-    let mut progress = docker.create_image(Some(options), None, None);
-    while let Some(step) = progress.next().await {
-        step.map_err(|source| DockerError::Pull {
-            image: image.to_owned(),
-            source,
-        })?;
-    }
-    Ok(())
+}
+
+/// Tells whether a failed request shows that the engine does not respond,
+/// rather than that it rejected the request.
+fn is_connection_error(error: &EngineError) -> bool {
+    matches!(
+        error,
+        EngineError::HyperResponseError { .. }
+            | EngineError::HyperLegacyError { .. }
+            | EngineError::IOError { .. }
+            | EngineError::RequestTimeoutError
+            | EngineError::SocketNotFoundError(_)
+    )
 }
 
 /// Removes a container, killing it first if it still runs, with its
@@ -373,6 +677,10 @@ async fn remove(docker: &Docker, container: &str) {
         Ok(()) => {}
         Err(EngineError::DockerResponseServerError {
             status_code: 404, ..
+        }) => {}
+        // The engine is removing it already.
+        Err(EngineError::DockerResponseServerError {
+            status_code: 409, ..
         }) => {}
         Err(error) => tracing::error!(%container, %error, "removing a container failed"),
     }
@@ -390,32 +698,4 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn state(code: i64, oom: bool) -> ContainerState {
-        ContainerState {
-            exit_code: Some(code),
-            oom_killed: Some(oom),
-            ..Default::default()
-        }
-    }
-
-    #[test]
-    fn exit_reads_codes_and_signals() {
-        assert_eq!(exit_of(Some(&state(0, false))).0, ExitReason::Code(0));
-        assert_eq!(exit_of(Some(&state(3, false))).0, ExitReason::Code(3));
-        assert_eq!(exit_of(Some(&state(137, false))).0, ExitReason::Signal(9));
-        assert_eq!(exit_of(Some(&state(255, false))).0, ExitReason::Code(255));
-        assert_eq!(exit_of(None).0, ExitReason::Unknown);
-    }
-
-    #[test]
-    fn exit_reports_out_of_memory() {
-        assert!(exit_of(Some(&state(137, true))).1);
-        assert!(!exit_of(Some(&state(137, false))).1);
-    }
 }

@@ -3,11 +3,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use bollard::models::{ContainerCreateBody, HostConfig, PortBinding};
+use bollard::models::{ContainerCreateBody, HostConfig, PortBinding, VolumeCreateRequest};
 
 use crate::backend::process::expand_command;
 use crate::backend::{BackendError, ContainerLaunch, ReplicaLaunch};
-use crate::manifest::{StopSignal, VolumeKind};
+use crate::manifest::{Manifest, StopSignal, Volume, VolumeKind};
+use crate::model::DeploymentKey;
 
 pub const LABEL_DEPLOYMENT: &str = "shipdeck.deployment";
 pub const LABEL_ENVIRONMENT: &str = "shipdeck.environment";
@@ -17,15 +18,21 @@ pub const LABEL_DEPLOYMENT_ID: &str = "shipdeck.deployment-id";
 /// The agent home that created the container, so that agents of two homes
 /// on one engine never touch each other's containers.
 pub const LABEL_HOME: &str = "shipdeck.home";
+/// On a named volume: the manifest's name of the volume.
+pub const LABEL_VOLUME: &str = "shipdeck.volume";
 
 /// Returns the readable container name, `shipdeck-NAME-ENV-rREV-IDX`.
 pub fn container_name(launch: &ReplicaLaunch) -> String {
-    let raw = format!(
+    engine_name(&format!(
         "shipdeck-{}-{}-r{}-{}",
         launch.key.name, launch.key.environment, launch.revision, launch.index
-    );
-    // The engine accepts [a-zA-Z0-9][a-zA-Z0-9_.-]*; custom environment
-    // names may contain other characters.
+    ))
+}
+
+/// Replaces what the engine rejects in container and volume names: it
+/// accepts [a-zA-Z0-9][a-zA-Z0-9_.-]*, and custom environment names may
+/// contain other characters.
+fn engine_name(raw: &str) -> String {
     raw.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
@@ -33,6 +40,74 @@ pub fn container_name(launch: &ReplicaLaunch) -> String {
             } else {
                 '-'
             }
+        })
+        .collect()
+}
+
+/// Returns the tag of the image built for a revision from its source,
+/// `shipdeck/NAME-ENV:rev-N`. Image names are lower case, so the name and
+/// environment are lowered and anything else the engine rejects is `-`.
+pub fn image_tag(key: &DeploymentKey, revision: u64) -> String {
+    let repository: String = format!("{}-{}", key.name, key.environment)
+        .chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("shipdeck/{repository}:rev-{revision}")
+}
+
+/// Returns the engine's name of a `persistentVolume`: its `source` as given,
+/// or `shipdeck-NAME-ENV-VOLUME`, so that two deployments with a volume of
+/// the same name never share its data by accident.
+pub fn volume_name(key: &DeploymentKey, volume: &Volume) -> String {
+    match volume.source.as_deref().filter(|source| !source.is_empty()) {
+        Some(source) => source.to_owned(),
+        None => engine_name(&format!(
+            "shipdeck-{}-{}-{}",
+            key.name, key.environment, volume.name
+        )),
+    }
+}
+
+/// Lists the named volumes of `spec` that an undeploy keeps: every
+/// `persistentVolume`, because its data must outlive a deployment.
+pub fn kept_volumes(key: &DeploymentKey, spec: &Manifest) -> Vec<String> {
+    spec.volumes
+        .iter()
+        .filter(|volume| volume.kind == VolumeKind::PersistentVolume)
+        .map(|volume| volume_name(key, volume))
+        .collect()
+}
+
+/// Returns the requests that create the named volumes shipdeck names for a
+/// replica, labelled with the home and deployment. A volume that `source`
+/// names belongs to the user, and is used as it is.
+pub fn volumes_to_create(
+    launch: &ReplicaLaunch,
+    container: &ContainerLaunch,
+    home: &str,
+) -> Vec<VolumeCreateRequest> {
+    container
+        .volumes
+        .iter()
+        .filter(|volume| volume.kind == VolumeKind::PersistentVolume)
+        .filter(|volume| volume.source.as_deref().is_none_or(str::is_empty))
+        .map(|volume| VolumeCreateRequest {
+            name: Some(volume_name(&launch.key, volume)),
+            labels: Some(HashMap::from([
+                (LABEL_DEPLOYMENT.to_owned(), launch.key.name.clone()),
+                (LABEL_ENVIRONMENT.to_owned(), launch.key.environment.clone()),
+                (LABEL_DEPLOYMENT_ID.to_owned(), launch.deployment_id.clone()),
+                (LABEL_HOME.to_owned(), home.to_owned()),
+                (LABEL_VOLUME.to_owned(), volume.name.clone()),
+            ])),
+            ..Default::default()
         })
         .collect()
 }
@@ -71,7 +146,7 @@ pub fn container_body(
         .iter()
         .map(|port| format!("{}/tcp", port.container_port))
         .collect();
-    let (binds, anonymous) = volumes(container);
+    let (binds, anonymous) = volumes(&launch.key, container);
     Ok(ContainerCreateBody {
         image: Some(container.image.clone()),
         cmd,
@@ -139,15 +214,19 @@ fn port_bindings(launch: &ReplicaLaunch) -> HashMap<String, Option<Vec<PortBindi
 /// Splits the manifest's volumes into binds (`hostPath` as a bind mount,
 /// `persistentVolume` as a named volume) and anonymous volumes
 /// (`emptyDir`), which the engine removes with the container.
-fn volumes(container: &ContainerLaunch) -> (Vec<String>, Vec<String>) {
+fn volumes(key: &DeploymentKey, container: &ContainerLaunch) -> (Vec<String>, Vec<String>) {
     let mut binds = Vec::new();
     let mut anonymous = Vec::new();
     for volume in &container.volumes {
         match volume.kind {
             VolumeKind::EmptyDir => anonymous.push(volume.mount_path.clone()),
-            VolumeKind::HostPath | VolumeKind::PersistentVolume => {
+            VolumeKind::HostPath => {
                 let source = volume.source.as_deref().unwrap_or(&volume.name);
                 binds.push(format!("{source}:{}", volume.mount_path));
+            }
+            VolumeKind::PersistentVolume => {
+                let name = volume_name(key, volume);
+                binds.push(format!("{name}:{}", volume.mount_path));
             }
         }
     }
@@ -219,6 +298,7 @@ mod tests {
             image: "sample:1".to_owned(),
             workdir: Some("/app".to_owned()),
             volumes,
+            stats: true,
         }
     }
 
@@ -293,8 +373,39 @@ mod tests {
         assert_eq!(body.volumes.unwrap(), ["/cache"]);
         assert_eq!(
             body.host_config.unwrap().binds.unwrap(),
-            ["/srv/conf:/conf", "data:/data"]
+            ["/srv/conf:/conf", "shipdeck-web-staging-data:/data"]
         );
+    }
+
+    #[test]
+    fn persistent_volume_named_and_labelled() {
+        let mut data = Volume {
+            name: "data".to_owned(),
+            mount_path: "/data".to_owned(),
+            kind: VolumeKind::PersistentVolume,
+            source: None,
+        };
+        let launch = launch();
+        let requests = volumes_to_create(&launch, &container(vec![data.clone()]), "/h");
+
+        assert_eq!(requests.len(), 1);
+        assert_eq!(
+            requests[0].name.as_deref(),
+            Some("shipdeck-web-staging-data")
+        );
+        let labels = requests[0].labels.as_ref().unwrap();
+        assert_eq!(labels[LABEL_HOME], "/h");
+        assert_eq!(labels[LABEL_VOLUME], "data");
+
+        data.source = Some("team-data".to_owned());
+        assert!(volumes_to_create(&launch, &container(vec![data.clone()]), "/h").is_empty());
+        assert_eq!(volume_name(&launch.key, &data), "team-data");
+    }
+
+    #[test]
+    fn image_tag_is_lower_case_per_revision() {
+        let key = DeploymentKey::new("web", "QA/eu");
+        assert_eq!(image_tag(&key, 7), "shipdeck/web-qa-eu:rev-7");
     }
 
     #[test]

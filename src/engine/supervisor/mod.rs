@@ -5,6 +5,8 @@
 //! command channel, so there is one writer of its runtime state and of its
 //! stored status. Readers get a [`Snapshot`] through a watch channel.
 
+mod adopt;
+mod platform;
 mod replicas;
 mod rollout;
 mod status;
@@ -24,7 +26,7 @@ use super::recorder::Recorder;
 use super::replica::{ProbeRole, Replica};
 use super::scrape::ScrapeTarget;
 use crate::backend::source::BuildDirs;
-use crate::backend::{Backend, ReplicaEvent, ReplicaId};
+use crate::backend::{Backend, PlatformState, ReplicaEvent, ReplicaId};
 use crate::config::Vault;
 use crate::endpoint::{Endpoint, EndpointStats, EndpointStatsReader};
 use crate::logs::LogHub;
@@ -109,8 +111,15 @@ enum Internal {
     },
     Built {
         revision: u64,
-        result: Result<PathBuf, String>,
+        result: Result<BuiltTree, String>,
     },
+}
+
+/// The output of a finished build.
+struct BuiltTree {
+    tree: PathBuf,
+    /// The image built from the tree, for a container backend.
+    image: Option<String>,
 }
 
 /// A rollout in progress.
@@ -138,6 +147,9 @@ enum Phase {
         undeploy: bool,
         waiters: Vec<Waiter>,
         shutdown: Option<oneshot::Sender<()>>,
+        /// A description of what the undeploy leaves on the platform on
+        /// purpose, for its outcome message.
+        kept: Option<String>,
     },
 }
 
@@ -169,6 +181,14 @@ pub struct Supervisor<B: Backend> {
     /// Set by an agent stop: the task ends once the replicas are gone,
     /// without changing the stored status.
     shutting_down: bool,
+    /// Whether the backend reaches its platform, for a backend that has one.
+    platform: Option<watch::Receiver<PlatformState>>,
+    /// The reason the platform was unreachable at the last look, to record
+    /// an event when that changes.
+    platform_problem: Option<String>,
+    /// Set when an agent resumes the deployment: the replicas an earlier
+    /// agent left on the platform are adopted or removed before any starts.
+    adoption_pending: bool,
 }
 
 /// The services every supervisor shares with the engine.
@@ -215,6 +235,7 @@ impl<B: Backend> Supervisor<B> {
         } else {
             Phase::Idle
         };
+        let adoption_pending = stable.is_some() || resume.is_some();
         let Services {
             backend,
             secrets,
@@ -240,7 +261,11 @@ impl<B: Backend> Supervisor<B> {
             snapshot_tx,
             last_checked: None,
             shutting_down: false,
+            platform: None,
+            platform_problem: None,
+            adoption_pending,
         };
+        supervisor.platform = supervisor.backend.platform();
         tokio::spawn(async move {
             // The last healthy revision serves again first, so that a
             // resumed rollout replaces it step by step as any rollout does.
@@ -253,9 +278,20 @@ impl<B: Backend> Supervisor<B> {
                     tracing::error!(deployment = %supervisor.deployment.key(), %reason, "cannot open the stable endpoints");
                 }
             }
-            supervisor.reconcile().await;
-            if let Some(revision) = resume {
-                supervisor.begin_rollout(revision, None).await;
+            match resume {
+                // Nothing served before: the rollout starts at once, and
+                // replicas of its revision that an earlier agent left are
+                // adopted into it.
+                Some(revision) if supervisor.stable.is_none() => {
+                    supervisor.begin_rollout(revision, None).await;
+                    supervisor.reconcile().await;
+                }
+                resume => {
+                    supervisor.reconcile().await;
+                    if let Some(revision) = resume {
+                        supervisor.begin_rollout(revision, None).await;
+                    }
+                }
             }
             supervisor.run(commands_rx, replica_rx, internal_rx).await;
         });
@@ -271,6 +307,7 @@ impl<B: Backend> Supervisor<B> {
         mut replica_events: mpsc::Receiver<ReplicaEvent>,
         mut internal: mpsc::Receiver<Internal>,
     ) {
+        let mut platform = self.platform.clone();
         self.reconcile().await;
         loop {
             let wake = self.next_wake();
@@ -281,6 +318,7 @@ impl<B: Backend> Supervisor<B> {
                 },
                 Some(event) = replica_events.recv() => self.handle_replica_event(event),
                 Some(message) = internal.recv() => self.handle_internal(message).await,
+                () = platform::changed(&mut platform) => self.platform_changed(),
                 _ = sleep_until(wake) => {}
             }
             self.reconcile().await;
@@ -331,7 +369,11 @@ impl<B: Backend> Supervisor<B> {
             }
             Command::Shutdown { done } => {
                 self.shutting_down = true;
-                self.begin_stop(false, Vec::new(), Some(done));
+                if self.backend.replicas_outlive_agent() {
+                    self.leave_running(done);
+                } else {
+                    self.begin_stop(false, Vec::new(), Some(done));
+                }
             }
         }
     }
@@ -375,12 +417,21 @@ impl<B: Backend> Supervisor<B> {
     /// waiting, then publishes the result.
     async fn reconcile(&mut self) {
         self.fire_timers();
+        let problem = self.platform_problem();
+        match &problem {
+            None => self.adopt_left_replicas().await,
+            Some(problem) => self.fail_stalled_rollout(problem).await,
+        }
+        let reachable = problem.is_none();
         // One step can enable the next (a failed rollout turns into a
         // revert, a finished rollout into steady supervision), so step
         // until nothing changes; the bound only guards against a bug.
         for _ in 0..MAX_STEPS_PER_RECONCILE {
             let before = self.progress_marker();
-            if matches!(self.phase, Phase::Active) {
+            // While the platform is unreachable nothing can start, and what
+            // runs there cannot be seen: the replicas stay as they were
+            // last seen until it responds again.
+            if matches!(self.phase, Phase::Active) && reachable && !self.adoption_pending {
                 self.scale_down();
                 self.restart_due().await;
                 if self.rollout.is_some() {
@@ -394,9 +445,11 @@ impl<B: Backend> Supervisor<B> {
                 break;
             }
         }
-        self.start_due_probes();
+        if reachable {
+            self.start_due_probes();
+            self.refresh_status();
+        }
         self.sync_endpoints();
-        self.refresh_status();
         self.settle_scale_waiters();
         self.publish();
     }
@@ -452,21 +505,26 @@ fn run_workdir(revision: &Revision, tree: Option<&std::path::Path>) -> PathBuf {
     }
 }
 
-fn plan_of(revision: &Revision, workdir: PathBuf) -> SharedPlan {
+fn plan_of(revision: &Revision, workdir: PathBuf, image: Option<String>) -> SharedPlan {
     Arc::new(RevisionPlan {
         revision: revision.revision,
         spec: revision.spec.clone(),
         workdir,
+        image,
     })
 }
 
+/// Returns the plan of a revision that ran before the agent started: its
+/// build tree and the image built from it, as the build left them.
 pub fn plan_for_restart(revision: &Revision, builds_dir: &std::path::Path) -> SharedPlan {
-    let tree = revision
+    let dirs = revision
         .spec
         .source
         .as_ref()
-        .map(|_| BuildDirs::new(builds_dir, &revision.deployment_id, revision.revision).tree());
-    plan_of(revision, run_workdir(revision, tree.as_deref()))
+        .map(|_| BuildDirs::new(builds_dir, &revision.deployment_id, revision.revision));
+    let tree = dirs.as_ref().map(BuildDirs::tree);
+    let image = dirs.as_ref().and_then(BuildDirs::image_id);
+    plan_of(revision, run_workdir(revision, tree.as_deref()), image)
 }
 
 fn notify(waiters: Vec<Waiter>, outcome: Outcome) {

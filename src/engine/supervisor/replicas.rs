@@ -5,14 +5,19 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
 use super::{notify, Internal, Outcome, Phase, SharedPlan, Supervisor, ENDPOINT_CLOSE_GRACE};
-use crate::backend::{Backend, BackendError, ExitReason, ReplicaEvent, ReplicaId};
+use std::collections::BTreeMap;
+
+use crate::backend::{
+    AssignedPort, Backend, BackendError, ExitReason, ReplicaEvent, ReplicaId, StartedReplica,
+};
 use crate::engine::backoff::{random_unit, Backoff};
 use crate::engine::plan::RevisionPlan;
+use crate::engine::ports::PortLease;
 use crate::engine::recorder::DeploymentOutcome;
 use crate::engine::replica::{describe_exit, ProbeRole, ProbeState, Replica};
 use crate::manifest::{Probe, RestartMode};
 use crate::model::{DeploymentStatus, ReplicaState};
-use crate::probe::{self, ProbeOutcome, ProbeTarget};
+use crate::probe::{ProbeOutcome, ProbeTarget};
 
 /// How often a replica with a port but no `healthCheck` is tried until it
 /// listens, and the longest wait between tries of a refused probe.
@@ -210,40 +215,7 @@ impl<B: Backend> Supervisor<B> {
             "replica started"
         );
 
-        let now = Instant::now();
-        let readiness = readiness_probe(&plan, &ports, &env, now);
-        let liveness = plan.liveness_target(&ports, &env).map(|target| {
-            let delay = initial_delay(plan.spec.liveness_check.as_ref());
-            ProbeState::new(target, false, now + delay)
-        });
-        // With nothing to probe, a replica is ready once it has stayed up
-        // for a moment.
-        let ready_at = readiness.is_none().then(|| now + MIN_UPTIME);
-        Ok(Replica {
-            slot,
-            backoff: backoff_of(&plan),
-            plan,
-            handle: Some(handle),
-            ports,
-            leases,
-            state: ReplicaState::Starting,
-            ready: false,
-            was_ready: false,
-            readiness,
-            liveness,
-            message: "started".to_owned(),
-            liveness_message: None,
-            restarts: 0,
-            last_exit: None,
-            last_exit_oom: false,
-            started_at: Some(OffsetDateTime::now_utc()),
-            started_instant: Some(now),
-            ready_at,
-            signal_at: None,
-            restart_at: None,
-            kill_at: None,
-            restart_after_stop: false,
-        })
+        Ok(new_replica(slot, plan, handle, ports, leases, &env))
     }
 
     fn failed_start(&self, slot: u32, plan: SharedPlan, error: BackendError) -> Replica {
@@ -273,6 +245,7 @@ impl<B: Backend> Supervisor<B> {
             restart_at: None,
             kill_at: None,
             restart_after_stop: false,
+            container_health: None,
         }
     }
 
@@ -284,6 +257,11 @@ impl<B: Backend> Supervisor<B> {
                 out_of_memory,
             } => self.handle_exit(id, reason, out_of_memory),
             ReplicaEvent::OutOfMemory { id, kills } => self.record_oom_kill(id, kills),
+            ReplicaEvent::ContainerHealth { id, health } => {
+                if let Some(replica) = self.replicas.iter_mut().find(|r| r.id() == Some(id)) {
+                    replica.container_health = Some(health);
+                }
+            }
         }
     }
 
@@ -429,21 +407,25 @@ impl<B: Backend> Supervisor<B> {
                     replica.plan.spec.liveness_check.as_ref(),
                 ),
             ];
+            let Some(handle) = replica.handle.as_ref() else {
+                continue;
+            };
             for (role, probe, check) in roles {
                 let Some(probe) = probe.filter(|p| !p.in_flight && p.next_at <= now) else {
                     continue;
                 };
                 probe.in_flight = true;
-                let target = probe.target.clone();
                 let timeout = check
                     .filter(|_| !probe.implicit)
                     .map_or(Duration::from_secs(1), |c| {
                         Duration::from_secs(u64::from(c.timeout_seconds.max(1)))
                     });
-                let workdir = workdir.clone();
+                let attempt =
+                    self.backend
+                        .probe(handle, probe.target.clone(), timeout, workdir.clone());
                 let internal = self.internal_tx.clone();
                 tokio::spawn(async move {
-                    let outcome = probe::run(&target, timeout, &workdir).await;
+                    let outcome = attempt.await;
                     let message = Internal::Probe { id, role, outcome };
                     let _ = internal.send(message).await;
                 });
@@ -481,6 +463,7 @@ impl<B: Backend> Supervisor<B> {
             undeploy,
             waiters,
             shutdown,
+            kept,
         } = std::mem::replace(&mut self.phase, Phase::Idle)
         else {
             return;
@@ -491,19 +474,67 @@ impl<B: Backend> Supervisor<B> {
             });
         }
         if undeploy {
+            let message = match kept {
+                Some(kept) => format!("all replicas stopped; {kept}"),
+                None => "all replicas stopped".to_owned(),
+            };
             self.set_status(DeploymentStatus::Undeployed, None);
             self.recorder
-                .agent_event(&self.deployment, "undeploy", true, "all replicas stopped");
-            self.recorder.notify_outcome(
-                &self.deployment,
-                DeploymentOutcome::Undeployed,
-                "all replicas stopped",
-            );
-            notify(waiters, Outcome::Done("all replicas stopped".to_owned()));
+                .agent_event(&self.deployment, "undeploy", true, &message);
+            self.recorder
+                .notify_outcome(&self.deployment, DeploymentOutcome::Undeployed, &message);
+            notify(waiters, Outcome::Done(message));
         }
         if let Some(shutdown) = shutdown {
             let _ = shutdown.send(());
         }
+    }
+}
+
+/// Builds the entry of a replica that has just started, with its probes
+/// scheduled from now.
+pub(super) fn new_replica(
+    slot: u32,
+    plan: SharedPlan,
+    handle: StartedReplica,
+    ports: Vec<AssignedPort>,
+    leases: Vec<PortLease>,
+    env: &BTreeMap<String, String>,
+) -> Replica {
+    let now = Instant::now();
+    let readiness = readiness_probe(&plan, &ports, env, now);
+    let liveness = plan.liveness_target(&ports, env).map(|target| {
+        let delay = initial_delay(plan.spec.liveness_check.as_ref());
+        ProbeState::new(target, false, now + delay)
+    });
+    // With nothing to probe, a replica is ready once it has stayed up
+    // for a moment.
+    let ready_at = readiness.is_none().then(|| now + MIN_UPTIME);
+    Replica {
+        slot,
+        backoff: backoff_of(&plan),
+        plan,
+        handle: Some(handle),
+        ports,
+        leases,
+        state: ReplicaState::Starting,
+        ready: false,
+        was_ready: false,
+        readiness,
+        liveness,
+        message: "started".to_owned(),
+        liveness_message: None,
+        restarts: 0,
+        last_exit: None,
+        last_exit_oom: false,
+        started_at: Some(OffsetDateTime::now_utc()),
+        started_instant: Some(now),
+        ready_at,
+        signal_at: None,
+        restart_at: None,
+        kill_at: None,
+        restart_after_stop: false,
+        container_health: None,
     }
 }
 

@@ -3,18 +3,17 @@
 //! progress deadline, and reverting to the last healthy revision.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 use std::time::Instant;
 
 use tokio::sync::oneshot;
 
 use super::{
-    notify, plan_of, progress_deadline, run_workdir, Internal, Outcome, Phase, Rollout, SharedPlan,
-    StableEndpoint, Supervisor, Waiter, ENDPOINT_CLOSE_GRACE,
+    notify, plan_of, progress_deadline, run_workdir, BuiltTree, Internal, Outcome, Phase, Rollout,
+    SharedPlan, StableEndpoint, Supervisor, Waiter, ENDPOINT_CLOSE_GRACE,
 };
 use crate::backend::process::HOME_MARKER_VAR;
 use crate::backend::source::{fetch_and_build, BuildDirs, BuildLog};
-use crate::backend::Backend;
+use crate::backend::{Backend, ImageBuild};
 use crate::endpoint::{Endpoint, EndpointConfig};
 use crate::engine::recorder::DeploymentOutcome;
 use crate::engine::replica::is_first_start;
@@ -37,7 +36,7 @@ impl<B: Backend> Supervisor<B> {
             return;
         }
         let workdir = run_workdir(&revision, None);
-        let plan = plan_of(&revision, workdir);
+        let plan = plan_of(&revision, workdir, None);
         self.start_rollout(plan, None, done.into_iter().collect())
             .await;
     }
@@ -47,10 +46,17 @@ impl<B: Backend> Supervisor<B> {
         let spec = revision.spec.clone();
         let number = revision.revision;
         let internal = self.internal_tx.clone();
-        let log = BuildLog {
-            hub: self.logs.clone(),
+        let backend = self.backend.clone();
+        let request = ImageBuild {
+            key: self.deployment.key(),
             deployment_id: self.deployment.id.clone(),
             revision: number,
+            dirs,
+            log: BuildLog {
+                hub: self.logs.clone(),
+                deployment_id: self.deployment.id.clone(),
+                revision: number,
+            },
         };
         // The builds directory is `builds/` under the agent's home.
         let marker = self
@@ -76,9 +82,7 @@ impl<B: Backend> Supervisor<B> {
             // The marker lets the next agent end a build that a crashed one
             // left running, as it does with replicas.
             env.extend(marker.map(|home| (HOME_MARKER_VAR.to_owned(), home)));
-            let result = fetch_and_build(&dirs, source, build, &env, &log)
-                .await
-                .map_err(|error| error.to_string());
+            let result = build_revision(&*backend, request, source, build, &env).await;
             let _ = internal
                 .send(Internal::Built {
                     revision: number,
@@ -93,7 +97,7 @@ impl<B: Backend> Supervisor<B> {
         self.set_status(DeploymentStatus::Building, None);
     }
 
-    pub(super) async fn finish_build(&mut self, number: u64, result: Result<PathBuf, String>) {
+    pub(super) async fn finish_build(&mut self, number: u64, result: Result<BuiltTree, String>) {
         // A build that a newer revision or a stop replaced has no phase to end.
         let Phase::Building { revision, waiters } = std::mem::replace(&mut self.phase, Phase::Idle)
         else {
@@ -109,10 +113,10 @@ impl<B: Backend> Supervisor<B> {
             Phase::Idle
         };
         match result {
-            Ok(tree) => {
-                let workdir = run_workdir(&revision, Some(&tree));
-                self.start_rollout(plan_of(&revision, workdir), None, waiters)
-                    .await;
+            Ok(built) => {
+                let workdir = run_workdir(&revision, Some(&built.tree));
+                let plan = plan_of(&revision, workdir, built.image);
+                self.start_rollout(plan, None, waiters).await;
             }
             Err(error) => {
                 let reason = format!(
@@ -269,6 +273,19 @@ impl<B: Backend> Supervisor<B> {
         } else {
             "agent stopped"
         };
+        let kept = undeploy.then(|| self.kept_after_undeploy()).flatten();
+        self.cut_short(reason);
+        self.phase = Phase::Stopping {
+            undeploy,
+            waiters,
+            shutdown,
+            kept,
+        };
+        self.stop_where(|_| true);
+    }
+
+    /// Ends the rollout or build in progress, and notifies its waiters.
+    pub(super) fn cut_short(&mut self, reason: &str) {
         if let Some(rollout) = self.rollout.take() {
             notify(
                 rollout.waiters,
@@ -282,12 +299,18 @@ impl<B: Backend> Supervisor<B> {
             );
         }
         self.stable = None;
-        self.phase = Phase::Stopping {
-            undeploy,
-            waiters,
-            shutdown,
-        };
-        self.stop_where(|_| true);
+    }
+
+    /// Describes what an undeploy leaves on the platform on purpose, from
+    /// the revision that runs or is being rolled out.
+    fn kept_after_undeploy(&self) -> Option<String> {
+        let plan = self
+            .rollout
+            .as_ref()
+            .map(|rollout| &rollout.plan)
+            .or(self.stable.as_ref())?;
+        self.backend
+            .kept_after_undeploy(&self.deployment.key(), &plan.spec)
     }
 
     /// After a failed build or rollout of `failed`: back to the last healthy
@@ -467,7 +490,7 @@ impl<B: Backend> Supervisor<B> {
             .any(|r| r.slot == slot && r.revision() == revision && r.ready && r.is_live())
     }
 
-    async fn fail_rollout(&mut self, reason: String) {
+    pub(super) async fn fail_rollout(&mut self, reason: String) {
         let Some(rollout) = self.rollout.take() else {
             return;
         };
@@ -553,6 +576,25 @@ impl<B: Backend> Supervisor<B> {
         notify(rollout.waiters, Outcome::Done(message));
         self.set_status(DeploymentStatus::Deployed, None);
     }
+}
+
+/// Fetches the source and runs `build.command`, then has the backend build
+/// its image from the tree, if it runs images.
+async fn build_revision<B: Backend>(
+    backend: &B,
+    request: ImageBuild,
+    source: &crate::manifest::Source,
+    build: Option<&[String]>,
+    env: &[(String, String)],
+) -> Result<BuiltTree, String> {
+    let tree = fetch_and_build(&request.dirs, source, build, env, &request.log)
+        .await
+        .map_err(|error| error.to_string())?;
+    let image = backend
+        .build_image(request)
+        .await
+        .map_err(|error| error.to_string())?;
+    Ok(BuiltTree { tree, image })
 }
 
 /// Returns the retention of a revision's `logs.retention`, with the agent's default

@@ -150,6 +150,9 @@ impl<B: Backend> Supervisor<B> {
         let desired = self.deployment.desired_replicas;
         let health = if desired == 0 || !self.deployment.wants_replicas() {
             Health::Unknown
+        } else if self.platform_problem().is_some() {
+            // What runs on a platform that does not respond cannot be seen.
+            Health::Unknown
         } else if self.ready_count() >= desired {
             Health::Healthy
         } else {
@@ -189,6 +192,13 @@ impl<B: Backend> Supervisor<B> {
             self.replicas.iter().filter(|r| !r.is_stopping()).collect();
         replicas.sort_by_key(|r| (r.slot, r.revision()));
         let mut checks = Vec::new();
+        if let Some(problem) = self.platform_problem() {
+            checks.push(HealthCheckView {
+                name: "platform".to_owned(),
+                status: Health::Unknown,
+                message: format!("{problem}; replicas are shown as last seen"),
+            });
+        }
         for r in replicas {
             checks.push(HealthCheckView {
                 name: format!("replica-{} (revision {})", r.slot, r.revision()),
@@ -209,6 +219,13 @@ impl<B: Backend> Supervisor<B> {
                         Health::Healthy
                     },
                     message: message.clone(),
+                });
+            }
+            if let Some(health) = r.container_health {
+                checks.push(HealthCheckView {
+                    name: format!("replica-{} (revision {}) HEALTHCHECK", r.slot, r.revision()),
+                    status: health.as_health(),
+                    message: format!("the image's HEALTHCHECK reports {health}"),
                 });
             }
         }

@@ -443,6 +443,8 @@ fn restart_selected_replica_in_production() {
             restarts: 0,
             last_exit: None,
             started_at: None,
+            container: None,
+            container_health: None,
         })
         .collect();
     app.apply(Action::Detail {

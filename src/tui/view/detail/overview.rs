@@ -9,7 +9,7 @@ use ratatui::Frame;
 
 use super::{cells, draw_scrolled, format_time, heading, muted, wire_name, TIME_WIDTH};
 use crate::manifest::{Manifest, ResourceList};
-use crate::model::{DeploymentView, Event, EventOutcome, HealthView, ReplicaState};
+use crate::model::{DeploymentView, Event, EventOutcome, HealthView, ReplicaState, ReplicaView};
 use crate::tui::app::{DetailState, OVERVIEW_SUMMARY_ROWS};
 use crate::tui::sanitize::clean;
 use crate::tui::theme::Theme;
@@ -146,51 +146,77 @@ fn resources(spec: &Manifest) -> String {
 /// The replica rows, with the one at `selected` marked as the target of a
 /// restart.
 fn replicas<'a>(view: &DeploymentView, selected: usize, theme: &Theme) -> Vec<Line<'a>> {
+    // Containers get a column with the state of the image's HEALTHCHECK.
+    let containers = view.replica_details.iter().any(|r| r.container.is_some());
+    let mut header = vec![
+        ("  #", 4),
+        ("pid", 8),
+        ("port", 6),
+        ("state", 9),
+        ("ready", 5),
+        ("restarts", 8),
+    ];
+    if containers {
+        header.push(("healthcheck", 11));
+    }
+    header.push(("last exit", 0));
     let mut lines = vec![
         heading(" replicas".to_owned(), theme),
-        cells(
-            &[
-                ("  #", 4),
-                ("pid", 8),
-                ("port", 6),
-                ("state", 9),
-                ("ready", 5),
-                ("restarts", 8),
-                ("last exit", 0),
-            ],
-            theme.muted,
-        ),
+        cells(&header, theme.muted),
     ];
     if view.replica_details.is_empty() {
         lines.push(muted("no replica", theme));
     }
     for (position, replica) in view.replica_details.iter().enumerate() {
-        let mut style = match replica.state {
-            ReplicaState::Ready | ReplicaState::Running => theme.ok,
-            ReplicaState::Failed => theme.error,
-            _ => theme.warning,
-        };
-        let marker = if position == selected {
-            style = style.patch(theme.selection);
-            "▶"
-        } else {
-            " "
-        };
-        let dash = || "-".to_owned();
-        lines.push(cells(
-            &[
-                (&format!("{marker} {}", replica.index), 4),
-                (&replica.pid.map_or_else(dash, |pid| pid.to_string()), 8),
-                (&replica.port.map_or_else(dash, |port| port.to_string()), 6),
-                (&replica.state.to_string(), 9),
-                (if replica.ready { "yes" } else { "no" }, 5),
-                (&replica.restarts.to_string(), 8),
-                (replica.last_exit.as_deref().unwrap_or("-"), 0),
-            ],
-            style,
+        lines.push(replica_line(
+            replica,
+            position == selected,
+            containers,
+            theme,
         ));
     }
     lines
+}
+
+fn replica_line<'a>(
+    replica: &ReplicaView,
+    selected: bool,
+    containers: bool,
+    theme: &Theme,
+) -> Line<'a> {
+    let mut style = match replica.state {
+        ReplicaState::Ready | ReplicaState::Running => theme.ok,
+        ReplicaState::Failed => theme.error,
+        _ => theme.warning,
+    };
+    let marker = if selected {
+        style = style.patch(theme.selection);
+        "▶"
+    } else {
+        " "
+    };
+    let dash = || "-".to_owned();
+    let index = format!("{marker} {}", replica.index);
+    let pid = replica.pid.map_or_else(dash, |pid| pid.to_string());
+    let port = replica.port.map_or_else(dash, |port| port.to_string());
+    let state = replica.state.to_string();
+    let restarts = replica.restarts.to_string();
+    let health = replica
+        .container_health
+        .map_or_else(dash, |h| h.to_string());
+    let mut row: Vec<(&str, usize)> = vec![
+        (&index, 4),
+        (&pid, 8),
+        (&port, 6),
+        (&state, 9),
+        (if replica.ready { "yes" } else { "no" }, 5),
+        (&restarts, 8),
+    ];
+    if containers {
+        row.push((&health, 11));
+    }
+    row.push((replica.last_exit.as_deref().unwrap_or("-"), 0));
+    cells(&row, style)
 }
 
 fn checks<'a>(health: Option<&HealthView>, theme: &Theme) -> Vec<Line<'a>> {

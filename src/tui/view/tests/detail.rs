@@ -3,8 +3,8 @@
 
 use crate::model::{AlertRuleSource, AlertRuleView};
 use crate::model::{
-    DeploymentView, Event, EventOutcome, HealthCheckView, HealthView, HistoryEntry, ReplicaState,
-    ReplicaView, Revision, RevisionStatus,
+    ContainerHealth, DeploymentView, Event, EventOutcome, HealthCheckView, HealthView,
+    HistoryEntry, ReplicaState, ReplicaView, Revision, RevisionStatus,
 };
 use crate::monitor::alerts::{Silence, SilenceTarget, SilenceView};
 use crate::tui::app::{DetailData, MetricsWindow};
@@ -44,6 +44,8 @@ fn replica(index: u32, state: ReplicaState, last_exit: Option<&str>) -> ReplicaV
         restarts: index * 2,
         last_exit: last_exit.map(str::to_owned),
         started_at: Some(NOW),
+        container: None,
+        container_health: None,
     }
 }
 
@@ -177,6 +179,27 @@ fn detail_overview() {
             DetailData::Revision(Box::new(revision(3, 3, "shop:1.3"))),
         );
         snapshot("detail_overview", &app, width, height);
+    }
+}
+
+#[test]
+fn detail_overview_containers() {
+    for (width, height) in SIZES {
+        let mut app = opened(width, height);
+        let mut view = detail_view();
+        let states = [
+            Some(ContainerHealth::Healthy),
+            Some(ContainerHealth::Unhealthy),
+            None,
+        ];
+        for (replica, health) in view.replica_details.iter_mut().zip(states) {
+            replica.container = Some(format!("{:064x}", replica.index + 0xc0ffee));
+            replica.container_health = health;
+        }
+        send(&mut app, DetailData::Deployment(Box::new(view)));
+        send(&mut app, DetailData::Health(health()));
+        send(&mut app, DetailData::RecentEvents(events(3)));
+        snapshot("detail_overview_containers", &app, width, height);
     }
 }
 
