@@ -9,7 +9,8 @@
 //! - namespaces, pods, services, secrets, events, deployments and
 //!   horizontal pod autoscalers: create, get, list, update, patch, delete
 //!   and deletecollection, with label and field selectors, `limit` and
-//!   `continue`, `dryRun`, and the `scale` and `status` subresources;
+//!   `continue`, `dryRun`, a delete's uid precondition, and the `scale`
+//!   and `status` subresources;
 //! - server-side apply (`application/apply-patch+yaml` with `fieldManager`
 //!   and `force`) under the field-ownership model described in
 //!   [`patch`], JSON merge patches, and strategic merge patches

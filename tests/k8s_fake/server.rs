@@ -124,7 +124,7 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
             content_type.as_deref(),
             &body_text,
         ),
-        "delete" => delete(&shared, &target),
+        "delete" => delete(&shared, &target, &body_text),
         "deletecollection" => delete_collection(&shared, &target, &query),
         _ => status_error(
             405,
@@ -830,10 +830,29 @@ fn apply_conflict(resource: &ResourceType, name: &str, conflicts: &[Conflict]) -
     )
 }
 
-fn delete(shared: &Shared, target: &Target) -> Response {
+fn delete(shared: &Shared, target: &Target, body: &str) -> Response {
     let namespace = target.namespace.clone().unwrap_or_default();
     let name = target.name.clone().unwrap_or_default();
+    let options: Value = serde_json::from_str(body).unwrap_or(Value::Null);
     let mut state = shared.lock();
+    let stored_uid = state
+        .store
+        .get(target.resource, &namespace, &name)
+        .map(|object| object["metadata"]["uid"].clone());
+    if let (Some(expected), Some(actual)) = (options["preconditions"]["uid"].as_str(), &stored_uid)
+    {
+        if actual != expected {
+            return status_error(
+                409,
+                "Conflict",
+                format!(
+                    "Precondition failed: UID in precondition: {expected}, UID in object meta: {}",
+                    actual.as_str().unwrap_or_default()
+                ),
+                None,
+            );
+        }
+    }
     match state.delete_cascading(target.resource, &namespace, &name) {
         Some(object) => {
             drop(state);

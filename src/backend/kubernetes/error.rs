@@ -176,6 +176,17 @@ pub enum KubeError {
         message: String,
     },
 
+    #[error(
+        "{resource} {name:?} already exists in namespace {namespace:?} and was not created by this \
+         shipdeck agent for this deployment, so shipdeck leaves it alone; rename the deployment, \
+         set another kubernetes.namespace, or delete that object"
+    )]
+    NotOurs {
+        resource: String,
+        name: String,
+        namespace: String,
+    },
+
     #[error("request to {verb} {resource} on cluster {server} failed: {source}")]
     Request {
         server: String,

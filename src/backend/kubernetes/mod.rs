@@ -1,15 +1,23 @@
 //! The Kubernetes backend: shipdeck as a client of a cluster, which does
 //! the scheduling.
 //!
+//! - [`apply`] applies a revision's objects with server-side apply and
+//!   deletes a deployment's objects by label;
 //! - [`connect`] chooses the cluster as kubectl does and builds the client;
 //! - [`exec`] runs exec credential plugins without a terminal and with a
 //!   timeout;
+//! - [`labels`] names the objects and marks them as this agent's;
+//! - [`render`] turns a revision into a Deployment, Service, Secret and
+//!   HorizontalPodAutoscaler;
 //! - [`error`] names the server, context, verb, resource and namespace of
 //!   each failure.
 
+pub mod apply;
 pub mod connect;
 pub mod error;
 pub mod exec;
+pub mod labels;
+pub mod render;
 
 pub use connect::{
     connect, list_contexts, ClusterTarget, Connection, ContextStatus, KubeEnvironment,
