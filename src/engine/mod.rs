@@ -10,6 +10,7 @@ pub mod alert_rules;
 mod alerts;
 mod backoff;
 mod config;
+mod kube_supervisor;
 pub mod metrics;
 mod notify;
 mod plan;
@@ -289,8 +290,10 @@ impl Engine {
                 let services = self.services(self.docker.clone());
                 Supervisor::spawn(services, deployment, stable, resume)
             }
-            // check_supported rejects kubernetes before anything is stored.
-            BackendKind::Process | BackendKind::Kubernetes => {
+            BackendKind::Kubernetes => {
+                kube_supervisor::spawn(self.kube_services(), deployment, stable, resume)
+            }
+            BackendKind::Process => {
                 let services = self.services(self.backend.clone());
                 Supervisor::spawn(services, deployment, stable, resume)
             }
@@ -306,6 +309,15 @@ impl Engine {
             recorder: self.recorder.clone(),
             builds_dir: self.home.builds_dir(),
             logs: self.logs.clone(),
+        }
+    }
+
+    fn kube_services(&self) -> kube_supervisor::KubeServices {
+        kube_supervisor::KubeServices {
+            secrets: self.vault.clone(),
+            recorder: self.recorder.clone(),
+            home: self.home.root().display().to_string(),
+            environment: crate::backend::kubernetes::KubeEnvironment::from_process(),
         }
     }
 
@@ -625,6 +637,10 @@ impl Engine {
         spec: &Manifest,
         existing: Option<&Deployment>,
     ) -> Result<(), EngineError> {
+        // A Kubernetes hostPort is the Service's port in the cluster.
+        if spec.backend == BackendKind::Kubernetes {
+            return Ok(());
+        }
         let own_ports = existing
             .and_then(|d| self.snapshot(&d.id))
             .map(|snapshot| ports_of(&snapshot.endpoints))
@@ -1061,10 +1077,11 @@ fn check_supported(spec: &Manifest) -> Result<(), EngineError> {
     };
     match spec.backend {
         BackendKind::Process => Ok(()),
-        BackendKind::Kubernetes => unsupported(
-            "backend",
-            "backend kubernetes is not supported yet; use backend: process or docker",
-        ),
+        BackendKind::Kubernetes => crate::backend::kubernetes::render::check_supported(spec)
+            .map_err(|error| EngineError::Unsupported {
+                field: error.field,
+                message: error.message,
+            }),
         BackendKind::Docker if spec.source.is_some() => unsupported(
             "source",
             "backend: docker cannot build images from source yet; build the image \

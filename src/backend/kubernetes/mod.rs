@@ -9,6 +9,8 @@
 //! - [`labels`] names the objects and marks them as this agent's;
 //! - [`render`] turns a revision into a Deployment, Service, Secret and
 //!   HorizontalPodAutoscaler;
+//! - [`status`] follows a deployment's Deployment and pods through
+//!   watches and summarizes them;
 //! - [`error`] names the server, context, verb, resource and namespace of
 //!   each failure.
 
@@ -18,6 +20,7 @@ pub mod error;
 pub mod exec;
 pub mod labels;
 pub mod render;
+pub mod status;
 
 pub use connect::{
     connect, list_contexts, ClusterTarget, Connection, ContextStatus, KubeEnvironment,

@@ -108,7 +108,9 @@ pub fn render(input: &RevisionInput<'_>) -> Result<ClusterObjects, RenderError> 
     })
 }
 
-fn check_supported(spec: &Manifest) -> Result<(), RenderError> {
+/// Rejects settings a Deployment cannot carry out, before anything is
+/// stored or applied.
+pub fn check_supported(spec: &Manifest) -> Result<(), RenderError> {
     if spec.source.is_some() {
         return Err(reject(
             "source",

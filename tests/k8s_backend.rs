@@ -1,0 +1,242 @@
+//! `backend: kubernetes` end to end: the real agent drives a fake API
+//! server (see `k8s_fake` for what the fake does not cover: scheduling,
+//! admission, real probes). Deploy, scale, automatic revert and undeploy
+//! are checked both through the CLI and through the requests and objects
+//! the fake saw.
+
+mod common;
+mod k8s_fake;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::*;
+use k8s_fake::{FakeApiServer, FakeOptions, PodBehavior};
+use serde_json::Value;
+
+/// A test home whose agent reads the fake's kubeconfig.
+struct KubeHome {
+    home: TestHome,
+    fake: FakeApiServer,
+}
+
+impl KubeHome {
+    fn start() -> Self {
+        Self::start_with(FakeOptions::default())
+    }
+
+    fn start_with(options: FakeOptions) -> Self {
+        let home = TestHome::new();
+        let fake = FakeApiServer::start_with(options);
+        fake.create_namespace("shop");
+        let kubeconfig: PathBuf = fake.write_kubeconfig(home.work(), "shop");
+        let output = home
+            .command(&["agent", "--detach"])
+            .env("KUBECONFIG", &kubeconfig)
+            .output()
+            .expect("start the agent");
+        assert!(
+            output.status.success(),
+            "agent --detach: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        KubeHome { home, fake }
+    }
+
+    fn manifest(&self, image: &str, extra: &str) -> String {
+        let text = format!(
+            "name: web\nbackend: kubernetes\nimage: {image}\nreplicas: 2\n\
+             ports: [{{ name: http, containerPort: 8080, hostPort: 80 }}]\n\
+             strategy: {{ progressDeadlineSeconds: 3 }}\n{extra}"
+        );
+        let path = self.home.write(
+            &format!("web-{}.yaml", image.replace([':', '/'], "-")),
+            &text,
+        );
+        path.to_string_lossy().into_owned()
+    }
+
+    fn pod_images(&self) -> Vec<String> {
+        self.fake
+            .objects("pods", Some("shop"))
+            .iter()
+            .map(|pod| {
+                pod["spec"]["containers"][0]["image"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn deploy_scale_undeploy() {
+    let kube = KubeHome::start();
+    let manifest = kube.manifest("web:1", "");
+
+    let result = kube.home.json(&["deploy", "-f", &manifest, "--wait"]);
+    assert_eq!(result["deployment"]["status"], "deployed", "{result:#}");
+    assert_eq!(result["deployment"]["backend"], "kubernetes");
+    assert_eq!(kube.pod_images(), ["web:1", "web:1"]);
+
+    let applies: Vec<k8s_fake::RecordedRequest> = kube
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH")
+        .collect();
+    let paths: Vec<&str> = applies.iter().map(|r| r.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/apis/apps/v1/namespaces/shop/deployments/web-development",
+            "/api/v1/namespaces/shop/services/web-development",
+        ]
+    );
+    for request in &applies {
+        assert_eq!(request.query_value("fieldManager"), Some("shipdeck"));
+        assert_eq!(request.query_value("force"), Some("true"));
+        assert_eq!(
+            request.content_type.as_deref(),
+            Some("application/apply-patch+yaml")
+        );
+    }
+    let watches = kube
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.is_watch())
+        .count();
+    assert!(
+        watches >= 2,
+        "the agent watches the Deployment and its pods"
+    );
+
+    let deployment = kube.home.get("web", &[]);
+    assert_eq!(deployment["health"], "healthy", "{deployment:#}");
+    let health = kube.home.json(&["health", "web"]);
+    let checks = health["checks"].as_array().cloned().unwrap_or_default();
+    assert!(
+        checks.iter().any(|c| c["name"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("pod web-development-"))),
+        "{health:#}"
+    );
+
+    kube.home.ok(&["scale", "web", "--replicas", "3", "--wait"]);
+    assert_eq!(kube.pod_images().len(), 3);
+    let stored = kube
+        .fake
+        .object("deployments", "shop", "web-development")
+        .expect("deployment");
+    assert_eq!(stored["spec"]["replicas"], 3);
+
+    kube.home.ok(&["undeploy", "web", "--wait"]);
+    assert!(kube
+        .fake
+        .object("deployments", "shop", "web-development")
+        .is_none());
+    assert!(kube
+        .fake
+        .object("services", "shop", "web-development")
+        .is_none());
+    assert!(kube.pod_images().is_empty());
+    let deployment = kube.home.get("web", &[]);
+    assert_eq!(deployment["status"], "undeployed");
+    kube.home.finish();
+}
+
+#[test]
+fn crash_loop_reverts_to_last_healthy() {
+    let kube = KubeHome::start_with(FakeOptions {
+        crash_interval: Duration::from_millis(200),
+        ..FakeOptions::default()
+    });
+    kube.fake.set_behavior("web:crash", PodBehavior::CrashLoop);
+    kube.home
+        .ok(&["deploy", "-f", &kube.manifest("web:1", ""), "--wait"]);
+
+    let failed = kube
+        .home
+        .run(&["deploy", "-f", &kube.manifest("web:crash", ""), "--wait"]);
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        !failed.status.success(),
+        "a crash-looping revision does not deploy"
+    );
+    assert!(stderr.contains("CrashLoopBackOff"), "{stderr}");
+    assert!(stderr.contains("reverted to revision 1"), "{stderr}");
+
+    kube.fake
+        .wait_for("revision 1's pods only", Duration::from_secs(10), |fake| {
+            let pods = fake.objects("pods", Some("shop"));
+            pods.len() == 2
+                && pods
+                    .iter()
+                    .all(|p| p["spec"]["containers"][0]["image"] == "web:1")
+        });
+    let deployment = kube.home.get("web", &[]);
+    assert_eq!(deployment["status"], "deployed", "{deployment:#}");
+    assert_eq!(deployment["revision"], 1);
+    let history = kube.home.json(&["history", "web"]);
+    let second = history
+        .as_array()
+        .and_then(|h| h.iter().find(|r| r["revision"] == 2))
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(second["status"], "failed", "{history:#}");
+    kube.home.finish();
+}
+
+#[test]
+fn progress_deadline_reverts_with_cluster_reason() {
+    let kube = KubeHome::start();
+    kube.fake.set_behavior("web:stuck", PodBehavior::Unready);
+    kube.home
+        .ok(&["deploy", "-f", &kube.manifest("web:1", ""), "--wait"]);
+
+    let failed = kube
+        .home
+        .run(&["deploy", "-f", &kube.manifest("web:stuck", ""), "--wait"]);
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success());
+    assert!(stderr.contains("ProgressDeadlineExceeded"), "{stderr}");
+    let deployment = kube.home.get("web", &[]);
+    assert_eq!(deployment["revision"], 1, "{deployment:#}");
+    kube.home.finish();
+}
+
+#[test]
+fn failed_first_rollout_deletes_objects() {
+    let kube = KubeHome::start();
+    kube.fake.set_behavior("web:crash", PodBehavior::CrashLoop);
+    let failed = kube
+        .home
+        .run(&["deploy", "-f", &kube.manifest("web:crash", ""), "--wait"]);
+    assert!(!failed.status.success());
+    let deployment = kube.home.get("web", &[]);
+    assert_eq!(deployment["status"], "failed", "{deployment:#}");
+    kube.fake
+        .wait_for("no objects left", Duration::from_secs(10), |fake| {
+            fake.objects("deployments", Some("shop")).is_empty()
+                && fake.objects("pods", Some("shop")).is_empty()
+        });
+    kube.home.finish();
+}
+
+#[test]
+fn unsupported_setting_rejected_before_storing() {
+    let kube = KubeHome::start();
+    let error = kube.home.fails(&[
+        "deploy",
+        "-f",
+        &kube.manifest("web:1", "stopSignal: SIGINT\n"),
+    ]);
+    assert!(error.contains("stopSignal"), "{error}");
+    assert!(
+        kube.fake.requests().iter().all(|r| r.method != "PATCH"),
+        "nothing was applied"
+    );
+    kube.home.finish();
+}
