@@ -29,8 +29,16 @@ impl KubeHome {
         let home = TestHome::new();
         let fake = FakeApiServer::start_with(options);
         fake.create_namespace("shop");
-        let kubeconfig: PathBuf = fake.write_kubeconfig(home.work(), "shop");
-        let output = home
+        let kube = KubeHome { home, fake };
+        kube.start_agent();
+        kube
+    }
+
+    /// Starts the agent with the fake's kubeconfig in its environment.
+    fn start_agent(&self) {
+        let kubeconfig: PathBuf = self.fake.write_kubeconfig(self.home.work(), "shop");
+        let output = self
+            .home
             .command(&["agent", "--detach"])
             .env("KUBECONFIG", &kubeconfig)
             .output()
@@ -40,7 +48,6 @@ impl KubeHome {
             "agent --detach: {}",
             String::from_utf8_lossy(&output.stderr)
         );
-        KubeHome { home, fake }
     }
 
     fn manifest(&self, image: &str, extra: &str) -> String {
@@ -237,6 +244,97 @@ fn unsupported_setting_rejected_before_storing() {
     assert!(
         kube.fake.requests().iter().all(|r| r.method != "PATCH"),
         "nothing was applied"
+    );
+    kube.home.finish();
+}
+
+#[test]
+fn older_revision_secrets_deleted() {
+    let kube = KubeHome::start();
+    let output = run_with_input(
+        kube.home.command(&["secrets", "set", "api_token"]),
+        b"tok-1\n",
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let extra = "env: { TOKEN: \"${SECRET:api_token}\" }\n";
+    kube.home
+        .ok(&["deploy", "-f", &kube.manifest("web:1", extra), "--wait"]);
+    assert!(kube
+        .fake
+        .object("secrets", "shop", "web-development-env-r1")
+        .is_some());
+
+    kube.home
+        .ok(&["deploy", "-f", &kube.manifest("web:2", extra), "--wait"]);
+    let names: Vec<Value> = kube
+        .fake
+        .objects("secrets", Some("shop"))
+        .iter()
+        .map(|secret| secret["metadata"]["name"].clone())
+        .collect();
+    assert_eq!(names, [Value::from("web-development-env-r2")]);
+    let pod = &kube.fake.objects("pods", Some("shop"))[0];
+    let text = pod.to_string();
+    assert!(
+        !text.contains("tok-1"),
+        "no secret value in the pod: {text}"
+    );
+    kube.home.finish();
+}
+
+#[test]
+fn rollback_applies_stored_revision() {
+    let kube = KubeHome::start();
+    kube.home
+        .ok(&["deploy", "-f", &kube.manifest("web:1", ""), "--wait"]);
+    kube.home
+        .ok(&["deploy", "-f", &kube.manifest("web:2", ""), "--wait"]);
+    assert_eq!(kube.pod_images(), ["web:2", "web:2"]);
+
+    let result = kube.home.json(&["rollback", "web", "--wait"]);
+    assert_eq!(result["revision"], 3, "{result:#}");
+    assert_eq!(kube.pod_images(), ["web:1", "web:1"]);
+    let deployment = kube
+        .fake
+        .object("deployments", "shop", "web-development")
+        .expect("deployment");
+    assert_eq!(deployment["metadata"]["labels"]["shipdeck/revision"], "3");
+    kube.home.finish();
+}
+
+#[test]
+fn agent_restart_reads_cluster_state() {
+    let kube = KubeHome::start();
+    kube.home
+        .ok(&["deploy", "-f", &kube.manifest("web:1", ""), "--wait"]);
+    kube.home.ok(&["agent", "stop"]);
+    assert_eq!(
+        kube.pod_images().len(),
+        2,
+        "the cluster keeps running the pods"
+    );
+
+    kube.fake.clear_requests();
+    kube.start_agent();
+    let deployment = wait_for("the deployment to show healthy again", DEADLINE, || {
+        let deployment = kube.home.get("web", &[]);
+        (deployment["health"] == "healthy").then_some(deployment)
+    });
+    assert_eq!(deployment["status"], "deployed", "{deployment:#}");
+    let writes: Vec<String> = kube
+        .fake
+        .requests()
+        .iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(
+        writes.is_empty(),
+        "a restarted agent reads, and writes nothing: {writes:?}"
     );
     kube.home.finish();
 }

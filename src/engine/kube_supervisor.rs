@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 use super::plan::RevisionPlan;
 use super::recorder::{DeploymentOutcome, Recorder};
 use super::supervisor::{Command, Outcome, SharedPlan, Snapshot, SupervisorHandle, Waiter};
-use crate::backend::kubernetes::apply::{apply_objects, delete_objects};
+use crate::backend::kubernetes::apply::{apply_objects, delete_objects, delete_older_secrets};
 use crate::backend::kubernetes::labels::ObjectIdentity;
 use crate::backend::kubernetes::render::{render, RevisionInput};
 use crate::backend::kubernetes::status::{watch_status, ClusterStatus, StatusWatch};
@@ -427,7 +427,7 @@ impl KubeSupervisor {
         };
         let revision = rollout.plan.revision;
         if status.rollout_complete(revision) && status.desired == self.deployment.desired_replicas {
-            self.complete_rollout();
+            self.complete_rollout().await;
             return;
         }
         let failure = match (
@@ -449,11 +449,12 @@ impl KubeSupervisor {
         }
     }
 
-    fn complete_rollout(&mut self) {
+    async fn complete_rollout(&mut self) {
         let Some(rollout) = self.rollout.take() else {
             return;
         };
         let plan = rollout.plan;
+        self.delete_older_secrets(plan.revision).await;
         let previous = self.stable.replace(plan.clone());
         if let Some(first_reason) = rollout.revert_reason {
             let message = format!("{first_reason}; reverted to revision {}", plan.revision);
@@ -494,6 +495,18 @@ impl KubeSupervisor {
             .notify_outcome(&self.deployment, DeploymentOutcome::Succeeded, &message);
         notify(rollout.waiters, Outcome::Done(message));
         self.set_status(DeploymentStatus::Deployed, None);
+    }
+
+    /// Deletes the Secrets of revisions other than `keep`. A failure only
+    /// leaves them behind until the next rollout or undeploy.
+    async fn delete_older_secrets(&self, keep: u64) {
+        let Some(cluster) = self.cluster.as_ref() else {
+            return;
+        };
+        if let Err(error) = delete_older_secrets(&cluster.connection, &cluster.identity, keep).await
+        {
+            tracing::warn!(deployment = %self.deployment.key(), %error, "cannot delete older revisions' Secrets");
+        }
     }
 
     async fn fail_rollout(&mut self, reason: String) {

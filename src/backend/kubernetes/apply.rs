@@ -21,7 +21,9 @@ use serde::Serialize;
 
 use super::connect::Connection;
 use super::error::{KubeError, RequestScope};
-use super::labels::{ObjectIdentity, LABEL_DEPLOYMENT, LABEL_ENVIRONMENT, LABEL_HOME};
+use super::labels::{
+    ObjectIdentity, LABEL_DEPLOYMENT, LABEL_ENVIRONMENT, LABEL_HOME, LABEL_REVISION,
+};
 use super::render::ClusterObjects;
 
 /// The field manager of every apply.
@@ -217,5 +219,35 @@ pub async fn delete_objects(
     deleted += delete_labelled::<Deployment>(connection, identity).await?;
     deleted += delete_labelled::<Service>(connection, identity).await?;
     deleted += delete_labelled::<Secret>(connection, identity).await?;
+    Ok(deleted)
+}
+
+/// Deletes the Secrets of every revision but `keep`, once `keep` has
+/// rolled out and no pod of an older revision can start again and need
+/// one. Returns how many it deleted.
+pub async fn delete_older_secrets(
+    connection: &Connection,
+    identity: &ObjectIdentity,
+    keep: u64,
+) -> Result<usize, KubeError> {
+    let resource = resource_name::<Secret>();
+    let api: Api<Secret> = Api::namespaced(connection.client().clone(), &connection.namespace);
+    let listed = api
+        .list(&ListParams::default().labels(&identity.selector_text()))
+        .await
+        .map_err(|error| connection.classify(error, scope("list", &resource, connection)))?;
+    let keep = keep.to_string();
+    let mut deleted = 0;
+    for secret in &listed.items {
+        let revision = secret
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|labels| labels.get(LABEL_REVISION));
+        if is_ours(secret, identity) && revision != Some(&keep) {
+            delete_exact(connection, &api, secret, &resource).await?;
+            deleted += 1;
+        }
+    }
     Ok(deleted)
 }
