@@ -338,3 +338,59 @@ fn agent_restart_reads_cluster_state() {
     );
     kube.home.finish();
 }
+
+#[test]
+fn pod_output_reaches_logs() {
+    let kube = KubeHome::start_with(FakeOptions {
+        crash_interval: Duration::from_millis(300),
+        ..FakeOptions::default()
+    });
+    kube.fake.set_log_lines("web:1", &["hello from a pod"]);
+    kube.fake.set_behavior("web:crash", PodBehavior::CrashLoop);
+    kube.fake
+        .set_log_lines("web:crash", &["booting the bad one"]);
+    kube.home
+        .ok(&["deploy", "-f", &kube.manifest("web:1", ""), "--wait"]);
+
+    let pods: Vec<String> = kube
+        .fake
+        .objects("pods", Some("shop"))
+        .iter()
+        .map(|pod| {
+            pod["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    let text = wait_for("both pods' output in the logs", DEADLINE, || {
+        let text = kube.home.ok(&["logs", "web"]);
+        (text.matches("hello from a pod").count() == 2).then_some(text)
+    });
+    for pod in &pods {
+        assert!(
+            text.contains(pod.as_str()),
+            "lines name their pod {pod}: {text}"
+        );
+    }
+
+    let pod = &pods[0];
+    kube.fake
+        .write_log("shop", pod, "web", "a line written later");
+    wait_for("a followed line", DEADLINE, || {
+        kube.home
+            .ok(&["logs", "web", "--replica", pod])
+            .contains("a line written later")
+            .then_some(())
+    });
+
+    let _ = kube
+        .home
+        .run(&["deploy", "-f", &kube.manifest("web:crash", ""), "--wait"]);
+    let crashed = wait_for("the crashing revision's output", DEADLINE, || {
+        let text = kube.home.ok(&["logs", "web", "--search", "fatal: exiting"]);
+        (!text.trim().is_empty()).then_some(text)
+    });
+    assert!(crashed.contains("fatal: exiting"), "{crashed}");
+    kube.home.finish();
+}

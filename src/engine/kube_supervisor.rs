@@ -22,10 +22,12 @@ use super::recorder::{DeploymentOutcome, Recorder};
 use super::supervisor::{Command, Outcome, SharedPlan, Snapshot, SupervisorHandle, Waiter};
 use crate::backend::kubernetes::apply::{apply_objects, delete_objects, delete_older_secrets};
 use crate::backend::kubernetes::labels::ObjectIdentity;
+use crate::backend::kubernetes::logs::{follow_pods, PodLogs};
 use crate::backend::kubernetes::render::{render, RevisionInput};
 use crate::backend::kubernetes::status::{watch_status, ClusterStatus, StatusWatch};
 use crate::backend::kubernetes::{connect, ClusterTarget, Connection, KubeEnvironment};
 use crate::config::{render_env, Vault};
+use crate::logs::LogHub;
 use crate::model::{
     Deployment, DeploymentStatus, Health, HealthCheckView, ReplicaState, ReplicaView, Revision,
     RevisionStatus,
@@ -41,6 +43,7 @@ pub struct KubeServices {
     /// The agent's home path, which labels every object this agent creates.
     pub home: String,
     pub environment: KubeEnvironment,
+    pub logs: LogHub,
 }
 
 /// The cluster side of one deployment.
@@ -49,6 +52,8 @@ struct Cluster {
     identity: ObjectIdentity,
     target: ClusterTarget,
     watch: StatusWatch,
+    /// The pods' log streams, which end when it is dropped.
+    _logs: PodLogs,
 }
 
 struct KubeRollout {
@@ -232,11 +237,18 @@ impl KubeSupervisor {
             Ok(connection) => {
                 let identity = ObjectIdentity::new(&self.deployment.key(), &self.services.home);
                 let watch = watch_status(&connection, &identity);
+                let logs = follow_pods(
+                    &connection,
+                    watch.updates.clone(),
+                    self.services.logs.clone(),
+                    self.deployment.id.clone(),
+                );
                 self.cluster = Some(Cluster {
                     connection,
                     identity,
                     target,
                     watch,
+                    _logs: logs,
                 });
                 self.connect_error = None;
                 None

@@ -318,6 +318,7 @@ impl Engine {
             recorder: self.recorder.clone(),
             home: self.home.root().display().to_string(),
             environment: crate::backend::kubernetes::KubeEnvironment::from_process(),
+            logs: self.logs.clone(),
         }
     }
 

@@ -9,6 +9,8 @@
 //! - [`labels`] names the objects and marks them as this agent's;
 //! - [`render`] turns a revision into a Deployment, Service, Secret and
 //!   HorizontalPodAutoscaler;
+//! - [`logs`] copies every pod's output, and the previous container's
+//!   after a restart, into the log pipeline;
 //! - [`status`] follows a deployment's Deployment and pods through
 //!   watches and summarizes them;
 //! - [`error`] names the server, context, verb, resource and namespace of
@@ -19,6 +21,7 @@ pub mod connect;
 pub mod error;
 pub mod exec;
 pub mod labels;
+pub mod logs;
 pub mod render;
 pub mod status;
 
