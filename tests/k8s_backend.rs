@@ -186,6 +186,32 @@ fn crash_loop_reverts_to_last_healthy() {
     let deployment = kube.home.get("web", &[]);
     assert_eq!(deployment["status"], "deployed", "{deployment:#}");
     assert_eq!(deployment["revision"], 1);
+    let events = wait_for(
+        "the cluster's BackOff event in the timeline",
+        DEADLINE,
+        || {
+            let events = kube.home.json(&["events", "web"]);
+            let found = events.as_array().is_some_and(|all| {
+                all.iter().any(|e| {
+                    e["user"] == "cluster"
+                        && e["action"] == "k8s-backoff"
+                        && e["outcome"] == "error"
+                })
+            });
+            found.then_some(events)
+        },
+    );
+    let backoff = events
+        .as_array()
+        .and_then(|all| all.iter().find(|e| e["action"] == "k8s-backoff"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let message = backoff["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("BackOff pod/web-development-"),
+        "{backoff:#}"
+    );
+
     let history = kube.home.json(&["history", "web"]);
     let second = history
         .as_array()

@@ -21,6 +21,7 @@ use super::plan::RevisionPlan;
 use super::recorder::{DeploymentOutcome, Recorder};
 use super::supervisor::{Command, Outcome, SharedPlan, Snapshot, SupervisorHandle, Waiter};
 use crate::backend::kubernetes::apply::{apply_objects, delete_objects, delete_older_secrets};
+use crate::backend::kubernetes::events::{watch_events, ClusterEvent, EventWatch};
 use crate::backend::kubernetes::labels::ObjectIdentity;
 use crate::backend::kubernetes::logs::{follow_pods, PodLogs};
 use crate::backend::kubernetes::render::{render, RevisionInput};
@@ -54,6 +55,7 @@ struct Cluster {
     watch: StatusWatch,
     /// The pods' log streams, which end when it is dropped.
     _logs: PodLogs,
+    _events: EventWatch,
 }
 
 struct KubeRollout {
@@ -77,6 +79,8 @@ struct KubeSupervisor {
     status: Option<ClusterStatus>,
     connect_error: Option<String>,
     snapshot_tx: watch::Sender<Snapshot>,
+    /// Where the event watch sends the cluster's events for the timeline.
+    events_tx: mpsc::Sender<ClusterEvent>,
     finished: bool,
 }
 
@@ -89,6 +93,7 @@ pub fn spawn(
     resume: Option<Revision>,
 ) -> SupervisorHandle {
     let (commands_tx, commands_rx) = mpsc::channel(32);
+    let (events_tx, events_rx) = mpsc::channel(64);
     let (snapshot_tx, snapshot_rx) = watch::channel(Snapshot {
         deployment: deployment.clone(),
         replicas: Vec::new(),
@@ -110,9 +115,10 @@ pub fn spawn(
         status: None,
         connect_error: None,
         snapshot_tx,
+        events_tx,
         finished: false,
     };
-    tokio::spawn(supervisor.run(commands_rx, resume));
+    tokio::spawn(supervisor.run(commands_rx, events_rx, resume));
     SupervisorHandle {
         commands: commands_tx,
         snapshot: snapshot_rx,
@@ -147,7 +153,12 @@ async fn next_status(
 }
 
 impl KubeSupervisor {
-    async fn run(mut self, mut commands: mpsc::Receiver<Command>, resume: Option<Revision>) {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut events: mpsc::Receiver<ClusterEvent>,
+        resume: Option<Revision>,
+    ) {
         if let Some(stable) = self.stable.clone() {
             self.ensure_cluster(&stable).await;
         }
@@ -163,6 +174,7 @@ impl KubeSupervisor {
                     Some(command) => self.handle_command(command).await,
                     None => break,
                 },
+                Some(event) = events.recv() => self.record_cluster_event(&event),
                 status = next_status(updates.as_mut()) => {
                     if status.is_some() {
                         self.status = status;
@@ -237,6 +249,7 @@ impl KubeSupervisor {
             Ok(connection) => {
                 let identity = ObjectIdentity::new(&self.deployment.key(), &self.services.home);
                 let watch = watch_status(&connection, &identity);
+                let events = watch_events(&connection, &identity, self.events_tx.clone());
                 let logs = follow_pods(
                     &connection,
                     watch.updates.clone(),
@@ -249,6 +262,7 @@ impl KubeSupervisor {
                     target,
                     watch,
                     _logs: logs,
+                    _events: events,
                 });
                 self.connect_error = None;
                 None
@@ -337,6 +351,14 @@ impl KubeSupervisor {
             waiters,
         });
         self.set_status(DeploymentStatus::Deploying, None);
+    }
+
+    /// Adds a cluster event to the timeline. Warnings count as errors.
+    fn record_cluster_event(&self, event: &ClusterEvent) {
+        let message = format!("{} {}: {}", event.reason, event.object, event.message);
+        let action = format!("k8s-{}", event.reason.to_ascii_lowercase());
+        self.recorder()
+            .cluster_event(&self.deployment, &action, !event.is_warning(), &message);
     }
 
     fn recorder(&self) -> &Recorder {

@@ -154,11 +154,21 @@ impl Recorder {
 
     /// Records something the agent did by itself.
     pub fn agent_event(&self, deployment: &Deployment, action: &str, ok: bool, message: &str) {
+        self.event_by(deployment, "agent", action, ok, message);
+    }
+
+    /// Records something a Kubernetes cluster reported about the
+    /// deployment's objects, with `cluster` as the actor.
+    pub fn cluster_event(&self, deployment: &Deployment, action: &str, ok: bool, message: &str) {
+        self.event_by(deployment, "cluster", action, ok, message);
+    }
+
+    fn event_by(&self, deployment: &Deployment, user: &str, action: &str, ok: bool, message: &str) {
         let event = NewEvent {
             time: OffsetDateTime::now_utc(),
             deployment: Some(deployment.key()),
             deployment_id: Some(deployment.id.clone()),
-            user: "agent".to_owned(),
+            user: user.to_owned(),
             action: action.to_owned(),
             outcome: if ok {
                 EventOutcome::Ok

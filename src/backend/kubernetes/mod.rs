@@ -9,6 +9,8 @@
 //! - [`labels`] names the objects and marks them as this agent's;
 //! - [`render`] turns a revision into a Deployment, Service, Secret and
 //!   HorizontalPodAutoscaler;
+//! - [`events`] picks the cluster's events about the deployment's objects
+//!   for its timeline;
 //! - [`logs`] copies every pod's output, and the previous container's
 //!   after a restart, into the log pipeline;
 //! - [`status`] follows a deployment's Deployment and pods through
@@ -19,6 +21,7 @@
 pub mod apply;
 pub mod connect;
 pub mod error;
+pub mod events;
 pub mod exec;
 pub mod labels;
 pub mod logs;
