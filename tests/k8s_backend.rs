@@ -420,3 +420,37 @@ fn pod_output_reaches_logs() {
     assert!(crashed.contains("fatal: exiting"), "{crashed}");
     kube.home.finish();
 }
+
+#[test]
+fn forbidden_watch_shows_in_health() {
+    let kube = KubeHome::start();
+    kube.fake.forbid("list", "pods", Some("shop"));
+    kube.home.ok(&["deploy", "-f", &kube.manifest("web:1", "")]);
+
+    let health = wait_for("the watch failure among the checks", DEADLINE, || {
+        let health = kube.home.json(&["health", "web"]);
+        let checks = health["checks"].as_array().cloned().unwrap_or_default();
+        checks
+            .iter()
+            .any(|c| c["name"] == "watch")
+            .then_some(health)
+    });
+    let checks = health["checks"].as_array().cloned().unwrap_or_default();
+    let watch = checks
+        .iter()
+        .find(|c| c["name"] == "watch")
+        .cloned()
+        .unwrap_or(Value::Null);
+    assert_eq!(watch["status"], "unhealthy", "{health:#}");
+    let message = watch["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("cannot list resource \"pods\""),
+        "{message}"
+    );
+    let deployment = kube.home.get("web", &[]);
+    assert_eq!(
+        deployment["status"], "deploying",
+        "no completion without the pods' watch"
+    );
+    kube.home.finish();
+}

@@ -1,18 +1,18 @@
 //! The supervisor of a `backend: kubernetes` deployment.
 //!
 //! The cluster runs the replicas, so this task does not start or probe
-//! anything. It applies each revision's objects, follows the Deployment
-//! and its pods through the watches in [`crate::backend::kubernetes::status`],
-//! and turns what the cluster reports into the same statuses, health
-//! checks, events and automatic reverts as the other backends: a rollout
-//! that exceeds its progress deadline, or whose pods crash before they are
-//! ever ready, is reverted to the last healthy revision.
+//! anything. It applies each revision's objects and follows the Deployment
+//! and its pods through the watches in [`crate::backend::kubernetes::status`].
+//! What the cluster reports becomes the same statuses, health checks,
+//! events and automatic reverts as on the other backends. A rollout that
+//! exceeds its progress deadline, or whose pods crash before they are ever
+//! ready, is reverted to the last healthy revision.
 //!
 //! It takes the same [`Command`]s and publishes the same [`Snapshot`] as
 //! the process supervisor, so the engine and the API treat both alike.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, watch};
@@ -37,7 +37,12 @@ use crate::model::{
 /// How long to wait before connecting again after a failed connection.
 const RECONNECT_AFTER: Duration = Duration::from_secs(10);
 
-/// What the supervisor shares with the engine.
+/// Time past `progressDeadlineSeconds` after which a rollout that the
+/// watches never showed complete or failed fails anyway, so that a watch
+/// the cluster forbids cannot leave it deploying for ever.
+const DEADLINE_GRACE: Duration = Duration::from_secs(30);
+
+/// The services the supervisor shares with the engine.
 pub struct KubeServices {
     pub secrets: Arc<Vault>,
     pub recorder: Recorder,
@@ -64,6 +69,8 @@ struct KubeRollout {
     /// reason the newer one failed.
     revert_reason: Option<String>,
     waiters: Vec<Waiter>,
+    /// When the supervisor gives up on hearing from the cluster.
+    give_up_at: Instant,
 }
 
 struct KubeSupervisor {
@@ -79,7 +86,7 @@ struct KubeSupervisor {
     status: Option<ClusterStatus>,
     connect_error: Option<String>,
     snapshot_tx: watch::Sender<Snapshot>,
-    /// Where the event watch sends the cluster's events for the timeline.
+    /// The sender on which the event watch passes the cluster's events on.
     events_tx: mpsc::Sender<ClusterEvent>,
     finished: bool,
 }
@@ -139,6 +146,13 @@ fn plan_of(revision: &Revision) -> SharedPlan {
     })
 }
 
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Waits for the next status of a watch, or forever without one.
 async fn next_status(
     updates: Option<&mut watch::Receiver<Option<ClusterStatus>>>,
@@ -169,6 +183,7 @@ impl KubeSupervisor {
         while !self.finished {
             let mut updates = self.cluster.as_ref().map(|c| c.watch.updates.clone());
             let retry = self.connect_error.is_some() && self.current_plan().is_some();
+            let give_up_at = self.rollout.as_ref().map(|rollout| rollout.give_up_at);
             tokio::select! {
                 command = commands.recv() => match command {
                     Some(command) => self.handle_command(command).await,
@@ -180,6 +195,7 @@ impl KubeSupervisor {
                         self.status = status;
                     }
                 }
+                _ = sleep_until(give_up_at) => {}
                 _ = tokio::time::sleep(RECONNECT_AFTER), if retry => {
                     if let Some(plan) = self.current_plan() {
                         self.ensure_cluster(&plan).await;
@@ -335,6 +351,7 @@ impl KubeSupervisor {
                 plan,
                 revert_reason,
                 waiters,
+                give_up_at: Instant::now(),
             });
             self.fail_rollout(reason).await;
             return;
@@ -345,10 +362,12 @@ impl KubeSupervisor {
             RevisionStatus::Deploying,
             None,
         );
+        let deadline = Duration::from_secs(u64::from(plan.spec.strategy.progress_deadline_seconds));
         self.rollout = Some(KubeRollout {
             plan,
             revert_reason,
             waiters,
+            give_up_at: Instant::now() + deadline + DEADLINE_GRACE,
         });
         self.set_status(DeploymentStatus::Deploying, None);
     }
@@ -366,18 +385,12 @@ impl KubeSupervisor {
     }
 
     async fn scale(&mut self, replicas: u32, done: Option<Waiter>) {
-        self.deployment.desired_replicas = replicas;
-        self.save_deployment();
-        let Some(plan) = self.current_plan() else {
-            self.scale_waiters.extend(done);
-            return;
-        };
-        if plan
-            .spec
-            .auto_scaling
+        let plan = self.current_plan();
+        let autoscaled = plan
             .as_ref()
-            .is_some_and(|scaling| scaling.enabled)
-        {
+            .and_then(|plan| plan.spec.auto_scaling.as_ref())
+            .is_some_and(|scaling| scaling.enabled);
+        if autoscaled {
             let message =
                 "autoScaling is on, so the HorizontalPodAutoscaler sets the replica count; \
                            change autoScaling.minReplicas or maxReplicas instead"
@@ -385,6 +398,14 @@ impl KubeSupervisor {
             notify(done.into_iter().collect(), Outcome::Failed(message));
             return;
         }
+        self.deployment.desired_replicas = replicas;
+        self.save_deployment();
+        let Some(plan) = plan else {
+            // Nothing runs (a failed first rollout): the next rollout uses the count.
+            let message = format!("{replicas} replicas set; nothing runs until the next deploy");
+            notify(done.into_iter().collect(), Outcome::Done(message));
+            return;
+        };
         match self.apply_plan(&plan, replicas).await {
             Ok(()) => self.scale_waiters.extend(done),
             Err(reason) => notify(
@@ -428,7 +449,7 @@ impl KubeSupervisor {
             let gone = self
                 .status
                 .as_ref()
-                .is_some_and(|s| !s.exists && s.pods.is_empty());
+                .is_some_and(|s| s.watch_error.is_none() && !s.exists && s.pods.is_empty());
             if gone {
                 self.finish_undeploy();
             }
@@ -456,6 +477,10 @@ impl KubeSupervisor {
     }
 
     async fn step_rollout(&mut self) {
+        if let Some(reason) = self.unseen_rollout() {
+            self.fail_rollout(reason).await;
+            return;
+        }
         let (Some(rollout), Some(status)) = (self.rollout.as_ref(), self.status.as_ref()) else {
             return;
         };
@@ -483,6 +508,31 @@ impl KubeSupervisor {
         }
     }
 
+    /// Returns why the rollout fails when the cluster did not show its end
+    /// in time, with the watch or connection error if there is one.
+    fn unseen_rollout(&self) -> Option<String> {
+        let rollout = self.rollout.as_ref()?;
+        if Instant::now() < rollout.give_up_at {
+            return None;
+        }
+        let error = self
+            .connect_error
+            .clone()
+            .or_else(|| {
+                self.status
+                    .as_ref()
+                    .and_then(|status| status.watch_error.clone())
+            })
+            .map(|error| format!("; last error: {error}"))
+            .unwrap_or_default();
+        Some(format!(
+            "revision {} did not finish rolling out within progressDeadlineSeconds={} and {} s more{error}",
+            rollout.plan.revision,
+            rollout.plan.spec.strategy.progress_deadline_seconds,
+            DEADLINE_GRACE.as_secs()
+        ))
+    }
+
     async fn complete_rollout(&mut self) {
         let Some(rollout) = self.rollout.take() else {
             return;
@@ -490,16 +540,30 @@ impl KubeSupervisor {
         let plan = rollout.plan;
         self.delete_older_secrets(plan.revision).await;
         let previous = self.stable.replace(plan.clone());
-        if let Some(first_reason) = rollout.revert_reason {
-            let message = format!("{first_reason}; reverted to revision {}", plan.revision);
-            self.recorder()
-                .agent_event(&self.deployment, "revert", true, &message);
-            self.recorder()
-                .notify_outcome(&self.deployment, DeploymentOutcome::Reverted, &message);
-            notify(rollout.waiters, Outcome::Failed(message.clone()));
-            self.set_status(DeploymentStatus::Deployed, Some(message));
-            return;
+        match rollout.revert_reason {
+            Some(first_reason) => self.finish_revert(&plan, &first_reason, rollout.waiters),
+            None => self.finish_success(&plan, previous, rollout.waiters),
         }
+    }
+
+    /// Records that the last healthy revision runs again after `first_reason`.
+    fn finish_revert(&mut self, plan: &SharedPlan, first_reason: &str, waiters: Vec<Waiter>) {
+        let message = format!("{first_reason}; reverted to revision {}", plan.revision);
+        self.recorder()
+            .agent_event(&self.deployment, "revert", true, &message);
+        self.recorder()
+            .notify_outcome(&self.deployment, DeploymentOutcome::Reverted, &message);
+        notify(waiters, Outcome::Failed(message.clone()));
+        self.set_status(DeploymentStatus::Deployed, Some(message));
+    }
+
+    /// Records that `plan` rolled out and supersedes `previous`.
+    fn finish_success(
+        &mut self,
+        plan: &SharedPlan,
+        previous: Option<SharedPlan>,
+        waiters: Vec<Waiter>,
+    ) {
         let previous = previous
             .map(|p| p.revision)
             .or(self.deployment.last_healthy_revision);
@@ -527,7 +591,7 @@ impl KubeSupervisor {
             .agent_event(&self.deployment, "rollout", true, &message);
         self.recorder()
             .notify_outcome(&self.deployment, DeploymentOutcome::Succeeded, &message);
-        notify(rollout.waiters, Outcome::Done(message));
+        notify(waiters, Outcome::Done(message));
         self.set_status(DeploymentStatus::Deployed, None);
     }
 
@@ -584,7 +648,7 @@ impl KubeSupervisor {
         }
     }
 
-    /// A first rollout failed: nothing healthy can take over, so the
+    /// Ends a failed first rollout. Nothing healthy can take over, so the
     /// failing objects go, as the other backends stop failing replicas.
     async fn fail_without_stable(&mut self, reason: String, waiters: Vec<Waiter>) {
         if let Some(cluster) = self.cluster.as_ref() {

@@ -258,7 +258,11 @@ fn forbidden(shared: &Shared, verb: &str, target: &Target) -> Option<Response> {
         "{subject} is forbidden: User \"{}\" cannot {verb} resource \"{resource_name}\" in API group \"{}\" {scope}",
         rule.user, target.resource.group
     );
-    let details = json!({"name": target.name, "group": target.resource.group, "kind": target.resource.plural});
+    let mut details = json!({"group": target.resource.group, "kind": target.resource.plural});
+    // A real server leaves out an empty name; kube cannot read a null one.
+    if let Some(name) = &target.name {
+        details["name"] = json!(name);
+    }
     Some(status_error(403, "Forbidden", message, Some(details)))
 }
 

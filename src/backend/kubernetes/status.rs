@@ -343,7 +343,10 @@ async fn run_watch(
                 errors[side] = Some(text);
             }
         }
-        if listed[0] && listed[1] {
+        // A watch that fails before it ever listed (a forbidden list) is
+        // reported too, so the failure shows instead of no status at all.
+        let failing = errors.iter().any(Option::is_some);
+        if (listed[0] && listed[1]) || failing {
             let error = errors
                 .iter()
                 .flatten()
