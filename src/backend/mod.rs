@@ -1,6 +1,7 @@
 //! Backends run replicas on a platform. The engine speaks only to [`Backend`].
 
 pub mod docker;
+pub mod kubernetes;
 pub mod limits;
 pub mod process;
 pub mod source;

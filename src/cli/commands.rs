@@ -61,6 +61,7 @@ pub async fn run(home: &Home, command: Command) -> Result<String, CliError> {
         Command::Template(args) => super::config::run_template(home, args.action).await,
         Command::Notify(args) => super::notify::run(home, args.action).await,
         Command::Alerts(args) => super::alerts::run(home, args.action).await,
+        Command::Contexts(args) => super::kubernetes::contexts(args).await,
     }
 }
 

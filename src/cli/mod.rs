@@ -5,6 +5,7 @@
 mod alerts;
 mod commands;
 mod config;
+mod kubernetes;
 mod notify;
 pub mod output;
 mod secrets;
@@ -19,6 +20,8 @@ use output::Format;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
+    #[error(transparent)]
+    Kubernetes(#[from] Box<crate::backend::kubernetes::KubeError>),
     #[error(transparent)]
     Client(#[from] crate::api::client::ClientError),
     #[error(transparent)]
@@ -107,6 +110,18 @@ pub enum Command {
     Notify(NotifyArgs),
     /// Manage alert rules, list alerts, silence and acknowledge them
     Alerts(AlertsArgs),
+    /// List the Kubernetes contexts of this shell's kubeconfig and whether each cluster responds
+    Contexts(ContextsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ContextsArgs {
+    /// How long to wait for each cluster, such as 3s
+    #[arg(long, value_name = "DURATION", default_value = "3s")]
+    pub timeout: String,
+
+    #[command(flatten)]
+    pub format: FormatArgs,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,7 @@ pub mod alert_rules;
 mod alerts;
 mod backoff;
 mod config;
+mod kube_supervisor;
 pub mod metrics;
 mod notify;
 mod plan;
@@ -344,8 +345,10 @@ impl Engine {
                 let services = self.services(self.docker.clone());
                 Supervisor::spawn(services, deployment, stable, resume)
             }
-            // check_supported rejects kubernetes before anything is stored.
-            BackendKind::Process | BackendKind::Kubernetes => {
+            BackendKind::Kubernetes => {
+                kube_supervisor::spawn(self.kube_services(), deployment, stable, resume)
+            }
+            BackendKind::Process => {
                 let services = self.services(self.backend.clone());
                 Supervisor::spawn(services, deployment, stable, resume)
             }
@@ -360,6 +363,16 @@ impl Engine {
             secrets: self.vault.clone(),
             recorder: self.recorder.clone(),
             builds_dir: self.home.builds_dir(),
+            logs: self.logs.clone(),
+        }
+    }
+
+    fn kube_services(&self) -> kube_supervisor::KubeServices {
+        kube_supervisor::KubeServices {
+            secrets: self.vault.clone(),
+            recorder: self.recorder.clone(),
+            home: self.home.root().display().to_string(),
+            environment: crate::backend::kubernetes::KubeEnvironment::from_process(),
             logs: self.logs.clone(),
         }
     }
@@ -726,6 +739,10 @@ impl Engine {
         spec: &Manifest,
         existing: Option<&Deployment>,
     ) -> Result<(), EngineError> {
+        // A Kubernetes hostPort is the Service's port in the cluster.
+        if spec.backend == BackendKind::Kubernetes {
+            return Ok(());
+        }
         let own_ports = existing
             .and_then(|d| self.snapshot(&d.id))
             .map(|snapshot| ports_of(&snapshot.endpoints))
@@ -851,6 +868,17 @@ impl Engine {
         slot: u32,
         caller: &Caller,
     ) -> Result<Accepted, EngineError> {
+        if deployment.backend == BackendKind::Kubernetes {
+            return Err(EngineError::Unsupported {
+                field: "replica".to_owned(),
+                message: format!(
+                    "the pods of {} have no index to restart one by; restart every replica \
+                     with `shipdeck restart {}`, or delete one pod with kubectl",
+                    deployment.key(),
+                    deployment.name
+                ),
+            });
+        }
         let desired = deployment.desired_replicas;
         if slot >= desired {
             let range = match desired {
@@ -1263,10 +1291,11 @@ fn check_supported(spec: &Manifest) -> Result<(), EngineError> {
     };
     match spec.backend {
         BackendKind::Process => Ok(()),
-        BackendKind::Kubernetes => unsupported(
-            "backend",
-            "backend kubernetes is not supported yet; use backend: process or docker",
-        ),
+        BackendKind::Kubernetes => crate::backend::kubernetes::render::check_supported(spec)
+            .map_err(|error| EngineError::Unsupported {
+                field: error.field,
+                message: error.message,
+            }),
         BackendKind::Docker if spec.build.is_some() => unsupported(
             "build.command",
             "build.command is for backend: process; backend: docker builds the image from \

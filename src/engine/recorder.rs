@@ -157,6 +157,12 @@ impl Recorder {
         self.user_event(deployment, "agent", action, ok, message);
     }
 
+    /// Records something a Kubernetes cluster reported about the
+    /// deployment's objects, with `cluster` as the actor.
+    pub fn cluster_event(&self, deployment: &Deployment, action: &str, ok: bool, message: &str) {
+        self.user_event(deployment, "cluster", action, ok, message);
+    }
+
     /// Stores an event that an operator's request caused, with the
     /// operator's user name.
     pub fn user_event(
