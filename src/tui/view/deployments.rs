@@ -102,11 +102,13 @@ impl Column {
             Self::Environment => 12,
             Self::Ready => 11,
             Self::Cpu => 10,
-            Self::Memory => 9,
-            Self::Age => 8,
-            Self::Trend => 7,
-            Self::Requests => 6,
-            Self::Health => 5,
+            // Failing checks say more than a trend at 80 columns, where
+            // one of the two has to go.
+            Self::Health => 9,
+            Self::Memory => 8,
+            Self::Age => 7,
+            Self::Trend => 6,
+            Self::Requests => 5,
             Self::Revision => 4,
             Self::Version => 3,
             Self::Backend => 2,
@@ -384,11 +386,11 @@ mod tests {
                 Column::Name,
                 Column::Environment,
                 Column::Status,
+                Column::Health,
                 Column::Ready,
                 Column::Cpu,
                 Column::Memory,
-                Column::Age,
-                Column::Trend
+                Column::Age
             ]
         );
         assert!(name >= NAME_MIN);
