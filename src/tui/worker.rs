@@ -117,7 +117,7 @@ impl Workers {
         }
     }
 
-    /// Follows, pages or saves what the logs tab asks for. A new follow
+    /// Follows, pages or saves what the logs tab requests. A new follow
     /// replaces the previous one.
     pub fn logs(&self, effect: LogsEffect) {
         let job = match effect {
@@ -405,11 +405,7 @@ async fn send_lists(
         batch.push(Action::Deployments(lists.sorted()));
     }
     if std::mem::take(&mut lists.alerts_stale) {
-        match classify(client.get::<Vec<AlertView>>("/v1/alerts").await) {
-            Read::Data(list) => batch.push(Action::Alerts(list)),
-            Read::Failed(message) => batch.push(failed("the alerts", message)),
-            Read::Unreachable(reason) => return Err(reason),
-        }
+        batch.push(read_alerts(client).await?);
     }
     Ok(send_all(actions, batch).await)
 }
@@ -464,15 +460,22 @@ async fn read_lists(
         Read::Failed(message) => batch.push(failed("the deployments", message)),
         Read::Unreachable(reason) => return Err(reason),
     }
-    match classify(client.get::<Vec<AlertView>>("/v1/alerts").await) {
-        Read::Data(list) => {
-            lists.alerts_stale = false;
-            batch.push(Action::Alerts(list));
-        }
-        Read::Failed(message) => batch.push(failed("the alerts", message)),
-        Read::Unreachable(reason) => return Err(reason),
+    let alerts = read_alerts(client).await?;
+    if matches!(alerts, Action::Alerts(_)) {
+        lists.alerts_stale = false;
     }
+    batch.push(alerts);
     Ok(batch)
+}
+
+/// Reads the alerts list. Returns the action to send, or `Err` with the
+/// reason when the agent is unreachable.
+async fn read_alerts(client: &Client) -> Result<Action, String> {
+    match classify(client.get::<Vec<AlertView>>("/v1/alerts").await) {
+        Read::Data(list) => Ok(Action::Alerts(list)),
+        Read::Failed(message) => Ok(failed("the alerts", message)),
+        Read::Unreachable(reason) => Err(reason),
+    }
 }
 
 fn failed(what: &str, message: String) -> Action {
@@ -669,9 +672,9 @@ async fn send_operation(client: &Client, operation: &Operation) -> Result<String
     Ok(format!("revision {}", result.deployment.revision))
 }
 
-/// The dashboard's working directory, which relative paths in a manifest
-/// written in the editor start from, as they start from a manifest file's
-/// directory in the CLI.
+/// Returns the dashboard's working directory. Relative paths in a
+/// manifest written in the editor start from it, as they start from a
+/// manifest file's directory in the CLI.
 fn working_directory() -> Option<String> {
     std::env::current_dir()
         .ok()
@@ -735,7 +738,8 @@ mod tests {
         );
         let web = DeploymentKey::new("web", "staging");
         assert_eq!(pulsed.try_recv(), Ok(Pulse::Deployment(web.clone())));
-        assert!(lists.deployments_changed && lists.due.is_some());
+        assert!(lists.deployments_changed);
+        assert!(lists.due.is_some());
         let sorted = lists.sorted();
         assert_eq!(sorted[0].name, "api");
         assert_eq!(sorted[1].replicas.desired, 3);

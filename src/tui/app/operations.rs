@@ -121,10 +121,7 @@ impl App {
             other => other,
         };
         let (current_replicas, revision) = self
-            .deployments
-            .all()
-            .iter()
-            .find(|row| row.key == *operation.key())
+            .row(operation.key())
             .map_or((0, 0), |row| (row.desired, row.revision));
         let key = operation.key();
         let target = format!("{} ({})", key.name, key.environment);
