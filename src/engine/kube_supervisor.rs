@@ -239,8 +239,8 @@ impl KubeSupervisor {
                 self.begin_undeploy(done).await;
                 let _ = ack.send(());
             }
-            // The engine rejects these for Kubernetes before sending; a
-            // waiter still gets an answer rather than a dropped channel.
+            // The engine rejects these for Kubernetes before sending, so this
+            // only keeps a waiter from seeing a dropped channel.
             Command::RestartReplica { ack, done, .. } => {
                 if let Some(done) = done {
                     let _ = done.send(Outcome::Failed(

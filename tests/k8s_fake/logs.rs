@@ -75,7 +75,7 @@ impl Logs {
         };
         let line = (now_nanos(), text.to_owned());
         instance.lines.push(line.clone());
-        // No receiver only means that nobody follows these logs.
+        // No receiver only means that no client follows these logs.
         let _ = events.send(LogEvent {
             key: key.clone(),
             instance: index,

@@ -205,7 +205,7 @@ impl Shared {
     async fn wait_reachable(&self) {
         tokio::time::sleep(RETRY).await;
         let mut platform = self.platform.subscribe();
-        // `self` owns the sender, so the receiver never sees it closed.
+        // `self` owns the sender, so the channel is never closed here.
         let _ = platform
             .wait_for(|state| *state == PlatformState::Reachable)
             .await;

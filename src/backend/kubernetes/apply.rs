@@ -29,7 +29,7 @@ use super::render::ClusterObjects;
 /// The field manager of every apply.
 pub const FIELD_MANAGER: &str = "shipdeck";
 
-/// What the apply and delete functions need of an object type.
+/// The operations that apply and delete need of an object type.
 pub trait Applied:
     Resource<DynamicType = (), Scope = NamespaceResourceScope>
     + Clone

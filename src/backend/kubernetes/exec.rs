@@ -45,7 +45,7 @@ pub struct ExecPlugin {
     timeout: Duration,
 }
 
-/// What a plugin returned.
+/// The credential a plugin returned.
 #[derive(Debug, Clone)]
 pub struct Credential {
     pub token: SecretValue,

@@ -22,7 +22,7 @@ const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 const APP_NAME: &str = "app.kubernetes.io/name";
 const APP_INSTANCE: &str = "app.kubernetes.io/instance";
 
-/// The longest name shipdeck gives an object: a DNS-1035 label, which a
+/// Maximum length of a name shipdeck gives an object: a DNS-1035 label, which a
 /// Service name must be.
 const MAX_NAME: usize = 63;
 
@@ -75,7 +75,7 @@ impl ObjectIdentity {
         terms.join(",")
     }
 
-    /// The name of the Secret that holds one revision's secret env values.
+    /// Returns the name of the Secret that contains one revision's secret env values.
     /// Each revision has its own, so pods of an older revision keep the
     /// values they started with.
     pub fn secret_name(&self, revision: u64) -> String {
@@ -111,7 +111,7 @@ pub fn home_label(home: &str) -> String {
 }
 
 /// FNV-1a, 64 bits: stable across Rust versions and platforms, unlike
-/// std's hasher. It tells names apart; it is not a security boundary.
+/// std's hasher. It distinguishes names and is not a security boundary.
 fn fnv1a(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for byte in bytes {

@@ -409,7 +409,7 @@ impl App {
         }
     }
 
-    /// Checks the text and, when it passes, asks to confirm the send.
+    /// Checks the text and, when it passes, opens the confirmation of the send.
     pub(super) fn send_manifest(&mut self, effects: &mut Effects) -> bool {
         let known: Vec<DeploymentKey> = self
             .deployments

@@ -117,9 +117,9 @@ pub struct Form {
     pub fields: Vec<FormField>,
     /// The field that receives typed characters.
     pub focus: usize,
-    /// Why the last submission was rejected.
+    /// The reason the last submission was rejected.
     pub error: Option<String>,
-    /// One line under the fields that says what the form does.
+    /// One line under the fields that describes what the form does.
     pub note: String,
 }
 

@@ -1,4 +1,4 @@
-//! State of the detail view's logs tab: what the operator asked to see (the
+//! State of the detail view's logs tab: what the operator chose to see (the
 //! settings and the search), the window of lines held, and the reads it
 //! needs from the agent.
 //!

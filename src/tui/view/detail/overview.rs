@@ -143,8 +143,8 @@ fn resources(spec: &Manifest) -> String {
     or_none(parts.join(" · "))
 }
 
-/// The replica rows, with the one at `selected` marked as the target of a
-/// restart.
+/// Builds the replica rows, with the one at `selected` marked as the
+/// target of a restart.
 fn replicas<'a>(view: &DeploymentView, selected: usize, theme: &Theme) -> Vec<Line<'a>> {
     // Containers get a column with the state of the image's HEALTHCHECK.
     let containers = view.replica_details.iter().any(|r| r.container.is_some());
