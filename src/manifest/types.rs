@@ -482,10 +482,27 @@ pub struct AutoScaling {
     pub target_cpu_utilization: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_memory_utilization: Option<u32>,
+    /// Collected series held at an average value per replica, such as
+    /// `requests_per_second` or a scraped gauge.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<AverageValueTarget>,
+    /// How often shipdeck's autoscaler evaluates the targets (15 s when
+    /// left out, as the Kubernetes controller); a cluster uses its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<ManifestDuration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_up_policy: Option<ScalingPolicy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale_down_policy: Option<ScalingPolicy>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AverageValueTarget {
+    /// A series of the deployment, as `shipdeck metrics NAME --list` shows.
+    pub name: String,
+    /// The value per replica to hold.
+    pub average_value: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

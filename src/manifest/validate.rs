@@ -956,6 +956,32 @@ fn check_scaling_targets(scaling: &AutoScaling, problems: &mut Problems) {
             );
         }
     }
+    for (index, target) in scaling.metrics.iter().enumerate() {
+        let path = format!("autoScaling.metrics[{index}]");
+        if target.name.trim().is_empty() {
+            problems.add(
+                format!("{path}.name"),
+                "name is empty; name a series from `shipdeck metrics NAME --list`".to_owned(),
+            );
+        }
+        if !(target.average_value.is_finite() && target.average_value > 0.0) {
+            problems.add(
+                format!("{path}.averageValue"),
+                format!(
+                    "averageValue is {}; write the value per replica to hold, above 0",
+                    target.average_value
+                ),
+            );
+        }
+    }
+    if let Some(interval) = scaling.interval {
+        if interval.as_std() < std::time::Duration::from_secs(1) {
+            problems.add(
+                "autoScaling.interval",
+                format!("interval is {interval}; write at least 1s"),
+            );
+        }
+    }
     for (name, policy) in [
         ("scaleUpPolicy", &scaling.scale_up_policy),
         ("scaleDownPolicy", &scaling.scale_down_policy),
