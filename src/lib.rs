@@ -1,5 +1,6 @@
 pub mod agent;
 pub mod api;
+pub mod autoscale;
 pub mod backend;
 pub mod cli;
 pub mod config;
