@@ -110,6 +110,7 @@ pub fn spawn(
         endpoints: Vec::new(),
         scrape_targets: Vec::new(),
         endpoint_readers: Vec::new(),
+        cluster_autoscaler: None,
     });
     let supervisor = KubeSupervisor {
         services,
@@ -776,6 +777,7 @@ impl KubeSupervisor {
             endpoints: self.endpoints(),
             scrape_targets: Vec::new(),
             endpoint_readers: Vec::new(),
+            cluster_autoscaler: None,
         };
         let changed = {
             let old = self.snapshot_tx.borrow();

@@ -91,6 +91,10 @@ pub struct Snapshot {
     /// `hostPort`. They read live counters when called, so an old snapshot still
     /// returns current counts.
     pub endpoint_readers: Vec<EndpointStatsReader>,
+    /// The cluster's HorizontalPodAutoscaler as last seen, for Kubernetes
+    /// deployments with autoscaling on; shipdeck's own autoscaler keeps
+    /// its state in the engine instead.
+    pub cluster_autoscaler: Option<crate::autoscale::AutoscaleView>,
 }
 
 impl Snapshot {
@@ -228,6 +232,7 @@ impl<B: Backend> Supervisor<B> {
             endpoints: Vec::new(),
             scrape_targets: Vec::new(),
             endpoint_readers: Vec::new(),
+            cluster_autoscaler: None,
         });
 
         let phase = if stable.is_some() {

@@ -171,6 +171,7 @@ impl<B: Backend> Supervisor<B> {
                 .values()
                 .map(|stable| stable.endpoint.stats_reader())
                 .collect(),
+            cluster_autoscaler: None,
         };
         // Probe messages change at every check; only what a deployment's
         // view shows is worth a notice to the dashboards that follow.
