@@ -19,9 +19,9 @@ use tokio::net::UnixListener;
 use tokio::sync::Notify;
 
 use super::wire::{
-    ActionResult, AgentStatus, DeployBody, ErrorBody, ListParams, ManifestBody, RedeployBody,
-    RestartBody, RevealedSecret, RollbackBody, RotateKeyBody, ScaleBody, SecretBody, TargetParams,
-    UndeployBody,
+    ActionResult, AgentStatus, AutoscaleBody, DeployBody, ErrorBody, ListParams, ManifestBody,
+    RedeployBody, RestartBody, RevealedSecret, RollbackBody, RotateKeyBody, ScaleBody, SecretBody,
+    TargetParams, UndeployBody,
 };
 use crate::config::{Rotation, SecretInfo, VaultError};
 use crate::engine::alert_rules::{AlertRuleError, PutMode};
@@ -97,6 +97,10 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/deployments/{name}/redeploy", post(redeploy))
         .route("/v1/deployments/{name}/rollback", post(rollback))
         .route("/v1/deployments/{name}/scale", post(scale))
+        .route(
+            "/v1/deployments/{name}/autoscale",
+            get(autoscale_status).put(autoscale_set),
+        )
         .route("/v1/deployments/{name}/undeploy", post(undeploy))
         .route("/v1/deployments/{name}/restart", post(restart))
         .route("/v1/deployments/{name}/manifest", get(manifest_source))
@@ -222,7 +226,12 @@ impl From<EngineError> for ApiError {
             | EngineError::RevisionNotFound { .. }
             | EngineError::Vault(VaultError::NotFound { .. }) => StatusCode::NOT_FOUND,
             EngineError::Config(error) => super::config::status_of(error),
-            EngineError::Ambiguous { .. } | EngineError::Undeployed { .. } => StatusCode::CONFLICT,
+            EngineError::Ambiguous { .. }
+            | EngineError::Undeployed { .. }
+            | EngineError::AutoscalingOn { .. } => StatusCode::CONFLICT,
+            EngineError::AutoscalingOff { .. } | EngineError::AutoscalerNotSeen { .. } => {
+                StatusCode::NOT_FOUND
+            }
             // The dashboard reads 423 as "the vault is locked" and says how
             // to unlock it.
             EngineError::Vault(VaultError::Locked | VaultError::KeyFileMissing { .. }) => {
@@ -350,6 +359,41 @@ async fn scale(
             &name,
             body.environment.as_deref(),
             body.replicas,
+            body.force,
+            &caller(&peer),
+        )
+        .await?;
+    finish(&state, accepted, body.wait, body.timeout_ms).await
+}
+
+async fn autoscale_status(
+    State(state): State<Shared>,
+    Path(name): Path<String>,
+    Query(params): Query<TargetParams>,
+) -> Result<Response, ApiError> {
+    let decisions = params
+        .limit
+        .unwrap_or(crate::engine::RECENT_DECISIONS)
+        .min(crate::store::DECISIONS_KEPT);
+    Ok(json(state.engine.autoscale_status(
+        &name,
+        params.env.as_deref(),
+        decisions,
+    )?))
+}
+
+async fn autoscale_set(
+    State(state): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<PeerUser>,
+    Path(name): Path<String>,
+    Body(body): Body<AutoscaleBody>,
+) -> ApiResult<ActionResult> {
+    let accepted = state
+        .engine
+        .set_autoscaling(
+            &name,
+            body.environment.as_deref(),
+            body.setting,
             &caller(&peer),
         )
         .await?;

@@ -66,6 +66,23 @@ pub struct ScaleBody {
     /// Signed so that a negative count reaches the engine's own check and
     /// gets its message, rather than a JSON type error.
     pub replicas: i64,
+    /// Turns autoscaling off first, where it is on.
+    #[serde(default)]
+    pub force: bool,
+    #[serde(default)]
+    pub wait: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoscaleBody {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// The new `autoScaling`; none turns autoscaling off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setting: Option<crate::manifest::AutoScaling>,
     #[serde(default)]
     pub wait: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]

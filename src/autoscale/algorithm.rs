@@ -175,7 +175,7 @@ impl History {
             limit: LimitReason::DesiredWithinRange,
             limiting_rule: None,
             desired: current,
-            reason: format!("keeping {current} replicas: {problem}"),
+            reason: format!("keeping {}: {problem}", replicas(current)),
             conditions: vec![condition(
                 "ScalingActive",
                 false,
@@ -496,6 +496,7 @@ fn explain(
     readings: &[MetricReading],
 ) -> String {
     let desired = limited.desired;
+    let bound = bound_clause(limited);
     if desired == current {
         if stabilized != recommendation {
             let window = if stabilized > recommendation {
@@ -510,18 +511,19 @@ fn explain(
                 )
             };
             return format!(
-                "keeping {current} replicas: {window} holds an earlier recommendation (now {recommendation})"
+                "keeping {}: {window} holds an earlier recommendation (the targets ask for {recommendation})",
+                replicas(current)
             );
         }
         if recommendation != current {
             return format!(
-                "keeping {current} replicas rather than {recommendation}: {}",
-                limit_clause(limited)
+                "keeping {}{bound} (the targets ask for {recommendation})",
+                replicas(current)
             );
         }
         return format!(
-            "keeping {current} replicas: every target is within {}% of its value",
-            (policy.tolerance * 100.0).round()
+            "keeping {}: the targets ask for the current count",
+            replicas(current)
         );
     }
     let why = if desired > current {
@@ -536,18 +538,32 @@ fn explain(
     };
     if desired != stabilized {
         format!(
-            "scaling from {current} to {desired} rather than {stabilized}: {}; {why}",
-            limit_clause(limited)
+            "scaling from {current} to {desired}{bound} (the targets ask for {stabilized}): {why}"
         )
     } else {
         format!("scaling from {current} to {desired}: {why}")
     }
 }
 
-fn limit_clause(limited: &Limited) -> String {
-    match &limited.rule {
-        Some(rule) => format!("{} ({rule})", limited.message),
-        None => limited.message.clone(),
+/// Says what bounded the count, such as ", the maximum".
+fn bound_clause(limited: &Limited) -> String {
+    let rule = limited.rule.as_deref().unwrap_or("the rate policy");
+    match limited.limit {
+        LimitReason::DesiredWithinRange => String::new(),
+        LimitReason::TooManyReplicas => ", the maximum".to_owned(),
+        LimitReason::TooFewReplicas => ", the minimum".to_owned(),
+        LimitReason::ScaleUpLimit | LimitReason::ScaleDownLimit => {
+            format!(", as far as {rule} allows")
+        }
+        LimitReason::ScalingDisabled => ", since selectPolicy is Disabled".to_owned(),
+    }
+}
+
+fn replicas(count: u32) -> String {
+    if count == 1 {
+        "1 replica".to_owned()
+    } else {
+        format!("{count} replicas")
     }
 }
 

@@ -299,8 +299,9 @@ pub struct AutoscaleView {
     pub decisions: Vec<Decision>,
 }
 
-/// True when two revisions' specs differ in `autoScaling` and nothing else,
-/// so a new revision can take over without replacing a replica.
+/// True when two revisions' specs differ in `autoScaling` and nothing else
+/// (the replica count aside, which the deployment carries), so a new
+/// revision can take over without replacing a replica.
 pub fn differs_only_in_autoscaling(
     old: &crate::manifest::Manifest,
     new: &crate::manifest::Manifest,
@@ -312,5 +313,6 @@ pub fn differs_only_in_autoscaling(
     let mut new = new.clone();
     old.auto_scaling = None;
     new.auto_scaling = None;
+    new.replicas = old.replicas;
     old == new
 }

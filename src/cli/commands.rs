@@ -51,6 +51,7 @@ pub async fn run(home: &Home, command: Command) -> Result<String, CliError> {
         Command::Restart(args) => restart(home, args).await,
         Command::Rollback(args) => rollback(home, args).await,
         Command::Scale(args) => scale(home, args).await,
+        Command::Autoscale(args) => super::autoscale::run(home, args).await,
         Command::Health(args) => health(home, args).await,
         Command::Undeploy(args) => undeploy(home, args).await,
         Command::Events(args) => events(home, args).await,
@@ -109,7 +110,7 @@ async fn agent_stop(home: &Home) -> Result<String, CliError> {
 }
 
 /// Checks `--timeout` even without `--wait`, so a typo is never ignored.
-fn timeout_ms(wait: &WaitArgs) -> Result<Option<u64>, CliError> {
+pub(super) fn timeout_ms(wait: &WaitArgs) -> Result<Option<u64>, CliError> {
     let duration = ManifestDuration::try_from(wait.timeout.clone()).map_err(|message| {
         CliError::Message(format!("invalid --timeout {:?}: {message}", wait.timeout))
     })?;
@@ -147,13 +148,17 @@ pub(super) fn read_manifest(path: &Path) -> Result<ManifestBody, CliError> {
     })
 }
 
-fn env_query(env: &Option<String>) -> String {
+pub(super) fn env_query(env: &Option<String>) -> String {
     env.as_ref()
         .map(|env| format!("?env={}", encode(env)))
         .unwrap_or_default()
 }
 
-fn action_output(result: &ActionResult, format: Format, verb: &str) -> Result<String, CliError> {
+pub(super) fn action_output(
+    result: &ActionResult,
+    format: Format,
+    verb: &str,
+) -> Result<String, CliError> {
     render(result, format, |r| {
         let d = &r.deployment;
         let revision = r
@@ -258,6 +263,7 @@ async fn scale(home: &Home, args: ScaleArgs) -> Result<String, CliError> {
     let body = ScaleBody {
         environment: args.env,
         replicas: args.replicas,
+        force: args.force,
         wait: args.wait.wait,
         timeout_ms: timeout_ms(&args.wait)?,
     };

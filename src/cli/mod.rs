@@ -3,6 +3,7 @@
 //! Without a subcommand, `shipdeck` opens the dashboard.
 
 mod alerts;
+mod autoscale;
 mod commands;
 mod config;
 mod kubernetes;
@@ -89,6 +90,8 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Change the number of replicas
     Scale(ScaleArgs),
+    /// Scale between a minimum and a maximum to hold CPU, memory or a metric at a target; `off` and `status`
+    Autoscale(AutoscaleArgs),
     /// Show the health checks of every replica, with the containers' own HEALTHCHECK
     #[command(alias = "status")]
     Health(TargetArgs),
@@ -728,8 +731,99 @@ pub struct ScaleArgs {
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub replicas: i64,
 
+    /// Turn autoscaling off first, where it is on
+    #[arg(long)]
+    pub force: bool,
+
     #[command(flatten)]
     pub wait: WaitArgs,
+
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct AutoscaleArgs {
+    #[command(subcommand)]
+    pub action: Option<AutoscaleAction>,
+
+    #[command(flatten)]
+    pub set: AutoscaleSetArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AutoscaleAction {
+    /// Turn autoscaling off; the replica count stays where it is
+    Off(AutoscaleOffArgs),
+    /// Show the targets, conditions and recent decisions with their reasons
+    Status(AutoscaleStatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AutoscaleSetArgs {
+    /// The deployment
+    #[arg(required = true)]
+    pub name: Option<String>,
+
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+
+    /// Fewest replicas (at least 1)
+    #[arg(long, value_name = "N", required = true)]
+    pub min: Option<u32>,
+
+    /// Most replicas
+    #[arg(long, value_name = "N", required = true)]
+    pub max: Option<u32>,
+
+    /// Average CPU use to hold, in percent of the CPU request
+    #[arg(long, value_name = "PERCENT")]
+    pub cpu: Option<u32>,
+
+    /// Average memory use to hold, in percent of the memory request
+    #[arg(long, value_name = "PERCENT")]
+    pub memory: Option<u32>,
+
+    /// A collected series to hold at a value per replica, such as requests_per_second=50; repeatable
+    #[arg(long, value_name = "NAME=VALUE")]
+    pub metric: Vec<String>,
+
+    /// How often to evaluate, such as 15s (process and Docker backends)
+    #[arg(long, value_name = "DURATION")]
+    pub interval: Option<String>,
+
+    #[command(flatten)]
+    pub wait: WaitArgs,
+
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AutoscaleOffArgs {
+    pub name: String,
+
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+
+    #[command(flatten)]
+    pub wait: WaitArgs,
+
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AutoscaleStatusArgs {
+    pub name: String,
+
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+
+    /// How many recent decisions to show
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub decisions: usize,
 
     #[command(flatten)]
     pub format: FormatArgs,

@@ -248,6 +248,10 @@ impl Collector {
             .filter_map(|replica| replica.container.clone())
             .collect();
 
+        let live_ids: HashSet<String> = snapshots
+            .iter()
+            .map(|snapshot| snapshot.deployment.id.clone())
+            .collect();
         let due: Vec<(Snapshot, Settings)> = snapshots
             .into_iter()
             .filter_map(|snapshot| {
@@ -290,12 +294,16 @@ impl Collector {
             }
             values.extend(traffic);
             values.retain(|(series, _)| settings.groups.collects(series));
+            let readings = &engine.autoscale_readings;
+            readings.record_replicas(&snapshot.deployment.id, &measured.per_replica, now);
+            readings.record_series(&snapshot.deployment.id, values.iter().copied(), now);
             store_values(engine, &snapshot.deployment.id, time_ms, &values)?;
             self.evaluate_alerts(engine, snapshot, &values, |rule| {
                 SERIES.contains(&rule.metric.as_str())
             });
             self.roll_up(engine, &snapshot.deployment.id, time_ms, settings.retention)?;
         }
+        engine.autoscale_readings.retain(|id| live_ids.contains(id));
         self.rates.retain(&live);
         self.containers
             .retain(&live_containers.iter().map(String::as_str).collect());
@@ -317,17 +325,21 @@ impl Collector {
                 .measure(&engine.docker, &snapshot.replicas, now);
         }
         let mut measured = Measured::default();
-        for pid in snapshot.replicas.iter().filter_map(|replica| replica.pid) {
-            let Ok(pgid) = i32::try_from(pid) else {
+        for replica in &snapshot.replicas {
+            let Some(pgid) = replica.pid.and_then(|pid| i32::try_from(pid).ok()) else {
                 continue;
             };
             let Some(group) = usage.get(&pgid) else {
                 continue;
             };
-            if let Some(used) = self.rates.cores(pgid, group.cpu_ticks, now) {
+            let cores = self.rates.cores(pgid, group.cpu_ticks, now);
+            if let Some(used) = cores {
                 *measured.cores.get_or_insert(0.0) += used;
             }
             *measured.memory_bytes.get_or_insert(0u64) += group.rss_bytes;
+            measured
+                .per_replica
+                .push((replica.index, (cores, Some(group.rss_bytes))));
         }
         measured
     }
@@ -391,6 +403,11 @@ impl Collector {
                 .iter()
                 .map(|(name, value)| (name.as_str(), *value))
                 .collect();
+            engine.autoscale_readings.record_series(
+                &outcome.deployment_id,
+                borrowed.iter().copied(),
+                Instant::now(),
+            );
             store_values(engine, &outcome.deployment_id, outcome.time_ms, &borrowed)?;
             self.evaluate_alerts(engine, snapshot, &borrowed, |rule| {
                 !SERIES.contains(&rule.metric.as_str())

@@ -8,6 +8,8 @@
 
 pub mod alert_rules;
 mod alerts;
+mod autoscaler;
+pub use autoscaler::RECENT_DECISIONS;
 mod backoff;
 mod config;
 mod kube_supervisor;
@@ -74,6 +76,12 @@ pub enum EngineError {
     NoRollbackTarget { name: String },
     #[error("{name:?} is undeployed; deploy it again with `shipdeck deploy`")]
     Undeployed { name: String },
+    #[error("autoscaling is on for {name:?} ({min} to {max} replicas), so it sets the count; turn it off first with `shipdeck autoscale off {name}`, or pass --force to turn it off and scale")]
+    AutoscalingOn { name: String, min: u32, max: u32 },
+    #[error("autoscaling is off for {name:?}; turn it on with `shipdeck autoscale {name} --min N --max N --cpu PERCENT`")]
+    AutoscalingOff { name: String },
+    #[error("the cluster's HorizontalPodAutoscaler of {name:?} has not been seen yet; try again in a few seconds, and check `shipdeck events {name}` for apply errors")]
+    AutoscalerNotSeen { name: String },
     #[error("invalid replica count {value}: must be between 0 and {MAX_REPLICAS}")]
     InvalidReplicas { value: i64 },
     #[error("{field}: {message}")]
@@ -213,6 +221,8 @@ pub struct Engine {
     alerts: Mutex<alerts::AlertBook>,
     supervisors: Mutex<HashMap<String, SupervisorHandle>>,
     changes: tokio::sync::Mutex<()>,
+    /// The newest per-replica measurements, from the collector to the autoscaler.
+    autoscale_readings: autoscaler::Readings,
 }
 
 impl Engine {
@@ -241,6 +251,7 @@ impl Engine {
             logs,
             supervisors: Mutex::new(HashMap::new()),
             changes: tokio::sync::Mutex::new(()),
+            autoscale_readings: autoscaler::Readings::default(),
         });
         engine.seed_config()?;
         engine.load_alerts()?;
@@ -248,6 +259,7 @@ impl Engine {
         engine.sweep_docker_leftovers();
         engine.record_start(resumed, swept);
         engine.start_metrics();
+        engine.start_autoscaler();
         Ok(engine)
     }
 
@@ -477,10 +489,21 @@ impl Engine {
             }
             None => {
                 let mut current = self.revision(&deployment, deployment.revision)?;
-                match current.submitted.take() {
+                // Like the current scale, the autoscaling that `shipdeck
+                // autoscale` set stays unless `--set` changes it.
+                let live_scaling = current.spec.auto_scaling.clone();
+                let (mut spec, submitted) = match current.submitted.take() {
                     Some(stored) => self.render_again(&deployment, stored, &request.sets)?,
                     None => (self.reuse_spec(&deployment, current, &request.sets)?, None),
+                };
+                if !request
+                    .sets
+                    .iter()
+                    .any(|set| set.starts_with("autoScaling"))
+                {
+                    spec.auto_scaling = live_scaling;
                 }
+                (spec, submitted)
             }
         };
         if spec.name != deployment.name {
@@ -760,17 +783,38 @@ impl Engine {
         Ok(())
     }
 
+    /// Sets a deployment's replica count. While autoscaling is on, the
+    /// autoscaler owns the count: the request is refused unless `force`,
+    /// which turns autoscaling off first (as a new revision).
     pub async fn scale(
         &self,
         name: &str,
         environment: Option<&str>,
         replicas: i64,
+        force: bool,
         caller: &Caller,
     ) -> Result<Accepted, EngineError> {
         let count = u32::try_from(replicas)
             .ok()
             .filter(|count| *count <= MAX_REPLICAS)
             .ok_or(EngineError::InvalidReplicas { value: replicas })?;
+        let deployment = self.resolve(name, environment)?;
+        if let Some(scaling) = self.autoscaling_of(&deployment)? {
+            if !force {
+                return Err(EngineError::AutoscalingOn {
+                    name: deployment.name,
+                    min: scaling.min_replicas,
+                    max: scaling.max_replicas,
+                });
+            }
+            let accepted = self
+                .set_autoscaling(name, environment, None, caller)
+                .await?;
+            if let Some(completion) = accepted.completion {
+                let _ = completion.await;
+            }
+        }
+
         let _guard = self.changes.lock().await;
         let deployment = self.resolve(name, environment)?;
         if !deployment.wants_replicas() {
@@ -778,8 +822,46 @@ impl Engine {
                 name: deployment.name,
             });
         }
-        let previous = deployment.desired_replicas;
-        let supervisor = self.supervisor_for(&deployment);
+        let message = format!("replicas {} -> {count}", deployment.desired_replicas);
+        let completion = self
+            .send_scale(&deployment, count, caller, "scale", &message)
+            .await?;
+        Ok(Accepted {
+            deployment: self.view(&deployment),
+            revision: None,
+            completion: Some(completion),
+        })
+    }
+
+    /// Scales for the autoscaler, with its decision's reason as the event.
+    pub(crate) async fn scale_to(
+        &self,
+        deployment: &Deployment,
+        count: u32,
+        caller: &Caller,
+        action: &str,
+        message: &str,
+    ) -> Result<(), EngineError> {
+        let _guard = self.changes.lock().await;
+        // The deployment may have changed while the autoscaler evaluated.
+        let current = self.resolve(&deployment.name, Some(&deployment.environment))?;
+        if !current.wants_replicas() || current.revision != deployment.revision {
+            return Ok(());
+        }
+        self.send_scale(&current, count, caller, action, message)
+            .await
+            .map(|_| ())
+    }
+
+    async fn send_scale(
+        &self,
+        deployment: &Deployment,
+        count: u32,
+        caller: &Caller,
+        action: &str,
+        message: &str,
+    ) -> Result<oneshot::Receiver<Outcome>, EngineError> {
+        let supervisor = self.supervisor_for(deployment);
         let (ack, acked) = oneshot::channel();
         let (done, completion) = oneshot::channel();
         let command = Command::Scale {
@@ -787,15 +869,76 @@ impl Engine {
             ack,
             done: Some(done),
         };
-        self.send(&deployment, &supervisor, command, acked).await?;
-        let message = format!("replicas {previous} -> {count}");
-        self.record(caller, &deployment, "scale", EventOutcome::Ok, &message)
+        self.send(deployment, &supervisor, command, acked).await?;
+        self.record(caller, deployment, action, EventOutcome::Ok, message)
             .await?;
-        Ok(Accepted {
-            deployment: self.view(&deployment),
-            revision: None,
-            completion: Some(completion),
-        })
+        Ok(completion)
+    }
+
+    /// The current revision's autoscaling, when it is on.
+    fn autoscaling_of(
+        &self,
+        deployment: &Deployment,
+    ) -> Result<Option<crate::manifest::AutoScaling>, EngineError> {
+        let spec = self.revision(deployment, deployment.revision)?.spec;
+        Ok(spec.auto_scaling.filter(|scaling| scaling.enabled))
+    }
+
+    /// Turns autoscaling on with `setting`, or off with `None`, as a new
+    /// revision that differs from the current one only there; replicas keep
+    /// running (see `differs_only_in_autoscaling`).
+    pub async fn set_autoscaling(
+        &self,
+        name: &str,
+        environment: Option<&str>,
+        setting: Option<crate::manifest::AutoScaling>,
+        caller: &Caller,
+    ) -> Result<Accepted, EngineError> {
+        let _guard = self.changes.lock().await;
+        let deployment = self.resolve(name, environment)?;
+        if !deployment.wants_replicas() {
+            return Err(EngineError::Undeployed {
+                name: deployment.name,
+            });
+        }
+        let current = self.revision(&deployment, deployment.revision)?;
+        let mut spec = current.spec.clone();
+        spec.replicas = deployment.desired_replicas;
+        let reason = match &setting {
+            Some(scaling) => format!("autoscale {}", describe_autoscaling(scaling)),
+            None => "autoscale off".to_owned(),
+        };
+        spec.auto_scaling = match setting {
+            Some(scaling) => Some(keep_behavior(scaling, spec.auto_scaling.as_ref())),
+            None => {
+                if spec
+                    .auto_scaling
+                    .as_ref()
+                    .is_none_or(|scaling| !scaling.enabled)
+                {
+                    return Err(EngineError::AutoscalingOff {
+                        name: deployment.name,
+                    });
+                }
+                None
+            }
+        };
+        crate::manifest::check_rules(&spec).map_err(|problem| {
+            EngineError::Manifest(ManifestError {
+                origin: "autoscale".to_owned(),
+                path: problem.path,
+                line: 1,
+                column: 1,
+                message: problem.message,
+            })
+        })?;
+        let rollout = Rollout::new(
+            "autoscale",
+            reason,
+            Some(current.revision),
+            current.submitted,
+        );
+        self.roll_out(Some(deployment), spec, rollout, caller).await
     }
 
     pub async fn undeploy(
@@ -1462,4 +1605,39 @@ fn new_id() -> String {
         bytes = (nanos ^ i128::from(std::process::id())).to_be_bytes();
     }
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Describes an autoscaling setting for the revision's reason, such as
+/// "1..5 cpu 70%".
+fn describe_autoscaling(scaling: &crate::manifest::AutoScaling) -> String {
+    let mut text = format!("{}..{}", scaling.min_replicas, scaling.max_replicas);
+    if let Some(percent) = scaling.target_cpu_utilization {
+        text.push_str(&format!(" cpu {percent}%"));
+    }
+    if let Some(percent) = scaling.target_memory_utilization {
+        text.push_str(&format!(" memory {percent}%"));
+    }
+    for target in &scaling.metrics {
+        text.push_str(&format!(" {}={}", target.name, target.average_value));
+    }
+    text
+}
+
+/// Keeps the current revision's rate policies and interval where the new
+/// setting (from `shipdeck autoscale`, which has no flags for them) leaves
+/// them out.
+fn keep_behavior(
+    mut scaling: crate::manifest::AutoScaling,
+    current: Option<&crate::manifest::AutoScaling>,
+) -> crate::manifest::AutoScaling {
+    if let Some(current) = current {
+        scaling.scale_up_policy = scaling
+            .scale_up_policy
+            .or_else(|| current.scale_up_policy.clone());
+        scaling.scale_down_policy = scaling
+            .scale_down_policy
+            .or_else(|| current.scale_down_policy.clone());
+        scaling.interval = scaling.interval.or(current.interval);
+    }
+    scaling
 }

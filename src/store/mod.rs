@@ -1,6 +1,6 @@
 //! Persistent records of the agent in sled: deployments, revisions, events,
 //! encrypted secrets, environment configs, config templates, notification
-//! channels, alert rules, alert states and silences.
+//! channels, alert rules, alert states, silences and autoscaling decisions.
 //!
 //! The store has its own small interface, and the engine never uses sled
 //! types. So the engine can be tested without a database, and sled can be
@@ -25,6 +25,7 @@
 //! and it keeps the revisions and events for the audit trail.
 
 mod alerts;
+mod autoscale;
 mod changes;
 mod config;
 mod deployments;
@@ -51,6 +52,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 pub use alerts::StoredAlertState;
+pub use autoscale::DECISIONS_KEPT;
 pub use changes::{Change, ChangeFeed};
 pub use error::StoreError;
 pub use events::NewEvent;
@@ -61,6 +63,7 @@ pub use secrets::{KdfRecord, SecretRecord, VaultRecord};
 
 const ALERT_RULES: &str = "alert_rules";
 const ALERT_STATE: &str = "alert_state";
+const AUTOSCALE_DECISIONS: &str = "autoscale_decisions";
 const DEPLOYMENTS: &str = "deployments";
 const DEPLOYMENT_KEYS: &str = "deployment_keys";
 const ENV_CONFIGS: &str = "env_configs";
@@ -93,6 +96,7 @@ pub struct Store {
     db: sled::Db,
     alert_rules: sled::Tree,
     alert_state: sled::Tree,
+    autoscale_decisions: sled::Tree,
     deployments: sled::Tree,
     deployment_keys: sled::Tree,
     env_configs: sled::Tree,
@@ -152,6 +156,7 @@ impl Store {
             path: dir.to_owned(),
             alert_rules: tree(ALERT_RULES)?,
             alert_state: tree(ALERT_STATE)?,
+            autoscale_decisions: tree(AUTOSCALE_DECISIONS)?,
             deployments: tree(DEPLOYMENTS)?,
             deployment_keys: tree(DEPLOYMENT_KEYS)?,
             env_configs: tree(ENV_CONFIGS)?,

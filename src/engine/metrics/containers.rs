@@ -20,6 +20,9 @@ pub(super) struct Measured {
     pub memory_bytes: Option<u64>,
     /// Bytes per second received and sent.
     pub network: Option<(f64, f64)>,
+    /// Each replica's CPU (cores) and memory (bytes), by slot, for the
+    /// autoscaler.
+    pub per_replica: Vec<(u32, crate::engine::autoscaler::ReplicaUsage)>,
 }
 
 /// Each container's sample at its last sweep and the rates taken then.
@@ -45,7 +48,10 @@ impl ContainerRates {
         now: Instant,
     ) -> Measured {
         let mut measured = Measured::default();
-        for container in replicas.iter().filter_map(|r| r.container.as_deref()) {
+        for replica in replicas {
+            let Some(container) = replica.container.as_deref() else {
+                continue;
+            };
             let Some(sample) = docker
                 .stats_sample(container)
                 .filter(|sample| !sample.is_stale(now))
@@ -54,6 +60,9 @@ impl ContainerRates {
                 continue;
             };
             let seen = self.advance(container, sample);
+            measured
+                .per_replica
+                .push((replica.index, (seen.cores, seen.sample.memory_bytes)));
             if let Some(cores) = seen.cores {
                 *measured.cores.get_or_insert(0.0) += cores;
             }

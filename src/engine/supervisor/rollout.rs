@@ -24,6 +24,10 @@ use crate::model::{DeploymentStatus, Revision, RevisionStatus};
 impl<B: Backend> Supervisor<B> {
     /// Takes a new revision: builds it first if it has a `source`.
     pub(super) async fn begin_rollout(&mut self, revision: Revision, done: Option<Waiter>) {
+        let done = match self.take_over_in_place(&revision, done) {
+            Ok(()) => return,
+            Err(done) => done,
+        };
         self.abandon_rollout(revision.revision);
         self.deployment.revision = revision.revision;
         self.deployment.version = revision.spec.version.clone();
@@ -39,6 +43,66 @@ impl<B: Backend> Supervisor<B> {
         let plan = plan_of(&revision, workdir, None);
         self.start_rollout(plan, None, done.into_iter().collect())
             .await;
+    }
+
+    /// Lets a revision that changes only `autoScaling` take over the
+    /// running replicas without replacing any: nothing they run differs.
+    /// Gives `done` back when the revision needs a rollout.
+    fn take_over_in_place(
+        &mut self,
+        revision: &Revision,
+        done: Option<Waiter>,
+    ) -> Result<(), Option<Waiter>> {
+        let Some(stable) = self.stable.clone() else {
+            return Err(done);
+        };
+        let serving = self.deployment.revision == stable.revision;
+        if self.rollout.is_some()
+            || !serving
+            || !crate::autoscale::differs_only_in_autoscaling(&stable.spec, &revision.spec)
+        {
+            return Err(done);
+        }
+
+        let plan = std::sync::Arc::new(crate::engine::plan::RevisionPlan {
+            revision: revision.revision,
+            spec: revision.spec.clone(),
+            workdir: stable.workdir.clone(),
+            image: stable.image.clone(),
+        });
+        for replica in &mut self.replicas {
+            if replica.plan.revision == stable.revision {
+                replica.plan = plan.clone();
+            }
+        }
+        self.stable = Some(plan);
+        self.deployment.revision = revision.revision;
+        self.deployment.last_healthy_revision = Some(revision.revision);
+        self.recorder.revision_status(
+            &self.deployment.id,
+            stable.revision,
+            RevisionStatus::Superseded,
+            None,
+        );
+        self.recorder.revision_status(
+            &self.deployment.id,
+            revision.revision,
+            RevisionStatus::Deployed,
+            None,
+        );
+        let message = format!(
+            "revision {} changes only autoScaling; the running replicas carry on under it",
+            revision.revision
+        );
+        self.recorder
+            .agent_event(&self.deployment, "rollout", true, &message);
+        notify(done.into_iter().collect(), Outcome::Done(message));
+        // The engine stored the deployment as pending when it made the
+        // revision; the status may not change here, so save it anyway.
+        self.set_status(DeploymentStatus::Deployed, None);
+        self.save_deployment();
+        self.publish();
+        Ok(())
     }
 
     fn start_build(&mut self, revision: Revision, done: Option<Waiter>) {
