@@ -1,7 +1,7 @@
-//! Autoscaling on the process backend against a real agent: the sample
-//! workload's CPU switch scales a deployment up to its maximum and, once
-//! the load stops and a shortened down window passes, back to its minimum,
-//! with every step's reason recorded. Also the CLI's settings, the refusal
+//! Autoscaling on the process backend against a real agent. The sample
+//! workload's CPU switch scales a deployment up to its maximum. Once the
+//! load stops and a shortened down window passes, it scales back to its
+//! minimum, with every step's reason recorded. Also the CLI's settings, the refusal
 //! of a manual scale and `--force`, and that a setting keeps the replicas.
 
 mod common;
@@ -11,8 +11,9 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 
-/// The sample workload with a small CPU request, so that one core burning
-/// is ten times the request, and fast collection and evaluation.
+/// Builds a manifest of the sample workload with a small CPU request (so
+/// that one busy core is ten times the request) and fast collection and
+/// evaluation.
 fn autoscaled_manifest(name: &str, port: u16) -> String {
     format!(
         r#"name: {name}
@@ -52,7 +53,7 @@ fn desired(home: &TestHome, name: &str) -> u64 {
 }
 
 #[test]
-fn cpu_load_scales_up_to_the_maximum_and_back_down() {
+fn cpu_load_scales_up_and_down() {
     let home = TestHome::new();
     let port = free_ports(1);
     let manifest = home.write("web.yaml", &autoscaled_manifest("web", port));

@@ -27,8 +27,8 @@ pub const DEFAULT_CPU_UTILIZATION: u32 = 80;
 /// default `--horizontal-pod-autoscaler-sync-period`.
 pub const DEFAULT_INTERVAL_SECONDS: u64 = 15;
 
-/// What to hold and how fast to move: a manifest's `autoScaling` with the
-/// defaults of autoscaling/v2 filled in.
+/// The targets and rate limits of one deployment: a manifest's
+/// `autoScaling` with the defaults of autoscaling/v2 filled in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
     pub min_replicas: u32,
@@ -48,12 +48,12 @@ pub enum Target {
     /// The ready replicas' memory use as a percentage of their memory request.
     MemoryUtilization { percent: u32 },
     /// A series collected for the whole deployment (requests per second, a
-    /// scraped gauge), held at `value` per replica as the HPA holds an
+    /// scraped gauge), held at `value` per replica as the HPA treats an
     /// external metric with an `AverageValue` target.
     AverageValue { metric: String, value: f64 },
 }
 
-/// How one direction of scaling moves: the HPA's `HPAScalingRules`.
+/// The rules of one scaling direction: the HPA's `HPAScalingRules`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Behavior {
     pub stabilization_window_seconds: u32,
@@ -85,7 +85,7 @@ impl Behavior {
         }
     }
 
-    /// The manifest's policy over `default`: what it leaves out keeps the default.
+    /// Returns the manifest's policy over `default`, which fills in what it leaves out.
     fn over(set: Option<&ScalingPolicy>, default: Self) -> Self {
         let Some(set) = set else {
             return default;
@@ -155,7 +155,7 @@ pub struct ReplicaSample {
     pub memory_bytes: Option<u64>,
 }
 
-/// What the autoscaler sees of a deployment at one evaluation.
+/// The input of one evaluation of a deployment.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Observation {
     /// The replica count the deployment is set to now.
@@ -171,7 +171,7 @@ pub struct Observation {
     pub series: BTreeMap<String, f64>,
 }
 
-/// What one target read and recommended.
+/// One target's reading and recommendation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricReading {
@@ -184,16 +184,16 @@ pub struct MetricReading {
     pub ready: u32,
     pub missing: u32,
     pub unready: u32,
-    /// The replica count this target asks for.
+    /// The replica count this target recommends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recommendation: Option<u32>,
-    /// Why this target could not recommend, such as "cannot compute CPU
+    /// The reason this target could not recommend, such as "cannot compute CPU
     /// utilization: no cpu request".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
 }
 
-/// What bounded the stabilized recommendation, in the HPA's terms.
+/// The bound on the stabilized recommendation, in the HPA's terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LimitReason {
     /// Within min, max and the rate policies.
@@ -252,9 +252,9 @@ impl Decision {
     }
 }
 
-/// What the autoscaler remembers of one deployment between evaluations:
-/// its recent recommendations and scale changes, as the Kubernetes
-/// controller keeps them in memory.
+/// The memory of one deployment between evaluations: its recent
+/// recommendations and scale changes, kept in memory as the Kubernetes
+/// controller keeps them.
 #[derive(Debug, Clone, Default)]
 pub struct History {
     /// (time in ms, recommendation before stabilization)
@@ -268,7 +268,7 @@ pub struct History {
     seeded: bool,
 }
 
-/// Where a deployment's autoscaling state comes from.
+/// The source of a deployment's autoscaling state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum AutoscaleSource {

@@ -119,8 +119,8 @@ async fn status(home: &Home, args: AutoscaleStatusArgs) -> Result<String, CliErr
     })
 }
 
-/// The status as text: a summary line, the targets, the conditions and
-/// the recent decisions.
+/// Renders the status as text: a summary line, the targets, the conditions
+/// and the recent decisions.
 pub fn status_text(name: &str, view: &AutoscaleView) -> String {
     let source = match view.source {
         AutoscaleSource::Shipdeck => "shipdeck's autoscaler",

@@ -1,7 +1,7 @@
 //! Shipdeck's own autoscaler for process and Docker deployments: a task
 //! that evaluates each autoscaled deployment at its `autoScaling.interval`
 //! with the HPA algorithm of [`crate::autoscale`], stores every decision,
-//! and scales when a decision says so.
+//! and scales when a decision changes the count.
 //!
 //! The metrics collector leaves the newest per-replica CPU and memory and
 //! the newest value of every series in [`Readings`]; the task reads them
@@ -86,7 +86,7 @@ impl Readings {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Builds what the autoscaler sees of a deployment, trusting only
+    /// Builds the autoscaler's observation of a deployment, trusting only
     /// readings younger than `fresh`.
     fn observe(
         &self,
@@ -143,11 +143,11 @@ fn counts_as_existing(state: ReplicaState) -> bool {
     )
 }
 
-/// What the autoscaler needs of a revision's spec.
+/// The parts of a revision's spec that the autoscaler uses.
 struct Settings {
     policy: Policy,
     interval: Duration,
-    /// How old a reading may be: two collection intervals and a second.
+    /// The age limit of a reading: two collection intervals and a second.
     fresh: Duration,
     cpu_request_cores: Option<f64>,
     memory_request_bytes: Option<u64>,
@@ -397,7 +397,7 @@ impl Engine {
             .into_iter()
             .find(Decision::scales)
             .map(|decision| decision.at_ms);
-        // Decisions made under an earlier setting say nothing of this one.
+        // Decisions made under an earlier setting do not describe this one.
         let newest = recent.first().filter(|decision| decision.at_ms >= since_ms);
         Ok(AutoscaleView {
             source: AutoscaleSource::Shipdeck,
