@@ -359,6 +359,51 @@ fn write_dockerfile_tar(path: &Path, dockerfile: &str) {
     std::fs::write(path, bytes).expect("write the source archive");
 }
 
+#[test]
+fn docker_autoscaling_reads_containers_and_keeps_them() {
+    let (engine, image) = image_or_skip!("autoscale");
+    let home = DockerHome::new(&engine);
+    let name = unique("as");
+    let port = free_ports(1);
+    let text = docker_manifest(&name, &image.tag, 2, port, "scaled")
+        + "autoScaling: { minReplicas: 2, maxReplicas: 3, targetMemoryUtilization: 90, interval: 1s }\n";
+    // Memory utilization is taken relative to the request.
+    let text = text.replace(
+        "limits: {",
+        "requests: { cpu: 500m, memory: 64Mi }\n  limits: {",
+    );
+    let manifest = home.home.write("as.yaml", &text);
+    home.deploy(&manifest);
+    let before = home.wait_containers(2);
+
+    // Decisions read each container's memory from its stats stream.
+    let status = wait_for("a decision with readings", DOCKER_DEADLINE, || {
+        let status = home.json(&["autoscale", "status", &name]);
+        let ready = status["metrics"][0]["ready"].as_u64();
+        (ready == Some(2)).then_some(status)
+    });
+    assert!(status["metrics"][0]["current"].is_number(), "{status}");
+    assert_eq!(status["currentReplicas"], 2);
+
+    // Turning it off is a revision that keeps the containers, and so is an
+    // agent restart after it: they are adopted, not replaced.
+    home.ok(&["autoscale", "off", &name, "--wait"]);
+    assert_eq!(
+        home.wait_containers(2),
+        before,
+        "the setting replaced no container"
+    );
+    home.ok(&["agent", "stop"]);
+    home.ok(&["ls"]);
+    wait_for("adopted after the setting", DOCKER_DEADLINE, || {
+        (home.get(&name)["health"] == "healthy").then_some(())
+    });
+    assert_eq!(home.wait_containers(2), before, "no container was replaced");
+
+    home.undeploy_and_check(&name);
+    home.finish();
+}
+
 fn docker_manifest(name: &str, image: &str, replicas: u32, port: u16, greeting: &str) -> String {
     format!(
         r#"name: {name}

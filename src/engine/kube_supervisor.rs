@@ -145,6 +145,7 @@ fn plan_of(revision: &Revision) -> SharedPlan {
         spec: revision.spec.clone(),
         workdir: std::path::PathBuf::new(),
         image: None,
+        equivalent: Vec::new(),
     })
 }
 

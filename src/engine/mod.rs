@@ -324,13 +324,43 @@ impl Engine {
         Ok(resumed)
     }
 
+    /// Lists the revisions just before `revision` that differ from it only
+    /// in `autoScaling`, back to the first that differs in more, so that
+    /// containers an earlier agent left under them are adopted.
+    fn equivalent_revisions(&self, revision: &Revision) -> Result<Vec<u64>, EngineError> {
+        let mut equivalent = Vec::new();
+        let mut later = revision.spec.clone();
+        let mut number = revision.revision;
+        while number > 1 {
+            number -= 1;
+            let Some(earlier) = self.store.get_revision(&revision.deployment_id, number)? else {
+                break;
+            };
+            // Each step back must change only autoScaling; a restart, which
+            // keeps the spec, exists to replace replicas and ends the chain.
+            if !crate::autoscale::differs_only_in_autoscaling(&earlier.spec, &later) {
+                break;
+            }
+            equivalent.push(number);
+            later = earlier.spec;
+        }
+        Ok(equivalent)
+    }
+
     fn resume(&self, deployment: Deployment) -> Result<(), EngineError> {
         let builds = self.home.builds_dir();
         let stable = match deployment.last_healthy_revision {
-            Some(number) => self
-                .store
-                .get_revision(&deployment.id, number)?
-                .map(|revision| supervisor::plan_for_restart(&revision, &builds)),
+            Some(number) => match self.store.get_revision(&deployment.id, number)? {
+                Some(revision) => {
+                    let mut plan = supervisor::plan_for_restart(&revision, &builds);
+                    let equivalent = self.equivalent_revisions(&revision)?;
+                    if let Some(plan) = Arc::get_mut(&mut plan) {
+                        plan.equivalent = equivalent;
+                    }
+                    Some(plan)
+                }
+                None => None,
+            },
             None => None,
         };
         let resume = if Some(deployment.revision) != deployment.last_healthy_revision {

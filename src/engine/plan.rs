@@ -23,6 +23,10 @@ pub struct RevisionPlan {
     /// The id of the image built from `source` for a container backend,
     /// which replaces `image`.
     pub image: Option<String>,
+    /// Earlier revisions that differ from this one only in `autoScaling`:
+    /// their replicas run exactly what this revision runs, so they are
+    /// adopted as this revision's.
+    pub equivalent: Vec<u64>,
 }
 
 pub type SharedPlan = Arc<RevisionPlan>;
@@ -235,6 +239,7 @@ mod tests {
             spec: manifest,
             workdir: PathBuf::from("/"),
             image: None,
+            equivalent: Vec::new(),
         };
 
         let ports: Vec<(u16, bool)> = plan.stable_ports().collect();

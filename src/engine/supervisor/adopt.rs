@@ -79,7 +79,12 @@ impl<B: Backend> Supervisor<B> {
     fn adoptable_plan(&self, found: &FoundReplica) -> Option<(SharedPlan, bool)> {
         let rollout = self.rollout.as_ref().map(|rollout| &rollout.plan);
         let (plan, serving) = match (&self.stable, rollout) {
-            (Some(stable), _) if stable.revision == found.revision => (stable, true),
+            (Some(stable), _)
+                if stable.revision == found.revision
+                    || stable.equivalent.contains(&found.revision) =>
+            {
+                (stable, true)
+            }
             (None, Some(rolling)) if rolling.revision == found.revision => (rolling, false),
             _ => return None,
         };

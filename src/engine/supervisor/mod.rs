@@ -516,6 +516,7 @@ fn plan_of(revision: &Revision, workdir: PathBuf, image: Option<String>) -> Shar
         spec: revision.spec.clone(),
         workdir,
         image,
+        equivalent: Vec::new(),
     })
 }
 

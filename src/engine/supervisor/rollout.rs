@@ -69,6 +69,12 @@ impl<B: Backend> Supervisor<B> {
             spec: revision.spec.clone(),
             workdir: stable.workdir.clone(),
             image: stable.image.clone(),
+            equivalent: stable
+                .equivalent
+                .iter()
+                .copied()
+                .chain([stable.revision])
+                .collect(),
         });
         for replica in &mut self.replicas {
             if replica.plan.revision == stable.revision {
