@@ -681,6 +681,7 @@ impl Engine {
             submitted,
         } = rollout;
         self.check_startable(&spec, existing.as_ref())?;
+        let spec = keep_autoscaled_count(spec, existing.as_ref());
 
         let now = OffsetDateTime::now_utc();
         let mut deployment = existing.unwrap_or_else(|| new_deployment(&spec, now));
@@ -1670,4 +1671,20 @@ fn keep_behavior(
         scaling.interval = scaling.interval.or(current.interval);
     }
     scaling
+}
+
+/// Keeps the live replica count, within the new min and max, when the new
+/// revision autoscales: the autoscaler owns the count, and the manifest's
+/// `replicas` is only where a new deployment starts (as a cluster's
+/// Deployment leaves `replicas` to its HorizontalPodAutoscaler).
+fn keep_autoscaled_count(mut spec: Manifest, existing: Option<&Deployment>) -> Manifest {
+    let Some(scaling) = spec.auto_scaling.as_ref().filter(|scaling| scaling.enabled) else {
+        return spec;
+    };
+    let live = existing
+        .filter(|deployment| deployment.wants_replicas())
+        .map(|deployment| deployment.desired_replicas);
+    let count = live.unwrap_or(spec.replicas);
+    spec.replicas = count.clamp(scaling.min_replicas, scaling.max_replicas.max(scaling.min_replicas));
+    spec
 }
