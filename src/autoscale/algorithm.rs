@@ -9,7 +9,7 @@ use crate::manifest::{ScalingRule, ScalingRuleKind, SelectPolicy};
 
 /// The longest rule period autoscaling/v2 allows; older scale changes can
 /// no longer limit anything.
-const LONGEST_PERIOD_MS: u64 = 1800 * 1000;
+const LONGEST_PERIOD_SECONDS: u32 = 1800;
 
 impl History {
     /// Evaluates `policy` against `observation` at `now_ms` and remembers
@@ -63,9 +63,9 @@ impl History {
         } else if from > to {
             self.scale_downs.push((now_ms, from - to));
         }
-        let cutoff = now_ms.saturating_sub(LONGEST_PERIOD_MS);
-        self.scale_ups.retain(|(at, _)| *at > cutoff);
-        self.scale_downs.retain(|(at, _)| *at > cutoff);
+        let recent = |&(at, _): &(u64, u32)| within(at, LONGEST_PERIOD_SECONDS, now_ms);
+        self.scale_ups.retain(recent);
+        self.scale_downs.retain(recent);
     }
 
     /// The time of the newest scale change this autoscaler recorded.
@@ -225,12 +225,7 @@ impl History {
         };
         let conditions = vec![
             able,
-            condition(
-                "ScalingActive",
-                true,
-                "ValidMetricFound",
-                "every target could be read",
-            ),
+            active_condition(&readings),
             condition(
                 "ScalingLimited",
                 limited.desired != stabilized,
@@ -271,19 +266,19 @@ impl History {
         recommendation: u32,
         now_ms: u64,
     ) -> u32 {
-        let up_cutoff = cutoff(now_ms, policy.scale_up.stabilization_window_seconds);
-        let down_cutoff = cutoff(now_ms, policy.scale_down.stabilization_window_seconds);
+        let up_window = policy.scale_up.stabilization_window_seconds;
+        let down_window = policy.scale_down.stabilization_window_seconds;
         let mut up = recommendation;
         let mut down = recommendation;
         let mut replaceable = None;
-        for (index, (at, past)) in self.recommendations.iter().enumerate() {
-            if *at > up_cutoff {
-                up = up.min(*past);
+        for (index, &(at, past)) in self.recommendations.iter().enumerate() {
+            if within(at, up_window, now_ms) {
+                up = up.min(past);
             }
-            if *at > down_cutoff {
-                down = down.max(*past);
+            if within(at, down_window, now_ms) {
+                down = down.max(past);
             }
-            if *at < up_cutoff && *at < down_cutoff {
+            if older(at, up_window, now_ms) && older(at, down_window, now_ms) {
                 replaceable = Some(index);
             }
         }
@@ -391,6 +386,9 @@ fn up_limit(
             + i64::from(removed(rule.period_seconds));
         let proposed = match rule.kind {
             ScalingRuleKind::Pods => start + i64::from(rule.value),
+            // NOTE: f64 in the controller's order of operations, so both
+            // directions can differ by one from exact arithmetic as the
+            // controller's do: Percent 12 up from 25 allows 29, not 28.
             ScalingRuleKind::Percent => {
                 (start as f64 * (1.0 + f64::from(rule.value) / 100.0)).ceil() as i64
             }
@@ -454,16 +452,34 @@ fn describe_rule(rule: &ScalingRule) -> String {
 
 /// The replicas added (or removed) by the changes within the last `period_seconds`.
 fn changed_within(events: &[(u64, u32)], period_seconds: u32, now_ms: u64) -> u32 {
-    let since = cutoff(now_ms, period_seconds);
     events
         .iter()
-        .filter(|(at, _)| *at > since)
+        .filter(|(at, _)| within(*at, period_seconds, now_ms))
         .map(|(_, change)| *change)
         .sum()
 }
 
-fn cutoff(now_ms: u64, seconds: u32) -> u64 {
-    now_ms.saturating_sub(u64::from(seconds) * 1000)
+/// True when `at_ms` is after the start of the `seconds` that end at
+/// `now_ms`, the controller's `timestamp.After(now - window)`. Adding to
+/// `at_ms` rather than subtracting from `now_ms` keeps a sample near time
+/// zero inside its window, where a saturating subtraction would drop it.
+fn within(at_ms: u64, seconds: u32, now_ms: u64) -> bool {
+    at_ms.saturating_add(u64::from(seconds) * 1000) > now_ms
+}
+
+/// True when `at_ms` is before the start of the `seconds` that end at
+/// `now_ms`, the controller's `timestamp.Before(now - window)`.
+fn older(at_ms: u64, seconds: u32, now_ms: u64) -> bool {
+    at_ms.saturating_add(u64::from(seconds) * 1000) < now_ms
+}
+
+/// True when `ratio` is close enough to 1 to keep the count. This is the
+/// controller's `Tolerances.isWithin` (Kubernetes 1.33 and later): the
+/// bounds `1 ± tolerance` hold a ratio of exactly 1.1 inside, where
+/// `|1 - ratio| <= tolerance` puts it outside, since `1.0 - 1.1` is
+/// -0.10000000000000009 in f64.
+fn within_tolerance(ratio: f64, tolerance: f64) -> bool {
+    (1.0 - tolerance..=1.0 + tolerance).contains(&ratio)
 }
 
 fn condition(kind: &str, status: bool, reason: &str, message: &str) -> Condition {
@@ -473,6 +489,24 @@ fn condition(kind: &str, status: bool, reason: &str, message: &str) -> Condition
         reason: reason.to_owned(),
         message: message.to_owned(),
     }
+}
+
+/// Builds `ScalingActive` for a count that was worked out. A target may
+/// have failed when the others ask for at least the current count.
+fn active_condition(readings: &[MetricReading]) -> Condition {
+    let failed: Vec<&str> = readings
+        .iter()
+        .filter_map(|reading| reading.problem.as_deref())
+        .collect();
+    let message = match failed.first() {
+        None => "every target could be read".to_owned(),
+        Some(problem) => format!(
+            "{} of {} targets could be read and the count comes from them; {problem}",
+            readings.len() - failed.len(),
+            readings.len()
+        ),
+    };
+    condition("ScalingActive", true, "ValidMetricFound", &message)
 }
 
 fn limit_name(limit: LimitReason) -> &'static str {
@@ -521,10 +555,7 @@ fn explain(
                 replicas(current)
             );
         }
-        return format!(
-            "keeping {}: the targets ask for the current count",
-            replicas(current)
-        );
+        return steady_reason(policy.tolerance, current, readings);
     }
     let why = if desired > current {
         readings
@@ -542,6 +573,38 @@ fn explain(
         )
     } else {
         format!("scaling from {current} to {desired}: {why}")
+    }
+}
+
+/// Explains why the largest recommendation is the current count. Tolerance
+/// is the usual reason, but a target also keeps the count when replicas
+/// without samples would reverse its direction, and others may ask for fewer.
+fn steady_reason(tolerance: f64, current: u32, readings: &[MetricReading]) -> String {
+    let all_within = readings.iter().all(|reading| {
+        reading
+            .current
+            .is_some_and(|value| within_tolerance(value / target_value(&reading.target), tolerance))
+    });
+    if all_within {
+        format!(
+            "keeping {}: every target is within {}% of its value",
+            replicas(current),
+            (tolerance * 100.0).round()
+        )
+    } else {
+        format!(
+            "keeping {}: no target asks for more than {current}",
+            replicas(current)
+        )
+    }
+}
+
+fn target_value(target: &Target) -> f64 {
+    match target {
+        Target::CpuUtilization { percent } | Target::MemoryUtilization { percent } => {
+            f64::from(*percent)
+        }
+        Target::AverageValue { value, .. } => *value,
     }
 }
 
@@ -719,7 +782,7 @@ fn utilization(
 
     let up_with_unready = unready > 0 && ratio > 1.0;
     if !up_with_unready && missing == 0 {
-        if (1.0 - ratio).abs() <= tolerance {
+        if within_tolerance(ratio, tolerance) {
             return reading(current);
         }
         return reading((ratio * ready.len() as f64).ceil() as u32);
@@ -740,7 +803,7 @@ fn utilization(
     }
     let (_, new_ratio) = ratio_of(&filled);
     let flipped = (ratio < 1.0 && new_ratio > 1.0) || (ratio > 1.0 && new_ratio < 1.0);
-    if (1.0 - new_ratio).abs() <= tolerance || flipped {
+    if within_tolerance(new_ratio, tolerance) || flipped {
         return reading(current);
     }
     let count = (new_ratio * filled.len() as f64).ceil() as u32;
@@ -776,7 +839,7 @@ fn average_value(
     };
     let current = observation.current_replicas;
     let ratio = total / (value * f64::from(replicas.max(1)));
-    let recommendation = if (1.0 - ratio).abs() > tolerance {
+    let recommendation = if !within_tolerance(ratio, tolerance) {
         (total / value).ceil().max(0.0) as u32
     } else {
         current

@@ -9,6 +9,8 @@
 //! shipdeck only reads the HorizontalPodAutoscaler's status.
 
 mod algorithm;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 

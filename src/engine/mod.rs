@@ -1685,6 +1685,9 @@ fn keep_autoscaled_count(mut spec: Manifest, existing: Option<&Deployment>) -> M
         .filter(|deployment| deployment.wants_replicas())
         .map(|deployment| deployment.desired_replicas);
     let count = live.unwrap_or(spec.replicas);
-    spec.replicas = count.clamp(scaling.min_replicas, scaling.max_replicas.max(scaling.min_replicas));
+    spec.replicas = count.clamp(
+        scaling.min_replicas,
+        scaling.max_replicas.max(scaling.min_replicas),
+    );
     spec
 }
