@@ -876,3 +876,42 @@ fn alert_states_and_silences_round_trip() {
     store.put_silences::<String>("d1", &[]).unwrap();
     assert!(store.silences::<String>().unwrap().records.is_empty());
 }
+
+fn decision_at(at_ms: u64, desired: u32) -> crate::autoscale::Decision {
+    crate::autoscale::Decision {
+        at_ms,
+        current_replicas: 1,
+        min_replicas: 1,
+        max_replicas: 3,
+        metrics: Vec::new(),
+        recommendation: Some(desired),
+        stabilized: desired,
+        limit: crate::autoscale::LimitReason::DesiredWithinRange,
+        limiting_rule: None,
+        desired,
+        reason: format!("decision at {at_ms}"),
+        conditions: Vec::new(),
+    }
+}
+
+#[test]
+fn autoscale_decisions_newest_first_and_trimmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let kept = crate::store::DECISIONS_KEPT as u64;
+    for at in 0..kept + 5 {
+        store.put_autoscale_decision("d1", &decision_at(at, 1)).unwrap();
+    }
+    store.put_autoscale_decision("d2", &decision_at(7, 2)).unwrap();
+
+    let newest = store.autoscale_decisions("d1", 3).unwrap();
+    let times: Vec<u64> = newest.iter().map(|decision| decision.at_ms).collect();
+    assert_eq!(times, vec![kept + 4, kept + 3, kept + 2]);
+
+    let all = store.autoscale_decisions("d1", usize::MAX).unwrap();
+    assert_eq!(all.len() as u64, kept, "the oldest beyond the cap are gone");
+    assert_eq!(all.last().map(|decision| decision.at_ms), Some(5));
+
+    let other = store.autoscale_decisions("d2", 10).unwrap();
+    assert_eq!(other.len(), 1, "another deployment keeps its own");
+}
