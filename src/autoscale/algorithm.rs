@@ -294,7 +294,8 @@ impl History {
         let added = |period| changed_within(&self.scale_ups, period, now_ms);
         let removed = |period| changed_within(&self.scale_downs, period, now_ms);
         if desired > current {
-            let (limit, rule) = up_limit(current, &policy.scale_up, added, removed);
+            let (limit, rule) =
+                rate_limit(Direction::Up, current, &policy.scale_up, added, removed);
             let limit = limit.max(current);
             let (allowed, reason, rule) = if policy.max_replicas > limit {
                 (limit, up_reason(&policy.scale_up), rule)
@@ -305,7 +306,8 @@ impl History {
                 return Limited::new(allowed, reason, rule);
             }
         } else if desired < current {
-            let (limit, rule) = down_limit(current, &policy.scale_down, added, removed);
+            let (limit, rule) =
+                rate_limit(Direction::Down, current, &policy.scale_down, added, removed);
             let limit = limit.min(current);
             let (allowed, reason, rule) = if policy.min_replicas < limit {
                 (limit, down_reason(&policy.scale_down), rule)
@@ -371,8 +373,17 @@ fn down_reason(behavior: &Behavior) -> LimitReason {
     }
 }
 
-/// The most replicas the up rules allow now, and the rule that set it.
-fn up_limit(
+/// A direction of scaling, for the rate rules.
+#[derive(Clone, Copy, PartialEq)]
+enum Direction {
+    Up,
+    Down,
+}
+
+/// Returns the furthest count the direction's rules allow now, and the rule
+/// that set it. `Max` picks the biggest change and `Min` the smallest.
+fn rate_limit(
+    direction: Direction,
     current: u32,
     behavior: &Behavior,
     added: impl Fn(u32) -> u32,
@@ -384,21 +395,14 @@ fn up_limit(
     let proposals = behavior.rules.iter().map(|rule| {
         let start = i64::from(current) - i64::from(added(rule.period_seconds))
             + i64::from(removed(rule.period_seconds));
-        let proposed = match rule.kind {
-            ScalingRuleKind::Pods => start + i64::from(rule.value),
-            // NOTE: f64 in the controller's order of operations, so both
-            // directions can differ by one from exact arithmetic as the
-            // controller's do: Percent 12 up from 25 allows 29, not 28.
-            ScalingRuleKind::Percent => {
-                (start as f64 * (1.0 + f64::from(rule.value) / 100.0)).ceil() as i64
-            }
-        };
-        (proposed, rule)
+        (propose(direction, start, rule), rule)
     });
-    let chosen = if behavior.select == SelectPolicy::Min {
-        proposals.min_by_key(|(proposed, _)| *proposed)
-    } else {
+    // The biggest change up is the highest count, and down the lowest.
+    let highest = (direction == Direction::Up) == (behavior.select != SelectPolicy::Min);
+    let chosen = if highest {
         proposals.max_by_key(|(proposed, _)| *proposed)
+    } else {
+        proposals.min_by_key(|(proposed, _)| *proposed)
     };
     match chosen {
         Some((proposed, rule)) => (clamp_count(proposed), Some(describe_rule(rule))),
@@ -406,36 +410,21 @@ fn up_limit(
     }
 }
 
-/// The fewest replicas the down rules allow now, and the rule that set it.
-fn down_limit(
-    current: u32,
-    behavior: &Behavior,
-    added: impl Fn(u32) -> u32,
-    removed: impl Fn(u32) -> u32,
-) -> (u32, Option<String>) {
-    if behavior.select == SelectPolicy::Disabled {
-        return (current, None);
-    }
-    let proposals = behavior.rules.iter().map(|rule| {
-        let start = i64::from(current) - i64::from(added(rule.period_seconds))
-            + i64::from(removed(rule.period_seconds));
-        let proposed = match rule.kind {
-            ScalingRuleKind::Pods => start - i64::from(rule.value),
-            ScalingRuleKind::Percent => {
-                (start as f64 * (1.0 - f64::from(rule.value) / 100.0)) as i64
-            }
-        };
-        (proposed, rule)
-    });
-    // For scaling down, the smallest change is the highest count.
-    let chosen = if behavior.select == SelectPolicy::Min {
-        proposals.max_by_key(|(proposed, _)| *proposed)
-    } else {
-        proposals.min_by_key(|(proposed, _)| *proposed)
-    };
-    match chosen {
-        Some((proposed, rule)) => (clamp_count(proposed), Some(describe_rule(rule))),
-        None => (current, None),
+/// Returns the count one rule allows from `start`, the count at the start
+/// of its period.
+fn propose(direction: Direction, start: i64, rule: &ScalingRule) -> i64 {
+    let value = i64::from(rule.value);
+    let fraction = f64::from(rule.value) / 100.0;
+    // NOTE: f64 in the controller's order of operations, so both
+    // directions can differ by one from exact arithmetic as the
+    // controller's do: Percent 12 up from 25 allows 29, not 28.
+    match (rule.kind, direction) {
+        (ScalingRuleKind::Pods, Direction::Up) => start + value,
+        (ScalingRuleKind::Pods, Direction::Down) => start - value,
+        (ScalingRuleKind::Percent, Direction::Up) => {
+            (start as f64 * (1.0 + fraction)).ceil() as i64
+        }
+        (ScalingRuleKind::Percent, Direction::Down) => (start as f64 * (1.0 - fraction)) as i64,
     }
 }
 

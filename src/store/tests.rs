@@ -900,9 +900,13 @@ fn autoscale_decisions_newest_first_and_trimmed() {
     let store = open(dir.path());
     let kept = crate::store::DECISIONS_KEPT as u64;
     for at in 0..kept + 5 {
-        store.put_autoscale_decision("d1", &decision_at(at, 1)).unwrap();
+        store
+            .put_autoscale_decision("d1", &decision_at(at, 1))
+            .unwrap();
     }
-    store.put_autoscale_decision("d2", &decision_at(7, 2)).unwrap();
+    store
+        .put_autoscale_decision("d2", &decision_at(7, 2))
+        .unwrap();
 
     let newest = store.autoscale_decisions("d1", 3).unwrap();
     let times: Vec<u64> = newest.iter().map(|decision| decision.at_ms).collect();
