@@ -460,6 +460,7 @@ pub(crate) mod tests {
                 desired: 2,
                 ready: 2,
             },
+            autoscaling: None,
             endpoints: Vec::new(),
             tags: Vec::new(),
             replica_details: Vec::new(),

@@ -256,6 +256,7 @@ fn overview_requests_current_spec() {
             desired: 1,
             ready: 1,
         },
+        autoscaling: None,
         endpoints: Vec::new(),
         tags: Vec::new(),
         replica_details: Vec::new(),

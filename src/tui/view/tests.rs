@@ -53,6 +53,7 @@ fn deployment(
                 1
             },
         },
+        autoscaling: None,
         endpoints: Vec::new(),
         tags: vec!["shop".to_owned()],
         replica_details: Vec::new(),
