@@ -184,8 +184,8 @@ async fn worker_sends_each_operation() {
     home.finish();
 }
 
-/// The sample workload with autoscaling evaluated every second, so that a
-/// decision comes within the test's deadline.
+/// Builds the sample workload's manifest with autoscaling evaluated every
+/// second, so that a decision comes within the test's deadline.
 fn autoscaled_manifest(base: u16) -> String {
     format!(
         "{}autoScaling:\n  minReplicas: 1\n  maxReplicas: 3\n  targetCPUUtilization: 50\n  interval: 1s\n",
@@ -193,9 +193,9 @@ fn autoscaled_manifest(base: u16) -> String {
     )
 }
 
-/// Turns autoscaling up to a minimum of 2 through the worker, reads the
-/// decision that follows in the autoscale tab's read, sees a plain scale
-/// rejected and a forced one turn autoscaling off.
+/// Raises the autoscaling minimum to 2 through the worker and reads the
+/// decision that follows in the autoscale tab's read. Then a plain scale
+/// is rejected, and a forced one turns autoscaling off.
 #[tokio::test(flavor = "current_thread")]
 async fn worker_autoscales_and_forces_a_scale() {
     let home = TestHome::new();

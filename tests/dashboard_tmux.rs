@@ -416,8 +416,8 @@ fn logs_tab_in_a_terminal() {
 }
 
 /// The autoscale tab of the real sample workload shows shipdeck's
-/// autoscaler with the problem of a CPU target without a CPU request; the
-/// palette changes the range behind a confirmation, `+` is rejected while
+/// autoscaler and the problem of a CPU target without a CPU request. The
+/// palette changes the range behind a confirmation. `+` is rejected while
 /// autoscaling is on, and `!` forces the scale with autoscaling turned off.
 #[test]
 fn autoscale_in_a_terminal() {

@@ -359,8 +359,8 @@ fn autoscale_key_fills_palette() {
         .is_some_and(|message| message.text().starts_with("MIN MAX")));
     press(&mut app, "esc");
 
-    // In the detail view of an autoscaled deployment, the line holds the
-    // setting the autoscale tab read.
+    // In the detail view of an autoscaled deployment, the line contains
+    // the setting the autoscale tab read.
     select(&mut app, "web", "staging");
     press(&mut app, "enter 7");
     let view = AutoscaleView {
@@ -426,7 +426,7 @@ fn autoscale_tab_reads_while_on() {
     });
     assert!(app.detail.as_ref().unwrap().autoscale.is_some());
 
-    // Autoscaling turned off: the tab forgets the view and reads nothing.
+    // Once autoscaling is off, the tab drops the view and reads nothing.
     let mut off = fleet();
     off[0].autoscaling = None;
     let effects = app.apply(Action::Deployments(off));

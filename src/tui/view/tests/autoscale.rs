@@ -191,8 +191,8 @@ fn shipdeck_view() -> AutoscaleView {
     }
 }
 
-/// A CPU target without a CPU request, and a metric target whose
-/// series name carries an escape sequence.
+/// Builds a view with a CPU target without a CPU request, and a metric
+/// target whose series name carries an escape sequence.
 fn problem_view() -> AutoscaleView {
     let depth = Target::AverageValue {
         metric: "queue\u{1b}[2J_depth".to_owned(),
