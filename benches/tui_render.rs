@@ -48,6 +48,7 @@ fn deployment(index: usize) -> DeploymentView {
             desired: 3,
             ready: 3,
         },
+        autoscaling: None,
         endpoints: Vec::new(),
         tags: vec!["shop".to_owned()],
         replica_details: Vec::new(),

@@ -330,6 +330,14 @@ pub struct ReplicaCounts {
     pub ready: u32,
 }
 
+/// The replica counts autoscaling keeps a deployment between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaRange {
+    pub min: u32,
+    pub max: u32,
+}
+
 /// A deployment as the API shows it: the stored record joined with live state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -345,6 +353,10 @@ pub struct DeploymentView {
     pub version: String,
     pub revision: u64,
     pub replicas: ReplicaCounts,
+    /// Set while autoscaling owns the replica count, which then moves
+    /// within this range by itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<ReplicaRange>,
     pub endpoints: Vec<String>,
     #[serde(default)]
     pub tags: Vec<String>,

@@ -8,9 +8,11 @@ mod common;
 use common::*;
 use shipdeck::api::client::Client;
 use shipdeck::api::wire::WatchItem;
-use shipdeck::model::DeploymentKey;
+use shipdeck::model::{DeploymentKey, ReplicaRange};
 use shipdeck::tui::action::{Action, Operation};
-use shipdeck::tui::app::{DetailData, DetailRequest, DetailTab, MetricsWindow, ROW_SERIES};
+use shipdeck::tui::app::{
+    AutoscaleSetting, DetailData, DetailRequest, DetailTab, MetricsWindow, ROW_SERIES,
+};
 use shipdeck::tui::worker::Workers;
 use tokio::sync::mpsc;
 
@@ -144,6 +146,7 @@ async fn worker_sends_each_operation() {
     let scale = Operation::Scale {
         key: key.clone(),
         replicas: 2,
+        force: false,
     };
     let result = run_operation(&workers, &mut receiver, scale).await;
     assert_eq!(
@@ -177,6 +180,135 @@ async fn worker_sends_each_operation() {
         (home.get("web", &[])["status"] == "undeployed").then_some(())
     });
     wait_port_closed(base);
+    drop(workers);
+    home.finish();
+}
+
+/// Builds the sample workload's manifest with autoscaling evaluated every
+/// second, so that a decision comes within the test's deadline.
+fn autoscaled_manifest(base: u16) -> String {
+    format!(
+        "{}autoScaling:\n  minReplicas: 1\n  maxReplicas: 3\n  targetCPUUtilization: 50\n  interval: 1s\n",
+        sample_manifest("web", 1, base, "hi")
+    )
+}
+
+/// Raises the autoscaling minimum to 2 through the worker and reads the
+/// decision that follows in the autoscale tab's read. Then a plain scale
+/// is rejected, and a forced one turns autoscaling off.
+#[tokio::test(flavor = "current_thread")]
+async fn worker_autoscales_and_forces_a_scale() {
+    let home = TestHome::new();
+    let manifest = home.write("web.yaml", &autoscaled_manifest(free_ports(1)));
+    home.ok(&["deploy", "-f", manifest.to_str().expect("path"), "--wait"]);
+    let environment = home.get("web", &[])["environment"]
+        .as_str()
+        .expect("environment")
+        .to_owned();
+    let key = DeploymentKey::new("web", &environment);
+    let socket = home.home().join("run/agent.sock");
+    let (sender, mut receiver) = mpsc::channel(64);
+    let workers = Workers::start(Client::new(&socket), socket.display().to_string(), sender);
+
+    let setting = AutoscaleSetting {
+        min_replicas: 2,
+        max_replicas: 3,
+        cpu_percent: Some(50),
+        memory_percent: None,
+        metrics: Vec::new(),
+    };
+    let autoscale = Operation::Autoscale {
+        key: key.clone(),
+        setting: Some(Box::new(setting)),
+    };
+    let result = run_operation(&workers, &mut receiver, autoscale).await;
+    assert_eq!(
+        result,
+        Ok(format!(
+            "autoscaling web ({environment}) between 2 and 3 replicas"
+        ))
+    );
+    let listed = next(
+        &mut receiver,
+        "the list with the new range",
+        |action| match action {
+            Action::Deployments(list) => list
+                .into_iter()
+                .find(|view| view.name == "web")
+                .filter(|view| view.autoscaling == Some(ReplicaRange { min: 2, max: 3 })),
+            _ => None,
+        },
+    )
+    .await;
+    assert_eq!(listed.environment, environment);
+
+    workers.watch_detail(Some(DetailRequest {
+        key: key.clone(),
+        tab: DetailTab::Autoscale,
+        window: MetricsWindow::FiveMinutes,
+        revisions: Vec::new(),
+        autoscaled: true,
+    }));
+    let decision = next_detail(&mut receiver, "the decision to reach the minimum", |data| {
+        let DetailData::Autoscale(view) = data else {
+            return None;
+        };
+        assert_eq!((view.min_replicas, view.max_replicas), (2, 3));
+        view.decisions
+            .into_iter()
+            .find(|decision| decision.current_replicas == 1 && decision.desired == 2)
+    })
+    .await;
+    assert_eq!(
+        decision.reason,
+        "scaling from 1 to 2: the current count is below minReplicas"
+    );
+    workers.watch_detail(None);
+
+    let plain = Operation::Scale {
+        key: key.clone(),
+        replicas: 1,
+        force: false,
+    };
+    workers.execute(plain.clone());
+    let message = next(&mut receiver, "the rejection", |action| match action {
+        Action::ScaleRejected { operation, message } => {
+            assert_eq!(operation, plain);
+            Some(message)
+        }
+        Action::OperationFinished { result, .. } => panic!("not rejected: {result:?}"),
+        _ => None,
+    })
+    .await;
+    assert!(
+        message.starts_with("autoscaling is on for \"web\" (2 to 3 replicas)"),
+        "{message}"
+    );
+
+    let forced = Operation::Scale {
+        key: key.clone(),
+        replicas: 1,
+        force: true,
+    };
+    let result = run_operation(&workers, &mut receiver, forced).await;
+    assert_eq!(
+        result,
+        Ok(format!(
+            "turning autoscaling off for web ({environment}) and scaling to 1 replicas"
+        ))
+    );
+    let deployment = wait_for("one replica without autoscaling", DEADLINE, || {
+        let deployment = home.get("web", &[]);
+        (replica_counts(&deployment) == (1, 1) && deployment.get("autoscaling").is_none())
+            .then_some(deployment)
+    });
+    assert_eq!(deployment["replicas"]["desired"], 1, "{deployment:#}");
+
+    let off = Operation::Autoscale { key, setting: None };
+    let error = run_operation(&workers, &mut receiver, off)
+        .await
+        .expect_err("autoscaling is off already");
+    assert!(error.contains("autoscaling is off for \"web\""), "{error}");
     drop(workers);
     home.finish();
 }
@@ -256,6 +388,7 @@ async fn detail_worker_reads_each_tab() {
             tab,
             window: MetricsWindow::FiveMinutes,
             revisions,
+            autoscaled: true,
         })
     };
 

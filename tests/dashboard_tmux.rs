@@ -414,3 +414,74 @@ fn logs_tab_in_a_terminal() {
     drop(tmux);
     home.finish();
 }
+
+/// The autoscale tab of the real sample workload shows shipdeck's
+/// autoscaler and the problem of a CPU target without a CPU request. The
+/// palette changes the range behind a confirmation. `+` is rejected while
+/// autoscaling is on, and `!` forces the scale with autoscaling turned off.
+#[test]
+fn autoscale_in_a_terminal() {
+    if !tmux_or_skip() {
+        return;
+    }
+    let home = TestHome::new();
+    let manifest = format!(
+        "{}autoScaling:\n  minReplicas: 2\n  maxReplicas: 3\n  targetCPUUtilization: 50\n  interval: 1s\n",
+        sample_manifest("web", 1, free_ports(1), "hi")
+    );
+    let manifest = home.write("web.yaml", &manifest);
+    home.ok(&["deploy", "-f", manifest.to_str().expect("path"), "--wait"]);
+    let config = home.work().join("config");
+    std::fs::create_dir_all(&config).expect("create the config directory");
+
+    let (tmux, status_file) = start_dashboard(&home, &config);
+    tmux.wait_screen("the range beside the replicas", |screen| {
+        screen.contains("AUTO") && screen.contains("2..3") && screen.contains("2/2")
+    });
+
+    tmux.ok(&["send-keys", "-t", "dash", "Enter"]);
+    tmux.wait_screen("the detail view", |screen| screen.contains("7 autoscale"));
+    tmux.ok(&["send-keys", "-t", "dash", "7"]);
+    let tab = tmux.wait_screen("the autoscale tab with a decision", |screen| {
+        screen.contains("shipdeck's autoscaler")
+            && screen.contains("cannot compute CPU utilization: no cpu request")
+            && screen.contains("keeping 2 replicas:")
+    });
+    assert!(tab.contains("decisions, newest first"), "{tab}");
+
+    tmux.ok(&["send-keys", "-t", "dash", ":"]);
+    tmux.wait_screen("the palette", |screen| screen.contains("┌ command "));
+    tmux.ok(&["send-keys", "-t", "dash", "-l", "autoscale web 1 4 cpu=60"]);
+    tmux.ok(&["send-keys", "-t", "dash", "Enter"]);
+    tmux.wait_screen("the confirmation", |screen| {
+        screen.contains("Change the autoscaling of web")
+    });
+    tmux.ok(&["send-keys", "-t", "dash", "y"]);
+    tmux.wait_screen("the new range in the title", |screen| {
+        screen.contains("autoscale 1..4") && screen.contains("60%")
+    });
+
+    tmux.ok(&["send-keys", "-t", "dash", "Escape"]);
+    tmux.wait_screen("the table again", |screen| screen.contains("1..4"));
+    tmux.ok(&["send-keys", "-t", "dash", "+"]);
+    tmux.wait_screen("the rejection toast", |screen| screen.contains("failed:"));
+    tmux.ok(&["send-keys", "-t", "dash", "!"]);
+    tmux.wait_screen("the question before forcing", |screen| {
+        screen.contains("Turn autoscaling off for web")
+    });
+    tmux.ok(&["send-keys", "-t", "dash", "y"]);
+    let deployment = wait_for("three replicas without autoscaling", DEADLINE, || {
+        let deployment = home.get("web", &[]);
+        (replica_counts(&deployment) == (3, 3) && deployment.get("autoscaling").is_none())
+            .then_some(deployment)
+    });
+    assert_eq!(deployment["replicas"]["desired"], 3, "{deployment:#}");
+    tmux.wait_screen("the column gone with the last autoscaled row", |screen| {
+        !screen.contains("AUTO") && screen.contains("3/3")
+    });
+
+    tmux.ok(&["send-keys", "-t", "dash", "q"]);
+    assert_eq!(wait_exit_status(&status_file).trim(), "0");
+    drop(tmux);
+    home.finish();
+}

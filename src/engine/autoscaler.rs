@@ -21,7 +21,7 @@ use crate::autoscale::{
     DEFAULT_INTERVAL_SECONDS,
 };
 use crate::manifest::{BackendKind, Manifest};
-use crate::model::{Deployment, ReplicaState};
+use crate::model::{Deployment, ReplicaRange, ReplicaState};
 
 /// How often the task wakes to see which deployments are due.
 const TICK: Duration = Duration::from_secs(1);
@@ -358,6 +358,24 @@ fn unix_ms(time: OffsetDateTime) -> u64 {
     u64::try_from(time.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
 }
 
+/// The autoscaling range of each deployment's current revision, by
+/// deployment id, so that listing deployments reads no revision spec. A
+/// stored revision never changes, so an entry stays right until the
+/// deployment moves to another revision.
+#[derive(Default)]
+pub(super) struct RangeCache {
+    inner: Mutex<HashMap<String, (u64, Option<ReplicaRange>)>>,
+}
+
+impl RangeCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (u64, Option<ReplicaRange>)>> {
+        // Each entry is written whole, so a panic elsewhere leaves none half set.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 impl Engine {
     /// Shows a deployment's autoscaling: the cluster's HPA for Kubernetes,
     /// else shipdeck's newest decisions.
@@ -416,6 +434,37 @@ impl Engine {
             last_scale_ms,
             decisions: recent.into_iter().take(decisions).collect(),
         })
+    }
+
+    /// Returns the range autoscaling keeps `deployment` in, or `None`
+    /// while autoscaling is off in its current revision.
+    pub(super) fn autoscaling_range(&self, deployment: &Deployment) -> Option<ReplicaRange> {
+        if let Some((revision, range)) = self.autoscaling_ranges.lock().get(&deployment.id) {
+            if *revision == deployment.revision {
+                return *range;
+            }
+        }
+        let range = match self.store.get_revision(&deployment.id, deployment.revision) {
+            Ok(Some(revision)) => revision
+                .spec
+                .auto_scaling
+                .filter(|scaling| scaling.enabled)
+                .map(|scaling| ReplicaRange {
+                    min: scaling.min_replicas,
+                    max: scaling.max_replicas,
+                }),
+            // The record can name a revision a moment before it is
+            // stored; the next view reads it again.
+            Ok(None) => return None,
+            Err(error) => {
+                tracing::warn!(%error, deployment = %deployment.name, "reading the revision for its autoscaling range failed");
+                return None;
+            }
+        };
+        self.autoscaling_ranges
+            .lock()
+            .insert(deployment.id.clone(), (deployment.revision, range));
+        range
     }
 
     pub(super) fn start_autoscaler(self: &Arc<Self>) {

@@ -223,6 +223,7 @@ pub struct Engine {
     changes: tokio::sync::Mutex<()>,
     /// The newest per-replica measurements, from the collector to the autoscaler.
     autoscale_readings: autoscaler::Readings,
+    autoscaling_ranges: autoscaler::RangeCache,
 }
 
 impl Engine {
@@ -252,6 +253,7 @@ impl Engine {
             supervisors: Mutex::new(HashMap::new()),
             changes: tokio::sync::Mutex::new(()),
             autoscale_readings: autoscaler::Readings::default(),
+            autoscaling_ranges: autoscaler::RangeCache::default(),
         });
         engine.seed_config()?;
         engine.load_alerts()?;
@@ -1230,6 +1232,7 @@ impl Engine {
                 desired: deployment.desired_replicas,
                 ready: u32::try_from(ready).unwrap_or(u32::MAX),
             },
+            autoscaling: self.autoscaling_range(&deployment),
             endpoints: snapshot
                 .as_ref()
                 .map(|s| s.endpoints.clone())

@@ -10,7 +10,7 @@ use std::fmt;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
-use super::app::{DetailData, DetailRequest, LogsCommand, LogsData, LogsEffect};
+use super::app::{AutoscaleSetting, DetailData, DetailRequest, LogsCommand, LogsData, LogsEffect};
 use crate::config::{SecretInfo, SecretValue};
 use crate::model::{DeploymentKey, DeploymentView, ManifestSource, SeriesView};
 use crate::monitor::alerts::AlertView;
@@ -53,6 +53,12 @@ pub enum Action {
     OperationFinished {
         operation: Operation,
         result: Result<String, String>,
+    },
+    /// the agent rejected a [`Operation::Scale`] because autoscaling sets
+    /// the deployment's count; `message` is the agent's.
+    ScaleRejected {
+        operation: Operation,
+        message: String,
     },
     /// Theme `name`, requested by [`Effect::LoadTheme`], did not load.
     ThemeFailed { name: String, message: String },
@@ -128,9 +134,17 @@ impl SecretChange {
 /// A change to one deployment that the dashboard requests from the agent.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Operation {
+    /// With `force`, the agent turns autoscaling off first where it is on.
     Scale {
         key: DeploymentKey,
         replicas: u32,
+        force: bool,
+    },
+    /// Turns autoscaling on with `setting`, or off with `None`, as a new
+    /// revision. Boxed, so that every action stays small.
+    Autoscale {
+        key: DeploymentKey,
+        setting: Option<Box<AutoscaleSetting>>,
     },
     /// `to_revision: None` rolls back to the previous healthy revision.
     Rollback {
@@ -184,6 +198,7 @@ impl Operation {
     pub fn key(&self) -> &DeploymentKey {
         match self {
             Self::Scale { key, .. }
+            | Self::Autoscale { key, .. }
             | Self::Rollback { key, .. }
             | Self::Redeploy { key }
             | Self::Undeploy { key }
@@ -201,7 +216,22 @@ impl Operation {
         let key = self.key();
         let target = format!("{} ({})", key.name, key.environment);
         match self {
+            Self::Scale {
+                replicas,
+                force: true,
+                ..
+            } => format!("turning autoscaling off for {target} and scaling to {replicas} replicas"),
             Self::Scale { replicas, .. } => format!("scaling {target} to {replicas} replicas"),
+            Self::Autoscale {
+                setting: Some(setting),
+                ..
+            } => format!(
+                "autoscaling {target} between {} and {} replicas",
+                setting.min_replicas, setting.max_replicas
+            ),
+            Self::Autoscale { setting: None, .. } => {
+                format!("turning autoscaling off for {target}")
+            }
             Self::Rollback {
                 to_revision: Some(revision),
                 ..
@@ -302,6 +332,7 @@ pub enum Command {
     ShowHistory,
     ShowAlerts,
     ShowTimeline,
+    ShowAutoscale,
     NextWindow,
     MarkRevision,
     ScrollDiffDown,
@@ -320,12 +351,17 @@ pub enum Command {
     SilenceRule,
     EndSilence,
     Acknowledge,
+    /// Repeat the scale the agent last rejected because autoscaling was on,
+    /// turning autoscaling off first.
+    ForceScale,
+    /// Open the palette on `autoscale` for the deployment in view.
+    Autoscale,
     /// A key of the logs tab; [`Command::ALL`] leaves these out.
     Logs(LogsCommand),
 }
 
 impl Command {
-    pub const ALL: [Command; 56] = [
+    pub const ALL: [Command; 59] = [
         Self::Quit,
         Self::ToggleHelp,
         Self::ToggleAlerts,
@@ -364,6 +400,7 @@ impl Command {
         Self::ShowHistory,
         Self::ShowAlerts,
         Self::ShowTimeline,
+        Self::ShowAutoscale,
         Self::NextWindow,
         Self::MarkRevision,
         Self::ScrollDiffDown,
@@ -382,6 +419,8 @@ impl Command {
         Self::SilenceRule,
         Self::EndSilence,
         Self::Acknowledge,
+        Self::ForceScale,
+        Self::Autoscale,
     ];
 
     /// Returns the name used in `keymap.toml`.
@@ -425,6 +464,7 @@ impl Command {
             Self::ShowHistory => "tab-history",
             Self::ShowAlerts => "tab-alerts",
             Self::ShowTimeline => "tab-timeline",
+            Self::ShowAutoscale => "tab-autoscale",
             Self::NextWindow => "metrics-window",
             Self::MarkRevision => "mark",
             Self::ScrollDiffDown => "diff-down",
@@ -443,6 +483,8 @@ impl Command {
             Self::SilenceRule => "silence",
             Self::EndSilence => "unsilence",
             Self::Acknowledge => "ack",
+            Self::ForceScale => "force-scale",
+            Self::Autoscale => "autoscale",
             Self::Logs(command) => command.name(),
         }
     }
@@ -490,6 +532,7 @@ impl Command {
             Self::ShowHistory => "show the history tab",
             Self::ShowAlerts => "show the alerts tab",
             Self::ShowTimeline => "show the timeline tab",
+            Self::ShowAutoscale => "show the autoscale tab",
             Self::NextWindow => "metrics: switch the window (5m, 1h, 24h)",
             Self::MarkRevision => "history: mark the selected revision to diff against",
             Self::ScrollDiffDown => "history: scroll the diff down",
@@ -508,6 +551,10 @@ impl Command {
             Self::SilenceRule => "alerts: silence the selected rule for a while",
             Self::EndSilence => "alerts: end the selected silence",
             Self::Acknowledge => "alerts: acknowledge the firing alert",
+            Self::ForceScale => {
+                "force the scale rejected while autoscaling was on: turns it off (asks first)"
+            }
+            Self::Autoscale => "open :autoscale for this deployment, filled in with its setting",
             Self::Logs(command) => command.description(),
         }
     }
@@ -533,6 +580,8 @@ impl Command {
                 | Self::SilenceRule
                 | Self::EndSilence
                 | Self::Acknowledge
+                | Self::ForceScale
+                | Self::Autoscale
         )
     }
 

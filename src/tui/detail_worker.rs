@@ -16,6 +16,7 @@ use super::action::Action;
 use super::app::{DetailData, DetailRequest, DetailTab, DETAIL_SERIES, RECENT_EVENTS};
 use super::worker::{classify, Pulse, Read};
 use crate::api::client::{encode, Client};
+use crate::autoscale::AutoscaleView;
 use crate::model::{
     AlertRuleView, DeploymentKey, DeploymentView, Event, HealthView, HistoryEntry, Revision,
     SeriesView,
@@ -25,6 +26,10 @@ use crate::monitor::alerts::{AlertView, SilenceView};
 /// How often the task looks for reads that are due; the health, which
 /// changes with every probe and has no notice, is read this often.
 const READ_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Decisions the autoscale tab reads, newest first: 25 minutes at the
+/// default 15 s evaluation interval.
+pub const AUTOSCALE_DECISIONS: usize = 100;
 
 /// Events the timeline reads.
 /// NOTE: a deployment with more stored events shows only the newest ones.
@@ -49,6 +54,7 @@ enum Kind {
     Alerts,
     Silences,
     Timeline,
+    Autoscale,
 }
 
 /// Reads the detail request's paths: each when the request first needs
@@ -136,6 +142,10 @@ impl Kind {
             Self::Alerts => Duration::from_secs(5),
             // A stored revision never changes.
             Self::Revision => Duration::MAX,
+            // The agent announces a decision only when it scales, so those
+            // that keep the count show within one default evaluation
+            // interval.
+            Self::Autoscale => Duration::from_secs(crate::autoscale::DEFAULT_INTERVAL_SECONDS),
             _ => Duration::from_secs(30),
         }
     }
@@ -145,13 +155,19 @@ impl Kind {
         match pulse {
             Pulse::Everything => true,
             Pulse::Deployment(of) => {
-                of == key && matches!(self, Self::Deployment | Self::History | Self::Health)
+                of == key
+                    && matches!(
+                        self,
+                        Self::Deployment | Self::History | Self::Health | Self::Autoscale
+                    )
             }
             Pulse::Metrics(of) => of == key && matches!(self, Self::Metrics(_)),
             Pulse::Event { key: of, alerts } => {
                 of.as_ref() == Some(key)
                     && match self {
-                        Self::RecentEvents | Self::Timeline | Self::History => true,
+                        Self::RecentEvents | Self::Timeline | Self::History | Self::Autoscale => {
+                            true
+                        }
                         Self::AlertRules | Self::Alerts | Self::Silences => *alerts,
                         _ => false,
                     }
@@ -197,6 +213,9 @@ async fn read(client: &Client, fetch: &Fetch) -> Read<DetailData> {
                 DetailData::Timeline(newest_first(events))
             })
             .await
+        }
+        Kind::Autoscale => {
+            typed::<AutoscaleView>(client, path, |view| DetailData::Autoscale(Box::new(view))).await
         }
     }
 }
@@ -271,6 +290,14 @@ fn fetches(request: &DetailRequest) -> Vec<Fetch> {
         // The lines come from the logs worker; the deployment names the
         // replicas the tab cycles through.
         DetailTab::Logs => vec![one("the deployment", "", Kind::Deployment)],
+        // The agent returns 404 while autoscaling is off, so the tab reads
+        // nothing and shows that from the deployments list.
+        DetailTab::Autoscale if !request.autoscaled => Vec::new(),
+        DetailTab::Autoscale => vec![Fetch {
+            path: deployment_path(key, "/autoscale", &format!("&limit={AUTOSCALE_DECISIONS}")),
+            what: "the deployment's autoscaling",
+            kind: Kind::Autoscale,
+        }],
     };
     for revision in &request.revisions {
         list.push(one(
@@ -314,6 +341,7 @@ mod tests {
             tab,
             window: MetricsWindow::OneHour,
             revisions,
+            autoscaled: true,
         }
     }
 
@@ -362,6 +390,17 @@ mod tests {
     }
 
     #[test]
+    fn autoscale_reads_only_while_on() {
+        let mut on = request(DetailTab::Autoscale, vec![]);
+        assert_eq!(
+            paths(&on),
+            ["/v1/deployments/web%20shop/autoscale?env=staging&limit=100"]
+        );
+        on.autoscaled = false;
+        assert!(paths(&on).is_empty());
+    }
+
+    #[test]
     fn pulse_staleness_by_kind() {
         let web = DeploymentKey::new("web", "staging");
         let api = DeploymentKey::new("api", "staging");
@@ -380,6 +419,9 @@ mod tests {
         assert!(Kind::Metrics(window).stale_after(&Pulse::Metrics(web.clone()), &web));
         assert!(!Kind::Metrics(window).stale_after(&Pulse::Metrics(api.clone()), &web));
         assert!(Kind::Revision.stale_after(&Pulse::Everything, &web));
+        assert!(Kind::Autoscale.stale_after(&Pulse::Deployment(web.clone()), &web));
+        assert!(Kind::Autoscale.stale_after(&event(&web, false), &web));
+        assert!(!Kind::Autoscale.stale_after(&Pulse::Metrics(web.clone()), &web));
         let agent_wide = Pulse::Event {
             key: None,
             alerts: true,

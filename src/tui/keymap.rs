@@ -118,6 +118,8 @@ impl Context {
                 ScaleUp,
                 ScaleDown,
                 ScaleTo,
+                ForceScale,
+                Autoscale,
                 Rollback,
                 Redeploy,
                 Undeploy,
@@ -143,6 +145,7 @@ impl Context {
                 ShowAlerts,
                 ShowTimeline,
                 Logs(LogsCommand::ShowTab),
+                ShowAutoscale,
                 MoveUp,
                 MoveDown,
                 PageUp,
@@ -159,6 +162,8 @@ impl Context {
                 SilenceRule,
                 EndSilence,
                 Acknowledge,
+                ForceScale,
+                Autoscale,
             ],
             Self::Editor => &[SendManifest, CloseEditor, ToggleHelp],
             Self::Secrets => &[
@@ -314,6 +319,12 @@ const DEFAULTS: &[(Context, Command, &[&str])] = &[
     (Context::Form, Command::ClearInput, &["ctrl-u"]),
     (Context::Form, Command::NextField, &["tab", "backtab"]),
     (Context::Detail, Command::Logs(LogsCommand::ShowTab), &["6"]),
+    (Context::Detail, Command::ShowAutoscale, &["7"]),
+    // `!` forces, as in vim; `u` for autoscale, as `a` toggles the alerts.
+    (Context::Deployments, Command::ForceScale, &["!"]),
+    (Context::Detail, Command::ForceScale, &["!"]),
+    (Context::Deployments, Command::Autoscale, &["u"]),
+    (Context::Detail, Command::Autoscale, &["u"]),
     // The logs tab: less and vim for moving and searching, k9s for wrap
     // and times. Its keys shadow the detail view's where they differ.
     (Context::Logs, Command::MoveUp, &["k", "up"]),

@@ -23,8 +23,8 @@ use super::app::{DetailRequest, LogsEffect, LogsWatch, ROW_SERIES};
 use super::logs_worker::LogsJob;
 use crate::api::client::{encode, Client, ClientError};
 use crate::api::wire::{
-    ActionResult, AgentStatus, DeployBody, ManifestBody, RedeployBody, RestartBody, RollbackBody,
-    ScaleBody, UndeployBody, WatchItem,
+    ActionResult, AgentStatus, AutoscaleBody, DeployBody, ManifestBody, RedeployBody, RestartBody,
+    RollbackBody, ScaleBody, UndeployBody, WatchItem,
 };
 use crate::model::{DeploymentKey, DeploymentView, SeriesView};
 use crate::monitor::alerts::AlertView;
@@ -559,14 +559,31 @@ async fn run_operations(
             Ok(summary) => tracing::info!(?operation, %summary, "the agent accepted"),
             Err(error) => tracing::warn!(?operation, %error, "the agent rejected or failed"),
         }
-        let result = result
-            .map(|_| operation.done())
-            .map_err(|error| error.to_string());
-        let finished = Action::OperationFinished { operation, result };
+        let finished = match result {
+            Err(ClientError::Api { status, message })
+                if matches!(operation, Operation::Scale { .. })
+                    && rejected_for_autoscaling(status, &message) =>
+            {
+                Action::ScaleRejected { operation, message }
+            }
+            result => {
+                let result = result
+                    .map(|_| operation.done())
+                    .map_err(|error| error.to_string());
+                Action::OperationFinished { operation, result }
+            }
+        };
         if actions.send(finished).await.is_err() {
             return;
         }
     }
+}
+
+/// Returns whether the agent rejected a scale because autoscaling sets the
+/// count. The agent sends a conflict with the engine's message for it, and
+/// a test below ties the prefix to the engine's wording.
+fn rejected_for_autoscaling(status: u16, message: &str) -> bool {
+    status == 409 && message.starts_with("autoscaling is on for ")
 }
 
 /// Posts one operation; the body fields are those the CLI sends.
@@ -575,13 +592,25 @@ async fn send_operation(client: &Client, operation: &Operation) -> Result<String
     let path = |verb: &str| format!("/v1/deployments/{}/{verb}", encode(&key.name));
     let environment = Some(key.environment.clone());
     let result: ActionResult = match operation {
-        Operation::Scale { replicas, .. } => {
+        Operation::Scale {
+            replicas, force, ..
+        } => {
             let body = ScaleBody {
                 environment,
                 replicas: i64::from(*replicas),
+                force: *force,
                 ..ScaleBody::default()
             };
             client.post(&path("scale"), &body).await?
+        }
+        Operation::Autoscale { setting, .. } => {
+            let body = AutoscaleBody {
+                environment,
+                setting: setting.as_ref().map(|setting| setting.to_manifest()),
+                wait: false,
+                timeout_ms: None,
+            };
+            client.put(&path("autoscale"), &body).await?
         }
         Operation::Rollback { to_revision, .. } => {
             let body = RollbackBody {
@@ -769,6 +798,21 @@ mod tests {
 
         apply_line(b"{\"type\":\"fromTheFuture\"}", &mut lists, &pulses);
         assert!(pulsed.try_recv().is_err(), "unknown kinds are skipped");
+    }
+
+    #[test]
+    fn autoscaling_rejection_matches_engine() {
+        let rejection = crate::engine::EngineError::AutoscalingOn {
+            name: "web".to_owned(),
+            min: 1,
+            max: 5,
+        };
+        assert!(rejected_for_autoscaling(409, &rejection.to_string()));
+        let undeployed = crate::engine::EngineError::Undeployed {
+            name: "web".to_owned(),
+        };
+        assert!(!rejected_for_autoscaling(409, &undeployed.to_string()));
+        assert!(!rejected_for_autoscaling(400, &rejection.to_string()));
     }
 
     #[test]

@@ -81,13 +81,13 @@ impl App {
             Command::SilenceRule => Some(self.open_silence_form()),
             Command::EndSilence => Some(self.end_selected_silence(effects)),
             Command::Acknowledge => Some(self.acknowledge_selected(effects)),
-            _ => None,
+            other => self.on_autoscale_command(other, effects),
         }
     }
 
     /// Returns the deployment a command acts on: the detail view's, or the
     /// selected row's.
-    fn target_key(&mut self) -> Option<DeploymentKey> {
+    pub(super) fn target_key(&mut self) -> Option<DeploymentKey> {
         if self.focus == Pane::Detail {
             if let Some(detail) = &self.detail {
                 return Some(detail.key.clone());

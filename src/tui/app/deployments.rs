@@ -10,7 +10,9 @@ use time::OffsetDateTime;
 use super::filter::Filter;
 use super::list::ListCursor;
 use crate::manifest::BackendKind;
-use crate::model::{DeploymentKey, DeploymentStatus, DeploymentView, Health, SeriesView};
+use crate::model::{
+    DeploymentKey, DeploymentStatus, DeploymentView, Health, ReplicaRange, SeriesView,
+};
 use crate::tui::action::Command;
 use crate::tui::sanitize::clean;
 
@@ -29,6 +31,8 @@ pub struct DeploymentRow {
     pub health: Health,
     pub ready: u32,
     pub desired: u32,
+    /// The range autoscaling keeps the count in, while it is on.
+    pub autoscaling: Option<ReplicaRange>,
     pub revision: u64,
     pub version: String,
     pub tags: Vec<String>,
@@ -46,6 +50,7 @@ impl From<&DeploymentView> for DeploymentRow {
             health: view.health,
             ready: view.replicas.ready,
             desired: view.replicas.desired,
+            autoscaling: view.autoscaling,
             revision: view.revision,
             version: clean(&view.version).into_owned(),
             tags: view
@@ -460,6 +465,7 @@ pub(crate) mod tests {
                 desired: 2,
                 ready: 2,
             },
+            autoscaling: None,
             endpoints: Vec::new(),
             tags: Vec::new(),
             replica_details: Vec::new(),

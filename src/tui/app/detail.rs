@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::autoscale::{AutoscaleSource, AutoscaleView};
 use crate::model::{
     AlertRuleView, DeploymentKey, DeploymentView, Event, HealthView, HistoryEntry, Revision,
     SeriesView,
@@ -37,16 +38,18 @@ pub enum DetailTab {
     Alerts,
     Timeline,
     Logs,
+    Autoscale,
 }
 
 impl DetailTab {
-    pub const ALL: [DetailTab; 6] = [
+    pub const ALL: [DetailTab; 7] = [
         Self::Overview,
         Self::Metrics,
         Self::History,
         Self::Alerts,
         Self::Timeline,
         Self::Logs,
+        Self::Autoscale,
     ];
 
     pub fn title(self) -> &'static str {
@@ -57,6 +60,7 @@ impl DetailTab {
             Self::Alerts => "alerts",
             Self::Timeline => "timeline",
             Self::Logs => "logs",
+            Self::Autoscale => "autoscale",
         }
     }
 
@@ -131,6 +135,7 @@ pub enum DetailData {
     Silences(Vec<SilenceView>),
     /// Every stored event of the deployment, newest first.
     Timeline(Vec<Event>),
+    Autoscale(Box<AutoscaleView>),
     /// A read that the agent rejected with an error, such as one for a
     /// deployment removed since the view opened.
     Failed {
@@ -148,6 +153,9 @@ pub struct DetailRequest {
     /// Revisions whose spec is needed and not yet held. A revision's spec
     /// never changes, so each one is read once.
     pub revisions: Vec<u64>,
+    /// Whether autoscaling is on, as the deployments list last reported.
+    /// The autoscale tab reads nothing while it is off.
+    pub autoscaled: bool,
 }
 
 /// One line of a spec diff.
@@ -189,9 +197,13 @@ pub struct DetailState {
     pub silences: Option<Vec<SilenceView>>,
     pub timeline: Option<Vec<Event>>,
     pub timeline_cursor: ListCursor,
-    /// First row shown of the overview and of the alerts tab.
+    /// The autoscaling with its decisions newest first; `None` until read,
+    /// and again once autoscaling is off.
+    pub autoscale: Option<AutoscaleView>,
+    /// First row shown of the overview, the alerts and the autoscale tab.
     pub overview_scroll: usize,
     pub alerts_scroll: usize,
+    pub autoscale_scroll: usize,
     /// The last failed read, until a read succeeds.
     pub error: Option<String>,
     /// The replica selected in the overview, the target of a restart.
@@ -223,8 +235,10 @@ impl DetailState {
             silences: None,
             timeline: None,
             timeline_cursor: ListCursor::default(),
+            autoscale: None,
             overview_scroll: 0,
             alerts_scroll: 0,
+            autoscale_scroll: 0,
             error: None,
             replica_cursor: 0,
             alerts_cursor: 0,
@@ -269,6 +283,9 @@ impl DetailState {
             tab: self.tab,
             window: self.window,
             revisions,
+            // The state does not see the deployments list, so the app
+            // sets this from it.
+            autoscaled: true,
         }
     }
 
@@ -314,6 +331,7 @@ impl DetailState {
                 self.timeline_cursor.clamp(len, 0);
                 changed
             }
+            DetailData::Autoscale(view) => replace(&mut self.autoscale, *view),
         }
     }
 
@@ -328,6 +346,7 @@ impl DetailState {
             Command::ShowHistory => self.show(DetailTab::History),
             Command::ShowAlerts => self.show(DetailTab::Alerts),
             Command::ShowTimeline => self.show(DetailTab::Timeline),
+            Command::ShowAutoscale => self.show(DetailTab::Autoscale),
             Command::NextWindow => self.next_window(),
             Command::MarkRevision => self.toggle_mark(),
             Command::ScrollDiffDown => self.scroll_diff(1, page),
@@ -416,6 +435,10 @@ impl DetailState {
                 let rows = self.alerts_rows();
                 scroll(&mut self.alerts_scroll, command, rows, page)
             }
+            DetailTab::Autoscale => {
+                let rows = self.autoscale_rows();
+                scroll(&mut self.autoscale_scroll, command, rows, page)
+            }
             DetailTab::Metrics => false,
             DetailTab::Logs => {
                 let key = self.key.clone();
@@ -438,6 +461,15 @@ impl DetailState {
         self.overview_scroll = self.overview_scroll.min(overview_last);
         let alerts_last = self.alerts_rows().saturating_sub(scrolled.max(1));
         self.alerts_scroll = self.alerts_scroll.min(alerts_last);
+        let autoscale_last = self.autoscale_rows().saturating_sub(scrolled.max(1));
+        self.autoscale_scroll = self.autoscale_scroll.min(autoscale_last);
+    }
+
+    /// Forgets what the autoscale tab read once autoscaling is off, so
+    /// that turning it on again shows no decisions of the old setting.
+    pub fn forget_autoscale(&mut self) {
+        self.autoscale_scroll = 0;
+        self.autoscale = None;
     }
 
     fn history_len(&self) -> usize {
@@ -470,6 +502,33 @@ impl DetailState {
             + len(self.alert_rules.as_ref().map(Vec::len))
             + len(self.alert_states.as_ref().map(Vec::len))
             + len(self.silences.as_ref().map(Vec::len))
+    }
+
+    /// Returns the rows of the autoscale tab, as the view lays them out.
+    /// After the summary come the targets, the conditions and the
+    /// decisions, each section under a heading and a column header. A
+    /// target with a problem takes two rows, a decision two, and an empty
+    /// section one.
+    pub fn autoscale_rows(&self) -> usize {
+        let Some(view) = &self.autoscale else {
+            return 1;
+        };
+        let problems = view
+            .targets
+            .iter()
+            .filter(|target| {
+                view.metrics
+                    .iter()
+                    .any(|reading| &reading.target == *target && reading.problem.is_some())
+            })
+            .count();
+        let targets = (view.targets.len() + problems).max(1);
+        let conditions = view.conditions.len().max(1);
+        let decisions = match view.source {
+            AutoscaleSource::Cluster => 1,
+            AutoscaleSource::Shipdeck => (2 * view.decisions.len()).max(1),
+        };
+        AUTOSCALE_SUMMARY_ROWS + 3 * 2 + targets + conditions + decisions
     }
 
     /// Recomputes the diff between the marked and the selected revision
@@ -505,6 +564,10 @@ impl DetailState {
 
 /// Unchanged lines shown above the first change when a diff opens.
 const DIFF_CONTEXT: usize = 3;
+
+/// Rows of the autoscale tab's summary: the source, the replicas, then a
+/// blank row.
+pub const AUTOSCALE_SUMMARY_ROWS: usize = 3;
 
 /// Rows of the overview's summary: status, image or command, ports,
 /// env names, resources, strategy, endpoints, then a blank row.

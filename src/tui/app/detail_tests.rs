@@ -51,13 +51,14 @@ fn tabs_cycle_both_ways() {
         DetailTab::Alerts,
         DetailTab::Timeline,
         DetailTab::Logs,
+        DetailTab::Autoscale,
         DetailTab::Overview,
     ] {
         assert!(state.command(Command::NextTab, 10));
         assert_eq!(state.tab, expected);
     }
     assert!(state.command(Command::PreviousTab, 10));
-    assert_eq!(state.tab, DetailTab::Logs);
+    assert_eq!(state.tab, DetailTab::Autoscale);
 }
 
 #[test]
@@ -256,6 +257,7 @@ fn overview_requests_current_spec() {
             desired: 1,
             ready: 1,
         },
+        autoscaling: None,
         endpoints: Vec::new(),
         tags: Vec::new(),
         replica_details: Vec::new(),

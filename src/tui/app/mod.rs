@@ -8,6 +8,7 @@
 
 mod actions;
 mod alerts;
+mod autoscale;
 mod clock;
 mod deployments;
 mod detail;
@@ -34,11 +35,12 @@ use time::OffsetDateTime;
 
 pub use actions::{check_silence_duration, DEFAULT_SILENCE};
 pub use alerts::{AlertRow, AlertsState};
+pub use autoscale::{AutoscaleSetting, MetricTarget, PerReplica};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use deployments::{DeploymentRow, DeploymentsState, RowMetrics, Sort, SortColumn, ROW_SERIES};
 pub use detail::{
     spec_diff, DetailData, DetailRequest, DetailState, DetailTab, DiffLine, MetricsWindow,
-    SpecDiff, DETAIL_SERIES, OVERVIEW_SUMMARY_ROWS, RECENT_EVENTS,
+    SpecDiff, AUTOSCALE_SUMMARY_ROWS, DETAIL_SERIES, OVERVIEW_SUMMARY_ROWS, RECENT_EVENTS,
 };
 pub use editor::{
     change_summary, check_manifest, EditorProblem, EditorState, EditorTarget, CHECK_DELAY,
@@ -142,6 +144,9 @@ pub struct App {
     pub layers: Vec<Layer>,
     /// The last failed read, until a read succeeds.
     pub last_error: Option<String>,
+    /// The scale the agent last rejected because autoscaling was on, which
+    /// [`Command::ForceScale`] repeats with autoscaling turned off.
+    rejected_scale: Option<(DeploymentKey, u32)>,
     /// The themes `T` cycles through, and the one in use; see
     /// [`App::set_themes`].
     pub themes: Vec<String>,
@@ -196,6 +201,7 @@ impl App {
             focus: Pane::Deployments,
             layers: Vec::new(),
             last_error: None,
+            rejected_scale: None,
             themes: Vec::new(),
             theme: String::new(),
             width: 0,
@@ -252,6 +258,9 @@ impl App {
             Action::Execute(operation) => self.execute(operation, &mut effects),
             Action::OperationFinished { operation, result } => {
                 self.on_operation_finished(&operation, result, &mut effects)
+            }
+            Action::ScaleRejected { operation, message } => {
+                self.on_scale_rejected(&operation, &message, &mut effects)
             }
             Action::ThemeFailed { name, message } => {
                 self.on_theme_failed(name, message, &mut effects)
@@ -520,10 +529,30 @@ impl App {
 
     /// Asks the worker for what the open detail tab shows when that changes.
     fn watch_detail(&mut self, effects: &mut Effects) {
-        let request = self.detail.as_ref().map(DetailState::request);
+        let request = self.detail.as_ref().map(|detail| {
+            let mut request = detail.request();
+            // A deployment missing from the list is read all the same,
+            // because the agent reports whether autoscaling is on.
+            request.autoscaled = self
+                .row(&detail.key)
+                .is_none_or(|row| row.autoscaling.is_some());
+            request
+        });
         if request != self.watched_detail {
             self.watched_detail = request.clone();
             effects.push(Effect::WatchDetail(request));
+        }
+    }
+
+    /// Drops the autoscale tab's data once the list shows autoscaling off.
+    fn forget_autoscale_when_off(&mut self) {
+        let off = self
+            .detail
+            .as_ref()
+            .and_then(|detail| self.row(&detail.key))
+            .is_some_and(|row| row.autoscaling.is_none());
+        if let Some(detail) = self.detail.as_mut().filter(|_| off) {
+            detail.forget_autoscale();
         }
     }
 
@@ -585,6 +614,7 @@ impl App {
         let Some(changes) = self.deployments.replace(views, self.table_page()) else {
             return;
         };
+        self.forget_autoscale_when_off();
         let now = self.now();
         for change in changes {
             let level = status_level(change.to);
@@ -817,7 +847,7 @@ pub fn help_lines(keymap: &Keymap, context: Context, read_only: bool) -> Vec<Hel
     }
     if context == Context::Deployments && !read_only {
         lines.push(HelpLine::Note(
-            "scale down, rollback, redeploy, restart, undeploy and sending a manifest ask first; in production, type the name",
+            "scale down, forced scales, autoscale changes, rollback, redeploy, restart, undeploy and sending a manifest ask first; in production, type the name",
         ));
     }
     if read_only {

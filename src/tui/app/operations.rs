@@ -77,10 +77,12 @@ impl App {
             Command::ScaleUp => Operation::Scale {
                 key,
                 replicas: (desired + 1).min(crate::engine::MAX_REPLICAS),
+                force: false,
             },
             Command::ScaleDown => Operation::Scale {
                 key,
                 replicas: desired.saturating_sub(1),
+                force: false,
             },
             Command::ScaleTo => {
                 self.layers.push(Layer::Prompt(Prompt {
@@ -112,6 +114,9 @@ impl App {
         let operation = match operation {
             Operation::Restart { key, replica } => {
                 return self.request_restart(key, replica, effects);
+            }
+            Operation::Scale { force: true, .. } | Operation::Autoscale { .. } => {
+                return self.request_autoscale_change(operation, effects);
             }
             Operation::Deploy { .. }
             | Operation::Edit { .. }
@@ -154,6 +159,7 @@ impl App {
                 format!("Undeploy {target}: all {current_replicas} replicas stop")
             }
             Operation::Restart { .. }
+            | Operation::Autoscale { .. }
             | Operation::Deploy { .. }
             | Operation::Edit { .. }
             | Operation::Silence(_)
@@ -232,10 +238,15 @@ impl App {
     }
 
     fn submit_count(&mut self, key: DeploymentKey, text: &str, effects: &mut Effects) {
-        match palette::parse_count(text.trim()) {
-            Ok(replicas) => {
+        match palette::parse_forced_count(text.trim()) {
+            Ok((replicas, force)) => {
                 self.layers.pop();
-                self.request(Operation::Scale { key, replicas }, effects);
+                let operation = Operation::Scale {
+                    key,
+                    replicas,
+                    force,
+                };
+                self.request(operation, effects);
             }
             Err(error) => self.set_prompt_message(error.to_string()),
         }
@@ -294,9 +305,24 @@ impl App {
                 self.check_replica(&key, replica)?;
                 Ok(Operation::Restart { key, replica })
             }),
-            PaletteCommand::Scale { target, replicas } => self
+            PaletteCommand::Scale {
+                target,
+                replicas,
+                force,
+            } => self.resolve(&target).map(|key| Operation::Scale {
+                key,
+                replicas,
+                force,
+            }),
+            PaletteCommand::Autoscale { target, setting } => {
+                self.resolve(&target).map(|key| Operation::Autoscale {
+                    key,
+                    setting: Some(Box::new(setting)),
+                })
+            }
+            PaletteCommand::AutoscaleOff { target } => self
                 .resolve(&target)
-                .map(|key| Operation::Scale { key, replicas }),
+                .map(|key| Operation::Autoscale { key, setting: None }),
             PaletteCommand::Rollback {
                 target,
                 to_revision,
@@ -358,7 +384,7 @@ impl App {
         Ok(())
     }
 
-    fn row(&self, key: &DeploymentKey) -> Option<&super::deployments::DeploymentRow> {
+    pub(super) fn row(&self, key: &DeploymentKey) -> Option<&super::deployments::DeploymentRow> {
         self.deployments.all().iter().find(|row| row.key == *key)
     }
 
@@ -399,7 +425,7 @@ impl App {
         }
     }
 
-    fn set_prompt_message(&mut self, message: String) {
+    pub(super) fn set_prompt_message(&mut self, message: String) {
         if let Some(Layer::Prompt(prompt)) = self.layers.last_mut() {
             prompt.message = Some(PromptMessage::Error(message));
         }

@@ -110,7 +110,8 @@ fn plus_scales_up_without_asking() {
         sent,
         [Operation::Scale {
             key: key("web", "staging"),
-            replicas: 5
+            replicas: 5,
+            force: false,
         }]
     );
     assert!(app.layers.is_empty());
@@ -130,7 +131,8 @@ fn minus_asks_then_enter_confirms() {
         sent,
         [Operation::Scale {
             key: key("web", "staging"),
-            replicas: 3
+            replicas: 3,
+            force: false,
         }]
     );
     assert!(app.layers.is_empty());
@@ -230,7 +232,8 @@ fn scale_input_takes_a_number() {
         press(&mut app, "enter"),
         [Operation::Scale {
             key: key("web", "staging"),
-            replicas: 9
+            replicas: 9,
+            force: false,
         }],
         "scaling up needs no confirmation"
     );
@@ -292,7 +295,8 @@ fn palette_scales_and_rolls_back() {
         press(&mut app, "enter"),
         [Operation::Scale {
             key: key("api", "production"),
-            replicas: 3
+            replicas: 3,
+            force: false,
         }]
     );
     press(&mut app, ":");

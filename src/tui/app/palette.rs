@@ -2,17 +2,36 @@
 //!
 //! The syntax is `VERB NAME [ARGUMENT] [env:ENV | --env ENV]`, for example
 //! `scale web 3`, `rollback web 2 env:production`, `redeploy web --env
-//! staging` or `silence web high-cpu 2h deploying the fix`; `deploy` and
-//! `secrets` take no name. The environment is needed only when the name exists in more
-//! than one; the state resolves that against the deployments it lists.
+//! staging`, `silence web high-cpu 2h deploying the fix` or `autoscale web
+//! 1 5 cpu=70`; `deploy` and `secrets` take no name. The environment is
+//! needed only when the name exists in more than one; the state resolves
+//! that against the deployments it lists.
 
+use super::autoscale::{AutoscaleSetting, MetricTarget, PerReplica};
 use crate::engine::MAX_REPLICAS;
 
 /// The verbs, in the order completion offers them.
-pub const VERBS: [&str; 11] = [
-    "scale", "rollback", "redeploy", "restart", "undeploy", "deploy", "edit", "secrets", "silence",
-    "ack", "quit",
+pub const VERBS: [&str; 12] = [
+    "scale",
+    "autoscale",
+    "rollback",
+    "redeploy",
+    "restart",
+    "undeploy",
+    "deploy",
+    "edit",
+    "secrets",
+    "silence",
+    "ack",
+    "quit",
 ];
+
+/// The usage line of `autoscale`, for its errors.
+pub const AUTOSCALE_USAGE: &str =
+    "autoscale NAME MIN MAX [cpu=PERCENT] [memory=PERCENT] [METRIC=VALUE]..., or autoscale off NAME";
+
+/// The forms of the targets after MIN and MAX, for the errors about them.
+const TARGET_FORMS: &str = "cpu=PERCENT, memory=PERCENT or METRIC=VALUE";
 
 /// Verbs that take no deployment name, so completion offers none after them.
 const NAMELESS: [&str; 3] = ["quit", "deploy", "secrets"];
@@ -21,9 +40,18 @@ const NAMELESS: [&str; 3] = ["quit", "deploy", "secrets"];
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PaletteCommand {
     Quit,
+    /// With `force`, autoscaling is turned off first where it is on.
     Scale {
         target: Target,
         replicas: u32,
+        force: bool,
+    },
+    Autoscale {
+        target: Target,
+        setting: AutoscaleSetting,
+    },
+    AutoscaleOff {
+        target: Target,
     },
     Rollback {
         target: Target,
@@ -105,6 +133,25 @@ pub enum PaletteError {
     InvalidReplica(String),
     #[error("{0}")]
     InvalidDuration(String),
+    #[error(
+        "invalid {bound} replica count {text:?}: expected a whole number from 1 to {MAX_REPLICAS}"
+    )]
+    InvalidBound { bound: &'static str, text: String },
+    #[error("the minimum {min} is above the maximum {max}; type MIN before MAX, as in autoscale NAME {max} {min}")]
+    MinAboveMax { min: u32, max: u32 },
+    #[error("invalid {key}={text}: expected a whole percentage of the request of at least 1, as in {key}=70")]
+    InvalidPercent { key: &'static str, text: String },
+    #[error("invalid {metric}={text}: expected the value per replica to hold, a number above 0, as in {metric}=50")]
+    InvalidTargetValue { metric: String, text: String },
+    #[error("autoscale: {0:?} is not a target; after MIN and MAX write {TARGET_FORMS}")]
+    NotATarget(String),
+    #[error("autoscale: unknown key {key:?}{}; write {TARGET_FORMS}, where METRIC is a series name such as requests_per_second", did_you_mean(.suggestion))]
+    UnknownKey {
+        key: String,
+        suggestion: Option<&'static str>,
+    },
+    #[error("autoscale: {0} is given twice; give each target once")]
+    RepeatedTarget(String),
 }
 
 fn did_you_mean(verb: &Option<&'static str>) -> String {
@@ -120,20 +167,8 @@ pub fn parse(line: &str) -> Result<PaletteCommand, PaletteError> {
     };
     match verb.as_str() {
         "quit" | "q" => no_more("quit", rest, "quit").map(|()| PaletteCommand::Quit),
-        "scale" => {
-            let usage = "scale NAME COUNT";
-            let target = target("scale", rest, environment, usage)?;
-            let count = rest.get(1).ok_or(PaletteError::Missing {
-                verb: "scale",
-                what: "the replica count",
-                usage,
-            })?;
-            no_more("scale", &rest[2..], usage)?;
-            Ok(PaletteCommand::Scale {
-                target,
-                replicas: parse_count(count)?,
-            })
-        }
+        "scale" | "scale!" => parse_scale(verb == "scale!", rest, environment),
+        "autoscale" => parse_autoscale(rest, environment),
         "rollback" => {
             let usage = "rollback NAME [REVISION]";
             let target = target("rollback", rest, environment, usage)?;
@@ -197,6 +232,165 @@ pub fn parse(line: &str) -> Result<PaletteCommand, PaletteError> {
             suggestion: closest_verb(unknown),
         }),
     }
+}
+
+/// Parses `scale NAME COUNT [--force | !]`; `forced` when the verb was
+/// typed as `scale!`.
+fn parse_scale(
+    forced: bool,
+    rest: &[String],
+    environment: Option<String>,
+) -> Result<PaletteCommand, PaletteError> {
+    let usage = "scale NAME COUNT [--force]";
+    let (rest, flagged) = take_force(rest);
+    let target = target("scale", &rest, environment, usage)?;
+    let count = rest.get(1).ok_or(PaletteError::Missing {
+        verb: "scale",
+        what: "the replica count",
+        usage,
+    })?;
+    no_more("scale", &rest[2..], usage)?;
+    Ok(PaletteCommand::Scale {
+        target,
+        replicas: parse_count(count)?,
+        force: forced || flagged,
+    })
+}
+
+/// Takes `--force` and `!` out of the words; returns whether either was there.
+fn take_force(words: &[String]) -> (Vec<String>, bool) {
+    let is_flag = |word: &String| word == "--force" || word == "!";
+    let remaining = words
+        .iter()
+        .filter(|word| !is_flag(word))
+        .cloned()
+        .collect();
+    (remaining, words.iter().any(is_flag))
+}
+
+/// Parses `autoscale NAME MIN MAX [KEY=VALUE]...` and `autoscale off NAME`.
+/// A deployment named `off` is set with `autoscale off MIN MAX`.
+fn parse_autoscale(
+    rest: &[String],
+    environment: Option<String>,
+) -> Result<PaletteCommand, PaletteError> {
+    if rest.first().is_some_and(|word| word == "off") && rest.len() <= 2 {
+        let target = target("autoscale", &rest[1..], environment, AUTOSCALE_USAGE)?;
+        return Ok(PaletteCommand::AutoscaleOff { target });
+    }
+    let target = target("autoscale", rest, environment, AUTOSCALE_USAGE)?;
+    let missing = |what| PaletteError::Missing {
+        verb: "autoscale",
+        what,
+        usage: AUTOSCALE_USAGE,
+    };
+    let min = rest
+        .get(1)
+        .ok_or_else(|| missing("the minimum replica count"))?;
+    let max = rest
+        .get(2)
+        .ok_or_else(|| missing("the maximum replica count"))?;
+    let min_replicas = parse_bound("minimum", min)?;
+    let max_replicas = parse_bound("maximum", max)?;
+    if min_replicas > max_replicas {
+        return Err(PaletteError::MinAboveMax {
+            min: min_replicas,
+            max: max_replicas,
+        });
+    }
+    let mut setting = AutoscaleSetting {
+        min_replicas,
+        max_replicas,
+        cpu_percent: None,
+        memory_percent: None,
+        metrics: Vec::new(),
+    };
+    for word in &rest[3..] {
+        add_target(&mut setting, word)?;
+    }
+    Ok(PaletteCommand::Autoscale { target, setting })
+}
+
+/// Parses a replica bound of autoscaling, which is at least 1.
+fn parse_bound(bound: &'static str, text: &str) -> Result<u32, PaletteError> {
+    text.parse::<u32>()
+        .ok()
+        .filter(|count| (1..=MAX_REPLICAS).contains(count))
+        .ok_or_else(|| PaletteError::InvalidBound {
+            bound,
+            text: text.to_owned(),
+        })
+}
+
+/// Adds one `KEY=VALUE` target to `setting`.
+fn add_target(setting: &mut AutoscaleSetting, word: &str) -> Result<(), PaletteError> {
+    let (key, value) = word
+        .split_once('=')
+        .ok_or_else(|| PaletteError::NotATarget(word.to_owned()))?;
+    let repeated = || PaletteError::RepeatedTarget(key.to_owned());
+    match key {
+        "cpu" | "memory" => {
+            let key = if key == "cpu" { "cpu" } else { "memory" };
+            let percent = value
+                .parse::<u32>()
+                .ok()
+                .filter(|percent| *percent >= 1)
+                .ok_or_else(|| PaletteError::InvalidPercent {
+                    key,
+                    text: value.to_owned(),
+                })?;
+            let slot = if key == "cpu" {
+                &mut setting.cpu_percent
+            } else {
+                &mut setting.memory_percent
+            };
+            if slot.replace(percent).is_some() {
+                return Err(repeated());
+            }
+        }
+        metric => {
+            check_metric_key(metric)?;
+            let per_replica = value
+                .parse::<f64>()
+                .ok()
+                .and_then(PerReplica::new)
+                .ok_or_else(|| PaletteError::InvalidTargetValue {
+                    metric: metric.to_owned(),
+                    text: value.to_owned(),
+                })?;
+            if setting.metrics.iter().any(|target| target.name == metric) {
+                return Err(repeated());
+            }
+            setting.metrics.push(MetricTarget {
+                name: metric.to_owned(),
+                per_replica,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Rejects a key that is a mistyped `cpu` or `memory`, or that cannot be
+/// a series name (Prometheus' `[a-zA-Z_:][a-zA-Z0-9_:]*`).
+fn check_metric_key(key: &str) -> Result<(), PaletteError> {
+    let lower = key.to_ascii_lowercase();
+    let suggestion = match lower.trim_end_matches('%') {
+        "cpu" | "cpus" => Some("cpu"),
+        "memory" | "mem" => Some("memory"),
+        _ => None,
+    };
+    let mut characters = key.chars();
+    let series_name = characters
+        .next()
+        .is_some_and(|first| first.is_ascii_alphabetic() || first == '_' || first == ':')
+        && characters.all(|rest| rest.is_ascii_alphanumeric() || rest == '_' || rest == ':');
+    if suggestion.is_some() || !series_name {
+        return Err(PaletteError::UnknownKey {
+            key: key.to_owned(),
+            suggestion,
+        });
+    }
+    Ok(())
 }
 
 /// Parses `silence NAME RULE [DURATION] [COMMENT...]`; the duration is
@@ -287,6 +481,19 @@ pub fn parse_count(text: &str) -> Result<u32, PaletteError> {
         .ok_or_else(|| PaletteError::InvalidCount(text.to_owned()))
 }
 
+/// Parses the scale prompt's text: a replica count, with `!` or
+/// ` --force` after it to turn autoscaling off first.
+pub fn parse_forced_count(text: &str) -> Result<(u32, bool), PaletteError> {
+    let stripped = text
+        .strip_suffix('!')
+        .or_else(|| text.strip_suffix("--force"))
+        .map(str::trim_end);
+    match stripped {
+        Some(count) => Ok((parse_count(count)?, true)),
+        None => Ok((parse_count(text)?, false)),
+    }
+}
+
 fn parse_revision(text: &str) -> Result<u64, PaletteError> {
     text.parse::<u64>()
         .ok()
@@ -318,7 +525,9 @@ pub fn complete(line: &str, names: &[&str]) -> (String, Option<String>) {
     };
     let candidates: Vec<&str> = match done.len() {
         0 => VERBS.to_vec(),
+        1 if done[0] == "autoscale" => names.iter().copied().chain(["off"]).collect(),
         1 if !NAMELESS.contains(&done[0]) => names.to_vec(),
+        2 if done == ["autoscale", "off"] => names.to_vec(),
         _ => return (line.to_owned(), None),
     };
     let matching: Vec<&str> = candidates
@@ -380,6 +589,7 @@ mod tests {
                 PaletteCommand::Scale {
                     target: target("web", None),
                     replicas: 3,
+                    force: false,
                 },
             ),
             (
@@ -387,6 +597,7 @@ mod tests {
                 PaletteCommand::Scale {
                     target: target("web", None),
                     replicas: 0,
+                    force: false,
                 },
             ),
             (
@@ -394,6 +605,7 @@ mod tests {
                 PaletteCommand::Scale {
                     target: target("web", Some("production")),
                     replicas: 1000,
+                    force: false,
                 },
             ),
             (
@@ -516,12 +728,190 @@ mod tests {
         }
     }
 
+    fn setting(min: u32, max: u32) -> AutoscaleSetting {
+        AutoscaleSetting {
+            min_replicas: min,
+            max_replicas: max,
+            cpu_percent: None,
+            memory_percent: None,
+            metrics: Vec::new(),
+        }
+    }
+
+    fn metric(name: &str, value: f64) -> MetricTarget {
+        MetricTarget {
+            name: name.to_owned(),
+            per_replica: PerReplica::new(value).unwrap(),
+        }
+    }
+
+    #[test]
+    fn parse_autoscale_and_force() {
+        let web = || target("web", None);
+        let cases = [
+            (
+                "autoscale web 1 5",
+                PaletteCommand::Autoscale {
+                    target: web(),
+                    setting: setting(1, 5),
+                },
+            ),
+            (
+                "autoscale web 2 2 cpu=70 memory=150 env:staging",
+                PaletteCommand::Autoscale {
+                    target: target("web", Some("staging")),
+                    setting: AutoscaleSetting {
+                        cpu_percent: Some(70),
+                        memory_percent: Some(150),
+                        ..setting(2, 2)
+                    },
+                },
+            ),
+            (
+                "autoscale web 1 10 requests_per_second=50 queue:depth=0.5",
+                PaletteCommand::Autoscale {
+                    target: web(),
+                    setting: AutoscaleSetting {
+                        metrics: vec![
+                            metric("requests_per_second", 50.0),
+                            metric("queue:depth", 0.5),
+                        ],
+                        ..setting(1, 10)
+                    },
+                },
+            ),
+            (
+                "autoscale off web",
+                PaletteCommand::AutoscaleOff { target: web() },
+            ),
+            (
+                "autoscale off web --env production",
+                PaletteCommand::AutoscaleOff {
+                    target: target("web", Some("production")),
+                },
+            ),
+            (
+                "autoscale off 1 3",
+                PaletteCommand::Autoscale {
+                    target: target("off", None),
+                    setting: setting(1, 3),
+                },
+            ),
+            (
+                "scale web 3 --force",
+                PaletteCommand::Scale {
+                    target: web(),
+                    replicas: 3,
+                    force: true,
+                },
+            ),
+            (
+                "scale web ! 3",
+                PaletteCommand::Scale {
+                    target: web(),
+                    replicas: 3,
+                    force: true,
+                },
+            ),
+            (
+                "scale! web 3",
+                PaletteCommand::Scale {
+                    target: web(),
+                    replicas: 3,
+                    force: true,
+                },
+            ),
+        ];
+        for (line, expected) in cases {
+            assert_eq!(parse(line), Ok(expected), "{line}");
+        }
+    }
+
+    #[test]
+    fn parse_autoscale_rejects_bad_input() {
+        let cases = [
+            ("autoscale", "autoscale: missing the deployment name; type autoscale NAME MIN MAX"),
+            ("autoscale off", "autoscale: missing the deployment name"),
+            ("autoscale web", "autoscale: missing the minimum replica count"),
+            ("autoscale web 1", "autoscale: missing the maximum replica count"),
+            (
+                "autoscale web one 5",
+                "invalid minimum replica count \"one\": expected a whole number from 1 to 1000",
+            ),
+            ("autoscale web 0 5", "invalid minimum replica count \"0\""),
+            ("autoscale web 1 1001", "invalid maximum replica count \"1001\""),
+            ("autoscale web 1 2.5", "invalid maximum replica count \"2.5\""),
+            (
+                "autoscale web 6 2",
+                "the minimum 6 is above the maximum 2; type MIN before MAX, as in autoscale NAME 2 6",
+            ),
+            (
+                "autoscale web 1 5 cpu=0",
+                "invalid cpu=0: expected a whole percentage of the request of at least 1, as in cpu=70",
+            ),
+            ("autoscale web 1 5 memory=lots", "invalid memory=lots"),
+            ("autoscale web 1 5 cpu=70.5", "invalid cpu=70.5"),
+            (
+                "autoscale web 1 5 rps=-3",
+                "invalid rps=-3: expected the value per replica to hold, a number above 0, as in rps=50",
+            ),
+            ("autoscale web 1 5 rps=NaN", "invalid rps=NaN"),
+            ("autoscale web 1 5 rps=inf", "invalid rps=inf"),
+            (
+                "autoscale web 1 5 cpu",
+                "autoscale: \"cpu\" is not a target; after MIN and MAX write cpu=PERCENT, memory=PERCENT or METRIC=VALUE",
+            ),
+            ("autoscale web 1 5 mem=70", "unknown key \"mem\" (did you mean memory?)"),
+            ("autoscale web 1 5 cpu%=70", "unknown key \"cpu%\" (did you mean cpu?)"),
+            ("autoscale web 1 5 CPU=70", "unknown key \"CPU\" (did you mean cpu?)"),
+            (
+                "autoscale web 1 5 req/s=5",
+                "unknown key \"req/s\"; write cpu=PERCENT, memory=PERCENT or METRIC=VALUE, where METRIC is a series name",
+            ),
+            ("autoscale web 1 5 =5", "unknown key \"\""),
+            (
+                "autoscale web 1 5 cpu=70 cpu=80",
+                "autoscale: cpu is given twice; give each target once",
+            ),
+            ("autoscale web 1 5 rps=1 rps=2", "autoscale: rps is given twice"),
+            ("scale web 3 --force 4", "scale: unexpected \"4\"; type scale NAME COUNT [--force]"),
+        ];
+        for (line, expected) in cases {
+            let error = parse(line).expect_err(line).to_string();
+            assert!(error.contains(expected), "{line}: {error}");
+        }
+    }
+
+    #[test]
+    fn forced_count_prompt() {
+        assert_eq!(parse_forced_count("3"), Ok((3, false)));
+        assert_eq!(parse_forced_count("3!"), Ok((3, true)));
+        assert_eq!(parse_forced_count("3 !"), Ok((3, true)));
+        assert_eq!(parse_forced_count("3 --force"), Ok((3, true)));
+        assert_eq!(
+            parse_forced_count("three!"),
+            Err(PaletteError::InvalidCount("three".to_owned()))
+        );
+        assert_eq!(
+            parse_forced_count("!"),
+            Err(PaletteError::InvalidCount(String::new()))
+        );
+    }
+
     #[test]
     fn complete_verbs_and_names() {
         let names = ["web", "worker", "api"];
         let cases = [
             ("sc", "scale ", None),
             ("r", "r", Some("matches: rollback, redeploy, restart")),
+            ("a", "a", Some("matches: autoscale, ack")),
+            ("au", "autoscale ", None),
+            ("autoscale o", "autoscale off ", None),
+            (
+                "autoscale off w",
+                "autoscale off w",
+                Some("matches: web, worker"),
+            ),
             ("re", "re", Some("matches: redeploy, restart")),
             ("res", "restart ", None),
             ("deploy ", "deploy ", None),

@@ -15,7 +15,8 @@ use crate::tui::sanitize::truncate;
 use crate::tui::theme::Theme;
 
 /// A column of the table. Columns with a lower `keep` are dropped first
-/// when the width is short; the name takes what the others leave.
+/// when the width is short; the name takes what the others leave. The
+/// autoscale column shows only while a deployment autoscales.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Column {
     Name,
@@ -24,6 +25,7 @@ enum Column {
     Status,
     Health,
     Ready,
+    Autoscale,
     Revision,
     Version,
     Cpu,
@@ -33,13 +35,14 @@ enum Column {
     Trend,
 }
 
-const COLUMNS: [Column; 13] = [
+const COLUMNS: [Column; 14] = [
     Column::Name,
     Column::Environment,
     Column::Backend,
     Column::Status,
     Column::Health,
     Column::Ready,
+    Column::Autoscale,
     Column::Revision,
     Column::Version,
     Column::Cpu,
@@ -68,6 +71,7 @@ impl Column {
             Self::Status => "STATUS",
             Self::Health => "HEALTH",
             Self::Ready => "READY",
+            Self::Autoscale => "AUTO",
             Self::Revision => "REV",
             Self::Version => "VERSION",
             Self::Cpu => "CPU",
@@ -84,7 +88,8 @@ impl Column {
             Self::Environment | Self::Status => 11,
             Self::Backend => 10,
             Self::Health => 9,
-            Self::Ready => 7,
+            // `1..10` and `10..100`; wider ranges are cut.
+            Self::Ready | Self::Autoscale => 7,
             Self::Revision => 4,
             Self::Version => 8,
             Self::Cpu | Self::Requests => 6,
@@ -99,13 +104,16 @@ impl Column {
     fn keep(self) -> u8 {
         match self {
             Self::Name | Self::Status => u8::MAX,
-            Self::Environment => 12,
-            Self::Ready => 11,
-            Self::Cpu => 10,
+            Self::Environment => 13,
+            Self::Ready => 12,
+            Self::Cpu => 11,
             // Failing checks say more than a trend at 80 columns, where
             // one of the two has to go.
-            Self::Health => 9,
-            Self::Memory => 8,
+            Self::Health => 10,
+            Self::Memory => 9,
+            // A count that moves by itself, and a scale key that the agent
+            // rejects, need explaining more than the age does.
+            Self::Autoscale => 8,
             Self::Age => 7,
             Self::Trend => 6,
             Self::Requests => 5,
@@ -127,15 +135,18 @@ impl Column {
             Self::Memory => SortColumn::Memory,
             Self::Requests => SortColumn::Requests,
             Self::Age => SortColumn::Age,
-            Self::Backend | Self::Version | Self::Trend => return None,
+            Self::Backend | Self::Version | Self::Trend | Self::Autoscale => return None,
         })
     }
 }
 
 /// Chooses the columns that fit `width`, in display order, and the name's
-/// width.
-fn fit_columns(width: u16) -> (Vec<Column>, u16) {
-    let mut shown: Vec<Column> = COLUMNS.to_vec();
+/// width; the autoscale column only when `autoscaled`.
+fn fit_columns(width: u16, autoscaled: bool) -> (Vec<Column>, u16) {
+    let mut shown: Vec<Column> = COLUMNS
+        .into_iter()
+        .filter(|column| autoscaled || *column != Column::Autoscale)
+        .collect();
     let needed = |columns: &[Column]| -> u16 {
         columns
             .iter()
@@ -171,7 +182,13 @@ pub(super) fn draw(frame: &mut Frame, area: Rect, app: &App, theme: &Theme) {
         return;
     }
 
-    let (columns, name_width) = fit_columns(inner.width);
+    // Any row, not only those on the page, so that the columns stay put
+    // while the operator scrolls.
+    let autoscaled = deployments
+        .all()
+        .iter()
+        .any(|row| row.autoscaling.is_some());
+    let (columns, name_width) = fit_columns(inner.width, autoscaled);
     let now = app.now();
     let rows = deployments.page(page).map(|row| {
         let metrics = deployments.metrics(&row.key);
@@ -275,6 +292,13 @@ fn cell<'a>(
         Column::Ready => {
             Cell::from(format!("{}/{}", row.ready, row.desired)).style(ready_style(row, theme))
         }
+        Column::Autoscale => match row.autoscaling {
+            Some(range) => {
+                Cell::from(truncate(&format!("{}..{}", range.min, range.max), width).into_owned())
+                    .style(theme.accent)
+            }
+            None => Cell::from("-").style(theme.muted),
+        },
         Column::Revision => Cell::from(row.revision.to_string()),
         Column::Version => Cell::from(truncate(&row.version, width).into_owned()),
         Column::Cpu => metric_cell(
@@ -379,7 +403,7 @@ mod tests {
 
     #[test]
     fn columns_fit_80_and_200() {
-        let (narrow, name) = fit_columns(78);
+        let (narrow, name) = fit_columns(78, false);
         assert_eq!(
             narrow,
             [
@@ -394,11 +418,31 @@ mod tests {
             ]
         );
         assert!(name >= NAME_MIN);
-        let (wide, _) = fit_columns(198);
-        assert_eq!(wide.len(), COLUMNS.len());
-        let (tiny, name) = fit_columns(10);
+        let (wide, _) = fit_columns(198, false);
+        assert_eq!(wide.len(), COLUMNS.len() - 1);
+        let (tiny, name) = fit_columns(10, false);
         assert_eq!(tiny, [Column::Name, Column::Status]);
         assert_eq!(name, NAME_MIN);
+    }
+
+    #[test]
+    fn autoscale_column_replaces_age_at_80() {
+        let (narrow, _) = fit_columns(78, true);
+        assert_eq!(
+            narrow,
+            [
+                Column::Name,
+                Column::Environment,
+                Column::Status,
+                Column::Health,
+                Column::Ready,
+                Column::Autoscale,
+                Column::Cpu,
+                Column::Memory,
+            ]
+        );
+        let (wide, _) = fit_columns(198, true);
+        assert_eq!(wide.len(), COLUMNS.len());
     }
 
     #[test]

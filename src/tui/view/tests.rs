@@ -53,6 +53,7 @@ fn deployment(
                 1
             },
         },
+        autoscaling: None,
         endpoints: Vec::new(),
         tags: vec!["shop".to_owned()],
         replica_details: Vec::new(),
@@ -231,6 +232,23 @@ fn press(app: &mut App, keys: &str) {
 fn deployments_view() {
     for (width, height) in SIZES {
         snapshot("deployments", &watching(width, height), width, height);
+    }
+}
+
+/// Two rows autoscale: the table gains a column with their ranges, and
+/// at 80 columns it takes the place of the age.
+#[test]
+fn deployments_show_autoscale_column() {
+    for (width, height) in SIZES {
+        let mut app = watching(width, height);
+        let mut listed = fleet();
+        listed[0].autoscaling = Some(crate::model::ReplicaRange { min: 1, max: 5 });
+        listed[1].autoscaling = Some(crate::model::ReplicaRange {
+            min: 100,
+            max: 1000,
+        });
+        app.apply(Action::Deployments(listed));
+        snapshot("deployments_autoscaled", &app, width, height);
     }
 }
 

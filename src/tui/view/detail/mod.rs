@@ -2,6 +2,7 @@
 //! Every text from the agent goes through [`clean`] here, where it is drawn.
 
 mod alerts;
+mod autoscale;
 mod history;
 mod logs;
 mod metrics;
@@ -44,6 +45,7 @@ pub(super) fn draw(frame: &mut Frame, body: Rect, app: &App, theme: &Theme, deta
         DetailTab::Alerts => alerts::draw(frame, areas.content, block, theme, detail),
         DetailTab::Timeline => timeline::draw(frame, areas.content, block, theme, detail),
         DetailTab::Logs => logs::draw(frame, areas.content, block, app, theme, detail),
+        DetailTab::Autoscale => autoscale::draw(frame, areas.content, block, app, theme, detail),
     }
 }
 
@@ -74,23 +76,28 @@ fn show_command(tab: DetailTab) -> Command {
         DetailTab::Alerts => Command::ShowAlerts,
         DetailTab::Timeline => Command::ShowTimeline,
         DetailTab::Logs => Command::Logs(crate::tui::app::LogsCommand::ShowTab),
+        DetailTab::Autoscale => Command::ShowAutoscale,
     }
 }
 
 /// Returns the block title: the deployment's name and environment, with its status
-/// from the deployments list when the list has it.
+/// and autoscaling range from the deployments list when the list has it.
 fn title(app: &App, detail: &DetailState) -> String {
     let key = &detail.key;
     let row = app.deployments.all().iter().find(|row| row.key == *key);
     let name = clean(&key.name);
     let environment = clean(&key.environment);
-    match row {
-        Some(row) => format!(
-            " {name} ({environment}) · {} · revision {} ",
-            row.status, row.revision
-        ),
-        None => format!(" {name} ({environment}) "),
-    }
+    let Some(row) = row else {
+        return format!(" {name} ({environment}) ");
+    };
+    let autoscaling = row
+        .autoscaling
+        .map(|range| format!(" · autoscale {}..{}", range.min, range.max))
+        .unwrap_or_default();
+    format!(
+        " {name} ({environment}) · {} · revision {}{autoscaling} ",
+        row.status, row.revision
+    )
 }
 
 /// Builds a line of fixed-width cells. Each text is sanitised, cut to its width

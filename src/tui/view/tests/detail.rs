@@ -437,3 +437,6 @@ fn detail_read_failed() {
 
 #[path = "logs.rs"]
 mod logs;
+
+#[path = "autoscale.rs"]
+mod autoscale;
