@@ -1,19 +1,19 @@
 #!/usr/bin/env python3
 """Measure the agent's CPU with 200 autoscaled deployments, beside the same 200 without.
 
-One agent on a temporary home runs 200 deployments of one `sleep 3600`
-replica each, with a 100m CPU request, `monitoring: { interval: 15s }` and
-`autoScaling` (1 to 3 replicas, 80% CPU, the default 15 s period). The
-replicas sleep, so every evaluation keeps the count: the cost measured is
-the evaluation itself (reading the replicas, the algorithm, storing each
-decision), not the scaling.
+Two agents on temporary homes run side by side, each with 200 deployments
+of one `sleep 3600` replica, a 100m CPU request and `monitoring: {
+interval: 15s }`. The first agent's deployments have `autoScaling` (1 to
+3 replicas, 80% CPU, the default 15 s period); the second's are the same
+without it, which makes that agent the peer in the same run. The
+replicas sleep, so every evaluation keeps the count. The cost measured
+is the evaluation itself (reading the replicas, the algorithm, storing
+each decision), not the scaling.
 
-In every repetition the script measures the agent's CPU (utime + stime from
-/proc/PID/stat) over a fixed window. Then it turns autoscaling off for
-every deployment with `shipdeck autoscale off` (the replicas keep running)
-and measures the same window again. The peer in the same run is thus the
-same agent with the same replicas and collection, without the autoscaler's
-work, so the autoscaler's cost is the difference of the two medians.
+The script measures each agent's CPU (utime + stime from /proc/PID/stat)
+over fixed windows, alternating between the two so that drift in the
+machine's load falls on both alike. The autoscaler's cost is the
+difference of the two medians.
 
 The report is a Markdown table of medians on standard output, and the
 progress goes to standard error. Rerun it as BENCHMARKS.md shows. It reuses
@@ -43,22 +43,31 @@ from pm2_compare import BenchError, cpu_seconds, progress, rss_kib, run  # noqa:
 
 DEPLOYMENTS = 200
 
-# Seconds after the last change before a window opens, so that the first
-# evaluations and the revisions' bookkeeping are not counted.
-SETTLE = 20.0
+# Seconds after the last deploy before a window opens, so that the first
+# evaluations and the start-up work are not counted.
+SETTLE = 30.0
 
 
-def manifest(name: str, sleep: str, token: str) -> str:
-    return (
+def manifest(name: str, sleep: str, token: str, autoscaled: bool) -> str:
+    text = (
         f"name: {name}\n"
         "environment: bench\n"
         f'run:\n  command: ["{sleep}", "3600"]\n'
         "resources:\n  requests: { cpu: 100m, memory: 16Mi }\n"
         "monitoring: { interval: 15s }\n"
-        "autoScaling: { minReplicas: 1, maxReplicas: 3, targetCPUUtilization: 80 }\n"
         f'env:\n  {common.MARKER}: "{token}"\n'
         "tags: [bench]\n"
     )
+    if autoscaled:
+        text += "autoScaling: { minReplicas: 1, maxReplicas: 3, targetCPUUtilization: 80 }\n"
+    return text
+
+
+def deploy_all(shipdeck: common.Shipdeck, sleep: str, token: str, autoscaled: bool) -> None:
+    for index in range(DEPLOYMENTS):
+        path = shipdeck.work / f"as{index}.yaml"
+        path.write_text(manifest(f"as{index}", sleep, token, autoscaled))
+        run([shipdeck.binary, "deploy", "-f", str(path), "--wait"], shipdeck.env)
 
 
 def agent_cpu(pid: int, window: float) -> float:
@@ -68,12 +77,14 @@ def agent_cpu(pid: int, window: float) -> float:
     return (cpu_seconds(pid) - start) * 1000.0 / window
 
 
-def windows(pid: int, runs: int, window: float, label: str) -> list[float]:
-    samples = []
+def alternate(agents: list[tuple[str, int]], runs: int, window: float) -> dict[str, list[float]]:
+    """Measures one window of each agent in turn, `runs` times."""
+    samples: dict[str, list[float]] = {label: [] for label, _ in agents}
     for index in range(runs):
-        sample = agent_cpu(pid, window)
-        progress(f"{label}: window {index + 1} of {runs}: {sample:.2f} ms/s")
-        samples.append(sample)
+        for label, pid in agents:
+            sample = agent_cpu(pid, window)
+            progress(f"{label}: window {index + 1} of {runs}: {sample:.2f} ms/s")
+            samples[label].append(sample)
     return samples
 
 
@@ -120,30 +131,31 @@ def main() -> int:
         raise BenchError("`sleep` is not on PATH; install coreutils")
     token = secrets.token_hex(8)
     with tempfile.TemporaryDirectory(prefix="shipdeck-bench-autoscale-") as scratch:
-        work = Path(scratch)
-        home = work / "home"
-        home.mkdir(mode=0o700)
-        shipdeck = common.Shipdeck(args.bin_dir, home, token, work)
+        agents = []
+        for label in ("autoscaled", "peer"):
+            work = Path(scratch) / label
+            home = work / "home"
+            home.mkdir(parents=True, mode=0o700)
+            agents.append(common.Shipdeck(args.bin_dir, home, token, work))
+        autoscaled, peer = agents
         try:
-            shipdeck.start_daemon()
-            progress(f"deploying {DEPLOYMENTS} autoscaled deployments")
-            for index in range(DEPLOYMENTS):
-                path = work / f"as{index}.yaml"
-                path.write_text(manifest(f"as{index}", sleep, token))
-                run([shipdeck.binary, "deploy", "-f", str(path), "--wait"], shipdeck.env)
+            for shipdeck, is_autoscaled in ((autoscaled, True), (peer, False)):
+                shipdeck.start_daemon()
+                progress(f"deploying {DEPLOYMENTS} deployments (autoscaled: {is_autoscaled})")
+                deploy_all(shipdeck, sleep, token, is_autoscaled)
             time.sleep(SETTLE)
-            on = windows(shipdeck.pid, args.runs, args.window, "autoscaling on")
-            stored = decisions_stored(shipdeck)
-            rss_on = rss_kib(shipdeck.pid) / 1024.0
-
-            progress("turning autoscaling off for every deployment")
-            for index in range(DEPLOYMENTS):
-                run([shipdeck.binary, "autoscale", "off", f"as{index}", "--wait"], shipdeck.env)
-            time.sleep(SETTLE)
-            off = windows(shipdeck.pid, args.runs, args.window, "autoscaling off")
-            rss_off = rss_kib(shipdeck.pid) / 1024.0
+            samples = alternate(
+                [("autoscaling on", autoscaled.pid), ("autoscaling off", peer.pid)],
+                args.runs,
+                args.window,
+            )
+            on, off = samples["autoscaling on"], samples["autoscaling off"]
+            stored = decisions_stored(autoscaled)
+            rss_on = rss_kib(autoscaled.pid) / 1024.0
+            rss_off = rss_kib(peer.pid) / 1024.0
         finally:
-            shipdeck.stop_daemon()
+            for shipdeck in agents:
+                shipdeck.stop_daemon()
             stop_leftovers(token)
 
     cost = statistics.median(on) - statistics.median(off)
@@ -152,9 +164,9 @@ def main() -> int:
     print("| measurement | median (min–max) |")
     print("|---|---|")
     print(f"| agent CPU, 200 autoscaled deployments (ms/s) | {describe(on)} |")
-    print(f"| agent CPU, the same 200 with autoscaling off (ms/s) | {describe(off)} |")
+    print(f"| agent CPU, the same 200 without autoscaling (ms/s) | {describe(off)} |")
     print(f"| autoscaler's share (difference of medians, ms/s) | {cost:.2f} |")
-    print(f"| agent RSS at the end of each phase (MiB) | {rss_on:.1f} on, {rss_off:.1f} off |")
+    print(f"| agent RSS at the end (MiB) | {rss_on:.1f} with, {rss_off:.1f} without |")
     print(f"| decisions stored for one deployment during the windows | {stored} |")
     return 0
 
