@@ -235,3 +235,52 @@ fn kubectl_reads_logs_and_errors() {
         "{stderr}"
     );
 }
+
+#[test]
+fn kubectl_top_reads_pod_metrics() {
+    kubectl_or_skip!();
+    let fake = FakeApiServer::start();
+    fake.set_usage(
+        "web:1",
+        k8s_fake::Usage {
+            cpu_nanocores: 250_000_000,
+            memory_bytes: 64 << 20,
+        },
+    );
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let kubeconfig = fake.write_kubeconfig(dir.path(), "default");
+    let manifest = dir.path().join("web.yaml");
+    std::fs::write(&manifest, DEPLOYMENT).expect("write the manifest");
+    succeed(
+        kubectl(
+            dir.path(),
+            &kubeconfig,
+            &["apply", "--server-side", "-f", &manifest.to_string_lossy()],
+        ),
+        "apply",
+    );
+    fake.wait_for("ready pods", Duration::from_secs(10), |fake| {
+        fake.object("deployments", "default", "web")
+            .is_some_and(|d| d["status"]["readyReplicas"] == 2)
+    });
+
+    let top = succeed(
+        kubectl(dir.path(), &kubeconfig, &["top", "pod", "-l", "app=web"]),
+        "top pod",
+    );
+    let rows: Vec<Vec<&str>> = top
+        .lines()
+        .filter(|line| line.starts_with("web-"))
+        .map(|line| line.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{top}");
+    for row in &rows {
+        assert_eq!(row[1..], ["250m", "64Mi"], "{top}");
+    }
+
+    fake.set_metrics_api(k8s_fake::MetricsApi::NotRegistered);
+    let missing = kubectl(dir.path(), &kubeconfig, &["top", "pod"]);
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.contains("Metrics API not available"), "{stderr}");
+}

@@ -19,6 +19,9 @@
 //!   `sendInitialEvents`, and a 410 `Expired` event for a resource version
 //!   older than the kept history ([`FakeApiServer::compact`] drops it);
 //! - pod logs with `follow`, `previous`, `tailLines` and `timestamps`;
+//! - the resource metrics API (`metrics.k8s.io/v1beta1` pods, see
+//!   [`metrics`]) from usage scripted per image, which
+//!   [`FakeApiServer::set_metrics_api`] can unregister or make fail with 503;
 //! - a scripted controller (see [`controller`]) that runs Deployments'
 //!   pods as ready, unready, crash-looping, OOM-killed or failing to pull,
 //!   per image, and writes Deployment status, conditions and Events;
@@ -32,7 +35,7 @@
 //! once), admission and validation beyond names, kinds and namespaces
 //! (any field is stored as sent), defaulting beyond a few fields, real
 //! probes (readiness is scripted), ReplicaSets, the HPA controller,
-//! metrics.k8s.io, OpenAPI documents (`/openapi/v2` is an empty
+//! node metrics, OpenAPI documents (`/openapi/v2` is an empty
 //! document, so kubectl's client-side validation checks nothing), aggregated discovery, Table output,
 //! graceful deletion and finalizers (deletes take effect at once), JSON
 //! patches, YAML request bodies, list-merging in server-side apply (lists
@@ -44,6 +47,7 @@
 
 pub mod controller;
 pub mod logs;
+pub mod metrics;
 pub mod patch;
 pub mod resources;
 pub mod selector;
@@ -62,6 +66,7 @@ use tokio::sync::{broadcast, oneshot, Notify};
 
 pub use controller::PodBehavior;
 use logs::{LogEvent, Logs};
+pub use metrics::{MetricsApi, Usage};
 use resources::ResourceType;
 use store::{Change, Store};
 
@@ -143,6 +148,9 @@ pub struct State {
     pub controller: controller::ControllerState,
     pub options: FakeOptions,
     pub log_events: broadcast::Sender<LogEvent>,
+    /// Each image's container usage, as the metrics API reports it.
+    pub usage: HashMap<String, Usage>,
+    pub metrics_api: MetricsApi,
     next_ip: u32,
 }
 
@@ -277,6 +285,8 @@ impl FakeApiServer {
             controller: controller::ControllerState::default(),
             options: options.clone(),
             log_events: log_events.clone(),
+            usage: HashMap::new(),
+            metrics_api: MetricsApi::default(),
             next_ip: 0,
         };
         let shared = Arc::new(Shared {
@@ -382,6 +392,18 @@ impl FakeApiServer {
             .lock()
             .behaviors
             .insert(image.to_owned(), behavior);
+    }
+
+    /// Scripts the usage the metrics API reports for each running container
+    /// of `image`.
+    pub fn set_usage(&self, image: &str, usage: Usage) {
+        self.shared.lock().usage.insert(image.to_owned(), usage);
+    }
+
+    /// Serves the metrics API, or stops serving it in one of the ways a
+    /// cluster lacks it.
+    pub fn set_metrics_api(&self, mode: MetricsApi) {
+        self.shared.lock().metrics_api = mode;
     }
 
     /// Scripts the lines each container instance running `image` prints.
