@@ -183,6 +183,8 @@ pub fn load_kubeconfig(
 #[derive(Clone)]
 pub struct Connection {
     client: kube::Client,
+    /// The same cluster and credentials without kube's default retries.
+    single_attempt: kube::Client,
     pub context: String,
     pub server: String,
     pub namespace: String,
@@ -270,12 +272,15 @@ fn connect_in_cluster(target: &ClusterTarget) -> Result<Connection, KubeError> {
     }
     let server = config.cluster_url.to_string();
     let namespace = config.default_namespace.clone();
-    let client = kube::Client::try_from(config).map_err(|source| KubeError::Client {
+    let client_error = |source| KubeError::Client {
         context: IN_CLUSTER_CONTEXT.to_owned(),
         source: Box::new(source),
-    })?;
+    };
+    let single_attempt = kube::Client::try_from(without_retries(&config)).map_err(client_error)?;
+    let client = kube::Client::try_from(config).map_err(client_error)?;
     Ok(Connection {
         client,
+        single_attempt,
         context: IN_CLUSTER_CONTEXT.to_owned(),
         server,
         namespace,
@@ -297,8 +302,10 @@ async fn build(
         context: context.to_owned(),
         source: Box::new(source),
     };
+    let single_builder =
+        kube::client::ClientBuilder::try_from(without_retries(&config)).map_err(client_error)?;
     let builder = kube::client::ClientBuilder::try_from(config).map_err(client_error)?;
-    let client = match plugin {
+    let (client, single_attempt) = match plugin {
         Some(plugin) => {
             let credential = plugin.run().await?;
             let cell = TokenCell::new(credential.token);
@@ -307,21 +314,42 @@ async fn build(
                 Arc::downgrade(&cell),
                 credential.expires,
             ));
-            builder.with_layer(&BearerLayer { cell }).build()
+            let bearer = BearerLayer { cell };
+            (
+                builder.with_layer(&bearer).build(),
+                single_builder.with_layer(&bearer).build(),
+            )
         }
-        None => builder.build(),
+        None => (builder.build(), single_builder.build()),
     };
     Ok(Connection {
         client,
+        single_attempt,
         context: context.to_owned(),
         server,
         namespace,
     })
 }
 
+/// Returns `config` without kube's default retry layer, which retries a
+/// 503, 429 or 504 up to 15 times with a growing backoff.
+fn without_retries(config: &kube::Config) -> kube::Config {
+    let mut config = config.clone();
+    config.default_retry = false;
+    config
+}
+
 impl Connection {
     pub fn client(&self) -> &kube::Client {
         &self.client
+    }
+
+    /// Returns a client that sends each request once, for a request that
+    /// runs again at the next interval anyway and whose 503 means
+    /// something: a metrics API that is down returns 503 to every retry,
+    /// so retries would only turn that answer into a timeout.
+    pub fn single_attempt_client(&self) -> &kube::Client {
+        &self.single_attempt
     }
 
     /// Asks the server for its version, within `timeout`.

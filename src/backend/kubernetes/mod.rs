@@ -13,6 +13,7 @@
 //!   for its timeline;
 //! - [`logs`] copies every pod's output, and the previous container's
 //!   after a restart, into the log pipeline;
+//! - [`metrics`] reads the pods' CPU and memory from `metrics.k8s.io`;
 //! - [`status`] follows a deployment's Deployment and pods through
 //!   watches and summarizes them;
 //! - [`error`] names the server, context, verb, resource and namespace of
@@ -25,6 +26,7 @@ pub mod events;
 pub mod exec;
 pub mod labels;
 pub mod logs;
+pub mod metrics;
 pub mod render;
 pub mod status;
 
