@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::*;
-use k8s_fake::{FakeApiServer, FakeOptions, PodBehavior};
+use k8s_fake::{FakeApiServer, FakeOptions, MetricsApi, PodBehavior, Usage};
 use serde_json::Value;
 
 /// A test home whose agent reads the fake's kubeconfig.
@@ -61,6 +61,32 @@ impl KubeHome {
             &text,
         );
         path.to_string_lossy().into_owned()
+    }
+
+    /// Returns the values of one series over the last minute, one point a second,
+    /// oldest first; gaps are left out.
+    fn values(&self, series: &str) -> Vec<f64> {
+        let listed = self.home.json(&[
+            "metrics", "web", "--metric", series, "--since", "1m", "--step", "1s",
+        ]);
+        listed[0]["points"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|point| point["value"].as_f64())
+            .collect()
+    }
+
+    /// Returns the events of the deployment with `action`.
+    fn events(&self, action: &str) -> Vec<Value> {
+        let events = self.home.json(&["events", "web"]);
+        events
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|event| event["action"] == action)
+            .cloned()
+            .collect()
     }
 
     fn pod_images(&self) -> Vec<String> {
@@ -452,5 +478,87 @@ fn forbidden_watch_shows_in_health() {
         deployment["status"], "deploying",
         "no completion without the pods' watch"
     );
+    kube.home.finish();
+}
+
+/// CPU and memory come from metrics.k8s.io. The fake reports the usage
+/// scripted per image; it does not measure anything.
+#[test]
+fn pod_metrics_stored_and_outage_shown() {
+    let kube = KubeHome::start();
+    kube.fake.set_usage(
+        "web:1",
+        Usage {
+            cpu_nanocores: 250_000_000,
+            memory_bytes: 64 << 20,
+        },
+    );
+    let extra =
+        "resources:\n  limits: { cpu: 500m, memory: 128Mi }\nmonitoring: { interval: 1s }\n";
+    kube.home
+        .ok(&["deploy", "-f", &kube.manifest("web:1", extra), "--wait"]);
+
+    let usage = wait_for("both pods' CPU in cpu_usage", DEADLINE, || {
+        kube.values("cpu_usage")
+            .last()
+            .copied()
+            .filter(|v| *v == 0.5)
+    });
+    assert_eq!(usage, 0.5, "two pods at 250m each");
+    assert_eq!(kube.values("cpu_percentage").last(), Some(&50.0));
+    let memory = f64::from(128u32 << 20);
+    assert_eq!(kube.values("memory_usage").last(), Some(&memory));
+    assert_eq!(kube.values("memory_percentage").last(), Some(&50.0));
+    let fetch = kube
+        .fake
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/apis/metrics.k8s.io/v1beta1/namespaces/shop/pods")
+        .expect("a list of the namespace's pod metrics");
+    assert_eq!(fetch.method, "GET");
+    let selector = fetch.query_value("labelSelector").unwrap_or_default();
+    assert!(
+        selector
+            .starts_with("shipdeck/deployment=web,shipdeck/environment=development,shipdeck/home="),
+        "only this deployment's pods: {selector}"
+    );
+
+    kube.fake.set_metrics_api(MetricsApi::NotRegistered);
+    let not_served = "the cluster does not serve metrics.k8s.io; install metrics-server";
+    wait_for("the view to say the API is not served", DEADLINE, || {
+        (kube.home.get("web", &[])["metricsUnavailable"] == not_served).then_some(())
+    });
+    let output = kube.home.run(&["metrics", "web"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains(not_served), "{stderr}");
+    // Several intervals pass without the API; none may store a value.
+    std::thread::sleep(Duration::from_secs(3));
+    let stored = kube.values("cpu_usage");
+    assert!(
+        stored.iter().all(|value| *value == 0.5),
+        "no zeros while the API is missing: {stored:?}"
+    );
+
+    kube.fake.set_metrics_api(MetricsApi::Served);
+    wait_for("the view to drop the reason", DEADLINE, || {
+        kube.home.get("web", &[])["metricsUnavailable"]
+            .is_null()
+            .then_some(())
+    });
+    let unavailable = kube.events("metrics-unavailable");
+    assert_eq!(
+        unavailable.len(),
+        1,
+        "one event for the outage: {unavailable:#?}"
+    );
+    assert_eq!(unavailable[0]["outcome"], "error");
+    let message = unavailable[0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(not_served), "{message}");
+    let recovered = wait_for("the recovery event", DEADLINE, || {
+        let events = kube.events("metrics-recovered");
+        (!events.is_empty()).then_some(events)
+    });
+    assert_eq!(recovered.len(), 1, "{recovered:#?}");
     kube.home.finish();
 }

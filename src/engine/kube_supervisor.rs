@@ -24,6 +24,7 @@ use crate::backend::kubernetes::apply::{apply_objects, delete_objects, delete_ol
 use crate::backend::kubernetes::events::{watch_events, ClusterEvent, EventWatch};
 use crate::backend::kubernetes::labels::ObjectIdentity;
 use crate::backend::kubernetes::logs::{follow_pods, PodLogs};
+use crate::backend::kubernetes::metrics::PodMetricsSource;
 use crate::backend::kubernetes::render::{render, RevisionInput};
 use crate::backend::kubernetes::status::{watch_status, ClusterStatus, StatusWatch};
 use crate::backend::kubernetes::{connect, ClusterTarget, Connection, KubeEnvironment};
@@ -58,6 +59,7 @@ struct Cluster {
     identity: ObjectIdentity,
     target: ClusterTarget,
     watch: StatusWatch,
+    metrics: PodMetricsSource,
     /// The pods' log streams, which end when it is dropped.
     _logs: PodLogs,
     _events: EventWatch,
@@ -111,6 +113,7 @@ pub fn spawn(
         scrape_targets: Vec::new(),
         endpoint_readers: Vec::new(),
         cluster_autoscaler: None,
+        pod_metrics: None,
     });
     let supervisor = KubeSupervisor {
         services,
@@ -284,9 +287,11 @@ impl KubeSupervisor {
                     self.services.logs.clone(),
                     self.deployment.id.clone(),
                 );
+                let metrics = PodMetricsSource::new(&connection, &identity);
                 self.cluster = Some(Cluster {
                     connection,
                     identity,
+                    metrics,
                     target,
                     watch,
                     _logs: logs,
@@ -778,6 +783,7 @@ impl KubeSupervisor {
             scrape_targets: Vec::new(),
             endpoint_readers: Vec::new(),
             cluster_autoscaler: None,
+            pod_metrics: self.cluster.as_ref().map(|cluster| cluster.metrics.clone()),
         };
         let changed = {
             let old = self.snapshot_tx.borrow();
@@ -786,6 +792,7 @@ impl KubeSupervisor {
                 || old.health != snapshot.health
                 || old.endpoints != snapshot.endpoints
                 || old.checks != snapshot.checks
+                || old.pod_metrics.is_some() != snapshot.pod_metrics.is_some()
         };
         if changed {
             self.snapshot_tx.send_replace(snapshot);
