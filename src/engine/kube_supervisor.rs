@@ -401,13 +401,15 @@ impl KubeSupervisor {
         &self.services.recorder
     }
 
+    /// Returns whether the revision that runs, or rolls out, has autoscaling on.
+    fn autoscaled(&self) -> bool {
+        self.current_plan()
+            .is_some_and(|plan| is_autoscaled(&plan.spec))
+    }
+
     async fn scale(&mut self, replicas: u32, done: Option<Waiter>) {
         let plan = self.current_plan();
-        let autoscaled = plan
-            .as_ref()
-            .and_then(|plan| plan.spec.auto_scaling.as_ref())
-            .is_some_and(|scaling| scaling.enabled);
-        if autoscaled {
+        if self.autoscaled() {
             let message =
                 "autoScaling is on, so the HorizontalPodAutoscaler sets the replica count; \
                            change autoScaling.minReplicas or maxReplicas instead"
@@ -782,7 +784,7 @@ impl KubeSupervisor {
             endpoints: self.endpoints(),
             scrape_targets: Vec::new(),
             endpoint_readers: Vec::new(),
-            cluster_autoscaler: None,
+            cluster_autoscaler: status.and_then(|status| status.autoscaler.clone()),
             pod_metrics: self.cluster.as_ref().map(|cluster| cluster.metrics.clone()),
         };
         let changed = {
@@ -793,6 +795,7 @@ impl KubeSupervisor {
                 || old.endpoints != snapshot.endpoints
                 || old.checks != snapshot.checks
                 || old.pod_metrics.is_some() != snapshot.pod_metrics.is_some()
+                || old.cluster_autoscaler != snapshot.cluster_autoscaler
         };
         if changed {
             self.snapshot_tx.send_replace(snapshot);
@@ -820,6 +823,17 @@ impl KubeSupervisor {
         if let Some(error) = &status.watch_error {
             checks.push(HealthCheckView {
                 name: "watch".to_owned(),
+                status: Health::Unhealthy,
+                message: error.clone(),
+            });
+        }
+        if let Some(error) = status
+            .autoscaler_error
+            .as_ref()
+            .filter(|_| self.autoscaled())
+        {
+            checks.push(HealthCheckView {
+                name: "autoscaler watch".to_owned(),
                 status: Health::Unhealthy,
                 message: error.clone(),
             });
@@ -907,4 +921,10 @@ fn replica_views(status: &ClusterStatus) -> Vec<ReplicaView> {
             container_health: None,
         })
         .collect()
+}
+
+fn is_autoscaled(spec: &crate::manifest::Manifest) -> bool {
+    spec.auto_scaling
+        .as_ref()
+        .is_some_and(|scaling| scaling.enabled)
 }

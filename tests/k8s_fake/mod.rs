@@ -24,7 +24,8 @@
 //!   [`FakeApiServer::set_metrics_api`] can unregister or make fail with 503;
 //! - a scripted controller (see [`controller`]) that runs Deployments'
 //!   pods as ready, unready, crash-looping, OOM-killed or failing to pull,
-//!   per image, and writes Deployment status, conditions and Events;
+//!   per image, and writes Deployment status, conditions and Events, and
+//!   the HorizontalPodAutoscaler status a test scripts;
 //! - scripted 403s ([`FakeApiServer::forbid`]) and a required bearer token
 //!   ([`FakeApiServer::require_token`]), which answers 401 otherwise.
 //!
@@ -34,8 +35,9 @@
 //! What it does not cover: scheduling (every pod lands on `fake-node` at
 //! once), admission and validation beyond names, kinds and namespaces
 //! (any field is stored as sent), defaulting beyond a few fields, real
-//! probes (readiness is scripted), ReplicaSets, the HPA controller,
-//! node metrics, OpenAPI documents (`/openapi/v2` is an empty
+//! probes (readiness is scripted), ReplicaSets, the HPA controller (its
+//! status is scripted and it scales nothing), node metrics, OpenAPI
+//! documents (`/openapi/v2` is an empty
 //! document, so kubectl's client-side validation checks nothing), aggregated discovery, Table output,
 //! graceful deletion and finalizers (deletes take effect at once), JSON
 //! patches, YAML request bodies, list-merging in server-side apply (lists
@@ -404,6 +406,17 @@ impl FakeApiServer {
     /// cluster lacks it.
     pub fn set_metrics_api(&self, mode: MetricsApi) {
         self.shared.lock().metrics_api = mode;
+    }
+
+    /// Scripts the status of the HorizontalPodAutoscaler `name`, which the
+    /// controller writes whenever the object exists and has another.
+    pub fn set_autoscaler_status(&self, namespace: &str, name: &str, status: Value) {
+        self.shared
+            .lock()
+            .controller
+            .autoscaler_statuses
+            .insert((namespace.to_owned(), name.to_owned()), status);
+        self.shared.wake.notify_one();
     }
 
     /// Scripts the lines each container instance running `image` prints.
