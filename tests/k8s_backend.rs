@@ -562,3 +562,166 @@ fn pod_metrics_stored_and_outage_shown() {
     assert_eq!(recovered.len(), 1, "{recovered:#?}");
     kube.home.finish();
 }
+
+/// Returns the requests other than watches, pod log streams and the
+/// metrics collector's reads, as `METHOD PATH`.
+fn changes_sent(fake: &FakeApiServer) -> Vec<String> {
+    fake.requests()
+        .iter()
+        .filter(|r| !r.is_watch() && !r.path.ends_with("/log"))
+        .filter(|r| !r.path.starts_with("/apis/metrics.k8s.io/"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect()
+}
+
+fn pod_names(fake: &FakeApiServer) -> Vec<String> {
+    let mut names: Vec<String> = fake
+        .objects("pods", Some("shop"))
+        .iter()
+        .filter_map(|pod| pod["metadata"]["name"].as_str().map(str::to_owned))
+        .collect();
+    names.sort();
+    names
+}
+
+/// A revision that changes only autoScaling applies the autoscaler alone.
+/// The fake runs no HPA controller, so nothing scales the pods here.
+#[test]
+fn autoscaling_change_keeps_pods() {
+    let kube = KubeHome::start();
+    kube.home
+        .ok(&["deploy", "-f", &kube.manifest("web:1", ""), "--wait"]);
+    let pods = pod_names(&kube.fake);
+    assert_eq!(pods.len(), 2);
+
+    kube.fake.clear_requests();
+    let scaled = kube.manifest(
+        "web:1",
+        "autoScaling: { minReplicas: 2, maxReplicas: 5, targetCPUUtilization: 60 }\n",
+    );
+    let result = kube.home.json(&["deploy", "-f", &scaled, "--wait"]);
+    assert_eq!(result["revision"], 2, "{result:#}");
+    assert_eq!(result["deployment"]["status"], "deployed", "{result:#}");
+    let hpa_path = "/apis/autoscaling/v2/namespaces/shop/horizontalpodautoscalers/web-development";
+    assert_eq!(
+        changes_sent(&kube.fake),
+        [format!("GET {hpa_path}"), format!("PATCH {hpa_path}")],
+        "the autoscaler alone"
+    );
+    let apply = kube
+        .fake
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PATCH")
+        .expect("the autoscaler's apply");
+    assert_eq!(apply.query_value("fieldManager"), Some("shipdeck"));
+    assert_eq!(apply.query_value("force"), Some("true"));
+    let body = apply.body.unwrap_or(Value::Null);
+    assert_eq!(body["metadata"]["labels"]["shipdeck/revision"], "2");
+    assert_eq!(body["spec"]["minReplicas"], 2);
+
+    let deployment = kube
+        .fake
+        .object("deployments", "shop", "web-development")
+        .expect("the Deployment");
+    assert_eq!(deployment["metadata"]["labels"]["shipdeck/revision"], "1");
+    assert_eq!(
+        deployment["spec"]["template"]["metadata"]["labels"]["shipdeck/revision"], "1",
+        "the pod template is unchanged"
+    );
+    assert_eq!(pod_names(&kube.fake), pods, "no pod was replaced");
+
+    let view = wait_for("revision 2 healthy with both pods", DEADLINE, || {
+        let view = kube.home.get("web", &[]);
+        (view["health"] == "healthy" && view["replicas"]["ready"] == 2).then_some(view)
+    });
+    assert_eq!(view["revision"], 2, "{view:#}");
+    assert_eq!(view["status"], "deployed", "{view:#}");
+    let history = kube.home.json(&["history", "web"]);
+    let status_of = |number: u64| {
+        history
+            .as_array()
+            .and_then(|all| all.iter().find(|r| r["revision"] == number))
+            .map(|r| r["status"].clone())
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(status_of(2), "deployed", "{history:#}");
+    assert_eq!(status_of(1), "superseded", "{history:#}");
+
+    kube.fake.clear_requests();
+    let result = kube.home.json(&[
+        "deploy",
+        "-f",
+        &kube.manifest("web:1", ""),
+        "--set",
+        "replicas=3",
+        "--wait",
+    ]);
+    assert_eq!(result["revision"], 3, "{result:#}");
+    let scale_path = "/apis/apps/v1/namespaces/shop/deployments/web-development/scale";
+    assert_eq!(
+        changes_sent(&kube.fake),
+        [
+            format!("GET {hpa_path}"),
+            format!("DELETE {hpa_path}"),
+            format!("PATCH {scale_path}"),
+        ],
+        "autoscaling off: the autoscaler goes and the count is set"
+    );
+    let scale = kube
+        .fake
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PATCH")
+        .expect("the scale patch");
+    assert_eq!(
+        scale.content_type.as_deref(),
+        Some("application/merge-patch+json")
+    );
+    assert_eq!(scale.query_value("fieldManager"), Some("shipdeck"));
+    assert_eq!(
+        scale.body,
+        Some(serde_json::json!({"spec": {"replicas": 3}}))
+    );
+    assert!(kube
+        .fake
+        .object("horizontalpodautoscalers", "shop", "web-development")
+        .is_none());
+    let deployment = kube
+        .fake
+        .object("deployments", "shop", "web-development")
+        .expect("the Deployment");
+    assert_eq!(deployment["metadata"]["labels"]["shipdeck/revision"], "1");
+    assert_eq!(deployment["spec"]["replicas"], 3);
+    let view = wait_for("revision 3 with three ready pods", DEADLINE, || {
+        let view = kube.home.get("web", &[]);
+        (view["replicas"]["ready"] == 3).then_some(view)
+    });
+    assert_eq!(view["revision"], 3, "{view:#}");
+    let names = pod_names(&kube.fake);
+    assert!(
+        pods.iter().all(|pod| names.contains(pod)),
+        "the first two pods still run: {names:?}"
+    );
+    kube.home.finish();
+}
+
+/// With autoscaling on, the Deployment's count is the autoscaler's. The
+/// fake runs no HPA controller, so the API server's default of 1 stays.
+#[test]
+fn autoscaled_rollout_takes_cluster_count() {
+    let kube = KubeHome::start();
+    let scaled = kube.manifest(
+        "web:1",
+        "autoScaling: { minReplicas: 1, maxReplicas: 4, targetCPUUtilization: 60 }\n",
+    );
+    let result = kube.home.json(&["deploy", "-f", &scaled, "--wait"]);
+    assert_eq!(result["deployment"]["status"], "deployed", "{result:#}");
+    assert_eq!(kube.pod_images(), ["web:1"]);
+    let view = wait_for("the one pod healthy", DEADLINE, || {
+        let view = kube.home.get("web", &[]);
+        (view["health"] == "healthy").then_some(view)
+    });
+    assert_eq!(view["replicas"]["ready"], 1, "{view:#}");
+    kube.home.finish();
+}
