@@ -284,3 +284,43 @@ fn kubectl_top_reads_pod_metrics() {
     let stderr = String::from_utf8_lossy(&missing.stderr);
     assert!(stderr.contains("Metrics API not available"), "{stderr}");
 }
+
+#[test]
+fn kubectl_speaks_mutual_tls() {
+    kubectl_or_skip!();
+    use base64::Engine as _;
+
+    let fake = FakeApiServer::start_tls();
+    let issued = fake.client_certificate("kubectl-user");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let encode = |pem: &str| base64::engine::general_purpose::STANDARD.encode(pem);
+    let config = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n{}users:\n- name: fake\n  user:\n    \
+         client-certificate-data: {}\n    client-key-data: {}\ncontexts:\n- name: fake\n  context:\n    \
+         cluster: fake\n    user: fake\ncurrent-context: fake\n",
+        fake.kubeconfig_cluster(),
+        encode(&issued.certificate_pem),
+        encode(&issued.key_pem)
+    );
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, config).expect("write the kubeconfig");
+
+    let namespaces = succeed(
+        kubectl(
+            dir.path(),
+            &kubeconfig,
+            &["get", "namespaces", "-o", "name"],
+        ),
+        "get namespaces over TLS",
+    );
+    assert!(namespaces.contains("namespace/default"), "{namespaces}");
+    let request = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/api/v1/namespaces")
+        .expect("the namespaces list");
+    assert_eq!(
+        request.client_certificate.as_deref(),
+        Some(issued.der.as_slice())
+    );
+}

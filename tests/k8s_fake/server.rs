@@ -74,6 +74,10 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
         body_text: body_text.clone(),
         authorization: header(&parts.headers, "authorization"),
         user_agent: header(&parts.headers, "user-agent"),
+        client_certificate: parts
+            .extensions
+            .get::<super::tls::ClientCertificate>()
+            .map(|presented| presented.0.clone()),
     };
 
     {
