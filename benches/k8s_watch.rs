@@ -1,8 +1,8 @@
 //! Kubernetes backend costs against the fake API server in `tests/k8s_fake`:
 //!
 //! 1. API requests per minute to keep N deployments watched. Each runs what
-//!    the agent's supervisor runs: the status watches (its Deployment and
-//!    its pods) and the event watch. The window starts once every watch
+//!    the agent's supervisor runs: the status watches (its Deployment, its
+//!    pods and its HorizontalPodAutoscaler) and the event watch. The window starts once every watch
 //!    has listed, and should hold no list or get, only watch renewals.
 //! 2. Time to compute the status of M deployments from cached objects (two
 //!    ready pods each, built in memory), which is what a status read costs
@@ -122,9 +122,10 @@ async fn requests_per_minute(deployments: u64, seconds: u64) {
     let watches = requests.iter().filter(|r| r.is_watch()).count();
     let others = requests.len() - watches;
     let minutes = seconds as f64 / 60.0;
+    // Per deployment: its Deployment, pods and autoscaler, and its events.
     println!(
         "| deployments watched | {deployments} ({} watches) |",
-        deployments * 3
+        deployments * 4
     );
     println!(
         "| time until every status watch listed | {:.2} s |",

@@ -52,6 +52,7 @@ fn deployment(index: usize) -> DeploymentView {
         endpoints: Vec::new(),
         tags: vec!["shop".to_owned()],
         replica_details: Vec::new(),
+        metrics_unavailable: None,
         created_at: NOW - time::Duration::minutes(i64::try_from(index).unwrap_or(0)),
         updated_at: NOW,
     }

@@ -362,6 +362,11 @@ pub struct DeploymentView {
     pub tags: Vec<String>,
     #[serde(default)]
     pub replica_details: Vec<ReplicaView>,
+    /// The reason the CPU and memory series get no new values, such as a
+    /// cluster that does not serve metrics.k8s.io. Clients show it in place
+    /// of an empty chart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_unavailable: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::*;
-use k8s_fake::{FakeApiServer, FakeOptions, PodBehavior};
+use k8s_fake::{FakeApiServer, FakeOptions, MetricsApi, PodBehavior, Usage};
 use serde_json::Value;
 
 /// A test home whose agent reads the fake's kubeconfig.
@@ -61,6 +61,32 @@ impl KubeHome {
             &text,
         );
         path.to_string_lossy().into_owned()
+    }
+
+    /// Returns the values of one series over the last minute, one point a second,
+    /// oldest first; gaps are left out.
+    fn values(&self, series: &str) -> Vec<f64> {
+        let listed = self.home.json(&[
+            "metrics", "web", "--metric", series, "--since", "1m", "--step", "1s",
+        ]);
+        listed[0]["points"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|point| point["value"].as_f64())
+            .collect()
+    }
+
+    /// Returns the events of the deployment with `action`.
+    fn events(&self, action: &str) -> Vec<Value> {
+        let events = self.home.json(&["events", "web"]);
+        events
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|event| event["action"] == action)
+            .cloned()
+            .collect()
     }
 
     fn pod_images(&self) -> Vec<String> {
@@ -452,5 +478,250 @@ fn forbidden_watch_shows_in_health() {
         deployment["status"], "deploying",
         "no completion without the pods' watch"
     );
+    kube.home.finish();
+}
+
+/// CPU and memory come from metrics.k8s.io. The fake reports the usage
+/// scripted per image; it does not measure anything.
+#[test]
+fn pod_metrics_stored_and_outage_shown() {
+    let kube = KubeHome::start();
+    kube.fake.set_usage(
+        "web:1",
+        Usage {
+            cpu_nanocores: 250_000_000,
+            memory_bytes: 64 << 20,
+        },
+    );
+    let extra =
+        "resources:\n  limits: { cpu: 500m, memory: 128Mi }\nmonitoring: { interval: 1s }\n";
+    kube.home
+        .ok(&["deploy", "-f", &kube.manifest("web:1", extra), "--wait"]);
+
+    let usage = wait_for("both pods' CPU in cpu_usage", DEADLINE, || {
+        kube.values("cpu_usage")
+            .last()
+            .copied()
+            .filter(|v| *v == 0.5)
+    });
+    assert_eq!(usage, 0.5, "two pods at 250m each");
+    assert_eq!(kube.values("cpu_percentage").last(), Some(&50.0));
+    let memory = f64::from(128u32 << 20);
+    assert_eq!(kube.values("memory_usage").last(), Some(&memory));
+    assert_eq!(kube.values("memory_percentage").last(), Some(&50.0));
+    let fetch = kube
+        .fake
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/apis/metrics.k8s.io/v1beta1/namespaces/shop/pods")
+        .expect("a list of the namespace's pod metrics");
+    assert_eq!(fetch.method, "GET");
+    let selector = fetch.query_value("labelSelector").unwrap_or_default();
+    assert!(
+        selector
+            .starts_with("shipdeck/deployment=web,shipdeck/environment=development,shipdeck/home="),
+        "only this deployment's pods: {selector}"
+    );
+
+    kube.fake.set_metrics_api(MetricsApi::NotRegistered);
+    let not_served = "the cluster does not serve metrics.k8s.io; install metrics-server";
+    wait_for("the view to say the API is not served", DEADLINE, || {
+        (kube.home.get("web", &[])["metricsUnavailable"] == not_served).then_some(())
+    });
+    let output = kube.home.run(&["metrics", "web"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains(not_served), "{stderr}");
+    // Several intervals pass without the API; none may store a value.
+    std::thread::sleep(Duration::from_secs(3));
+    let stored = kube.values("cpu_usage");
+    assert!(
+        stored.iter().all(|value| *value == 0.5),
+        "no zeros while the API is missing: {stored:?}"
+    );
+
+    kube.fake.set_metrics_api(MetricsApi::Served);
+    wait_for("the view to drop the reason", DEADLINE, || {
+        kube.home.get("web", &[])["metricsUnavailable"]
+            .is_null()
+            .then_some(())
+    });
+    let unavailable = kube.events("metrics-unavailable");
+    assert_eq!(
+        unavailable.len(),
+        1,
+        "one event for the outage: {unavailable:#?}"
+    );
+    assert_eq!(unavailable[0]["outcome"], "error");
+    let message = unavailable[0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(not_served), "{message}");
+    let recovered = wait_for("the recovery event", DEADLINE, || {
+        let events = kube.events("metrics-recovered");
+        (!events.is_empty()).then_some(events)
+    });
+    assert_eq!(recovered.len(), 1, "{recovered:#?}");
+    kube.home.finish();
+}
+
+/// Returns the requests other than watches, pod log streams and the
+/// metrics collector's reads, as `METHOD PATH`.
+fn changes_sent(fake: &FakeApiServer) -> Vec<String> {
+    fake.requests()
+        .iter()
+        .filter(|r| !r.is_watch() && !r.path.ends_with("/log"))
+        .filter(|r| !r.path.starts_with("/apis/metrics.k8s.io/"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect()
+}
+
+fn pod_names(fake: &FakeApiServer) -> Vec<String> {
+    let mut names: Vec<String> = fake
+        .objects("pods", Some("shop"))
+        .iter()
+        .filter_map(|pod| pod["metadata"]["name"].as_str().map(str::to_owned))
+        .collect();
+    names.sort();
+    names
+}
+
+/// A revision that changes only autoScaling applies the autoscaler alone.
+/// The fake runs no HPA controller, so nothing scales the pods here.
+#[test]
+fn autoscaling_change_keeps_pods() {
+    let kube = KubeHome::start();
+    kube.home
+        .ok(&["deploy", "-f", &kube.manifest("web:1", ""), "--wait"]);
+    let pods = pod_names(&kube.fake);
+    assert_eq!(pods.len(), 2);
+
+    kube.fake.clear_requests();
+    let scaled = kube.manifest(
+        "web:1",
+        "autoScaling: { minReplicas: 2, maxReplicas: 5, targetCPUUtilization: 60 }\n",
+    );
+    let result = kube.home.json(&["deploy", "-f", &scaled, "--wait"]);
+    assert_eq!(result["revision"], 2, "{result:#}");
+    assert_eq!(result["deployment"]["status"], "deployed", "{result:#}");
+    let hpa_path = "/apis/autoscaling/v2/namespaces/shop/horizontalpodautoscalers/web-development";
+    assert_eq!(
+        changes_sent(&kube.fake),
+        [format!("GET {hpa_path}"), format!("PATCH {hpa_path}")],
+        "the autoscaler alone"
+    );
+    let apply = kube
+        .fake
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PATCH")
+        .expect("the autoscaler's apply");
+    assert_eq!(apply.query_value("fieldManager"), Some("shipdeck"));
+    assert_eq!(apply.query_value("force"), Some("true"));
+    let body = apply.body.unwrap_or(Value::Null);
+    assert_eq!(body["metadata"]["labels"]["shipdeck/revision"], "2");
+    assert_eq!(body["spec"]["minReplicas"], 2);
+
+    let deployment = kube
+        .fake
+        .object("deployments", "shop", "web-development")
+        .expect("the Deployment");
+    assert_eq!(deployment["metadata"]["labels"]["shipdeck/revision"], "1");
+    assert_eq!(
+        deployment["spec"]["template"]["metadata"]["labels"]["shipdeck/revision"], "1",
+        "the pod template is unchanged"
+    );
+    assert_eq!(pod_names(&kube.fake), pods, "no pod was replaced");
+
+    let view = wait_for("revision 2 healthy with both pods", DEADLINE, || {
+        let view = kube.home.get("web", &[]);
+        (view["health"] == "healthy" && view["replicas"]["ready"] == 2).then_some(view)
+    });
+    assert_eq!(view["revision"], 2, "{view:#}");
+    assert_eq!(view["status"], "deployed", "{view:#}");
+    let history = kube.home.json(&["history", "web"]);
+    let status_of = |number: u64| {
+        history
+            .as_array()
+            .and_then(|all| all.iter().find(|r| r["revision"] == number))
+            .map(|r| r["status"].clone())
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(status_of(2), "deployed", "{history:#}");
+    assert_eq!(status_of(1), "superseded", "{history:#}");
+
+    kube.fake.clear_requests();
+    let result = kube.home.json(&[
+        "deploy",
+        "-f",
+        &kube.manifest("web:1", ""),
+        "--set",
+        "replicas=3",
+        "--wait",
+    ]);
+    assert_eq!(result["revision"], 3, "{result:#}");
+    let scale_path = "/apis/apps/v1/namespaces/shop/deployments/web-development/scale";
+    assert_eq!(
+        changes_sent(&kube.fake),
+        [
+            format!("GET {hpa_path}"),
+            format!("DELETE {hpa_path}"),
+            format!("PATCH {scale_path}"),
+        ],
+        "autoscaling off: the autoscaler goes and the count is set"
+    );
+    let scale = kube
+        .fake
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "PATCH")
+        .expect("the scale patch");
+    assert_eq!(
+        scale.content_type.as_deref(),
+        Some("application/merge-patch+json")
+    );
+    assert_eq!(scale.query_value("fieldManager"), Some("shipdeck"));
+    assert_eq!(
+        scale.body,
+        Some(serde_json::json!({"spec": {"replicas": 3}}))
+    );
+    assert!(kube
+        .fake
+        .object("horizontalpodautoscalers", "shop", "web-development")
+        .is_none());
+    let deployment = kube
+        .fake
+        .object("deployments", "shop", "web-development")
+        .expect("the Deployment");
+    assert_eq!(deployment["metadata"]["labels"]["shipdeck/revision"], "1");
+    assert_eq!(deployment["spec"]["replicas"], 3);
+    let view = wait_for("revision 3 with three ready pods", DEADLINE, || {
+        let view = kube.home.get("web", &[]);
+        (view["replicas"]["ready"] == 3).then_some(view)
+    });
+    assert_eq!(view["revision"], 3, "{view:#}");
+    let names = pod_names(&kube.fake);
+    assert!(
+        pods.iter().all(|pod| names.contains(pod)),
+        "the first two pods still run: {names:?}"
+    );
+    kube.home.finish();
+}
+
+/// With autoscaling on, the Deployment's count is the autoscaler's. The
+/// fake runs no HPA controller, so the API server's default of 1 stays.
+#[test]
+fn autoscaled_rollout_takes_cluster_count() {
+    let kube = KubeHome::start();
+    let scaled = kube.manifest(
+        "web:1",
+        "autoScaling: { minReplicas: 1, maxReplicas: 4, targetCPUUtilization: 60 }\n",
+    );
+    let result = kube.home.json(&["deploy", "-f", &scaled, "--wait"]);
+    assert_eq!(result["deployment"]["status"], "deployed", "{result:#}");
+    assert_eq!(kube.pod_images(), ["web:1"]);
+    let view = wait_for("the one pod healthy", DEADLINE, || {
+        let view = kube.home.get("web", &[]);
+        (view["health"] == "healthy").then_some(view)
+    });
+    assert_eq!(view["replicas"]["ready"], 1, "{view:#}");
     kube.home.finish();
 }

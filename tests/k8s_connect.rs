@@ -479,3 +479,76 @@ fn contexts_command_prints_table() {
     assert!(row.contains("up"), "{stdout}");
     assert!(row.contains("yes (v1.32.0-shipdeck-fake)"), "{stdout}");
 }
+
+/// An exec plugin may return a client certificate instead of a token; the
+/// client then presents it in the TLS handshake. The fake records the
+/// certificate but does not authenticate by it, so the test checks the
+/// certificate that arrived.
+#[tokio::test]
+async fn exec_plugin_certificate_reaches_server() {
+    let fake = FakeApiServer::start_tls();
+    let issued = fake.client_certificate("shipdeck-test");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let credential = serde_json::json!({
+        "apiVersion": "client.authentication.k8s.io/v1",
+        "kind": "ExecCredential",
+        "status": {
+            "clientCertificateData": issued.certificate_pem,
+            "clientKeyData": issued.key_pem,
+            "expirationTimestamp": "2099-01-01T00:00:00Z",
+        },
+    });
+    let output = write(dir.path(), "credential.json", &credential.to_string());
+    let plugin = script(dir.path(), "plugin", &format!("cat {}", output.display()));
+    let user = exec_user(&plugin, "");
+    let config = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: a\n  cluster:\n{}users:\n- name: a\n  user:\n{user}\
+         contexts:\n- name: a\n  context:\n    cluster: a\n    user: a\ncurrent-context: a\n",
+        fake.kubeconfig_cluster()
+    );
+    let a = write(dir.path(), "a", &config);
+
+    let connection = connect(&environment(&[&a]), &ClusterTarget::default())
+        .await
+        .expect("connect");
+    connection
+        .server_version(TIMEOUT)
+        .await
+        .expect("the server answers over TLS");
+
+    let request = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/version")
+        .expect("a version request");
+    assert_eq!(
+        request.client_certificate.as_deref(),
+        Some(issued.der.as_slice()),
+        "the plugin's certificate was presented"
+    );
+    assert_eq!(request.authorization, None, "no token came with it");
+}
+
+#[tokio::test]
+async fn exec_plugin_half_certificate_rejected() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let plugin = script(
+        dir.path(),
+        "plugin",
+        "echo '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\
+         \"status\":{\"clientCertificateData\":\"-----BEGIN CERTIFICATE-----\"}}'",
+    );
+    let server = format!("http://127.0.0.1:{}", closed_port());
+    let a = write(
+        dir.path(),
+        "a",
+        &kubeconfig("a", &server, None, &exec_user(&plugin, ""), Some("a")),
+    );
+    let error = connect(&environment(&[&a]), &ClusterTarget::default())
+        .await
+        .expect_err("a certificate without its key");
+    let text = error.to_string();
+    assert!(matches!(error, KubeError::ExecOutput { .. }), "{error:?}");
+    assert!(text.contains("no status.clientKeyData"), "{text}");
+    assert!(text.contains("must return both"), "{text}");
+}

@@ -235,3 +235,92 @@ fn kubectl_reads_logs_and_errors() {
         "{stderr}"
     );
 }
+
+#[test]
+fn kubectl_top_reads_pod_metrics() {
+    kubectl_or_skip!();
+    let fake = FakeApiServer::start();
+    fake.set_usage(
+        "web:1",
+        k8s_fake::Usage {
+            cpu_nanocores: 250_000_000,
+            memory_bytes: 64 << 20,
+        },
+    );
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let kubeconfig = fake.write_kubeconfig(dir.path(), "default");
+    let manifest = dir.path().join("web.yaml");
+    std::fs::write(&manifest, DEPLOYMENT).expect("write the manifest");
+    succeed(
+        kubectl(
+            dir.path(),
+            &kubeconfig,
+            &["apply", "--server-side", "-f", &manifest.to_string_lossy()],
+        ),
+        "apply",
+    );
+    fake.wait_for("ready pods", Duration::from_secs(10), |fake| {
+        fake.object("deployments", "default", "web")
+            .is_some_and(|d| d["status"]["readyReplicas"] == 2)
+    });
+
+    let top = succeed(
+        kubectl(dir.path(), &kubeconfig, &["top", "pod", "-l", "app=web"]),
+        "top pod",
+    );
+    let rows: Vec<Vec<&str>> = top
+        .lines()
+        .filter(|line| line.starts_with("web-"))
+        .map(|line| line.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{top}");
+    for row in &rows {
+        assert_eq!(row[1..], ["250m", "64Mi"], "{top}");
+    }
+
+    fake.set_metrics_api(k8s_fake::MetricsApi::NotRegistered);
+    let missing = kubectl(dir.path(), &kubeconfig, &["top", "pod"]);
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.contains("Metrics API not available"), "{stderr}");
+}
+
+#[test]
+fn kubectl_speaks_mutual_tls() {
+    kubectl_or_skip!();
+    use base64::Engine as _;
+
+    let fake = FakeApiServer::start_tls();
+    let issued = fake.client_certificate("kubectl-user");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let encode = |pem: &str| base64::engine::general_purpose::STANDARD.encode(pem);
+    let config = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n{}users:\n- name: fake\n  user:\n    \
+         client-certificate-data: {}\n    client-key-data: {}\ncontexts:\n- name: fake\n  context:\n    \
+         cluster: fake\n    user: fake\ncurrent-context: fake\n",
+        fake.kubeconfig_cluster(),
+        encode(&issued.certificate_pem),
+        encode(&issued.key_pem)
+    );
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(&kubeconfig, config).expect("write the kubeconfig");
+
+    let namespaces = succeed(
+        kubectl(
+            dir.path(),
+            &kubeconfig,
+            &["get", "namespaces", "-o", "name"],
+        ),
+        "get namespaces over TLS",
+    );
+    assert!(namespaces.contains("namespace/default"), "{namespaces}");
+    let request = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/api/v1/namespaces")
+        .expect("the namespaces list");
+    assert_eq!(
+        request.client_certificate.as_deref(),
+        Some(issued.der.as_slice())
+    );
+}

@@ -118,12 +118,23 @@ async fn discovery_lists_served_groups() {
         [
             "apps/v1/Deployment",
             "autoscaling/v2/HorizontalPodAutoscaler",
+            "metrics.k8s.io/v1beta1/PodMetrics",
             "v1/Event",
             "v1/Namespace",
             "v1/Pod",
             "v1/Secret",
             "v1/Service",
         ]
+    );
+
+    fake.set_metrics_api(k8s_fake::MetricsApi::NotRegistered);
+    let discovery = kube::Discovery::new(client(&fake))
+        .run()
+        .await
+        .expect("discovery runs");
+    assert!(
+        !discovery.has_group("metrics.k8s.io"),
+        "an unregistered metrics API is not discovered"
     );
 }
 

@@ -291,7 +291,8 @@ async fn autoscaler_applied_and_removed() {
     let connection = connection(&fake, dir.path(), "shop").await;
     let identity = identity(HOME);
     let scaled = format!(
-        "{MANIFEST}autoScaling: {{ minReplicas: 1, maxReplicas: 4, targetCPUUtilization: 60 }}\n"
+        "{MANIFEST}autoScaling: {{ minReplicas: 1, maxReplicas: 4, targetCPUUtilization: 60,\n  \
+         metrics: [{{ name: requests_per_second, averageValue: 2.5 }}] }}\n"
     );
     apply_objects(
         &connection,
@@ -305,6 +306,17 @@ async fn autoscaler_applied_and_removed() {
         .object("horizontalpodautoscalers", "shop", "web-staging")
         .expect("an autoscaler");
     assert_eq!(autoscaler["spec"]["maxReplicas"], 4);
+    assert_eq!(
+        autoscaler["spec"]["metrics"][1],
+        json!({
+            "type": "Pods",
+            "pods": {
+                "metric": {"name": "requests_per_second"},
+                "target": {"type": "AverageValue", "averageValue": "2500m"},
+            },
+        }),
+        "the per-replica value as a quantity"
+    );
     let deployment = fake
         .object("deployments", "shop", "web-staging")
         .expect("a deployment");

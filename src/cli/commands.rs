@@ -366,6 +366,12 @@ fn describe(d: &DeploymentView) -> String {
     if let Some(reason) = &d.status_reason {
         out.push_str(&format!("\nreason: {}\n", sanitize_for_terminal(reason)));
     }
+    if let Some(reason) = &d.metrics_unavailable {
+        out.push_str(&format!(
+            "\nmetrics: no CPU or memory values: {}\n",
+            sanitize_for_terminal(reason)
+        ));
+    }
     if !d.replica_details.is_empty() {
         out.push('\n');
         out.push_str(&replica_table(&d.replica_details));
@@ -634,6 +640,7 @@ async fn metrics(home: &Home, args: MetricsArgs) -> Result<String, CliError> {
         path.push_str(&format!("&metric={}", encode(&args.metrics.join(","))));
     }
     let series: Vec<crate::model::SeriesView> = client.get(&path).await?;
+    warn_metrics_unavailable(&client, &args).await?;
     render(&series, args.format.format, |series| {
         let mut table = Table::new(vec!["METRIC", "LAST", "MIN", "MAX", "TREND"]);
         for view in series {
@@ -658,6 +665,26 @@ async fn metrics(home: &Home, args: MetricsArgs) -> Result<String, CliError> {
         }
         table.render()
     })
+}
+
+/// Prints to stderr why the deployment's CPU and memory have no new values,
+/// if they have none, so that empty series are not read as idle replicas.
+/// stdout keeps only the series, for scripts.
+async fn warn_metrics_unavailable(client: &Client, args: &MetricsArgs) -> Result<(), CliError> {
+    let path = format!(
+        "/v1/deployments/{}{}",
+        encode(&args.name),
+        env_query(&args.env)
+    );
+    let deployment: DeploymentView = client.get(&path).await?;
+    if let Some(reason) = &deployment.metrics_unavailable {
+        eprintln!(
+            "shipdeck: {}: no CPU or memory values: {}",
+            deployment.key(),
+            sanitize_for_terminal(reason)
+        );
+    }
+    Ok(())
 }
 
 /// Formats a value in the unit its series is in.

@@ -6,6 +6,10 @@
 //! two hundred. Docker replicas are measured from the newest sample of
 //! each container's stats stream instead, which the Docker backend keeps.
 //!
+//! Kubernetes pods are measured by the cluster: their CPU and memory come
+//! from its `metrics.k8s.io` API, fetched in a task per deployment whose
+//! result the next sweep stores (see [`pods`]).
+//!
 //! Deployments with `monitoring.scrape` are scraped at the same interval,
 //! each scrape in a task of its own whose result the next sweep stores, so
 //! an application that responds slowly never delays the sweep.
@@ -14,6 +18,7 @@
 //! and their transitions (firing, repeat, resolved) are recorded as events.
 
 mod containers;
+mod pods;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -159,6 +164,7 @@ struct Collector {
     /// Alert rules per deployment id, revision and API rule generation.
     rules: HashMap<(String, u64, u64), Arc<Vec<AlertRule>>>,
     scrapes: Scrapes,
+    pods: pods::PodFetches,
 }
 
 /// Counters of a deployment's stable endpoints, by listening address.
@@ -197,6 +203,7 @@ impl Collector {
                 memory: HashMap::new(),
                 problems: HashMap::new(),
             },
+            pods: pods::PodFetches::new(),
         }
     }
 }
@@ -233,6 +240,7 @@ impl Collector {
         let now = Instant::now();
         let snapshots = engine.all_snapshots();
         self.store_scrapes(engine, &snapshots)?;
+        self.store_pod_metrics(engine, &snapshots)?;
         // Every running replica keeps its CPU baseline, not only those due
         // now: deployments with other intervals or start times are due in
         // other sweeps, and a lost baseline would leave their next reading
@@ -284,6 +292,7 @@ impl Collector {
         for (snapshot, settings) in &due {
             self.last_run.insert(snapshot.deployment.id.clone(), now);
             self.start_scrape(snapshot, settings, time_ms);
+            self.start_pod_fetch(snapshot, settings.interval, time_ms);
             let measured = self.measure(engine, snapshot, &usage, now);
             let mut values = self.values(snapshot, settings, &measured, host_memory);
             let mut traffic = self.traffic_values(snapshot, now);

@@ -220,6 +220,9 @@ pub struct Engine {
     notifier: crate::notify::Notifier,
     alerts: Mutex<alerts::AlertBook>,
     supervisors: Mutex<HashMap<String, SupervisorHandle>>,
+    /// The reason each deployment's CPU and memory get no values, by
+    /// deployment id, as the metrics collector last found it.
+    metrics_unavailable: Mutex<HashMap<String, String>>,
     changes: tokio::sync::Mutex<()>,
     /// The newest per-replica measurements, from the collector to the autoscaler.
     autoscale_readings: autoscaler::Readings,
@@ -251,6 +254,7 @@ impl Engine {
             docker,
             logs,
             supervisors: Mutex::new(HashMap::new()),
+            metrics_unavailable: Mutex::new(HashMap::new()),
             changes: tokio::sync::Mutex::new(()),
             autoscale_readings: autoscaler::Readings::default(),
             autoscaling_ranges: autoscaler::RangeCache::default(),
@@ -425,6 +429,36 @@ impl Engine {
         self.supervisors
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Returns why the deployment's CPU and memory get no values, if they do not.
+    fn metrics_unavailable_reason(&self, deployment_id: &str) -> Option<String> {
+        self.metrics_unavailable
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(deployment_id)
+            .cloned()
+    }
+
+    /// Sets or clears why the deployment's CPU and memory get no values,
+    /// and announces the deployment when that changes, so that clients
+    /// read its view again.
+    fn set_metrics_unavailable(&self, deployment_id: &str, reason: Option<String>) {
+        let changed = {
+            let mut reasons = self
+                .metrics_unavailable
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            match reason {
+                Some(reason) => {
+                    reasons.insert(deployment_id.to_owned(), reason.clone()) != Some(reason)
+                }
+                None => reasons.remove(deployment_id).is_some(),
+            }
+        };
+        if changed {
+            self.recorder.announce_deployment(deployment_id);
+        }
     }
 
     /// Returns the running supervisor of a deployment, starting one if it has none.
@@ -1239,6 +1273,7 @@ impl Engine {
                 .unwrap_or_default(),
             tags: deployment.tags.clone(),
             replica_details: snapshot.map(|s| s.replicas).unwrap_or_default(),
+            metrics_unavailable: self.metrics_unavailable_reason(&deployment.id),
             created_at: deployment.created_at,
             updated_at: deployment.updated_at,
         }

@@ -27,7 +27,7 @@ mod validate;
 mod yaml;
 
 pub use duration::ManifestDuration;
-pub use quantity::{CpuQuantity, MemoryQuantity};
+pub use quantity::{decimal_quantity, quantity_value, CpuQuantity, MemoryQuantity};
 pub use suggest::closest;
 pub use types::*;
 pub use validate::{

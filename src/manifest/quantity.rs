@@ -77,6 +77,64 @@ impl From<MemoryQuantity> for String {
     }
 }
 
+/// Returns the value of a quantity as a float, for amounts that a cluster
+/// reports rather than a manifest sets, such as `123456789n` cores or
+/// `51200Ki` bytes of a pod's usage. Precision beyond an `f64` is lost.
+pub fn quantity_value(text: &str) -> Result<f64, String> {
+    let parsed = parse(text)?;
+    let exp10 = i32::try_from(parsed.exp10).map_err(|_| too_large(text))?;
+    let exp2 = i32::try_from(parsed.exp2).map_err(|_| too_large(text))?;
+    // Dividing by an exact power of ten rounds once, where multiplying by
+    // an inexact 10^-k would round twice (250125m would not be 250.125).
+    let decimal = if exp10 >= 0 {
+        parsed.mantissa as f64 * 10f64.powi(exp10)
+    } else {
+        parsed.mantissa as f64 / 10f64.powi(-exp10)
+    };
+    let magnitude = decimal * 2f64.powi(exp2);
+    if !magnitude.is_finite() {
+        return Err(too_large(text));
+    }
+    Ok(if parsed.negative {
+        -magnitude
+    } else {
+        magnitude
+    })
+}
+
+/// Writes a positive amount as a decimal quantity the API server accepts:
+/// a whole number without a suffix (`50`), otherwise a whole number of
+/// milli, micro or nano units (`0.5` is `500m`). An amount finer than a
+/// nano unit rounds up, as the API server rounds it. Zero, negative and
+/// non-finite amounts are written as `0`.
+pub fn decimal_quantity(value: f64) -> String {
+    if !(value.is_finite() && value > 0.0) {
+        return "0".to_owned();
+    }
+    // Display of an f64 is its shortest exact decimal form, never in
+    // scientific notation, so the digits can be read off the text.
+    let text = value.to_string();
+    let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+    if fraction.is_empty() {
+        return whole.to_owned();
+    }
+    let (digits, suffix) = match fraction.len() {
+        1..=3 => (3, "m"),
+        4..=6 => (6, "u"),
+        _ => (9, "n"),
+    };
+    let kept = &fraction[..fraction.len().min(digits)];
+    let dropped = fraction.len() > digits;
+    let padded = format!("{whole}{kept:0<digits$}");
+    let Ok(mut units) = padded.parse::<u128>() else {
+        return whole.to_owned();
+    };
+    if dropped {
+        units += 1;
+    }
+    format!("{units}{suffix}")
+}
+
 /// The most significant digits a quantity may have; 10^38 still fits in a `u128`.
 const MAX_DIGITS: usize = 38;
 
@@ -365,5 +423,47 @@ mod tests {
     fn text_is_kept() {
         let quantity = CpuQuantity::try_from("0.5".to_owned()).expect("valid");
         assert_eq!(quantity.text, "0.5");
+    }
+
+    #[test]
+    fn quantity_value_reads_cluster_amounts() {
+        assert_eq!(quantity_value("250000000n"), Ok(0.25));
+        assert_eq!(quantity_value("500m"), Ok(0.5));
+        assert_eq!(quantity_value("2"), Ok(2.0));
+        assert_eq!(quantity_value("51200Ki"), Ok(51200.0 * 1024.0));
+        assert_eq!(quantity_value("1e3"), Ok(1000.0));
+        assert_eq!(quantity_value("0"), Ok(0.0));
+        assert!(quantity_value("12 cores").is_err());
+        assert!(quantity_value("1e1000000").is_err(), "beyond an f64");
+    }
+
+    #[test]
+    fn decimal_quantity_table() {
+        let cases: &[(f64, &str)] = &[
+            (50.0, "50"),
+            (0.5, "500m"),
+            (1.5, "1500m"),
+            (0.25, "250m"),
+            (0.1, "100m"),
+            (2.0005, "2000500u"),
+            (0.0000005, "500n"),
+            (0.0000000001, "1n"),
+            (1.0000000001, "1000000001n"),
+            (1e21, "1000000000000000000000"),
+            (0.0, "0"),
+            (-1.0, "0"),
+            (f64::NAN, "0"),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(decimal_quantity(*value), *expected, "{value}");
+        }
+    }
+
+    #[test]
+    fn decimal_quantity_reads_back() {
+        for value in [0.5, 3.75, 12.0, 0.001, 250.125] {
+            let text = decimal_quantity(value);
+            assert_eq!(quantity_value(&text), Ok(value), "{text}");
+        }
     }
 }

@@ -255,19 +255,23 @@ fn fetches(request: &DetailRequest) -> Vec<Fetch> {
                 kind: Kind::RecentEvents,
             },
         ],
-        DetailTab::Metrics => vec![Fetch {
-            path: deployment_path(
-                key,
-                "/metrics",
-                &format!(
-                    "&{}&metric={}",
-                    request.window.query(),
-                    encode(&DETAIL_SERIES.join(","))
+        // The deployment says why the CPU and memory series may be empty.
+        DetailTab::Metrics => vec![
+            one("the deployment", "", Kind::Deployment),
+            Fetch {
+                path: deployment_path(
+                    key,
+                    "/metrics",
+                    &format!(
+                        "&{}&metric={}",
+                        request.window.query(),
+                        encode(&DETAIL_SERIES.join(","))
+                    ),
                 ),
-            ),
-            what: "the deployment's metrics",
-            kind: Kind::Metrics(request.window),
-        }],
+                what: "the deployment's metrics",
+                kind: Kind::Metrics(request.window),
+            },
+        ],
         DetailTab::History => vec![one("the deployment's history", "/history", Kind::History)],
         DetailTab::Alerts => vec![
             one("the alert rules", "/alert-rules", Kind::AlertRules),
@@ -369,7 +373,10 @@ mod tests {
     fn metrics_reads_window_series() {
         assert_eq!(
             paths(&request(DetailTab::Metrics, vec![])),
-            ["/v1/deployments/web%20shop/metrics?env=staging&since=1h&step=1m&metric=cpu_percentage%2Cmemory_usage%2Cnetwork_bytes_in%2Cnetwork_bytes_out%2Crequests_per_second%2Cresponse_time_p95"]
+            [
+                "/v1/deployments/web%20shop?env=staging",
+                "/v1/deployments/web%20shop/metrics?env=staging&since=1h&step=1m&metric=cpu_percentage%2Cmemory_usage%2Cnetwork_bytes_in%2Cnetwork_bytes_out%2Crequests_per_second%2Cresponse_time_p95",
+            ]
         );
     }
 

@@ -39,6 +39,9 @@ pub enum PodBehavior {
 /// What the controller remembers between passes.
 #[derive(Debug, Default)]
 pub struct ControllerState {
+    /// The status each HorizontalPodAutoscaler gets, by namespace and
+    /// name, in place of an HPA controller.
+    pub autoscaler_statuses: HashMap<(String, String), Value>,
     rollouts: HashMap<String, Rollout>,
     pods: HashMap<String, PodRun>,
     next_pod: u64,
@@ -80,6 +83,27 @@ pub fn reconcile(state: &mut State, clock: Instant) {
         .retain(|uid, _| live.contains(uid));
     for deployment in deployments {
         reconcile_deployment(state, &deployment, clock);
+    }
+    write_autoscaler_statuses(state);
+}
+
+/// Writes each scripted autoscaler status into its object, as the HPA
+/// controller writes what it measured and decided.
+fn write_autoscaler_statuses(state: &mut State) {
+    let autoscalers = resource("HorizontalPodAutoscaler");
+    let mut changed = Vec::new();
+    for ((namespace, name), status) in &state.controller.autoscaler_statuses {
+        let Some(object) = state.store.get(autoscalers, namespace, name) else {
+            continue;
+        };
+        if object.get("status") != Some(status) {
+            let mut updated = object.clone();
+            updated["status"] = status.clone();
+            changed.push(updated);
+        }
+    }
+    for updated in changed {
+        state.store.update(autoscalers, updated);
     }
 }
 

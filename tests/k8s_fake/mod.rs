@@ -19,11 +19,16 @@
 //!   `sendInitialEvents`, and a 410 `Expired` event for a resource version
 //!   older than the kept history ([`FakeApiServer::compact`] drops it);
 //! - pod logs with `follow`, `previous`, `tailLines` and `timestamps`;
+//! - the resource metrics API (`metrics.k8s.io/v1beta1` pods, see
+//!   [`metrics`]) from usage scripted per image, which
+//!   [`FakeApiServer::set_metrics_api`] can unregister or make fail with 503;
 //! - a scripted controller (see [`controller`]) that runs Deployments'
 //!   pods as ready, unready, crash-looping, OOM-killed or failing to pull,
-//!   per image, and writes Deployment status, conditions and Events;
+//!   per image, and writes Deployment status, conditions and Events, and
+//!   the HorizontalPodAutoscaler status a test scripts;
 //! - scripted 403s ([`FakeApiServer::forbid`]) and a required bearer token
-//!   ([`FakeApiServer::require_token`]), which answers 401 otherwise.
+//!   ([`FakeApiServer::require_token`]), which answers 401 otherwise;
+//! - HTTPS with mutual TLS ([`FakeApiServer::start_tls`], see [`tls`]).
 //!
 //! Every request is recorded (method, path, query, content type, body),
 //! so tests can check exactly what a client sent.
@@ -31,24 +36,28 @@
 //! What it does not cover: scheduling (every pod lands on `fake-node` at
 //! once), admission and validation beyond names, kinds and namespaces
 //! (any field is stored as sent), defaulting beyond a few fields, real
-//! probes (readiness is scripted), ReplicaSets, the HPA controller,
-//! metrics.k8s.io, OpenAPI documents (`/openapi/v2` is an empty
+//! probes (readiness is scripted), ReplicaSets, the HPA controller (its
+//! status is scripted and it scales nothing), node metrics, OpenAPI
+//! documents (`/openapi/v2` is an empty
 //! document, so kubectl's client-side validation checks nothing), aggregated discovery, Table output,
 //! graceful deletion and finalizers (deletes take effect at once), JSON
 //! patches, YAML request bodies, list-merging in server-side apply (lists
 //! are atomic), label selector changes on watches (an object that stops
-//! matching sends nothing, where a real server sends DELETED), TLS, and
+//! matching sends nothing, where a real server sends DELETED),
+//! authentication by client certificate (it is recorded, not required), and
 //! RBAC beyond the scripted 403s.
 
 #![allow(dead_code)]
 
 pub mod controller;
 pub mod logs;
+pub mod metrics;
 pub mod patch;
 pub mod resources;
 pub mod selector;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod watch;
 
 use std::collections::HashMap;
@@ -57,11 +66,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, oneshot, Notify};
 
 pub use controller::PodBehavior;
 use logs::{LogEvent, Logs};
+pub use metrics::{MetricsApi, Usage};
 use resources::ResourceType;
 use store::{Change, Store};
 
@@ -105,6 +116,8 @@ pub struct RecordedRequest {
     pub body_text: String,
     pub authorization: Option<String>,
     pub user_agent: Option<String>,
+    /// The DER of the client certificate of the connection, over TLS.
+    pub client_certificate: Option<Vec<u8>>,
 }
 
 impl RecordedRequest {
@@ -143,6 +156,9 @@ pub struct State {
     pub controller: controller::ControllerState,
     pub options: FakeOptions,
     pub log_events: broadcast::Sender<LogEvent>,
+    /// Each image's container usage, as the metrics API reports it.
+    pub usage: HashMap<String, Usage>,
+    pub metrics_api: MetricsApi,
     next_ip: u32,
 }
 
@@ -246,6 +262,7 @@ pub fn now_nanos() -> String {
 pub struct FakeApiServer {
     shared: Arc<Shared>,
     address: SocketAddr,
+    tls: Option<tls::FakeTls>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -256,6 +273,17 @@ impl FakeApiServer {
     }
 
     pub fn start_with(options: FakeOptions) -> Self {
+        Self::launch(options, None)
+    }
+
+    /// Starts a server that speaks HTTPS with a certificate of its own
+    /// test CA, and accepts client certificates that CA issued
+    /// ([`Self::client_certificate`]).
+    pub fn start_tls() -> Self {
+        Self::launch(FakeOptions::default(), Some(tls::FakeTls::new()))
+    }
+
+    fn launch(options: FakeOptions, tls: Option<tls::FakeTls>) -> Self {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")
             .expect("bind the fake API server to 127.0.0.1:0");
         listener
@@ -277,6 +305,8 @@ impl FakeApiServer {
             controller: controller::ControllerState::default(),
             options: options.clone(),
             log_events: log_events.clone(),
+            usage: HashMap::new(),
+            metrics_api: MetricsApi::default(),
             next_ip: 0,
         };
         let shared = Arc::new(Shared {
@@ -295,17 +325,40 @@ impl FakeApiServer {
 
         let (shutdown, stopped) = oneshot::channel();
         let task_shared = Arc::clone(&shared);
-        let thread = std::thread::spawn(move || run(task_shared, listener, stopped));
+        let acceptor = tls.as_ref().map(tls::FakeTls::acceptor);
+        let thread = std::thread::spawn(move || run(task_shared, listener, acceptor, stopped));
         FakeApiServer {
             shared,
             address,
+            tls,
             shutdown: Some(shutdown),
             thread: Some(thread),
         }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.address)
+    }
+
+    /// Issues a client certificate that this server accepts, for a server
+    /// started with [`Self::start_tls`].
+    pub fn client_certificate(&self, name: &str) -> tls::IssuedCertificate {
+        self.tls
+            .as_ref()
+            .expect("a server started with start_tls")
+            .client_certificate(name)
+    }
+
+    /// Builds the `cluster` entry of a kubeconfig for this server, indented
+    /// as a list item's field.
+    pub fn kubeconfig_cluster(&self) -> String {
+        let mut cluster = format!("    server: {}\n", self.url());
+        if let Some(tls) = &self.tls {
+            let ca = base64::engine::general_purpose::STANDARD.encode(&tls.ca_pem);
+            cluster.push_str(&format!("    certificate-authority-data: {ca}\n"));
+        }
+        cluster
     }
 
     /// A kubeconfig with one context, `fake`, pointing at this server.
@@ -315,10 +368,10 @@ impl FakeApiServer {
             None => "    {}\n".to_owned(),
         };
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\n\
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n{}\
              users:\n- name: fake\n  user:\n{user}contexts:\n- name: fake\n  context:\n    cluster: fake\n    \
              user: fake\n    namespace: {namespace}\ncurrent-context: fake\n",
-            self.url()
+            self.kubeconfig_cluster()
         )
     }
 
@@ -382,6 +435,29 @@ impl FakeApiServer {
             .lock()
             .behaviors
             .insert(image.to_owned(), behavior);
+    }
+
+    /// Scripts the usage the metrics API reports for each running container
+    /// of `image`.
+    pub fn set_usage(&self, image: &str, usage: Usage) {
+        self.shared.lock().usage.insert(image.to_owned(), usage);
+    }
+
+    /// Serves the metrics API, or stops serving it in one of the ways a
+    /// cluster lacks it.
+    pub fn set_metrics_api(&self, mode: MetricsApi) {
+        self.shared.lock().metrics_api = mode;
+    }
+
+    /// Scripts the status of the HorizontalPodAutoscaler `name`, which the
+    /// controller writes whenever the object exists and has another.
+    pub fn set_autoscaler_status(&self, namespace: &str, name: &str, status: Value) {
+        self.shared
+            .lock()
+            .controller
+            .autoscaler_statuses
+            .insert((namespace.to_owned(), name.to_owned()), status);
+        self.shared.wake.notify_one();
     }
 
     /// Scripts the lines each container instance running `image` prints.
@@ -451,7 +527,12 @@ impl Drop for FakeApiServer {
     }
 }
 
-fn run(shared: Arc<Shared>, listener: std::net::TcpListener, stopped: oneshot::Receiver<()>) {
+fn run(
+    shared: Arc<Shared>,
+    listener: std::net::TcpListener,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    stopped: oneshot::Receiver<()>,
+) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -464,10 +545,19 @@ fn run(shared: Arc<Shared>, listener: std::net::TcpListener, stopped: oneshot::R
             .fallback(server::handle)
             .with_state(Arc::clone(&shared));
         tokio::spawn(run_controller(Arc::clone(&shared)));
-        let serve = axum::serve(listener, router);
-        tokio::select! {
-            _ = serve => {}
-            _ = stopped => {}
+        match acceptor {
+            Some(acceptor) => {
+                tokio::select! {
+                    _ = tls::serve(listener, acceptor, router) => {}
+                    _ = stopped => {}
+                }
+            }
+            None => {
+                tokio::select! {
+                    _ = axum::serve(listener, router) => {}
+                    _ = stopped => {}
+                }
+            }
         }
     });
     // Open watch and log streams end with the runtime.

@@ -15,7 +15,7 @@ use super::patch::{self, ApplyContext, Conflict};
 use super::resources::{self, ResourceType};
 use super::selector::{FieldSelector, LabelSelector};
 use super::store::{name_of, namespace_of};
-use super::{logs, now, watch, RecordedRequest, Shared};
+use super::{logs, metrics, now, watch, RecordedRequest, Shared};
 
 /// The largest request body the fake reads.
 const BODY_LIMIT: usize = 16 << 20;
@@ -74,6 +74,10 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
         body_text: body_text.clone(),
         authorization: header(&parts.headers, "authorization"),
         user_agent: header(&parts.headers, "user-agent"),
+        client_certificate: parts
+            .extensions
+            .get::<super::tls::ClientCertificate>()
+            .map(|presented| presented.0.clone()),
     };
 
     {
@@ -90,6 +94,9 @@ pub async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Resp
     let path = parts.uri.path().trim_end_matches('/');
     if path == "/openapi/v2" {
         return empty_openapi_v2();
+    }
+    if let Some(response) = metrics::serve(&shared, path, &query) {
+        return response;
     }
     if let Some(response) = discovery(&shared, path) {
         return response;
@@ -174,7 +181,16 @@ fn discovery(shared: &Shared, path: &str) -> Option<Response> {
             "platform": "linux/amd64", "goVersion": "go1.23", "compiler": "gc",
         }),
         "/api" => resources::core_versions(&shared.address),
-        "/apis" => resources::group_list(),
+        "/apis" => {
+            let mut list = resources::group_list();
+            let mode = shared.lock().metrics_api;
+            if let (Some(groups), Some(entry)) =
+                (list["groups"].as_array_mut(), metrics::group_entry(mode))
+            {
+                groups.push(entry);
+            }
+            list
+        }
         "/api/v1" => resources::resource_list("", "v1")?,
         _ => {
             let rest = path.strip_prefix("/apis/")?;

@@ -85,6 +85,41 @@ pub async fn apply_objects(
     Ok(())
 }
 
+/// Applies only the autoscaler of `objects`, or deletes this deployment's
+/// autoscaler when `objects` has none, for a revision that changes only
+/// autoscaling. The Deployment is left as it is, so its pods keep running.
+pub async fn apply_autoscaler(
+    connection: &Connection,
+    identity: &ObjectIdentity,
+    objects: &ClusterObjects,
+) -> Result<(), KubeError> {
+    match &objects.autoscaler {
+        Some(autoscaler) => apply_one(connection, identity, autoscaler).await,
+        None => delete_named::<HorizontalPodAutoscaler>(connection, identity, &identity.name).await,
+    }
+}
+
+/// Sets the replica count of this deployment's Deployment through its
+/// `scale` subresource, which changes neither its labels nor its pod
+/// template, so no pod is replaced.
+pub async fn scale_deployment(
+    connection: &Connection,
+    identity: &ObjectIdentity,
+    replicas: u32,
+) -> Result<(), KubeError> {
+    let resource = format!("{}/scale", resource_name::<Deployment>());
+    let api: Api<Deployment> = Api::namespaced(connection.client().clone(), &connection.namespace);
+    let params = PatchParams {
+        field_manager: Some(FIELD_MANAGER.to_owned()),
+        ..PatchParams::default()
+    };
+    let patch = serde_json::json!({"spec": {"replicas": replicas}});
+    api.patch_scale(&identity.name, &params, &Patch::Merge(&patch))
+        .await
+        .map_err(|error| connection.classify(error, scope("patch", &resource, connection)))?;
+    Ok(())
+}
+
 fn scope<'a>(verb: &'a str, resource: &'a str, connection: &'a Connection) -> RequestScope<'a> {
     RequestScope {
         verb,

@@ -183,6 +183,8 @@ pub fn load_kubeconfig(
 #[derive(Clone)]
 pub struct Connection {
     client: kube::Client,
+    /// The same cluster and credentials without kube's default retries.
+    single_attempt: kube::Client,
     pub context: String,
     pub server: String,
     pub namespace: String,
@@ -270,12 +272,15 @@ fn connect_in_cluster(target: &ClusterTarget) -> Result<Connection, KubeError> {
     }
     let server = config.cluster_url.to_string();
     let namespace = config.default_namespace.clone();
-    let client = kube::Client::try_from(config).map_err(|source| KubeError::Client {
+    let client_error = |source| KubeError::Client {
         context: IN_CLUSTER_CONTEXT.to_owned(),
         source: Box::new(source),
-    })?;
+    };
+    let single_attempt = kube::Client::try_from(without_retries(&config)).map_err(client_error)?;
+    let client = kube::Client::try_from(config).map_err(client_error)?;
     Ok(Connection {
         client,
+        single_attempt,
         context: IN_CLUSTER_CONTEXT.to_owned(),
         server,
         namespace,
@@ -283,10 +288,21 @@ fn connect_in_cluster(target: &ClusterTarget) -> Result<Connection, KubeError> {
 }
 
 async fn build(
-    config: kube::Config,
+    mut config: kube::Config,
     context: &str,
     plugin: Option<ExecPlugin>,
 ) -> Result<Connection, KubeError> {
+    let credential = match &plugin {
+        Some(plugin) => Some(plugin.run().await?),
+        None => None,
+    };
+    if let Some(identity) = credential.as_ref().and_then(|c| c.identity.as_ref()) {
+        use_identity(
+            &mut config,
+            identity,
+            credential.as_ref().and_then(|c| c.expires),
+        );
+    }
     let server = config
         .cluster_url
         .to_string()
@@ -297,31 +313,75 @@ async fn build(
         context: context.to_owned(),
         source: Box::new(source),
     };
+    let single_builder =
+        kube::client::ClientBuilder::try_from(without_retries(&config)).map_err(client_error)?;
     let builder = kube::client::ClientBuilder::try_from(config).map_err(client_error)?;
-    let client = match plugin {
-        Some(plugin) => {
-            let credential = plugin.run().await?;
-            let cell = TokenCell::new(credential.token);
+    let token = credential.as_ref().and_then(|c| c.token.clone());
+    let (client, single_attempt) = match (plugin, token) {
+        (Some(plugin), Some(token)) => {
+            let cell = TokenCell::new(token);
             tokio::spawn(exec::refresh(
                 plugin,
                 Arc::downgrade(&cell),
-                credential.expires,
+                credential.and_then(|c| c.expires),
             ));
-            builder.with_layer(&BearerLayer { cell }).build()
+            let bearer = BearerLayer { cell };
+            (
+                builder.with_layer(&bearer).build(),
+                single_builder.with_layer(&bearer).build(),
+            )
         }
-        None => builder.build(),
+        _ => (builder.build(), single_builder.build()),
     };
     Ok(Connection {
         client,
+        single_attempt,
         context: context.to_owned(),
         server,
         namespace,
     })
 }
 
+/// Puts a client certificate that an exec plugin returned into `config`,
+/// where kube reads it when it builds the client's TLS configuration.
+// NOTE: the TLS configuration is fixed once the client is built, so the
+// certificate is not renewed while the connection lasts. The plugin runs
+// again when the agent connects again (an agent restart, or a failed
+// connection retried).
+fn use_identity(
+    config: &mut kube::Config,
+    identity: &exec::ClientIdentity,
+    expires: Option<time::OffsetDateTime>,
+) {
+    use base64::Engine as _;
+
+    let encode = |pem: &str| base64::engine::general_purpose::STANDARD.encode(pem);
+    config.auth_info.client_certificate_data = Some(encode(&identity.certificate_pem));
+    config.auth_info.client_key_data = Some(encode(identity.key_pem.expose()).into());
+    if let Some(expires) = expires {
+        tracing::info!(%expires, "the exec credential plugin returned a client certificate, which is used until the agent connects again");
+    }
+}
+
+/// Returns `config` without kube's default retry layer, which retries a
+/// 503, 429 or 504 up to 15 times with a growing backoff.
+fn without_retries(config: &kube::Config) -> kube::Config {
+    let mut config = config.clone();
+    config.default_retry = false;
+    config
+}
+
 impl Connection {
     pub fn client(&self) -> &kube::Client {
         &self.client
+    }
+
+    /// Returns a client that sends each request once, for a request that
+    /// runs again at the next interval anyway and whose 503 means
+    /// something: a metrics API that is down returns 503 to every retry,
+    /// so retries would only turn that status into a timeout.
+    pub fn single_attempt_client(&self) -> &kube::Client {
+        &self.single_attempt
     }
 
     /// Asks the server for its version, within `timeout`.

@@ -9,6 +9,8 @@
 //! instead of stealing input), and with a timeout; on timeout the whole
 //! group is killed. The token goes into each request through
 //! [`BearerLayer`], and a task runs the plugin again before the token expires.
+//! A client certificate goes into the client's TLS configuration when it
+//! connects.
 
 use std::collections::HashMap;
 use std::process::Stdio;
@@ -45,11 +47,19 @@ pub struct ExecPlugin {
     timeout: Duration,
 }
 
-/// The credential a plugin returned.
+/// The credential a plugin returned: a token, a client certificate, or both.
 #[derive(Debug, Clone)]
 pub struct Credential {
-    pub token: SecretValue,
+    pub token: Option<SecretValue>,
+    pub identity: Option<ClientIdentity>,
     pub expires: Option<OffsetDateTime>,
+}
+
+/// A client certificate and its private key, both PEM, for mutual TLS.
+#[derive(Debug, Clone)]
+pub struct ClientIdentity {
+    pub certificate_pem: String,
+    pub key_pem: SecretValue,
 }
 
 #[derive(Deserialize)]
@@ -63,6 +73,7 @@ struct ExecCredentialStatus {
     token: Option<String>,
     expiration_timestamp: Option<String>,
     client_certificate_data: Option<String>,
+    client_key_data: Option<String>,
 }
 
 impl ExecPlugin {
@@ -78,7 +89,7 @@ impl ExecPlugin {
         self.config.command.clone().unwrap_or_default()
     }
 
-    /// Runs the plugin once and returns its token.
+    /// Runs the plugin once and returns its credential.
     pub async fn run(&self) -> Result<Credential, KubeError> {
         let command = self
             .config
@@ -179,18 +190,32 @@ impl ExecPlugin {
         let status = credential
             .status
             .ok_or_else(|| invalid("it has no status".to_owned()))?;
-        if status.client_certificate_data.is_some() {
-            // NOTE: client certificates from plugins would have to go into
-            // the TLS configuration and be renewed with it.
+        let token = status.token.filter(|token| !token.is_empty());
+        let identity = match (status.client_certificate_data, status.client_key_data) {
+            (Some(certificate_pem), Some(key_pem)) => Some(ClientIdentity {
+                certificate_pem,
+                key_pem: SecretValue::new(key_pem),
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(invalid(
+                    "it has status.clientCertificateData but no status.clientKeyData; the plugin must return both"
+                        .to_owned(),
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(invalid(
+                    "it has status.clientKeyData but no status.clientCertificateData; the plugin must return both"
+                        .to_owned(),
+                ))
+            }
+        };
+        if token.is_none() && identity.is_none() {
             return Err(invalid(
-                "it returned a client certificate, which shipdeck does not support yet; use a plugin that returns a token"
+                "it has neither status.token nor status.clientCertificateData with status.clientKeyData"
                     .to_owned(),
             ));
         }
-        let token = status
-            .token
-            .filter(|token| !token.is_empty())
-            .ok_or_else(|| invalid("it has no status.token".to_owned()))?;
         let expires = match status.expiration_timestamp {
             Some(text) => Some(
                 OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
@@ -203,7 +228,8 @@ impl ExecPlugin {
             None => None,
         };
         Ok(Credential {
-            token: SecretValue::new(token),
+            token: token.map(SecretValue::new),
+            identity,
             expires,
         })
     }
@@ -319,9 +345,17 @@ pub async fn refresh(
         tokio::time::sleep(wait).await;
         let Some(cell) = cell.upgrade() else { return };
         match plugin.run().await {
-            Ok(credential) => {
-                cell.set(credential.token);
-                expires = credential.expires;
+            Ok(Credential {
+                token: Some(token),
+                expires: next,
+                ..
+            }) => {
+                cell.set(token);
+                expires = next;
+            }
+            Ok(_) => {
+                tracing::warn!(user = %plugin.user, "the exec credential plugin returned no token on refresh; keeping the old token until it expires");
+                return;
             }
             Err(error) => {
                 tracing::warn!(user = %plugin.user, %error, "failed to refresh the exec credential; retrying");

@@ -15,8 +15,8 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::autoscaling::v2::{
     CrossVersionObjectReference, HPAScalingPolicy, HPAScalingRules, HorizontalPodAutoscaler,
-    HorizontalPodAutoscalerBehavior, HorizontalPodAutoscalerSpec, MetricSpec, MetricTarget,
-    ResourceMetricSource,
+    HorizontalPodAutoscalerBehavior, HorizontalPodAutoscalerSpec, MetricIdentifier, MetricSpec,
+    MetricTarget, PodsMetricSource, ResourceMetricSource,
 };
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction,
@@ -32,8 +32,8 @@ use k8s_openapi::ByteString;
 use super::labels::{ObjectIdentity, ANNOTATION_HOME, ANNOTATION_VERSION};
 use crate::backend::process::expand_command;
 use crate::manifest::{
-    AutoScaling, IntOrPercent, Manifest, PortRef, Probe, ProbeKind, ResourceList, RestartMode,
-    ScalingPolicy, StopSignal, StrategyKind, VolumeKind,
+    decimal_quantity, AutoScaling, AverageValueTarget, IntOrPercent, Manifest, PortRef, Probe,
+    ProbeKind, ResourceList, RestartMode, ScalingPolicy, StopSignal, StrategyKind, VolumeKind,
 };
 
 /// A manifest setting that a Kubernetes Deployment cannot carry out.
@@ -543,8 +543,12 @@ fn autoscaler(input: &RevisionInput<'_>) -> Option<HorizontalPodAutoscaler> {
     })
 }
 
-/// Lists the utilisation targets. Without any, the cluster's default
-/// (80% CPU) applies.
+/// Lists the utilisation targets, then each `autoScaling.metrics` entry as
+/// a `Pods` metric with an `AverageValue` target. Without any target, the
+/// cluster's default (80% CPU) applies.
+// NOTE: the cluster reads a `Pods` metric from custom.metrics.k8s.io, so
+// such a target needs an adapter (such as prometheus-adapter) that serves
+// the series under the same name. shipdeck sends its own series nowhere.
 fn metrics(scaling: &AutoScaling) -> Option<Vec<MetricSpec>> {
     let target = |resource: &str, percent: u32| MetricSpec {
         type_: "Resource".to_owned(),
@@ -565,7 +569,26 @@ fn metrics(scaling: &AutoScaling) -> Option<Vec<MetricSpec>> {
     if let Some(percent) = scaling.target_memory_utilization {
         metrics.push(target("memory", percent));
     }
+    metrics.extend(scaling.metrics.iter().map(pods_metric));
     (!metrics.is_empty()).then_some(metrics)
+}
+
+fn pods_metric(target: &AverageValueTarget) -> MetricSpec {
+    MetricSpec {
+        type_: "Pods".to_owned(),
+        pods: Some(PodsMetricSource {
+            metric: MetricIdentifier {
+                name: target.name.clone(),
+                selector: None,
+            },
+            target: MetricTarget {
+                type_: "AverageValue".to_owned(),
+                average_value: Some(Quantity(decimal_quantity(target.average_value))),
+                ..MetricTarget::default()
+            },
+        }),
+        ..MetricSpec::default()
+    }
 }
 
 fn behavior(scaling: &AutoScaling) -> Option<HorizontalPodAutoscalerBehavior> {

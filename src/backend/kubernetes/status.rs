@@ -1,6 +1,7 @@
 //! A deployment's state in the cluster, kept current by kube's runtime
-//! watcher and reflector caches of its Deployment and pods, so nothing
-//! polls: after the first list, the cluster pushes changes.
+//! watcher and reflector caches of its Deployment, pods and
+//! HorizontalPodAutoscaler, so nothing polls: after the first list, the
+//! cluster pushes changes.
 //!
 //! [`summarize`] turns the cached objects into a [`ClusterStatus`]: replica
 //! counts, the Deployment's `Progressing` and `Available` conditions, and
@@ -9,12 +10,14 @@
 
 use futures_util::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{watcher, WatchStreamExt};
 use kube::Api;
 use tokio::sync::watch;
 
+use super::autoscaler::autoscale_view;
 use super::connect::Connection;
 use super::error::error_chain;
 use super::labels::{ObjectIdentity, LABEL_REVISION};
@@ -64,7 +67,7 @@ pub struct PodSummary {
 }
 
 /// The cluster's report on one deployment.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ClusterStatus {
     /// Whether the Deployment exists.
     pub exists: bool,
@@ -80,8 +83,15 @@ pub struct ClusterStatus {
     pub progressing: Option<Condition>,
     pub available_condition: Option<Condition>,
     pub pods: Vec<PodSummary>,
-    /// The last error of a watch, until the watch recovers.
+    /// The last error of the Deployment's or the pods' watch, until the
+    /// watch recovers.
     pub watch_error: Option<String>,
+    /// The deployment's HorizontalPodAutoscaler, when one exists.
+    pub autoscaler: Option<crate::autoscale::AutoscaleView>,
+    /// The last error of the autoscaler's watch. It is kept apart from
+    /// `watch_error` because a deployment without autoscaling needs no
+    /// permission on autoscalers.
+    pub autoscaler_error: Option<String>,
 }
 
 fn count(value: Option<i32>) -> u32 {
@@ -129,6 +139,8 @@ pub fn summarize(deployment: Option<&Deployment>, pods: &[&Pod]) -> ClusterStatu
         available_condition: condition("Available"),
         pods,
         watch_error: None,
+        autoscaler: None,
+        autoscaler_error: None,
     }
 }
 
@@ -277,10 +289,11 @@ impl ClusterStatus {
     }
 }
 
-/// A running watch of one deployment's Deployment and pods. Dropping it
-/// ends the watches.
+/// A running watch of one deployment's Deployment, pods and autoscaler.
+/// Dropping it ends the watches.
 pub struct StatusWatch {
-    /// `None` until both watches have listed their objects once.
+    /// `None` until the Deployment's and the pods' watches have listed
+    /// their objects once.
     pub updates: watch::Receiver<Option<ClusterStatus>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -291,43 +304,81 @@ impl Drop for StatusWatch {
     }
 }
 
+/// The reflector caches a status is read from.
+struct Caches {
+    deployments: Store<Deployment>,
+    pods: Store<Pod>,
+    autoscalers: Store<HorizontalPodAutoscaler>,
+    /// The name of the Deployment and of its autoscaler.
+    name: String,
+}
+
 /// Starts watching the objects that carry `identity`'s labels.
 pub fn watch_status(connection: &Connection, identity: &ObjectIdentity) -> StatusWatch {
     let (sender, updates) = watch::channel(None);
-    let deployments: Api<Deployment> =
-        Api::namespaced(connection.client().clone(), &connection.namespace);
-    let pods: Api<Pod> = Api::namespaced(connection.client().clone(), &connection.namespace);
+    let client = connection.client().clone();
+    let namespace = connection.namespace.as_str();
+    let apis = Apis {
+        deployments: Api::namespaced(client.clone(), namespace),
+        pods: Api::namespaced(client.clone(), namespace),
+        autoscalers: Api::namespaced(client, namespace),
+    };
     let config = watcher::Config::default().labels(&identity.selector_text());
     let name = identity.name.clone();
-    let task = tokio::spawn(run_watch(deployments, pods, config, name, sender));
+    let task = tokio::spawn(run_watch(apis, config, name, sender));
     StatusWatch { updates, task }
 }
 
-async fn run_watch(
+struct Apis {
     deployments: Api<Deployment>,
     pods: Api<Pod>,
+    autoscalers: Api<HorizontalPodAutoscaler>,
+}
+
+/// Indexes of the watches in [`run_watch`]'s arrays.
+const DEPLOYMENT: usize = 0;
+const PODS: usize = 1;
+const AUTOSCALER: usize = 2;
+
+async fn run_watch(
+    apis: Apis,
     config: watcher::Config,
     name: String,
     sender: watch::Sender<Option<ClusterStatus>>,
 ) {
     let (deployment_cache, deployment_writer) = reflector::store::<Deployment>();
     let (pod_cache, pod_writer) = reflector::store::<Pod>();
+    let (autoscaler_cache, autoscaler_writer) = reflector::store::<HorizontalPodAutoscaler>();
     let mut deployment_events = reflector::reflector(
         deployment_writer,
-        watcher(deployments, config.clone()).default_backoff(),
+        watcher(apis.deployments, config.clone()).default_backoff(),
     )
     .boxed();
-    let mut pod_events =
-        reflector::reflector(pod_writer, watcher(pods, config).default_backoff()).boxed();
-    // Per watch, indexed 0 for the Deployment and 1 for the pods.
-    let mut listed = [false, false];
-    let mut errors: [Option<String>; 2] = [None, None];
+    let mut pod_events = reflector::reflector(
+        pod_writer,
+        watcher(apis.pods, config.clone()).default_backoff(),
+    )
+    .boxed();
+    let mut autoscaler_events = reflector::reflector(
+        autoscaler_writer,
+        watcher(apis.autoscalers, config).default_backoff(),
+    )
+    .boxed();
+    let caches = Caches {
+        deployments: deployment_cache,
+        pods: pod_cache,
+        autoscalers: autoscaler_cache,
+        name,
+    };
+    let mut listed = [false; 3];
+    let mut errors: [Option<String>; 3] = [None, None, None];
 
     loop {
         // Each side reports whether it finished a list, or its error.
         let outcome = tokio::select! {
-            event = deployment_events.next() => event.map(|e| (0, e.map(|e| is_init_done(&e)))),
-            event = pod_events.next() => event.map(|e| (1, e.map(|e| is_init_done(&e)))),
+            event = deployment_events.next() => event.map(|e| (DEPLOYMENT, e.map(|e| is_init_done(&e)))),
+            event = pod_events.next() => event.map(|e| (PODS, e.map(|e| is_init_done(&e)))),
+            event = autoscaler_events.next() => event.map(|e| (AUTOSCALER, e.map(|e| is_init_done(&e)))),
         };
         let Some((side, event)) = outcome else {
             return;
@@ -339,22 +390,25 @@ async fn run_watch(
             }
             Err(failure) => {
                 let text = error_chain(&failure);
-                tracing::warn!(deployment = %name, error = %text, "watch failed; retrying");
+                tracing::warn!(deployment = %caches.name, error = %text, "watch failed; retrying");
                 errors[side] = Some(text);
             }
         }
         // A watch that fails before it ever listed (a forbidden list) is
         // reported too, so the failure shows instead of no status at all.
-        let failing = errors.iter().any(Option::is_some);
-        if (listed[0] && listed[1]) || failing {
-            let error = errors
+        // The autoscaler's watch only adds to a status, so the status does
+        // not wait for it.
+        let failing = errors[DEPLOYMENT].is_some() || errors[PODS].is_some();
+        if (listed[DEPLOYMENT] && listed[PODS]) || failing {
+            let error = errors[..AUTOSCALER]
                 .iter()
                 .flatten()
                 .cloned()
                 .collect::<Vec<_>>()
                 .join("; ");
             let error = (!error.is_empty()).then_some(error);
-            let status = current(&deployment_cache, &pod_cache, &name, error);
+            let mut status = current(&caches, error);
+            status.autoscaler_error = errors[AUTOSCALER].clone();
             sender.send_if_modified(|slot| {
                 let changed = slot.as_ref() != Some(&status);
                 if changed {
@@ -370,20 +424,20 @@ fn is_init_done<K>(event: &watcher::Event<K>) -> bool {
     matches!(event, watcher::Event::InitDone)
 }
 
-fn current(
-    deployments: &Store<Deployment>,
-    pods: &Store<Pod>,
-    name: &str,
-    error: Option<String>,
-) -> ClusterStatus {
-    let all = deployments.state();
-    let deployment = all
-        .iter()
-        .find(|d| d.metadata.name.as_deref() == Some(name));
-    let pods = pods.state();
+fn current(caches: &Caches, error: Option<String>) -> ClusterStatus {
+    let named = |meta: &kube::api::ObjectMeta| meta.name.as_deref() == Some(caches.name.as_str());
+    let deployments = caches.deployments.state();
+    let deployment = deployments.iter().find(|d| named(&d.metadata));
+    let pods = caches.pods.state();
     let pod_refs: Vec<&Pod> = pods.iter().map(|pod| pod.as_ref()).collect();
     let mut status = summarize(deployment.map(|d| d.as_ref()), &pod_refs);
     status.watch_error = error;
+    status.autoscaler = caches
+        .autoscalers
+        .state()
+        .iter()
+        .find(|hpa| named(&hpa.metadata))
+        .and_then(|hpa| autoscale_view(hpa));
     status
 }
 

@@ -95,6 +95,9 @@ pub struct Snapshot {
     /// deployments with autoscaling on; shipdeck's own autoscaler keeps
     /// its state in the engine instead.
     pub cluster_autoscaler: Option<crate::autoscale::AutoscaleView>,
+    /// Where the metrics collector reads the pods' CPU and memory, for a
+    /// Kubernetes deployment connected to its cluster.
+    pub pod_metrics: Option<crate::backend::kubernetes::metrics::PodMetricsSource>,
 }
 
 impl Snapshot {
@@ -233,6 +236,7 @@ impl<B: Backend> Supervisor<B> {
             scrape_targets: Vec::new(),
             endpoint_readers: Vec::new(),
             cluster_autoscaler: None,
+            pod_metrics: None,
         });
 
         let phase = if stable.is_some() {

@@ -172,6 +172,7 @@ impl<B: Backend> Supervisor<B> {
                 .map(|stable| stable.endpoint.stats_reader())
                 .collect(),
             cluster_autoscaler: None,
+            pod_metrics: None,
         };
         // Probe messages change at every check; only what a deployment's
         // view shows is worth a notice to the dashboards that follow.

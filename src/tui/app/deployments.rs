@@ -469,6 +469,7 @@ pub(crate) mod tests {
             endpoints: Vec::new(),
             tags: Vec::new(),
             replica_details: Vec::new(),
+            metrics_unavailable: None,
             created_at: datetime!(2025-01-01 00:00:00 UTC),
             updated_at: datetime!(2025-01-01 00:00:00 UTC),
         }

@@ -261,6 +261,7 @@ fn overview_requests_current_spec() {
         endpoints: Vec::new(),
         tags: Vec::new(),
         replica_details: Vec::new(),
+        metrics_unavailable: None,
         created_at: datetime!(2025-03-01 12:00:00 UTC),
         updated_at: datetime!(2025-03-01 12:00:00 UTC),
     };

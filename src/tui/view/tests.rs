@@ -57,6 +57,7 @@ fn deployment(
         endpoints: Vec::new(),
         tags: vec!["shop".to_owned()],
         replica_details: Vec::new(),
+        metrics_unavailable: None,
         created_at: NOW - time::Duration::minutes(age_minutes),
         updated_at: NOW,
     }

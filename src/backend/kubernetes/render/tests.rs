@@ -37,6 +37,9 @@ autoScaling:
   minReplicas: 1
   maxReplicas: 6
   targetCPUUtilization: 70
+  metrics:
+    - { name: requests_per_second, averageValue: 0.5 }
+    - { name: queue_depth, averageValue: 50 }
   scaleDownPolicy:
     stabilizationWindowSeconds: 300
     policies: [{ type: Pods, value: 1, periodSeconds: 60 }]

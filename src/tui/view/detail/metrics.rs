@@ -3,12 +3,14 @@
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::Span;
-use ratatui::widgets::{Block, Borders, Paragraph, Sparkline, SparklineBar};
+use ratatui::widgets::{Block, Borders, Paragraph, Sparkline, SparklineBar, Wrap};
 use ratatui::Frame;
+use unicode_width::UnicodeWidthStr;
 
 use super::muted;
 use crate::model::SeriesView;
 use crate::tui::app::{DetailState, DETAIL_SERIES};
+use crate::tui::sanitize::clean;
 use crate::tui::theme::Theme;
 
 /// Values are scaled by this before they become the integers a sparkline
@@ -35,11 +37,36 @@ pub(super) fn draw(
         frame.render_widget(Paragraph::new(muted("loading the metrics…", theme)), inner);
         return;
     };
+    let unavailable = detail
+        .deployment
+        .as_ref()
+        .and_then(|deployment| deployment.metrics_unavailable.as_deref());
+    let inner = match unavailable {
+        Some(reason) => draw_unavailable(frame, inner, reason, theme),
+        None => inner,
+    };
     let rows = Layout::vertical([Constraint::Ratio(1, 6); 6]).split(inner);
     for (name, row) in DETAIL_SERIES.iter().zip(rows.iter()) {
         let found = series.iter().find(|series| series.name == *name);
         draw_series(frame, *row, name, found, theme);
     }
+}
+
+/// Draws why the CPU and memory charts get no new values above them, so
+/// that empty charts are not read as idle replicas, and returns the area
+/// left for the charts.
+fn draw_unavailable(frame: &mut Frame, area: Rect, reason: &str, theme: &Theme) -> Rect {
+    let text = format!("no CPU or memory values: {}", clean(reason));
+    let width = usize::from(area.width.max(1));
+    let lines = text.width().div_ceil(width).clamp(1, 3);
+    let [notice, rest] = Layout::vertical([
+        Constraint::Length(u16::try_from(lines).unwrap_or(1)),
+        Constraint::Min(0),
+    ])
+    .areas(area);
+    let paragraph = Paragraph::new(Span::styled(text, theme.warning)).wrap(Wrap { trim: true });
+    frame.render_widget(paragraph, notice);
+    rest
 }
 
 fn draw_series(

@@ -245,6 +245,28 @@ fn detail_metrics() {
 }
 
 #[test]
+fn detail_metrics_unavailable() {
+    for (width, height) in SIZES {
+        let mut app = opened(width, height);
+        press(&mut app, "2");
+        let mut view = detail_view();
+        view.backend = crate::manifest::BackendKind::Kubernetes;
+        view.metrics_unavailable = Some(
+            "the cluster does not serve metrics.k8s.io; install metrics-server\u{1b}[2J".to_owned(),
+        );
+        send(&mut app, DetailData::Deployment(Box::new(view)));
+        send(
+            &mut app,
+            DetailData::Metrics {
+                window: MetricsWindow::FiveMinutes,
+                series: Vec::new(),
+            },
+        );
+        snapshot("detail_metrics_unavailable", &app, width, height);
+    }
+}
+
+#[test]
 fn detail_metrics_window_switched() {
     for (width, height) in SIZES {
         let mut app = opened(width, height);

@@ -11,6 +11,8 @@
 //! It takes the same [`Command`]s and publishes the same [`Snapshot`] as
 //! the process supervisor, so the engine and the API treat both alike.
 
+mod autoscaling;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,7 +26,8 @@ use crate::backend::kubernetes::apply::{apply_objects, delete_objects, delete_ol
 use crate::backend::kubernetes::events::{watch_events, ClusterEvent, EventWatch};
 use crate::backend::kubernetes::labels::ObjectIdentity;
 use crate::backend::kubernetes::logs::{follow_pods, PodLogs};
-use crate::backend::kubernetes::render::{render, RevisionInput};
+use crate::backend::kubernetes::metrics::PodMetricsSource;
+use crate::backend::kubernetes::render::{render, ClusterObjects, RevisionInput};
 use crate::backend::kubernetes::status::{watch_status, ClusterStatus, StatusWatch};
 use crate::backend::kubernetes::{connect, ClusterTarget, Connection, KubeEnvironment};
 use crate::config::{render_env, Vault};
@@ -58,6 +61,7 @@ struct Cluster {
     identity: ObjectIdentity,
     target: ClusterTarget,
     watch: StatusWatch,
+    metrics: PodMetricsSource,
     /// The pods' log streams, which end when it is dropped.
     _logs: PodLogs,
     _events: EventWatch,
@@ -111,6 +115,7 @@ pub fn spawn(
         scrape_targets: Vec::new(),
         endpoint_readers: Vec::new(),
         cluster_autoscaler: None,
+        pod_metrics: None,
     });
     let supervisor = KubeSupervisor {
         services,
@@ -285,9 +290,11 @@ impl KubeSupervisor {
                     self.services.logs.clone(),
                     self.deployment.id.clone(),
                 );
+                let metrics = PodMetricsSource::new(&connection, &identity);
                 self.cluster = Some(Cluster {
                     connection,
                     identity,
+                    metrics,
                     target,
                     watch,
                     _logs: logs,
@@ -308,6 +315,22 @@ impl KubeSupervisor {
     /// Renders `plan` with the current secret values and `replicas`, and
     /// applies it.
     async fn apply_plan(&mut self, plan: &SharedPlan, replicas: u32) -> Result<(), String> {
+        let objects = self.render_plan(plan, replicas).await?;
+        let Some(cluster) = self.cluster.as_ref() else {
+            return Err("not connected to the cluster".to_owned());
+        };
+        apply_objects(&cluster.connection, &cluster.identity, &objects)
+            .await
+            .map_err(|error| error.to_string())
+    }
+
+    /// Connects to `plan`'s cluster if needed and renders `plan`'s objects
+    /// with the current secret values and `replicas`.
+    async fn render_plan(
+        &mut self,
+        plan: &SharedPlan,
+        replicas: u32,
+    ) -> Result<ClusterObjects, String> {
         if let Some(error) = self.ensure_cluster(plan).await {
             return Err(error);
         }
@@ -326,13 +349,15 @@ impl KubeSupervisor {
             home: &self.services.home,
             env: &env.env,
         };
-        let objects = render(&input).map_err(|error| error.to_string())?;
-        apply_objects(&cluster.connection, &cluster.identity, &objects)
-            .await
-            .map_err(|error| error.to_string())
+        render(&input).map_err(|error| error.to_string())
     }
 
     async fn begin_rollout(&mut self, revision: Revision, done: Option<Waiter>) {
+        let plan = plan_of(&revision);
+        if let Some(stable) = self.autoscaling_change_from(&plan) {
+            self.change_autoscaling(stable, plan, done).await;
+            return;
+        }
         if let Some(previous) = self.rollout.take() {
             let reason = format!("replaced by revision {}", revision.revision);
             self.recorder().revision_status(
@@ -346,7 +371,6 @@ impl KubeSupervisor {
         self.deployment.revision = revision.revision;
         self.deployment.version = revision.spec.version.clone();
         self.deployment.tags = revision.spec.tags.clone();
-        let plan = plan_of(&revision);
         self.start_rollout(plan, None, done.into_iter().collect())
             .await;
     }
@@ -397,13 +421,15 @@ impl KubeSupervisor {
         &self.services.recorder
     }
 
+    /// Returns whether the revision that runs, or rolls out, has autoscaling on.
+    fn autoscaled(&self) -> bool {
+        self.current_plan()
+            .is_some_and(|plan| is_autoscaled(&plan.spec))
+    }
+
     async fn scale(&mut self, replicas: u32, done: Option<Waiter>) {
         let plan = self.current_plan();
-        let autoscaled = plan
-            .as_ref()
-            .and_then(|plan| plan.spec.auto_scaling.as_ref())
-            .is_some_and(|scaling| scaling.enabled);
-        if autoscaled {
+        if self.autoscaled() {
             let message =
                 "autoScaling is on, so the HorizontalPodAutoscaler sets the replica count; \
                            change autoScaling.minReplicas or maxReplicas instead"
@@ -498,7 +524,9 @@ impl KubeSupervisor {
             return;
         };
         let revision = rollout.plan.revision;
-        if status.rollout_complete(revision) && status.desired == self.deployment.desired_replicas {
+        // With autoscaling on, the Deployment's count is the autoscaler's.
+        let desired_set = self.autoscaled() || status.desired == self.deployment.desired_replicas;
+        if status.rollout_complete(revision) && desired_set {
             self.complete_rollout().await;
             return;
         }
@@ -555,7 +583,14 @@ impl KubeSupervisor {
         let previous = self.stable.replace(plan.clone());
         match rollout.revert_reason {
             Some(first_reason) => self.finish_revert(&plan, &first_reason, rollout.waiters),
-            None => self.finish_success(&plan, previous, rollout.waiters),
+            None => {
+                let desired = self.desired_now();
+                let message = format!(
+                    "revision {} is ready ({desired} of {desired} replicas)",
+                    plan.revision
+                );
+                self.finish_success(&plan, previous, rollout.waiters, message);
+            }
         }
     }
 
@@ -570,12 +605,14 @@ impl KubeSupervisor {
         self.set_status(DeploymentStatus::Deployed, Some(message));
     }
 
-    /// Records that `plan` rolled out and supersedes `previous`.
+    /// Records that `plan` rolled out and supersedes `previous`, with
+    /// `message` in the timeline and for the waiters.
     fn finish_success(
         &mut self,
         plan: &SharedPlan,
         previous: Option<SharedPlan>,
         waiters: Vec<Waiter>,
+        message: String,
     ) {
         let previous = previous
             .map(|p| p.revision)
@@ -595,11 +632,6 @@ impl KubeSupervisor {
             None,
         );
         self.deployment.last_healthy_revision = Some(plan.revision);
-        let desired = self.deployment.desired_replicas;
-        let message = format!(
-            "revision {} is ready ({desired} of {desired} replicas)",
-            plan.revision
-        );
         self.recorder()
             .agent_event(&self.deployment, "rollout", true, &message);
         self.recorder()
@@ -676,10 +708,46 @@ impl KubeSupervisor {
         self.set_status(DeploymentStatus::Failed, Some(reason));
     }
 
+    /// Returns the replica count the deployment should have now: with
+    /// autoscaling on, the Deployment's own, because the
+    /// HorizontalPodAutoscaler sets it; otherwise the count shipdeck set.
+    fn desired_now(&self) -> u32 {
+        match self.status.as_ref() {
+            Some(status) if status.exists && self.autoscaled() => status.desired,
+            _ => self.deployment.desired_replicas,
+        }
+    }
+
+    /// Returns the revision label of the pods that run the current
+    /// revision: its own, except after revisions that changed only
+    /// autoscaling, which keep the pods of the revision before them (whose
+    /// label the Deployment still carries).
+    fn template_revision(&self) -> u64 {
+        if self.rollout.is_some() {
+            return self.deployment.revision;
+        }
+        self.status
+            .as_ref()
+            .filter(|status| status.exists)
+            .and_then(|status| status.revision)
+            .unwrap_or(self.deployment.revision)
+    }
+
+    /// Returns the revision a pod with revision label `label` runs, as
+    /// clients see it: pods of [`Self::template_revision`] run the current
+    /// revision.
+    fn shown_revision(&self, label: Option<u64>) -> Option<u64> {
+        if label == Some(self.template_revision()) {
+            Some(self.deployment.revision)
+        } else {
+            label
+        }
+    }
+
     /// Derives the status from the cluster while no rollout runs.
     fn refresh_status(&mut self) {
-        let desired = self.deployment.desired_replicas;
-        let revision = self.deployment.revision;
+        let desired = self.desired_now();
+        let revision = self.template_revision();
         let (status, reason) = match (&self.status, &self.connect_error) {
             (_, Some(error)) => (
                 DeploymentStatus::Degraded,
@@ -721,7 +789,7 @@ impl KubeSupervisor {
         };
         let desired = self.deployment.desired_replicas;
         let settled = status.desired == desired
-            && status.ready_pods(self.deployment.revision) == desired
+            && status.ready_pods(self.template_revision()) == desired
             && status.pods.len() == desired as usize;
         if settled && !self.scale_waiters.is_empty() {
             let message = format!("{desired} of {desired} replicas ready");
@@ -758,8 +826,8 @@ impl KubeSupervisor {
     }
 
     fn publish(&self) {
-        let desired = self.deployment.desired_replicas;
-        let revision = self.deployment.revision;
+        let desired = self.desired_now();
+        let revision = self.template_revision();
         let status = self.status.as_ref();
         let ready = status.map_or(0, |s| s.ready_pods(revision));
         let health = if desired == 0 || !self.deployment.wants_replicas() || status.is_none() {
@@ -771,14 +839,17 @@ impl KubeSupervisor {
         };
         let snapshot = Snapshot {
             deployment: self.deployment.clone(),
-            replicas: status.map(replica_views).unwrap_or_default(),
+            replicas: status
+                .map(|status| self.replica_views(status))
+                .unwrap_or_default(),
             checks: self.checks(),
             health,
             last_checked: status.map(|_| OffsetDateTime::now_utc()),
             endpoints: self.endpoints(),
             scrape_targets: Vec::new(),
             endpoint_readers: Vec::new(),
-            cluster_autoscaler: None,
+            cluster_autoscaler: status.and_then(|status| status.autoscaler.clone()),
+            pod_metrics: self.cluster.as_ref().map(|cluster| cluster.metrics.clone()),
         };
         let changed = {
             let old = self.snapshot_tx.borrow();
@@ -787,6 +858,8 @@ impl KubeSupervisor {
                 || old.health != snapshot.health
                 || old.endpoints != snapshot.endpoints
                 || old.checks != snapshot.checks
+                || old.pod_metrics.is_some() != snapshot.pod_metrics.is_some()
+                || old.cluster_autoscaler != snapshot.cluster_autoscaler
         };
         if changed {
             self.snapshot_tx.send_replace(snapshot);
@@ -818,6 +891,17 @@ impl KubeSupervisor {
                 message: error.clone(),
             });
         }
+        if let Some(error) = status
+            .autoscaler_error
+            .as_ref()
+            .filter(|_| self.autoscaled())
+        {
+            checks.push(HealthCheckView {
+                name: "autoscaler watch".to_owned(),
+                status: Health::Unhealthy,
+                message: error.clone(),
+            });
+        }
         if let Some(progressing) = &status.progressing {
             checks.push(HealthCheckView {
                 name: "deployment progressing".to_owned(),
@@ -830,8 +914,8 @@ impl KubeSupervisor {
             });
         }
         for pod in &status.pods {
-            let revision = pod
-                .revision
+            let revision = self
+                .shown_revision(pod.revision)
                 .map(|r| format!(" (revision {r})"))
                 .unwrap_or_default();
             checks.push(HealthCheckView {
@@ -872,33 +956,39 @@ impl KubeSupervisor {
             })
             .collect()
     }
+
+    fn replica_views(&self, status: &ClusterStatus) -> Vec<ReplicaView> {
+        status
+            .pods
+            .iter()
+            .enumerate()
+            .map(|(index, pod)| ReplicaView {
+                index: u32::try_from(index).unwrap_or(u32::MAX),
+                revision: self.shown_revision(pod.revision).unwrap_or(0),
+                pid: None,
+                port: None,
+                state: match (pod.ready, pod.fatal, pod.phase.as_str()) {
+                    (true, _, _) => ReplicaState::Ready,
+                    (false, true, _) => ReplicaState::Failed,
+                    (false, false, "Running") => ReplicaState::Running,
+                    (false, false, "Failed" | "Succeeded") => ReplicaState::Exited,
+                    _ => ReplicaState::Starting,
+                },
+                ready: pod.ready,
+                restarts: pod.restarts,
+                last_exit: pod.problem.clone(),
+                started_at: pod.started_at.as_deref().and_then(|text| {
+                    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
+                }),
+                container: None,
+                container_health: None,
+            })
+            .collect()
+    }
 }
 
-fn replica_views(status: &ClusterStatus) -> Vec<ReplicaView> {
-    status
-        .pods
-        .iter()
-        .enumerate()
-        .map(|(index, pod)| ReplicaView {
-            index: u32::try_from(index).unwrap_or(u32::MAX),
-            revision: pod.revision.unwrap_or(0),
-            pid: None,
-            port: None,
-            state: match (pod.ready, pod.fatal, pod.phase.as_str()) {
-                (true, _, _) => ReplicaState::Ready,
-                (false, true, _) => ReplicaState::Failed,
-                (false, false, "Running") => ReplicaState::Running,
-                (false, false, "Failed" | "Succeeded") => ReplicaState::Exited,
-                _ => ReplicaState::Starting,
-            },
-            ready: pod.ready,
-            restarts: pod.restarts,
-            last_exit: pod.problem.clone(),
-            started_at: pod.started_at.as_deref().and_then(|text| {
-                OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
-            }),
-            container: None,
-            container_health: None,
-        })
-        .collect()
+fn is_autoscaled(spec: &crate::manifest::Manifest) -> bool {
+    spec.auto_scaling
+        .as_ref()
+        .is_some_and(|scaling| scaling.enabled)
 }
