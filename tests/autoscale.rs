@@ -84,7 +84,7 @@ fn cpu_load_scales_up_and_down() {
         .filter_map(|event| event["message"].as_str())
         .find(|message| message.starts_with("scaling from 3 to 1"))
         .expect("a scale-down event with its reason");
-    assert!(down.contains("every target is below its value"), "{down}");
+    assert!(down.contains("below the target of 50%"), "{down}");
 
     let status = home.json(&["autoscale", "status", "web", "--decisions", "200"]);
     assert_eq!(status["source"], "shipdeck");
@@ -158,6 +158,47 @@ fn settings_keep_replicas_and_manual_scale_needs_force() {
         history.as_array().expect("history")[0]["reason"],
         "autoscale off"
     );
+
+    let error = home.fails(&["autoscale", "off", "web"]);
+    assert!(error.contains("autoscaling is off"), "{error}");
+
+    // A target that could never be read is rejected up front.
+    let error = home.fails(&[
+        "autoscale",
+        "web",
+        "--min",
+        "1",
+        "--max",
+        "2",
+        "--metric",
+        "cpu_percent=5",
+    ]);
+    assert!(error.contains("did you mean `cpu_percentage`"), "{error}");
+    let error = home.fails(&[
+        "autoscale",
+        "web",
+        "--min",
+        "1",
+        "--max",
+        "2",
+        "--metric",
+        "requests_per_second=5",
+    ]);
+    assert!(error.contains("appProtocol: http"), "{error}");
+
+    // Raising the minimum above the count is the autoscaler's to carry
+    // out, with an event that says why.
+    home.ok(&["autoscale", "web", "--min", "4", "--max", "5", "--wait"]);
+    wait_for("four replicas", Duration::from_secs(30), || {
+        (desired(&home, "web") == 4).then_some(())
+    });
+    let events = autoscale_events(&home, "web");
+    let message = events
+        .iter()
+        .filter_map(|event| event["message"].as_str())
+        .find(|message| message.starts_with("scaling from 3 to 4"))
+        .unwrap_or_else(|| panic!("an autoscale event for the new minimum: {events:?}"));
+    assert!(message.contains("below minReplicas"), "{message}");
 
     let error = home.fails(&["autoscale", "web", "--min", "5", "--max", "2"]);
     assert!(

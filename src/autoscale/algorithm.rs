@@ -554,7 +554,12 @@ fn explain(
             .collect::<Vec<_>>()
             .join("; ")
     } else {
-        "every target is below its value".to_owned()
+        // Every target asks for fewer; name them with their values.
+        readings
+            .iter()
+            .map(describe_reading)
+            .collect::<Vec<_>>()
+            .join("; ")
     };
     if desired != stabilized {
         format!(
@@ -621,16 +626,20 @@ fn replicas(count: u32) -> String {
 
 fn describe_reading(reading: &MetricReading) -> String {
     let current = reading.current.unwrap_or(0.0);
+    let side = |wanted: f64| if current > wanted { "above" } else { "below" };
     match &reading.target {
-        Target::CpuUtilization { percent } => {
-            format!("CPU at {current:.0}% of its request, above the target of {percent}%")
-        }
-        Target::MemoryUtilization { percent } => {
-            format!("memory at {current:.0}% of its request, above the target of {percent}%")
-        }
-        Target::AverageValue { metric, value } => {
-            format!("{metric} at {current:.2} per replica, above the target of {value}")
-        }
+        Target::CpuUtilization { percent } => format!(
+            "CPU at {current:.0}% of its request, {} the target of {percent}%",
+            side(f64::from(*percent))
+        ),
+        Target::MemoryUtilization { percent } => format!(
+            "memory at {current:.0}% of its request, {} the target of {percent}%",
+            side(f64::from(*percent))
+        ),
+        Target::AverageValue { metric, value } => format!(
+            "{metric} at {current:.2} per replica, {} the target of {value}",
+            side(*value)
+        ),
     }
 }
 

@@ -1091,9 +1091,12 @@ fn rate_limited_decision_names_the_rule() {
 // The policy from a manifest, and changes of autoScaling alone.
 // ---------------------------------------------------------------------
 
+/// A port where requests are counted, so that request series can be targets.
+const HTTP_PORT: &str = "ports:\n  - { name: http, containerPort: 8080, appProtocol: http }\n";
+
 fn manifest_with(auto_scaling: &str, extra: &str) -> crate::manifest::Manifest {
     let text = format!(
-        "name: web\nrun:\n  command: [\"sleep\", \"60\"]\n{extra}autoScaling:\n{auto_scaling}"
+        "name: web\nrun:\n  command: [\"sleep\", \"60\"]\n{HTTP_PORT}{extra}autoScaling:\n{auto_scaling}"
     );
     crate::manifest::parse(&text, "test.yaml", &[]).expect("a valid test manifest")
 }
@@ -1175,7 +1178,7 @@ fn differs_only_in_autoscaling_compares_the_rest() {
     let scaling = "  minReplicas: 1\n  maxReplicas: 4\n";
     let base = manifest_with(scaling, "");
     let without = crate::manifest::parse(
-        "name: web\nrun:\n  command: [\"sleep\", \"60\"]\n",
+        &format!("name: web\nrun:\n  command: [\"sleep\", \"60\"]\n{HTTP_PORT}"),
         "test.yaml",
         &[],
     )

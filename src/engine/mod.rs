@@ -977,18 +977,19 @@ impl Engine {
         };
         spec.auto_scaling = match setting {
             Some(scaling) => Some(keep_behavior(scaling, spec.auto_scaling.as_ref())),
-            None => {
-                if spec
-                    .auto_scaling
-                    .as_ref()
-                    .is_none_or(|scaling| !scaling.enabled)
-                {
+            // Off keeps the block, disabled, so that turning it on again
+            // from the CLI finds the manifest's interval and rate rules.
+            None => match spec.auto_scaling.take() {
+                Some(scaling) if scaling.enabled => Some(crate::manifest::AutoScaling {
+                    enabled: false,
+                    ..scaling
+                }),
+                _ => {
                     return Err(EngineError::AutoscalingOff {
                         name: deployment.name,
-                    });
+                    })
                 }
-                None
-            }
+            },
         };
         crate::manifest::check_rules(&spec).map_err(|problem| {
             EngineError::Manifest(ManifestError {
@@ -1711,21 +1712,21 @@ fn keep_behavior(
     scaling
 }
 
-/// Keeps the live replica count, within the new min and max, when the new
-/// revision autoscales: the autoscaler owns the count, and the manifest's
-/// `replicas` is only where a new deployment starts (as a cluster's
-/// Deployment leaves `replicas` to its HorizontalPodAutoscaler).
+/// Keeps the live replica count when the new revision autoscales: the
+/// autoscaler owns the count, and the manifest's `replicas` is only where a
+/// new deployment starts (as a cluster's Deployment leaves `replicas` to
+/// its HorizontalPodAutoscaler). A count outside the new range is left to
+/// the autoscaler, which moves it in at its next evaluation and records why.
 fn keep_autoscaled_count(mut spec: Manifest, existing: Option<&Deployment>) -> Manifest {
-    let Some(scaling) = spec.auto_scaling.as_ref().filter(|scaling| scaling.enabled) else {
-        return spec;
-    };
+    let autoscaled = spec
+        .auto_scaling
+        .as_ref()
+        .is_some_and(|scaling| scaling.enabled);
     let live = existing
         .filter(|deployment| deployment.wants_replicas())
         .map(|deployment| deployment.desired_replicas);
-    let count = live.unwrap_or(spec.replicas);
-    spec.replicas = count.clamp(
-        scaling.min_replicas,
-        scaling.max_replicas.max(scaling.min_replicas),
-    );
+    if let (true, Some(live)) = (autoscaled, live) {
+        spec.replicas = live;
+    }
     spec
 }

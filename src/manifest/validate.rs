@@ -50,6 +50,7 @@ pub fn validate(manifest: &Manifest) -> Result<(), Problem> {
     check_logs(manifest, &mut problems);
     check_monitoring(manifest, &mut problems);
     check_auto_scaling(manifest.auto_scaling.as_ref(), &mut problems);
+    check_scaling_metrics(manifest, &mut problems);
     check_tags(&manifest.tags, &mut problems);
 
     first_problem(problems.0)
@@ -942,6 +943,37 @@ fn check_auto_scaling(auto_scaling: Option<&AutoScaling>, problems: &mut Problem
         );
     }
     check_scaling_targets(scaling, problems);
+}
+
+/// Checks that each series an autoscaling target names can get a value,
+/// since a target that is never read holds the count for good.
+fn check_scaling_metrics(manifest: &Manifest, problems: &mut Problems) {
+    let Some(scaling) = manifest.auto_scaling.as_ref() else {
+        return;
+    };
+    // A cluster reads these from its own metrics adapters, not from shipdeck.
+    if manifest.backend == BackendKind::Kubernetes {
+        return;
+    }
+    let http = manifest.ports.iter().any(|port| {
+        port.app_protocol
+            .as_deref()
+            .is_some_and(|protocol| protocol.eq_ignore_ascii_case("http"))
+    });
+    for (index, target) in scaling.metrics.iter().enumerate() {
+        let path = format!("autoScaling.metrics[{index}].name");
+        let name = target.name.as_str();
+        if let Some(problem) = metric_problem(name, manifest.monitoring.as_ref()) {
+            problems.add(path, problem);
+        } else if metric_group(name) == Some("requests") && !http {
+            problems.add(
+                path,
+                format!(
+                    "`{name}` is counted only on ports with `appProtocol: http`, and no port has it; add it to the port that serves HTTP"
+                ),
+            );
+        }
+    }
 }
 
 fn check_scaling_targets(scaling: &AutoScaling, problems: &mut Problems) {
