@@ -406,15 +406,15 @@ impl Engine {
         }
 
         let policy = Policy::of(scaling);
-        let recent = self
+        // One read serves both the recent decisions and the last scale.
+        let mut recent = self
             .store
-            .autoscale_decisions(&deployment.id, decisions.max(1))?;
-        let last_scale_ms = self
-            .store
-            .autoscale_decisions(&deployment.id, crate::store::DECISIONS_KEPT)?
-            .into_iter()
-            .find(Decision::scales)
+            .autoscale_decisions(&deployment.id, crate::store::DECISIONS_KEPT)?;
+        let last_scale_ms = recent
+            .iter()
+            .find(|decision| decision.scales())
             .map(|decision| decision.at_ms);
+        recent.truncate(decisions.max(1));
         // Decisions made under an earlier setting do not describe this one.
         let newest = recent.first().filter(|decision| decision.at_ms >= since_ms);
         Ok(AutoscaleView {
