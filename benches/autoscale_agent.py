@@ -4,7 +4,7 @@
 Two agents on temporary homes run side by side, each with 200 deployments
 of one `sleep 3600` replica, a 100m CPU request and `monitoring: {
 interval: 15s }`. The first agent's deployments have `autoScaling` (1 to
-3 replicas, 80% CPU, the default 15 s period); the second's are the same
+3 replicas, 80% CPU, the default 15 s period). The second's are the same
 without it, which makes that agent the peer in the same run. The
 replicas sleep, so every evaluation keeps the count. The cost measured
 is the evaluation itself (reading the replicas, the algorithm, storing

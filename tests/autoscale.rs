@@ -186,8 +186,8 @@ fn settings_keep_replicas_and_manual_scale_needs_force() {
     ]);
     assert!(error.contains("appProtocol: http"), "{error}");
 
-    // Raising the minimum above the count is the autoscaler's to carry
-    // out, with an event that says why.
+    // The autoscaler carries out a minimum above the count, with an event
+    // that gives the reason.
     home.ok(&["autoscale", "web", "--min", "4", "--max", "5", "--wait"]);
     wait_for("four replicas", Duration::from_secs(30), || {
         (desired(&home, "web") == 4).then_some(())

@@ -7,8 +7,8 @@ use super::{
 };
 use crate::manifest::{ScalingRule, ScalingRuleKind, SelectPolicy};
 
-/// The longest rule period autoscaling/v2 allows; older scale changes can
-/// no longer limit anything.
+/// The maximum rule period of autoscaling/v2. Older scale changes can no
+/// longer limit anything.
 const LONGEST_PERIOD_SECONDS: u32 = 1800;
 
 impl History {
@@ -68,7 +68,7 @@ impl History {
         self.scale_downs.retain(recent);
     }
 
-    /// The time of the newest scale change this autoscaler recorded.
+    /// Returns the time of the newest scale change this autoscaler recorded.
     pub fn last_scale_ms(&self) -> Option<u64> {
         self.scale_ups
             .iter()
@@ -439,7 +439,7 @@ fn describe_rule(rule: &ScalingRule) -> String {
     }
 }
 
-/// The replicas added (or removed) by the changes within the last `period_seconds`.
+/// Sums the replicas added (or removed) by the changes within the last `period_seconds`.
 fn changed_within(events: &[(u64, u32)], period_seconds: u32, now_ms: u64) -> u32 {
     events
         .iter()
@@ -509,7 +509,7 @@ fn limit_name(limit: LimitReason) -> &'static str {
     }
 }
 
-/// One sentence on why the count is what it is.
+/// Explains in one sentence why the count is what it is.
 fn explain(
     policy: &Policy,
     current: u32,
@@ -554,7 +554,7 @@ fn explain(
             .collect::<Vec<_>>()
             .join("; ")
     } else {
-        // Every target asks for fewer; name them with their values.
+        // Every target recommends fewer, so name them with their values.
         readings
             .iter()
             .map(describe_reading)
@@ -643,7 +643,7 @@ fn describe_reading(reading: &MetricReading) -> String {
     }
 }
 
-/// Reads one target and works out the count it asks for.
+/// Reads one target and works out the count it recommends.
 fn read(target: &Target, tolerance: f64, observation: &Observation) -> MetricReading {
     match target {
         Target::CpuUtilization { percent } => {
@@ -710,7 +710,7 @@ fn unusable(target: &Target, problem: String) -> MetricReading {
     }
 }
 
-/// A CPU or memory target: the controller's calculation over replicas
+/// Computes a CPU or memory target as the controller does: over replicas
 /// with samples, with missing replicas and (for CPU) unready replicas
 /// counted against the direction of the change.
 #[allow(clippy::too_many_arguments)]
@@ -786,9 +786,9 @@ fn utilization(
         return reading((ratio * ready.len() as f64).ceil() as u32);
     }
 
-    // Assume the worst for the direction of the change: a missing replica
+    // Assume the worst for the direction of the change. A missing replica
     // would use its whole request when scaling down and nothing when
-    // scaling up; an unready one nothing when scaling up.
+    // scaling up, and an unready one nothing when scaling up.
     let mut filled = ready.clone();
     if ratio < 1.0 {
         let fallback = request * i64::from(target_percent.max(100)) / 100;
@@ -811,8 +811,8 @@ fn utilization(
     reading(count)
 }
 
-/// A series held at a value per replica: the controller's calculation for
-/// an external metric with an `AverageValue` target.
+/// Computes a series held at a value per replica, as the controller does
+/// for an external metric with an `AverageValue` target.
 fn average_value(
     target: &Target,
     metric: &str,

@@ -769,11 +769,11 @@ pub struct AutoscaleSetArgs {
     #[arg(long, value_name = "ENV")]
     pub env: Option<String>,
 
-    /// Fewest replicas (at least 1)
+    /// Minimum replica count (at least 1)
     #[arg(long, value_name = "N", required = true)]
     pub min: Option<u32>,
 
-    /// Most replicas
+    /// Maximum replica count
     #[arg(long, value_name = "N", required = true)]
     pub max: Option<u32>,
 

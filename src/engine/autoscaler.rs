@@ -87,17 +87,11 @@ impl Readings {
     }
 
     /// Builds the autoscaler's observation of a deployment, trusting only
-    /// readings younger than `fresh`.
-    fn observe(
-        &self,
-        snapshot: &Snapshot,
-        settings: &Settings,
-        now: Instant,
-        fresh: Duration,
-    ) -> Observation {
+    /// readings younger than the settings' `fresh`.
+    fn observe(&self, snapshot: &Snapshot, settings: &Settings, now: Instant) -> Observation {
         let guard = self.lock();
         let readings = guard.get(&snapshot.deployment.id);
-        let is_fresh = |at: &Instant| now.duration_since(*at) <= fresh;
+        let is_fresh = |at: &Instant| now.duration_since(*at) <= settings.fresh;
         let replicas = snapshot
             .replicas
             .iter()
@@ -261,10 +255,7 @@ impl Autoscaler {
             }
             self.last_run.insert(id.clone(), now);
 
-            let observation =
-                engine
-                    .autoscale_readings
-                    .observe(snapshot, &settings, now, settings.fresh);
+            let observation = engine.autoscale_readings.observe(snapshot, &settings, now);
             let history = self.histories.entry(id.clone()).or_default();
             let decision = history.evaluate(&settings.policy, &observation, now_ms);
             if let Err(error) = engine.store.put_autoscale_decision(id, &decision) {

@@ -942,7 +942,7 @@ impl Engine {
         Ok(completion)
     }
 
-    /// The current revision's autoscaling, when it is on.
+    /// Returns the current revision's autoscaling, when it is on.
     fn autoscaling_of(
         &self,
         deployment: &Deployment,
@@ -952,8 +952,8 @@ impl Engine {
     }
 
     /// Turns autoscaling on with `setting`, or off with `None`, as a new
-    /// revision that differs from the current one only there; replicas keep
-    /// running (see `differs_only_in_autoscaling`).
+    /// revision that differs from the current one only there. The replicas
+    /// keep running (see `differs_only_in_autoscaling`).
     pub async fn set_autoscaling(
         &self,
         name: &str,

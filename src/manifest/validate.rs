@@ -946,7 +946,7 @@ fn check_auto_scaling(auto_scaling: Option<&AutoScaling>, problems: &mut Problem
 }
 
 /// Checks that each series an autoscaling target names can get a value,
-/// since a target that is never read holds the count for good.
+/// because a target that is never read keeps the count fixed for good.
 fn check_scaling_metrics(manifest: &Manifest, problems: &mut Problems) {
     let Some(scaling) = manifest.auto_scaling.as_ref() else {
         return;

@@ -255,7 +255,7 @@ fn fetches(request: &DetailRequest) -> Vec<Fetch> {
                 kind: Kind::RecentEvents,
             },
         ],
-        // The deployment says why the CPU and memory series may be empty.
+        // The deployment view gives the reason the CPU and memory series may be empty.
         DetailTab::Metrics => vec![
             one("the deployment", "", Kind::Deployment),
             Fetch {

@@ -5,8 +5,8 @@
 //! k8s-openapi has no types for this group, so [`PodMetrics`] declares the
 //! fields shipdeck reads. A cluster without the API returns 404 (no such
 //! group is registered) or 503 (the group is registered but its server
-//! does not answer); both become [`MetricsError::NotServed`] or
-//! [`MetricsError::Unavailable`], so the caller can say so instead of
+//! does not respond). These become [`MetricsError::NotServed`] and
+//! [`MetricsError::Unavailable`], so the caller reports them instead of
 //! storing zeros.
 
 use std::borrow::Cow;

@@ -95,8 +95,8 @@ pub struct Snapshot {
     /// deployments with autoscaling on; shipdeck's own autoscaler keeps
     /// its state in the engine instead.
     pub cluster_autoscaler: Option<crate::autoscale::AutoscaleView>,
-    /// Where the metrics collector reads the pods' CPU and memory, for a
-    /// Kubernetes deployment connected to its cluster.
+    /// The source of the pods' CPU and memory for the metrics collector, for
+    /// a Kubernetes deployment connected to its cluster.
     pub pod_metrics: Option<crate::backend::kubernetes::metrics::PodMetricsSource>,
 }
 

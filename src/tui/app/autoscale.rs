@@ -196,7 +196,7 @@ impl App {
     }
 
     /// Opens the palette on `autoscale NAME`, followed by the current
-    /// setting when the autoscale tab holds it.
+    /// setting when the autoscale tab has loaded it.
     fn open_autoscale_palette(&mut self) -> bool {
         let Some(key) = self.target_key() else {
             return true;
